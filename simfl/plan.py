@@ -1,0 +1,110 @@
+"""A plan: what a policy decides before training, per device (Section III-A, step S1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from simfl.compute import compute_energy_j, compute_latency_s
+from simfl.errors import InfeasiblePlan
+from simfl.radio import uplink_energy_j, uplink_latency_s, uplink_rate_bps
+from simfl.world import World
+
+# Relative slack when checking a plan against its limits: solvers stop at a tolerance.
+_SLACK = 1e-6
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Per device: synthetic amount (total and per class), CPU frequency, sub-band and
+    transmit power; plus what the server keeps for itself (SST, CLSD).
+
+    `generator` names the generative model that serves the synthetic data ("diffusion",
+    "gan" or None when no device gets any). `info` carries solver diagnostics.
+    """
+
+    d_gen_per_class: np.ndarray  # (I, C) int
+    f_hz: np.ndarray  # (I,)
+    b_hz: np.ndarray  # (I,)
+    p_w: np.ndarray  # (I,)
+    generator: str | None = None
+    server_synthetic_per_class: np.ndarray | None = None  # (C,) int, SST/CLSD
+    info: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def d_gen(self) -> np.ndarray:
+        return self.d_gen_per_class.sum(axis=1)
+
+    @staticmethod
+    def no_synthesis(world: World, f_hz: np.ndarray, b_hz: np.ndarray, p_w: np.ndarray, **kwargs: Any) -> Plan:
+        zeros = np.zeros_like(world.d_loc_per_class)
+        return Plan(d_gen_per_class=zeros, f_hz=np.asarray(f_hz, float), b_hz=np.asarray(b_hz, float),
+                    p_w=np.asarray(p_w, float), **kwargs)
+
+
+@dataclass(frozen=True)
+class PlanCosts:
+    """Planned (mean-channel) per-device latency and energy of one round, eqs. (5)-(9)."""
+
+    t_cmp_s: np.ndarray
+    t_com_s: np.ndarray
+    e_cmp_j: np.ndarray
+    e_com_j: np.ndarray
+
+    @property
+    def energy_j(self) -> np.ndarray:
+        return self.e_cmp_j + self.e_com_j
+
+    @property
+    def round_energy_j(self) -> float:
+        """Eq. (10)."""
+        return float(self.energy_j.sum())
+
+    @property
+    def round_latency_s(self) -> float:
+        """Eq. (11)."""
+        return float((self.t_cmp_s + self.t_com_s).max())
+
+
+def plan_costs(world: World, plan: Plan, gain: np.ndarray | None = None) -> PlanCosts:
+    """Latency and energy of each device for one round under `plan` (mean gains unless given)."""
+    k = world.constants
+    d_mix = world.d_loc + plan.d_gen
+    rate = uplink_rate_bps(plan.b_hz, world.gain if gain is None else gain, plan.p_w, world.device_noise_w_per_hz)
+    return PlanCosts(
+        t_cmp_s=compute_latency_s(k.tau, k.omega_cycles, d_mix, plan.f_hz),
+        t_com_s=uplink_latency_s(k.model_bits, rate),
+        e_cmp_j=compute_energy_j(k.tau, world.eps, k.omega_cycles, d_mix, plan.f_hz),
+        e_com_j=uplink_energy_j(k.model_bits, plan.p_w, rate),
+    )
+
+
+def check_plan(world: World, plan: Plan) -> None:
+    """Raise InfeasiblePlan naming the first device and constraint of (P1) the plan breaks
+    (resource limits only: the learning constraint is a policy's own business)."""
+    n, c = world.n_devices, world.n_classes
+    for name, arr in (("f_hz", plan.f_hz), ("b_hz", plan.b_hz), ("p_w", plan.p_w)):
+        if np.shape(arr) != (n,):
+            raise InfeasiblePlan(f"plan.{name} has shape {np.shape(arr)}, expected ({n},) for {n} devices")
+        bad = np.flatnonzero(~np.isfinite(arr) | (arr <= 0))
+        if bad.size:
+            raise InfeasiblePlan(f"device {bad[0]}: plan.{name} = {arr[bad[0]]!r}; it must be finite and > 0")
+    if plan.d_gen_per_class.shape != (n, c):
+        raise InfeasiblePlan(f"plan.d_gen_per_class has shape {plan.d_gen_per_class.shape}, expected ({n}, {c})")
+    if (plan.d_gen_per_class < 0).any():
+        i = int(np.argwhere(plan.d_gen_per_class < 0)[0][0])
+        raise InfeasiblePlan(f"device {i}: negative synthetic amount in d_gen_per_class")
+    over = np.flatnonzero(plan.f_hz > world.f_max_hz * (1 + _SLACK))
+    if over.size:
+        i = over[0]
+        raise InfeasiblePlan(f"device {i}: CPU frequency {plan.f_hz[i]:.4g} Hz exceeds f_max {world.f_max_hz[i]:.4g} Hz (12d)")
+    over = np.flatnonzero(plan.p_w > world.p_max_w * (1 + _SLACK))
+    if over.size:
+        i = over[0]
+        raise InfeasiblePlan(f"device {i}: transmit power {plan.p_w[i]:.4g} W exceeds P_max {world.p_max_w[i]:.4g} W (12f)")
+    for k in range(world.n_cells):
+        used = plan.b_hz[world.cell_of == k].sum()
+        if used > world.bandwidth_hz[k] * (1 + _SLACK):
+            raise InfeasiblePlan(f"cell {world.cell_names[k]}: sub-bands add up to {used:.6g} Hz, over the cell's band B = {world.bandwidth_hz[k]:.6g} Hz (12e)")

@@ -1,0 +1,54 @@
+"""Wireless uplink model, Section III-C2 of the paper, plus the channel (path loss,
+shadowing, fading) that produces the gains g_i."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+
+def path_loss_db(distance_m: ArrayLike, intercept_db: float = 128.1, slope_db: float = 37.6) -> np.ndarray:
+    """Path loss PL = 128.1 + 37.6 log10(R_km) dB (Section V-A1, after Yang et al. [31])."""
+    return intercept_db + slope_db * np.log10(np.asarray(distance_m, float) / 1000.0)
+
+
+def gain_from_path_loss(pl_db: ArrayLike) -> np.ndarray:
+    """Linear channel power gain g = 10^(-PL/10)."""
+    return 10.0 ** (-np.asarray(pl_db, float) / 10.0)
+
+
+def uplink_rate_bps(b_hz: ArrayLike, gain: ArrayLike, p_w: ArrayLike, n0_w_per_hz: ArrayLike) -> np.ndarray:
+    """FDMA Shannon rate, eq. (7): r = b log2(1 + g P / (N0 b)), in bit/s."""
+    b = np.asarray(b_hz, float)
+    return b * np.log2(1.0 + np.asarray(gain, float) * np.asarray(p_w, float) / (np.asarray(n0_w_per_hz, float) * b))
+
+
+def uplink_latency_s(model_bits: float, rate_bps: ArrayLike) -> np.ndarray:
+    """Latency of one model upload, eq. (8): T = S / r, in s."""
+    return model_bits / np.asarray(rate_bps, float)
+
+
+def uplink_energy_j(model_bits: float, p_w: ArrayLike, rate_bps: ArrayLike) -> np.ndarray:
+    """Energy of one model upload, eq. (9): E = P S / r, in J."""
+    return np.asarray(p_w, float) * model_bits / np.asarray(rate_bps, float)
+
+
+def power_for_latency_w(b_hz: ArrayLike, gain: ArrayLike, n0_w_per_hz: ArrayLike, model_bits: float, t_com_s: ArrayLike) -> np.ndarray:
+    """The transmit power that uploads S bits in exactly t_com_s on band b, eq. (30):
+    P = (N0 b / g) (2^(S / (b T)) - 1)."""
+    b = np.asarray(b_hz, float)
+    return np.asarray(n0_w_per_hz, float) * b / np.asarray(gain, float) * np.expm1(
+        np.log(2.0) * model_bits / (b * np.asarray(t_com_s, float))
+    )
+
+
+def rayleigh_power_gain(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Small-scale Rayleigh fading: |h|^2 ~ Exp(1), so the mean gain is unchanged."""
+    return rng.exponential(1.0, size=size)
+
+
+def shadowing_gain(rng: np.random.Generator, std_db: float, size: int) -> np.ndarray:
+    """Log-normal shadowing: a factor 10^(X/10) with X ~ N(0, std_db^2)."""
+    if std_db == 0.0:
+        return np.ones(size)
+    return 10.0 ** (rng.normal(0.0, std_db, size=size) / 10.0)

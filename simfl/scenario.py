@@ -1,0 +1,592 @@
+"""Scenario files: the YAML schema, its validation, and command-line overrides.
+
+A scenario is checked once, on load, into frozen dataclasses. Every problem found is
+collected and reported in one ScenarioError naming the file, the field path and what is
+allowed; inside simfl nothing is re-checked.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from simfl.errors import ScenarioError
+
+DATASETS = ("fashion-mnist", "mnist", "cifar10", "gtsrb")
+MODELS = ("cnn", "vgg9")
+GENERATOR_KINDS = ("diffusion", "gan")
+FADING_KINDS = ("none", "rayleigh")
+SOLVERS = ("ce", "exact")
+
+
+# --------------------------------------------------------------------------- schema
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A per-device attribute: a constant, uniform(low, high), an arithmetic sequence
+    (linspace, for sweeps like Fig. 5b) or an explicit list of values."""
+
+    kind: str  # "constant" | "uniform" | "linspace" | "values"
+    params: tuple[float, ...]
+
+    def sample(self, rng: Any, n: int) -> Any:
+        import numpy as np
+
+        if self.kind == "constant":
+            return np.full(n, self.params[0], dtype=float)
+        if self.kind == "uniform":
+            return rng.uniform(self.params[0], self.params[1], size=n)
+        if self.kind == "linspace":
+            return np.linspace(self.params[0], self.params[1], n)
+        return np.asarray(self.params, dtype=float)
+
+
+@dataclass(frozen=True)
+class PathLoss:
+    intercept_db: float = 128.1
+    slope_db: float = 37.6
+    shadowing_std_db: float = 0.0
+    fading: str = "none"
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str
+    position_m: tuple[float, float]
+    radius_m: float
+    bandwidth_hz: float
+    noise_dbm_per_hz: float
+    path_loss: PathLoss
+
+
+@dataclass(frozen=True)
+class DeviceGroup:
+    """`count` devices whose attributes are drawn from distributions. Positions are
+    uniform in the disk of `cell` (every cell in turn when no cell is named), or at
+    `distance_m` from that cell's base station at a uniform angle."""
+
+    count: int
+    cell: str | None
+    f_max_hz: Distribution
+    eps: Distribution
+    p_max_dbm: Distribution
+    distance_m: Distribution | None
+    position_m: tuple[float, float] | None  # an explicit single device
+
+
+@dataclass(frozen=True)
+class Task:
+    dataset: str = "fashion-mnist"
+    data_dir: str | None = None
+    model: str = "cnn"
+    dirichlet_z: float = 0.4
+    samples_per_device: int = 1250
+    public_samples: int = 10000
+    learning_rate: float = 0.02
+    batch_size: int = 64
+    local_epochs: int = 1
+    rounds: int = 200
+    target_accuracies: tuple[float, ...] = (0.7,)
+    eval_samples: int | None = None  # None: the whole test set
+
+
+@dataclass(frozen=True)
+class CrossEntropy:
+    samples: int = 64  # M
+    elite: int = 8  # K
+    iterations: int = 60  # J
+    smoothing: float = 0.7  # rho in (42)
+    tol: float = 1e-3  # epsilon on max sigma
+
+
+@dataclass(frozen=True)
+class Optimisation:
+    t_max_s: float = 60.0
+    err_max: float = 0.2  # Delta_max
+    dgen_max: int = 5000  # D_max
+    omega_cycles_per_sample: float = 5e6
+    alpha: float = 5.0
+    beta: float = 0.3
+    gamma: float = 0.1
+    zeta: float = 68.0
+    solver: str = "ce"
+    cross_entropy: CrossEntropy = field(default_factory=CrossEntropy)
+
+
+@dataclass(frozen=True)
+class Generator:
+    kind: str = "diffusion"
+    config: str = "default"  # "default" | "tiny"
+    cache_dir: str | None = None
+    guidance: float = 2.0
+    sampling_steps: int = 50
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    source: str  # the file it came from, for messages
+    seed: int
+    cells: tuple[Cell, ...]
+    devices: tuple[DeviceGroup, ...]
+    task: Task
+    optimisation: Optimisation
+    generator: Generator
+    policies: tuple[str, ...]
+    raw: dict = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def n_devices(self) -> int:
+        return sum(g.count for g in self.devices)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None, seed: int | None = None) -> Scenario:
+    """Read, override and validate a scenario file. Raises ScenarioError listing every problem."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ScenarioError(f"{source}: cannot read the scenario file ({exc.strerror}).") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(f"{source}: malformed YAML{where}: {problem}. The file must be a YAML mapping.") from None
+    return scenario_from_dict(raw, source, overrides=overrides, seed=seed)
+
+
+def scenario_from_dict(raw: Any, source: str = "<scenario>", overrides: list[str] | None = None, seed: int | None = None) -> Scenario:
+    """Validate a parsed scenario mapping (after applying `--set` overrides and `--seed`)."""
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{source}: the file must be a YAML mapping of fields (name, seed, cells, devices, ...), got {type(raw).__name__}.")
+    raw = copy.deepcopy(raw)
+    for item in overrides or []:
+        apply_override(raw, item, source)
+    if seed is not None:
+        raw["seed"] = seed
+    checker = _Checker(source)
+    scenario = _build(raw, checker, source)
+    checker.raise_if_any()
+    assert scenario is not None
+    return scenario
+
+
+def apply_override(raw: dict, item: str, source: str = "<scenario>") -> None:
+    """Apply one `a.b.c=value` override in place; the value is parsed as YAML
+    (so `1e6`, `[1, 2]`, `true` work). List items are addressed as `cells.0.x` or `cells[0].x`."""
+    if "=" not in item:
+        raise ScenarioError(f"{source}: --set {item!r}: expected FIELD=VALUE, e.g. --set task.rounds=5.")
+    key, value_text = item.split("=", 1)
+    try:
+        value = yaml.safe_load(value_text)
+    except yaml.YAMLError:
+        value = value_text
+    parts = [p for p in key.replace("[", ".").replace("]", "").split(".") if p]
+    if not parts:
+        raise ScenarioError(f"{source}: --set {item!r}: empty field path.")
+    node: Any = raw
+    for i, part in enumerate(parts[:-1]):
+        node = _step(node, part, item, source, create=True)
+    last = parts[-1]
+    if isinstance(node, list):
+        idx = _index(node, last, item, source)
+        node[idx] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ScenarioError(f"{source}: --set {item!r}: {'.'.join(parts[:-1])} is not a mapping or list.")
+
+
+def _step(node: Any, part: str, item: str, source: str, create: bool) -> Any:
+    if isinstance(node, list):
+        return node[_index(node, part, item, source)]
+    if isinstance(node, dict):
+        if part not in node or node[part] is None:
+            node[part] = {}
+        return node[part]
+    raise ScenarioError(f"{source}: --set {item!r}: cannot descend into {part!r}.")
+
+
+def _index(node: list, part: str, item: str, source: str) -> int:
+    try:
+        idx = int(part)
+    except ValueError:
+        raise ScenarioError(f"{source}: --set {item!r}: {part!r} must be a list index (0..{len(node) - 1}).") from None
+    if not 0 <= idx < len(node):
+        raise ScenarioError(f"{source}: --set {item!r}: index {idx} out of range (0..{len(node) - 1}).")
+    return idx
+
+
+# --------------------------------------------------------------------------- validation
+
+
+class _Checker:
+    """Collects problems as `path: message` lines, then raises them all at once."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[str] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def raise_if_any(self) -> None:
+        if not self.problems:
+            return
+        if len(self.problems) == 1:
+            raise ScenarioError(f"{self.source}: {self.problems[0]}")
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        raise ScenarioError(f"{self.source}: {len(self.problems)} problems\n{lines}")
+
+    # typed getters: each returns a usable default after recording a problem
+
+    def mapping(self, node: Any, path: str) -> dict:
+        if node is None:
+            return {}
+        if not isinstance(node, dict):
+            self.fail(path, f"must be a mapping, got {_describe(node)}")
+            return {}
+        return node
+
+    def unknown(self, node: dict, allowed: set[str], path: str) -> None:
+        for key in node:
+            if key not in allowed:
+                self.fail(_join(path, str(key)), f"unknown field; allowed: {', '.join(sorted(allowed))}")
+
+    def number(self, node: dict, key: str, path: str, default: Any = None, *, minimum: float | None = None,
+               above: float | None = None, maximum: float | None = None, below: float | None = None,
+               integer: bool = False, required: bool = False) -> Any:
+        where = _join(path, key)
+        if key not in node or node[key] is None:
+            if required:
+                self.fail(where, "missing required field" + (" (an integer)" if integer else " (a number)"))
+            return default
+        value = node[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            value = _parse_number(value)
+            if value is None:
+                self.fail(where, f"must be {'an integer' if integer else 'a number'}, got {_describe(node[key])}")
+                return default
+        if integer and (not float(value).is_integer()):
+            self.fail(where, f"must be an integer, got {node[key]!r}")
+            return default
+        if not math.isfinite(value):
+            self.fail(where, f"must be finite, got {value!r}")
+            return default
+        if minimum is not None and value < minimum:
+            self.fail(where, f"must be >= {minimum:g}, got {value:g}")
+        if above is not None and value <= above:
+            self.fail(where, f"must be > {above:g}, got {value:g}")
+        if maximum is not None and value > maximum:
+            self.fail(where, f"must be <= {maximum:g}, got {value:g}")
+        if below is not None and value >= below:
+            self.fail(where, f"must be < {below:g}, got {value:g}")
+        return int(value) if integer else float(value)
+
+    def choice(self, node: dict, key: str, path: str, options: tuple[str, ...], default: str | None) -> Any:
+        where = _join(path, key)
+        if key not in node or node[key] is None:
+            if default is None:
+                self.fail(where, f"missing required field; one of: {', '.join(options)}")
+            return default
+        value = node[key]
+        if not isinstance(value, str) or value not in options:
+            self.fail(where, f"must be one of {', '.join(options)}; got {value!r}")
+            return default
+        return value
+
+    def string(self, node: dict, key: str, path: str, default: str | None) -> Any:
+        if key not in node or node[key] is None:
+            return default
+        if not isinstance(node[key], str):
+            self.fail(_join(path, key), f"must be a string, got {_describe(node[key])}")
+            return default
+        return node[key]
+
+    def distribution(self, node: dict, key: str, path: str, *, above: float | None = None,
+                     minimum: float | None = None, count: int | None = None, required: bool = True) -> Distribution | None:
+        where = _join(path, key)
+        if key not in node or node[key] is None:
+            if required:
+                self.fail(where, "missing required field; give a number, {uniform: [low, high]}, {linspace: [first, last]} or {values: [...]}")
+            return None
+        value = node[key]
+        dist: Distribution | None = None
+        if not isinstance(value, (dict, bool)):
+            number = value if isinstance(value, (int, float)) else _parse_number(value)
+            if number is not None:
+                dist = Distribution("constant", (float(number),))
+        elif isinstance(value, dict) and len(value) == 1:
+            kind, params = next(iter(value.items()))
+            if kind in ("uniform", "linspace"):
+                nums = _numbers(params)
+                if nums is None or len(nums) != 2:
+                    self.fail(_join(where, kind), f"must be a list [low, high] of two numbers, got {params!r}")
+                    return None
+                if kind == "uniform" and nums[0] > nums[1]:
+                    self.fail(_join(where, kind), f"low {nums[0]:g} > high {nums[1]:g}")
+                    return None
+                dist = Distribution(kind, tuple(nums))
+            elif kind == "values":
+                nums = _numbers(params)
+                if nums is None or not nums:
+                    self.fail(_join(where, kind), f"must be a non-empty list of numbers, got {params!r}")
+                    return None
+                if count is not None and len(nums) != count:
+                    self.fail(_join(where, kind), f"has {len(nums)} values but the group has count {count}")
+                    return None
+                dist = Distribution(kind, tuple(nums))
+        if dist is None:
+            self.fail(where, f"must be a number, {{uniform: [low, high]}}, {{linspace: [first, last]}} or {{values: [...]}}; got {value!r}")
+            return None
+        lo = min(dist.params)
+        if above is not None and lo <= above:
+            self.fail(where, f"every value must be > {above:g}, got {lo:g}")
+        if minimum is not None and lo < minimum:
+            self.fail(where, f"every value must be >= {minimum:g}, got {lo:g}")
+        return dist
+
+
+def _build(raw: dict, c: _Checker, source: str) -> Scenario | None:
+    c.unknown(raw, {"name", "description", "seed", "cells", "devices", "task", "optimisation", "generator", "policies"}, "")
+    name = c.string(raw, "name", "", Path(source).stem)
+    seed = c.number(raw, "seed", "", 0, minimum=0, integer=True)
+
+    cells = _build_cells(raw.get("cells"), c)
+    devices = _build_devices(raw.get("devices"), c, {cell.name for cell in cells})
+    task = _build_task(c.mapping(raw.get("task"), "task"), c)
+    optimisation = _build_optimisation(c.mapping(raw.get("optimisation"), "optimisation"), c)
+    generator = _build_generator(c.mapping(raw.get("generator"), "generator"), c)
+    policies = _build_policies(raw.get("policies"), c)
+    return Scenario(name=name, source=source, seed=seed, cells=cells, devices=devices, task=task,
+                    optimisation=optimisation, generator=generator, policies=policies, raw=raw)
+
+
+def _build_cells(node: Any, c: _Checker) -> tuple[Cell, ...]:
+    if node is None:
+        c.fail("cells", "missing required field: a list of cells, each with position_m, radius_m, bandwidth_hz")
+        return ()
+    if not isinstance(node, list) or not node:
+        c.fail("cells", f"must be a non-empty list of cells, got {_describe(node)}")
+        return ()
+    cells = []
+    names: set[str] = set()
+    for i, item in enumerate(node):
+        path = f"cells[{i}]"
+        m = c.mapping(item, path)
+        c.unknown(m, {"name", "position_m", "radius_m", "bandwidth_hz", "noise_dbm_per_hz", "path_loss"}, path)
+        name = c.string(m, "name", path, f"cell{i}")
+        if name in names:
+            c.fail(_join(path, "name"), f"duplicate cell name {name!r}")
+        names.add(name)
+        position = _point(m.get("position_m", [0.0, 0.0]), _join(path, "position_m"), c)
+        radius = c.number(m, "radius_m", path, 1.0, above=0, required=True)
+        bandwidth = c.number(m, "bandwidth_hz", path, 1.0, above=0, required=True)
+        noise = c.number(m, "noise_dbm_per_hz", path, -174.0, maximum=0)
+        pl_path = _join(path, "path_loss")
+        pl = c.mapping(m.get("path_loss"), pl_path)
+        c.unknown(pl, {"intercept_db", "slope_db", "shadowing_std_db", "fading"}, pl_path)
+        path_loss = PathLoss(
+            intercept_db=c.number(pl, "intercept_db", pl_path, 128.1),
+            slope_db=c.number(pl, "slope_db", pl_path, 37.6, above=0),
+            shadowing_std_db=c.number(pl, "shadowing_std_db", pl_path, 0.0, minimum=0),
+            fading=c.choice(pl, "fading", pl_path, FADING_KINDS, "none"),
+        )
+        cells.append(Cell(name, position, radius, bandwidth, noise, path_loss))
+    return tuple(cells)
+
+
+def _build_devices(node: Any, c: _Checker, cell_names: set[str]) -> tuple[DeviceGroup, ...]:
+    if node is None:
+        c.fail("devices", "missing required field: a group {count, f_max_hz, eps, p_max_dbm} or a list of groups and explicit devices")
+        return ()
+    groups_raw = node if isinstance(node, list) else [node]
+    if not groups_raw:
+        c.fail("devices", "must list at least one device group")
+        return ()
+    groups = []
+    for i, item in enumerate(groups_raw):
+        path = f"devices[{i}]" if isinstance(node, list) else "devices"
+        m = c.mapping(item, path)
+        c.unknown(m, {"count", "cell", "f_max_hz", "eps", "p_max_dbm", "distance_m", "position_m"}, path)
+        explicit = "position_m" in m
+        count = 1 if explicit else c.number(m, "count", path, 0, minimum=1, integer=True, required=True)
+        if explicit and "count" in m and m["count"] != 1:
+            c.fail(_join(path, "count"), "an explicit device (position_m given) has count 1")
+        cell = c.string(m, "cell", path, None)
+        if cell is not None and cell not in cell_names:
+            c.fail(_join(path, "cell"), f"unknown cell {cell!r}; known: {', '.join(sorted(cell_names)) or 'none'}")
+        position = _point(m["position_m"], _join(path, "position_m"), c) if explicit else None
+        distance = None
+        if "distance_m" in m:
+            if explicit:
+                c.fail(_join(path, "distance_m"), "give either position_m or distance_m, not both")
+            distance = c.distribution(m, "distance_m", path, above=0, count=count)
+        groups.append(DeviceGroup(
+            count=count or 0,
+            cell=cell,
+            f_max_hz=c.distribution(m, "f_max_hz", path, above=0, count=count) or Distribution("constant", (1.0,)),
+            eps=c.distribution(m, "eps", path, above=0, count=count) or Distribution("constant", (1.0,)),
+            p_max_dbm=c.distribution(m, "p_max_dbm", path, count=count) or Distribution("constant", (0.0,)),
+            distance_m=distance,
+            position_m=position,
+        ))
+    return tuple(groups)
+
+
+def _build_task(m: dict, c: _Checker) -> Task:
+    p = "task"
+    d = Task()
+    c.unknown(m, set(Task.__dataclass_fields__), p)
+    targets = m.get("target_accuracies", list(d.target_accuracies))
+    nums = _numbers(targets if isinstance(targets, list) else [targets])
+    if nums is None or not nums or any(not 0 < t <= 1 for t in nums):
+        c.fail(_join(p, "target_accuracies"), f"must be a list of accuracies in (0, 1], e.g. [0.7, 0.8]; got {targets!r}")
+        nums = list(d.target_accuracies)
+    return Task(
+        dataset=c.choice(m, "dataset", p, DATASETS, d.dataset),
+        data_dir=c.string(m, "data_dir", p, d.data_dir),
+        model=c.choice(m, "model", p, MODELS, d.model),
+        dirichlet_z=c.number(m, "dirichlet_z", p, d.dirichlet_z, above=0),
+        samples_per_device=c.number(m, "samples_per_device", p, d.samples_per_device, minimum=1, integer=True),
+        public_samples=c.number(m, "public_samples", p, d.public_samples, minimum=1, integer=True),
+        learning_rate=c.number(m, "learning_rate", p, d.learning_rate, above=0),
+        batch_size=c.number(m, "batch_size", p, d.batch_size, minimum=1, integer=True),
+        local_epochs=c.number(m, "local_epochs", p, d.local_epochs, minimum=1, integer=True),
+        rounds=c.number(m, "rounds", p, d.rounds, minimum=1, integer=True),
+        target_accuracies=tuple(nums),
+        eval_samples=c.number(m, "eval_samples", p, d.eval_samples, minimum=1, integer=True),
+    )
+
+
+def _build_optimisation(m: dict, c: _Checker) -> Optimisation:
+    p = "optimisation"
+    d = Optimisation()
+    c.unknown(m, set(Optimisation.__dataclass_fields__), p)
+    cp = _join(p, "cross_entropy")
+    ce_raw = c.mapping(m.get("cross_entropy"), cp)
+    c.unknown(ce_raw, set(CrossEntropy.__dataclass_fields__), cp)
+    dce = CrossEntropy()
+    samples = c.number(ce_raw, "samples", cp, dce.samples, minimum=2, integer=True)
+    elite = c.number(ce_raw, "elite", cp, dce.elite, minimum=1, integer=True)
+    if elite is not None and samples is not None and elite > samples:
+        c.fail(_join(cp, "elite"), f"must be <= samples ({samples}), got {elite}")
+    ce = CrossEntropy(
+        samples=samples,
+        elite=elite,
+        iterations=c.number(ce_raw, "iterations", cp, dce.iterations, minimum=1, integer=True),
+        smoothing=c.number(ce_raw, "smoothing", cp, dce.smoothing, above=0, maximum=1),
+        tol=c.number(ce_raw, "tol", cp, dce.tol, above=0),
+    )
+    return Optimisation(
+        t_max_s=c.number(m, "t_max_s", p, d.t_max_s, above=0),
+        err_max=c.number(m, "err_max", p, d.err_max, above=0, below=1),
+        dgen_max=c.number(m, "dgen_max", p, d.dgen_max, minimum=0, integer=True),
+        omega_cycles_per_sample=c.number(m, "omega_cycles_per_sample", p, d.omega_cycles_per_sample, above=0),
+        alpha=c.number(m, "alpha", p, d.alpha, above=0),
+        beta=c.number(m, "beta", p, d.beta, above=0),
+        gamma=c.number(m, "gamma", p, d.gamma, minimum=0),
+        zeta=c.number(m, "zeta", p, d.zeta, above=0),
+        solver=c.choice(m, "solver", p, SOLVERS, d.solver),
+        cross_entropy=ce,
+    )
+
+
+def _build_generator(m: dict, c: _Checker) -> Generator:
+    p = "generator"
+    d = Generator()
+    c.unknown(m, set(Generator.__dataclass_fields__), p)
+    return Generator(
+        kind=c.choice(m, "kind", p, GENERATOR_KINDS, d.kind),
+        config=c.choice(m, "config", p, ("default", "tiny"), d.config),
+        cache_dir=c.string(m, "cache_dir", p, d.cache_dir),
+        guidance=c.number(m, "guidance", p, d.guidance, minimum=0),
+        sampling_steps=c.number(m, "sampling_steps", p, d.sampling_steps, minimum=1, integer=True),
+    )
+
+
+# Policy names are checked against the registry by whoever resolves them (the registry
+# lives with the policies); here only their form.
+PolicyNameCheck = Callable[[str], "str | None"]
+_policy_name_check: PolicyNameCheck | None = None
+
+
+def set_policy_name_check(check: PolicyNameCheck | None) -> None:
+    """Install the function that says what is wrong with a policy name (None when fine)."""
+    global _policy_name_check
+    _policy_name_check = check
+
+
+def _build_policies(node: Any, c: _Checker) -> tuple[str, ...]:
+    if node is None:
+        return ()
+    if not isinstance(node, list) or not all(isinstance(x, str) and x for x in node):
+        c.fail("policies", f"must be a list of policy names, e.g. [fimi, tfl]; got {node!r}")
+        return ()
+    for i, name in enumerate(node):
+        problem = _policy_name_check(name) if _policy_name_check else None
+        if problem:
+            c.fail(f"policies[{i}]", problem)
+    return tuple(node)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _parse_number(value: Any) -> float | None:
+    """YAML 1.1 reads `1e6` as a string; accept numeric strings like that."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _numbers(values: Any) -> list[float] | None:
+    if not isinstance(values, list):
+        return None
+    out = []
+    for v in values:
+        if isinstance(v, bool):
+            return None
+        if isinstance(v, (int, float)):
+            out.append(float(v))
+        else:
+            n = _parse_number(v)
+            if n is None:
+                return None
+            out.append(n)
+    return out
+
+
+def _point(value: Any, path: str, c: _Checker) -> tuple[float, float]:
+    nums = _numbers(value)
+    if nums is None or len(nums) != 2:
+        c.fail(path, f"must be a point [x, y] in metres, got {value!r}")
+        return (0.0, 0.0)
+    return (nums[0], nums[1])
