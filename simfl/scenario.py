@@ -11,7 +11,7 @@ import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -519,26 +519,16 @@ def _build_generator(m: dict, c: _Checker) -> Generator:
     )
 
 
-# Policy names are checked against the registry by whoever resolves them (the registry
-# lives with the policies); here only their form.
-PolicyNameCheck = Callable[[str], "str | None"]
-_policy_name_check: PolicyNameCheck | None = None
-
-
-def set_policy_name_check(check: PolicyNameCheck | None) -> None:
-    """Install the function that says what is wrong with a policy name (None when fine)."""
-    global _policy_name_check
-    _policy_name_check = check
-
-
 def _build_policies(node: Any, c: _Checker) -> tuple[str, ...]:
     if node is None:
         return ()
     if not isinstance(node, list) or not all(isinstance(x, str) and x for x in node):
         c.fail("policies", f"must be a list of policy names, e.g. [fimi, tfl]; got {node!r}")
         return ()
+    from simfl.registry import name_problem  # lazy: the registry imports policies, which import this module
+
     for i, name in enumerate(node):
-        problem = _policy_name_check(name) if _policy_name_check else None
+        problem = name_problem(name)
         if problem:
             c.fail(f"policies[{i}]", problem)
     return tuple(node)

@@ -1,0 +1,142 @@
+"""The `simfl` command: argument parsing and printing only; every command is a library
+call a notebook can make too."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from simfl.errors import SimflError
+from simfl.scenario import Scenario, load_scenario
+
+
+def _scenario_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a scenario field, e.g. --set task.rounds=5 (repeatable)")
+
+
+def _load(args: argparse.Namespace, path: str | None = None) -> Scenario:
+    return load_scenario(path or args.scenario, overrides=args.overrides, seed=args.seed)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    failed = 0
+    for path in args.scenarios:
+        try:
+            scenario = _load(args, path)
+        except SimflError as exc:
+            print(f"simfl: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{path}: ok ({len(scenario.cells)} cell(s), {scenario.n_devices} devices, "
+              f"{scenario.task.dataset}/{scenario.task.model}, {scenario.task.rounds} rounds, "
+              f"policies: {', '.join(scenario.policies) or 'none'})")
+    return 2 if failed else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from simfl.experiment import prepare, run_policy
+    from simfl.registry import create
+
+    scenario = _load(args)
+    policy = create(args.policy)
+    out = Path(args.out)
+    try:
+        frame = run_policy(prepare(scenario), policy, out, resume=args.resume, solver=args.solver)
+    except KeyboardInterrupt:
+        print(f"simfl: interrupted; finished rounds are in {out} (continue with --resume)", file=sys.stderr)
+        return 130
+    mine = frame[frame["policy"] == policy.name]
+    last = mine.iloc[-1]
+    print(f"{policy.name}: {len(mine)} rounds, best accuracy {mine['accuracy'].max():.4f}, "
+          f"energy {last['cum_energy_j']:.1f} J, time {last['end_s'] / 3600:.3f} h, "
+          f"uplink {last['cum_uplink_bits'] / 8e9:.3f} GB -> {out}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from simfl.experiment import make_plan, prepare
+    from simfl.optim.fimi import plan_json
+    from simfl.registry import create
+
+    scenario = _load(args)
+    policy = create(args.policy)
+    setup = prepare(scenario)
+    plan = make_plan(setup, policy, args.solver)
+    document = plan_json(setup.world, plan, policy=policy.name, solver=args.solver or scenario.optimisation.solver)
+    if args.json:
+        print(json.dumps(document, indent=1))
+    else:
+        _print_plan_table(document)
+    return 0
+
+
+def _print_plan_table(document: dict) -> None:
+    import pandas as pd
+
+    devices = pd.DataFrame(document["devices"])
+    columns = ["id", "cell", "distance_m", "d_loc", "d_gen", "f_hz", "b_hz", "p_w", "t_cmp_s", "t_com_s", "energy_j"]
+    print(devices[[c for c in columns if c in devices]].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"\n{document['policy']} ({document['solver']}): {document['energy_j']:.3f} J per round, "
+          f"{int(devices['d_gen'].sum())} synthetic samples in total")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="simfl", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check scenario files")
+    p.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    _scenario_options(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("run", help="train one policy on a scenario, writing rounds.csv and events.csv")
+    p.add_argument("scenario")
+    p.add_argument("--policy", required=True, help="a name, module.path:Class or file.py:Class")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--solver", choices=("ce", "exact"), default=None, help="optimiser for policies that use one")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    _scenario_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("plan", help="print a policy's plan (synthetic data and resources per device)")
+    p.add_argument("scenario")
+    p.add_argument("--policy", default="fimi")
+    p.add_argument("--solver", choices=("ce", "exact"), default=None)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _scenario_options(p)
+    p.set_defaults(func=cmd_plan)
+
+    for register in _extensions():
+        register(sub)
+    return parser
+
+
+def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
+    """Command groups that live with their subsystems."""
+    found = []
+    try:
+        from simfl.generative.cli import add_generator_commands
+    except ImportError:  # the generative subsystem needs torch; validate/plan do not
+        pass
+    else:
+        found.append(add_generator_commands)
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SimflError as exc:
+        print(f"simfl: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

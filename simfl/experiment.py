@@ -1,0 +1,204 @@
+"""One experiment top to bottom: scenario -> data partition -> world -> plan ->
+synthesis -> engine rounds with real training -> rounds.csv / events.csv.
+
+Every policy of a comparison runs on the same world, partition and seed: `prepare` is
+done once and shared.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+import pandas as pd
+
+from simfl.engine import EngineState, RoundRecord, run
+from simfl.errors import SimflError
+from simfl.plan import Plan, check_plan, plan_costs
+from simfl.policy import Policy, PlanContext
+from simfl.records import RunRecorder, read_rounds, truncate_events
+from simfl.scenario import Scenario
+from simfl.world import World, build_world, rng
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every policy of a comparison shares."""
+
+    scenario: Scenario
+    dataset: object  # simfl.learning.data.ImageDataset
+    public_idx: np.ndarray
+    device_indices: tuple[np.ndarray, ...]
+    world: World
+
+
+def prepare(scenario: Scenario) -> Setup:
+    """Load the data, split public/private, partition the private part over the devices
+    with Dir(z), and build the world with the real model's uplink size."""
+    from simfl.learning.data import load_dataset, public_private_split
+    from simfl.learning.models import build_model, model_bits
+    from simfl.learning.partition import class_counts, dirichlet_partition
+
+    task = scenario.task
+    dataset = load_dataset(task.dataset, task.data_dir)
+    partition_rng = rng(scenario.seed, "partition")
+    private_idx, public_idx = public_private_split(dataset.train_labels, task.public_samples, partition_rng)
+    n_devices = scenario.n_devices
+    needed = n_devices * task.samples_per_device
+    if needed > len(private_idx):
+        raise SimflError(
+            f"{scenario.source}: task.samples_per_device: {n_devices} devices x {task.samples_per_device} samples = "
+            f"{needed} exceeds the {len(private_idx)} private training samples of {task.dataset} "
+            f"(after {task.public_samples} public ones); lower samples_per_device or public_samples")
+    local = dirichlet_partition(dataset.train_labels[private_idx], n_devices, task.samples_per_device,
+                                task.dirichlet_z, partition_rng)
+    device_indices = tuple(private_idx[idx] for idx in local)
+    counts = class_counts(device_indices, dataset.train_labels, dataset.n_classes)
+    model = build_model(task.model, dataset.image_shape, dataset.n_classes, seed=scenario.seed)
+    world = build_world(scenario, model_bits(model), counts, n_classes=dataset.n_classes)
+    return Setup(scenario, dataset, public_idx, device_indices, world)
+
+
+def make_plan(setup: Setup, policy: Policy, solver: str | None = None) -> Plan:
+    context = PlanContext(scenario=setup.scenario, rng=rng(setup.scenario.seed, "policy"),
+                          solver=solver or setup.scenario.optimisation.solver)
+    plan = policy.plan(setup.world, context)
+    check_plan(setup.world, plan)
+    return plan
+
+
+def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = False,
+               solver: str | None = None, progress: TextIO | None = sys.stderr,
+               plan: Plan | None = None) -> pd.DataFrame:
+    """Plan, synthesise and train `policy` for the scenario's rounds, appending to
+    `out_dir`/rounds.csv and events.csv as rounds finish. With `resume`, rounds already
+    in rounds.csv are kept and training continues from the last saved global model."""
+    from simfl.learning.trainer import TorchTrainer
+
+    scenario, world = setup.scenario, setup.world
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plan = plan if plan is not None else make_plan(setup, policy, solver)
+    _write_plan(out_dir, policy.name, world, plan)
+
+    synthetic, server_set = _synthesise(setup, policy, plan, progress)
+    trainer = TorchTrainer(
+        task=scenario.task,
+        dataset=setup.dataset,
+        device_indices=list(setup.device_indices),
+        synthetic=synthetic,
+        server_synthetic=server_set,
+        server_trains=policy.server_trains,
+        seed=scenario.seed,
+    )
+
+    state = EngineState()
+    checkpoint = out_dir / "checkpoints" / f"{policy.name}.pt"
+    done = _finished_rounds(out_dir, policy.name)
+    if resume and done is not None and checkpoint.exists():
+        last = done.iloc[-1]
+        trainer.load_state(checkpoint)
+        state = EngineState(next_round=int(last["round"]) + 1, time_s=float(last["end_s"]),
+                            cum_energy_j=float(last["cum_energy_j"]),
+                            cum_uplink_bits=float(last["cum_uplink_bits"]))
+        truncate_events(out_dir, policy.name, state.next_round)
+        if progress:
+            print(f"[{policy.name}] resuming after round {state.next_round - 1}", file=progress)
+    elif done is not None:
+        raise SimflError(f"{out_dir}: already holds rounds of policy {policy.name!r}; "
+                         "use --resume to continue them or choose another --out")
+
+    recorder = RunRecorder(out_dir, policy.name)
+    started = time.monotonic()
+    rounds = scenario.task.rounds
+
+    def on_round(record: RoundRecord, devices: list) -> None:
+        # the checkpoint first: a round in rounds.csv always has its model on disk
+        trainer.save_state(checkpoint)
+        recorder(record, devices)
+        if progress:
+            _print_progress(progress, policy.name, record, rounds, time.monotonic() - started)
+
+    run(world, plan, trainer, rounds, scenario.seed, state=state, on_round=on_round)
+    return read_rounds(out_dir)
+
+
+def _finished_rounds(out_dir: Path, policy: str) -> pd.DataFrame | None:
+    rounds = read_rounds(out_dir)
+    if rounds.empty:
+        return None
+    mine = rounds[rounds["policy"] == policy]
+    return None if mine.empty else mine.sort_values("round")
+
+
+def _synthesise(setup: Setup, policy: Policy, plan: Plan, progress: TextIO | None) -> tuple[list, object]:
+    """Images for each device's request and the server's own set (step S2)."""
+    shape = setup.dataset.image_shape
+    empty = (np.zeros((0, *shape), np.uint8), np.zeros(0, np.int64))
+    wants_devices = int(plan.d_gen.sum()) > 0
+    server_counts = plan.server_synthetic_per_class
+    wants_server = server_counts is not None and int(np.sum(server_counts)) > 0
+    if not (wants_devices or wants_server):
+        return [empty] * setup.world.n_devices, None
+    from simfl.generative.pool import SynthesisService
+    from simfl.generative.train import load_generator
+
+    if plan.generator is None:
+        raise SimflError(f"policy {policy.name!r} asks for synthetic data but names no generator")
+    generator = load_generator(plan.generator, setup.scenario)
+    service = SynthesisService(generator)
+    if progress:
+        print(f"[{policy.name}] synthesising {int(plan.d_gen.sum())} device samples"
+              + (f" and {int(np.sum(server_counts))} server samples" if wants_server else "")
+              + f" with the {plan.generator} model", file=progress)
+    synthetic = service.synthesize(plan.d_gen_per_class) if wants_devices else [empty] * setup.world.n_devices
+    server_set = service.server_set(np.asarray(server_counts, dtype=np.int64)) if wants_server else None
+    return synthetic, server_set
+
+
+def _write_plan(out_dir: Path, policy: str, world: World, plan: Plan) -> None:
+    costs = plan_costs(world, plan)
+    frame = pd.DataFrame({
+        "policy": policy,
+        "device": np.arange(world.n_devices),
+        "cell": world.cell_of,
+        "distance_m": world.distance_m,
+        "gain": world.gain,
+        "eps": world.eps,
+        "d_loc": world.d_loc,
+        "d_gen": plan.d_gen,
+        "f_hz": plan.f_hz,
+        "b_hz": plan.b_hz,
+        "p_w": plan.p_w,
+        "t_cmp_s": costs.t_cmp_s,
+        "t_com_s": costs.t_com_s,
+        "energy_j": costs.energy_j,
+        "d_gen_per_class": [json.dumps(row.tolist()) for row in plan.d_gen_per_class],
+    })
+    plans = out_dir / "plans"
+    plans.mkdir(exist_ok=True)
+    frame.to_csv(plans / f"{policy}.csv", index=False)
+    if plan.info:
+        (plans / f"{policy}.json").write_text(json.dumps(plan.info, default=_jsonable, indent=1))
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def _print_progress(stream: TextIO, name: str, record: RoundRecord, rounds: int, wall_s: float) -> None:
+    eta = wall_s / (record.round + 1) * (rounds - record.round - 1) if record.round >= 0 else 0.0
+    late = f"  stragglers {record.stragglers}" if record.stragglers else ""
+    print(f"[{name}] round {record.round + 1}/{rounds}  sim {record.end_s / 60:7.2f} min  "
+          f"energy {record.cum_energy_j:9.1f} J  acc {record.accuracy:.4f}{late}  "
+          f"(wall {wall_s:5.0f} s, ~{eta:4.0f} s left)", file=stream, flush=True)
+

@@ -1,0 +1,102 @@
+"""Finding policies by name (Gymnasium-style registry): a module in `policies/`, a
+`module.path:Class` string, or an installed package's `simfl.policies` entry point."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import inspect
+import pkgutil
+import sys
+from functools import lru_cache
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from simfl.errors import PolicyNotFound
+from simfl.policy import Policy
+
+ENTRY_POINT_GROUP = "simfl.policies"
+
+
+@lru_cache(maxsize=1)
+def builtin_policies() -> dict[str, type[Policy]]:
+    """name -> class for every Policy subclass defined in the `policies` package and in
+    installed entry points. A name defined twice is an error, not a silent override."""
+    import policies as package
+
+    found: dict[str, type[Policy]] = {}
+    origins: dict[str, str] = {}
+
+    def add(cls: type[Policy], origin: str) -> None:
+        name = cls.name
+        if name in found and found[name] is not cls:
+            raise PolicyNotFound(f"policy name {name!r} is defined twice: in {origins[name]} and in {origin}")
+        found[name], origins[name] = cls, origin
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"policies.{info.name}")
+        for _, obj in inspect.getmembers(module, inspect.isclass):
+            if issubclass(obj, Policy) and obj.__module__ == module.__name__ and not inspect.isabstract(obj):
+                add(obj, f"policies/{info.name}.py")
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        cls = ep.load()
+        if not (inspect.isclass(cls) and issubclass(cls, Policy)):
+            raise PolicyNotFound(f"entry point {ep.name} = {ep.value} is not a simfl Policy subclass")
+        add(cls, f"entry point {ep.value}")
+    return found
+
+
+def known_names() -> list[str]:
+    return sorted(builtin_policies())
+
+
+def name_problem(name: str) -> str | None:
+    """What is wrong with a policy reference, or None (used to validate scenario files)."""
+    try:
+        resolve(name)
+    except PolicyNotFound as exc:
+        return str(exc)
+    return None
+
+
+def resolve(reference: str) -> type[Policy]:
+    """A policy class from a name, `module.path:Class` or `path/to/file.py:Class`."""
+    if ":" in reference:
+        return _from_path(reference)
+    policies = builtin_policies()
+    if reference in policies:
+        return policies[reference]
+    close = difflib.get_close_matches(reference, policies, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise PolicyNotFound(f"unknown policy {reference!r}{hint} known: {', '.join(sorted(policies))} "
+                         "(or give module.path:Class or path/to/file.py:Class)")
+
+
+def create(reference: str) -> Policy:
+    return resolve(reference)()
+
+
+def _from_path(reference: str) -> type[Policy]:
+    target, _, attr = reference.rpartition(":")
+    try:
+        if target.endswith(".py") or "/" in target:
+            path = Path(target)
+            if not path.exists():
+                raise PolicyNotFound(f"policy {reference!r}: no file {target}")
+            module_name = f"simfl_user_policy_{abs(hash(str(path.resolve())))}"
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(target)
+    except ImportError as exc:
+        raise PolicyNotFound(f"policy {reference!r}: cannot import {target} ({exc})") from None
+    cls = getattr(module, attr, None)
+    if not (inspect.isclass(cls) and issubclass(cls, Policy)):
+        raise PolicyNotFound(f"policy {reference!r}: {target} has no Policy subclass named {attr!r}")
+    if not getattr(cls, "name", None):
+        raise PolicyNotFound(f"policy {reference!r}: class {attr} must set a `name`")
+    return cls

@@ -1,0 +1,34 @@
+"""Shared test helpers: small scenarios built in code."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+BASE = {
+    "name": "t",
+    "seed": 7,
+    "cells": [{"name": "bs0", "position_m": [0, 0], "radius_m": 400, "bandwidth_hz": 20e6,
+               "noise_dbm_per_hz": -174}],
+    "devices": {"count": 5, "f_max_hz": {"uniform": [1e9, 2e9]}, "eps": {"uniform": [4e-27, 6e-27]},
+                "p_max_dbm": {"uniform": [20, 23]}},
+    "task": {"dataset": "fashion-mnist", "model": "cnn", "samples_per_device": 100, "rounds": 3},
+    "optimisation": {"t_max_s": 60},
+}
+
+
+def scenario_dict(**changes):
+    """A copy of BASE with top-level sections replaced or (for dicts) updated."""
+    raw = copy.deepcopy(BASE)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key].update(value)
+        else:
+            raw[key] = value
+    return raw
+
+
+@pytest.fixture
+def base_dict():
+    return scenario_dict()

@@ -1,0 +1,173 @@
+"""Scenario files: every class of bad input gets one message naming the file, the field
+path and what is allowed; overrides and seeds work; worlds are built as described."""
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from simfl.errors import ScenarioError
+from simfl.scenario import load_scenario, scenario_from_dict
+from simfl.world import build_world
+
+from conftest import scenario_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def problems(raw, overrides=None):
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict(raw, "x.yaml", overrides=overrides)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda r: r.pop("cells"), "x.yaml: cells: missing required field"),
+    (lambda r: r["cells"][0].pop("bandwidth_hz"), "x.yaml: cells[0].bandwidth_hz: missing required field"),
+    (lambda r: r["cells"][0].update(bandwidth_hz=-2e7), "x.yaml: cells[0].bandwidth_hz: must be > 0, got -2e+07"),
+    (lambda r: r["cells"][0].update(radius_m=0), "x.yaml: cells[0].radius_m: must be > 0, got 0"),
+    (lambda r: r["cells"][0].update(radius_m="far"), "x.yaml: cells[0].radius_m: must be a number, got str 'far'"),
+    (lambda r: r["devices"].update(p_max_dbm={"uniform": [23, 20]}), "x.yaml: devices.p_max_dbm.uniform: low 23 > high 20"),
+    (lambda r: r["devices"].update(count=2.5), "x.yaml: devices.count: must be an integer, got 2.5"),
+    (lambda r: r["devices"].update(eps={"gauss": [1, 2]}), "x.yaml: devices.eps: must be a number, {uniform: [low, high]}"),
+    (lambda r: r["devices"].update(f_max_hz=0), "x.yaml: devices.f_max_hz: every value must be > 0, got 0"),
+    (lambda r: r["task"].update(dataset="imagenet"), "x.yaml: task.dataset: must be one of fashion-mnist, mnist, cifar10, gtsrb; got 'imagenet'"),
+    (lambda r: r["task"].update(model="resnet"), "x.yaml: task.model: must be one of cnn, vgg9; got 'resnet'"),
+    (lambda r: r["task"].update(target_accuracies=[70]), "x.yaml: task.target_accuracies: must be a list of accuracies in (0, 1]"),
+    (lambda r: r["optimisation"].update(err_max=1.5), "x.yaml: optimisation.err_max: must be < 1, got 1.5"),
+    (lambda r: r.update(policies=["fimy"]), "x.yaml: policies[0]: unknown policy 'fimy'"),
+    (lambda r: r.update(colour="blue"), "x.yaml: colour: unknown field; allowed:"),
+    (lambda r: r["devices"].update(cell="north"), "x.yaml: devices.cell: unknown cell 'north'; known: bs0"),
+])
+def test_each_class_of_bad_input_names_file_field_and_what_is_allowed(mutate, expected):
+    raw = scenario_dict()
+    mutate(raw)
+    message = problems(raw)
+    assert message.startswith(expected), message
+    assert "Traceback" not in message
+
+
+def test_all_problems_are_reported_at_once():
+    raw = scenario_dict()
+    raw["cells"][0]["bandwidth_hz"] = -1
+    raw["task"]["rounds"] = 0
+    message = problems(raw)
+    assert message.startswith("x.yaml: 2 problems")
+    assert "- cells[0].bandwidth_hz: must be > 0" in message
+    assert "- task.rounds: must be >= 1, got 0" in message
+
+
+def test_malformed_yaml_and_non_mapping(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ncells: [\n")
+    with pytest.raises(ScenarioError, match=r"bad.yaml: malformed YAML at line 3, column 1"):
+        load_scenario(bad)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- 1\n- 2\n")
+    with pytest.raises(ScenarioError, match=r"list.yaml: the file must be a YAML mapping"):
+        load_scenario(listing)
+    with pytest.raises(ScenarioError, match=r"cannot read the scenario file"):
+        load_scenario(tmp_path / "missing.yaml")
+
+
+def test_overrides_and_seed():
+    raw = scenario_dict()
+    s = scenario_from_dict(raw, overrides=["task.rounds=9", "cells[0].bandwidth_hz=1e6", "optimisation.cross_entropy.samples=10"], seed=99)
+    assert s.task.rounds == 9
+    assert s.cells[0].bandwidth_hz == 1e6
+    assert s.optimisation.cross_entropy.samples == 10
+    assert s.seed == 99
+    assert raw["task"]["rounds"] == 3  # the caller's dict is untouched
+    message = problems(raw, overrides=["cells.3.radius_m=1"])
+    assert "--set 'cells.3.radius_m=1': index 3 out of range (0..0)" in message
+    assert "expected FIELD=VALUE" in problems(raw, overrides=["task.rounds"])
+    assert "cells[0].radius_m: must be > 0, got -5" in problems(raw, overrides=["cells.0.radius_m=-5"])
+
+
+def test_devices_are_placed_in_their_disk_and_drawn_from_their_distributions():
+    raw = scenario_dict(devices={"count": 400})
+    world = build_world(scenario_from_dict(raw), model_bits=1e6)
+    assert world.n_devices == 400
+    assert (world.distance_m <= 400).all()
+    # uniform in the disk: P(R <= r) = (r/400)^2, so the median distance is 400/sqrt(2)
+    assert np.median(world.distance_m) == pytest.approx(400 / math.sqrt(2), rel=0.08)
+    assert world.f_max_hz.min() >= 1e9 and world.f_max_hz.max() <= 2e9
+    assert world.p_max_w.min() >= 0.1 - 1e-12 and world.p_max_w.max() <= 0.19953
+    # gain from the path loss of the placed distance
+    pl = 128.1 + 37.6 * np.log10(world.distance_m / 1000)
+    assert np.allclose(world.gain, 10 ** (-pl / 10))
+
+
+def test_same_seed_same_world_other_seed_other_world():
+    a = build_world(scenario_from_dict(scenario_dict()), 1e6)
+    b = build_world(scenario_from_dict(scenario_dict()), 1e6)
+    c = build_world(scenario_from_dict(scenario_dict(seed=8)), 1e6)
+    assert np.array_equal(a.position_m, b.position_m) and np.array_equal(a.eps, b.eps)
+    assert not np.array_equal(a.position_m, c.position_m)
+
+
+def test_linspace_distances_and_explicit_devices():
+    raw = scenario_dict(devices=[
+        {"count": 5, "distance_m": {"linspace": [50, 250]}, "f_max_hz": 1e9, "eps": {"linspace": [4e-27, 6e-27]}, "p_max_dbm": 20},
+        {"position_m": [30, 40], "f_max_hz": 2e9, "eps": 5e-27, "p_max_dbm": 23},
+    ])
+    world = build_world(scenario_from_dict(raw), 1e6)
+    assert world.distance_m[:5] == pytest.approx([50, 100, 150, 200, 250])
+    assert world.eps[:5] == pytest.approx([4e-27, 4.5e-27, 5e-27, 5.5e-27, 6e-27])
+    assert world.distance_m[5] == pytest.approx(50.0)  # 3-4-5 triangle
+
+
+def test_devices_associate_with_the_nearest_base_station_and_the_graph_shows_it():
+    raw = scenario_dict(
+        cells=[{"name": "a", "position_m": [0, 0], "radius_m": 500, "bandwidth_hz": 1e7},
+               {"name": "b", "position_m": [600, 0], "radius_m": 500, "bandwidth_hz": 2e7}],
+        devices=[{"position_m": [250, 0], "f_max_hz": 1e9, "eps": 5e-27, "p_max_dbm": 20},
+                 {"position_m": [350, 10], "f_max_hz": 1e9, "eps": 5e-27, "p_max_dbm": 20},
+                 {"count": 30, "cell": "a", "f_max_hz": 1e9, "eps": 5e-27, "p_max_dbm": 20}],
+    )
+    world = build_world(scenario_from_dict(raw), 1e6)
+    bs = np.array([[0, 0], [600, 0]])
+    nearest = np.argmin(np.linalg.norm(world.position_m[:, None] - bs[None], axis=2), axis=1)
+    assert np.array_equal(world.cell_of, nearest)
+    assert list(world.cell_of[:2]) == [0, 1]
+    assert world.device_bandwidth_hz[1] == 2e7
+    g = world.graph
+    assert g.number_of_nodes() == 2 + world.n_devices
+    assert g.has_edge(("device", 1), ("cell", 1))
+    assert g.edges[("device", 0), ("cell", 0)]["distance_m"] == pytest.approx(250)
+
+
+def test_shadowing_changes_gains_by_a_lognormal_factor():
+    raw = scenario_dict(devices={"count": 2000})
+    plain = build_world(scenario_from_dict(raw), 1e6)
+    raw["cells"][0]["path_loss"] = {"shadowing_std_db": 6}
+    shadowed = build_world(scenario_from_dict(raw), 1e6)
+    db = 10 * np.log10(shadowed.gain / plain.gain)
+    assert np.std(db) == pytest.approx(6, rel=0.06)
+    assert abs(np.mean(db)) < 0.4
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "simfl.cli", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_validate_passes_on_every_shipped_scenario():
+    for path in sorted((ROOT / "scenarios").glob("*.yaml")):
+        result = run_cli("validate", str(path))
+        assert result.returncode == 0, result.stderr
+        assert ": ok (" in result.stdout
+
+
+def test_validate_fails_on_a_malformed_copy_with_one_paragraph_and_no_traceback(tmp_path):
+    raw = yaml.safe_load((ROOT / "scenarios" / "quickstart.yaml").read_text())
+    raw["cells"][0]["radius_m"] = 0
+    bad = tmp_path / "quickstart-bad.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    result = run_cli("validate", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"simfl: error: {bad}: cells[0].radius_m: must be > 0, got 0"
+    assert "Traceback" not in result.stderr
