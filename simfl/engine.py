@@ -14,12 +14,13 @@ policies and nothing about torch.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterator
 
 import numpy as np
 import simpy
 
 from simfl.compute import compute_latency_s
+from simfl.learning.protocol import Trainer
 from simfl.plan import Plan, check_plan
 from simfl.radio import rayleigh_power_gain, uplink_latency_s, uplink_rate_bps
 from simfl.world import World, streams
@@ -27,18 +28,6 @@ from simfl.world import World, streams
 # Solvers make T_cmp + T_com equal to T_max (Lemma 2); float rounding must not turn an
 # exactly-on-time device into a straggler.
 DEADLINE_GRACE = 1e-9
-
-
-class RoundMetricsLike(Protocol):
-    accuracy: float
-    loss: float
-
-
-class Trainer(Protocol):
-    """What the engine needs from training: aggregate the participants' updates and
-    report the new global model's test accuracy and loss."""
-
-    def train_round(self, round_index: int, participants: np.ndarray) -> RoundMetricsLike: ...
 
 
 @dataclass(frozen=True)
