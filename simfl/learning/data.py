@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from simfl.errors import DataNotFound
+from simfl.learning.partition import largest_remainder
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 IDX_FILES = {
@@ -120,7 +121,7 @@ def public_private_split(labels: np.ndarray, public_samples: int,
     if not 0 <= public_samples <= n:
         raise ValueError(f"public_samples must be in [0, {n}], got {public_samples}")
     classes, counts = np.unique(labels, return_counts=True)
-    quota = _largest_remainder(counts / n, public_samples)
+    quota = largest_remainder(counts / n, public_samples)
     quota = np.minimum(quota, counts)
     public = []
     for cls, q in zip(classes, quota):
@@ -130,18 +131,6 @@ def public_private_split(labels: np.ndarray, public_samples: int,
     mask = np.ones(n, dtype=bool)
     mask[public_idx] = False
     return np.flatnonzero(mask).astype(np.int64), public_idx.astype(np.int64)
-
-
-def _largest_remainder(proportions: np.ndarray, total: int) -> np.ndarray:
-    """Integers proportional to `proportions` that sum exactly to `total` (Hamilton's method)."""
-    raw = np.asarray(proportions, dtype=float) * total
-    base = np.floor(raw).astype(np.int64)
-    short = total - int(base.sum())
-    if short > 0:
-        # stable sort so ties go to the lower index, deterministically
-        order = np.argsort(-(raw - base), kind="stable")
-        base[order[:short]] += 1
-    return base
 
 
 # --------------------------------------------------------------------------- IDX
