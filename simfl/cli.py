@@ -75,6 +75,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from simfl.compare import compare
+
+    scenario = _load(args)
+    names = [n for n in args.policies.split(",") if n] if args.policies else None
+    out = Path(args.out)
+    try:
+        compare(scenario, out, names, resume=args.resume, solver=args.solver)
+    except KeyboardInterrupt:
+        print(f"simfl: interrupted; finished rounds are in {out} (continue with --resume)", file=sys.stderr)
+        return 130
+    print(f"\nwrote {out}/summary.csv, rounds.csv, events.csv and the figures")
+    return 0
+
+
 def _print_plan_table(document: dict) -> None:
     import pandas as pd
 
@@ -110,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _scenario_options(p)
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("compare", help="run several policies on the same world and write Table I and figures")
+    p.add_argument("scenario")
+    p.add_argument("--policies", default=None, help="comma-separated policies (default: the scenario's list)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--solver", choices=("ce", "exact"), default=None)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted comparison in --out")
+    _scenario_options(p)
+    p.set_defaults(func=cmd_compare)
 
     for register in _extensions():
         register(sub)

@@ -1,0 +1,25 @@
+"""Server-side training (Section V-B): devices train on local data only (resources
+optimised as in TFL); the synthetic data FIMI would have sent to the devices stays at the
+server, which trains on it every round and adds its update to the aggregation."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from policies.fimi import Fimi
+from policies.tfl import Tfl
+from simfl.plan import Plan
+from simfl.policy import Policy, PlanContext
+from simfl.world import World
+
+
+class Sst(Policy):
+    """No device-side synthesis; the server keeps FIMI's synthetic set (the same
+    per-class totals, from the diffusion model) and trains on it each round."""
+
+    name = "sst"
+    server_trains = True
+
+    def plan(self, world: World, context: PlanContext) -> Plan:
+        kept = Fimi().plan(world, context).d_gen_per_class.sum(axis=0)
+        return replace(Tfl().plan(world, context), generator="diffusion", server_synthetic_per_class=kept)

@@ -1,0 +1,70 @@
+"""`simfl compare`: every policy on the same world, data partition and seed; then Table I
+(summary.csv) and the figures."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Sequence, TextIO
+
+import pandas as pd
+
+from simfl.errors import SimflError
+from simfl.experiment import prepare, run_policy
+from simfl.metrics import format_table, summary_table
+from simfl.plots import accuracy_curves, ce_convergence, synthetic_allocation
+from simfl.records import read_rounds
+from simfl.registry import create
+from simfl.scenario import Scenario
+
+SUMMARY_FILE = "summary.csv"
+
+
+def compare(scenario: Scenario, out_dir: Path, policies: Sequence[str] | None = None, *, resume: bool = False,
+            solver: str | None = None, progress: TextIO | None = sys.stderr) -> pd.DataFrame:
+    """Run each policy (default: the scenario's list) and write summary.csv and plots.
+    With `resume`, finished policies are skipped and an interrupted one continues."""
+    names = list(policies or scenario.policies)
+    if not names:
+        raise SimflError(f"{scenario.source}: policies: no policies to compare; list them in the "
+                         "scenario's `policies` or pass --policies a,b,c")
+    instances = [create(name) for name in names]  # fail on a bad name before any training
+    out_dir = Path(out_dir)
+    existing = read_rounds(out_dir)
+    if not existing.empty and not resume:
+        raise SimflError(f"{out_dir}: already holds a comparison; pass --resume to continue it or choose another --out")
+    setup = prepare(scenario)
+    rounds = scenario.task.rounds
+    for index, policy in enumerate(instances):
+        done = 0 if existing.empty else int((existing["policy"] == policy.name).sum())
+        if done >= rounds:
+            if progress:
+                print(f"[{policy.name}] {done} rounds already done", file=progress)
+            continue
+        if progress:
+            print(f"== policy {index + 1}/{len(instances)}: {policy.name}", file=progress)
+        run_policy(setup, policy, out_dir, resume=resume, solver=solver, progress=progress)
+    return write_report(out_dir, scenario, [p.name for p in instances], progress)
+
+
+def write_report(out_dir: Path, scenario: Scenario, names: Sequence[str], stream: TextIO | None = sys.stdout) -> pd.DataFrame:
+    """summary.csv, the printed Table I and the PNG figures, from the files in out_dir."""
+    rounds = read_rounds(out_dir)
+    targets = scenario.task.target_accuracies
+    table = summary_table(rounds, targets, names)
+    table.to_csv(out_dir / SUMMARY_FILE, index=False, na_rep="N/A")
+    if stream:
+        print(f"\nTable I on {scenario.name} (seed {scenario.seed}, {scenario.task.rounds} rounds):\n", file=stream)
+        print(format_table(table, targets), file=stream)
+    accuracy_curves(rounds[rounds["policy"].isin(names)], out_dir / "accuracy.png", scenario.name)
+    plans = out_dir / "plans"
+    for name in names:
+        plan_csv = plans / f"{name}.csv"
+        if plan_csv.exists():
+            plan = pd.read_csv(plan_csv)
+            if plan["d_gen"].sum() > 0:
+                synthetic_allocation(plan, out_dir / f"synthetic-{name}.png", f"{name} on {scenario.name}")
+        info = plans / f"{name}.json"
+        if info.exists():
+            ce_convergence(info, out_dir / f"ce-{name}.png", f"CE search of {name}")
+    return table

@@ -1,0 +1,76 @@
+"""The paper's figures as PNG files, drawn from the CSV/JSON files a comparison wrote
+(so a plot can be redrawn without re-running)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def accuracy_curves(rounds: pd.DataFrame, path: Path, title: str = "") -> Path:
+    """Fig. 4: test accuracy against cumulative device energy and against simulated time."""
+    fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, mine in rounds.groupby("policy", sort=False):
+        mine = mine.sort_values("round")
+        ax_e.plot(mine["cum_energy_j"], 100 * mine["accuracy"], label=name)
+        ax_t.plot(mine["end_s"] / 3600.0, 100 * mine["accuracy"], label=name)
+    ax_e.set_xlabel("cumulative device energy (J)")
+    ax_t.set_xlabel("simulated time (h)")
+    for ax in (ax_e, ax_t):
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+    ax_t.legend(loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def synthetic_allocation(plan: pd.DataFrame, path: Path, title: str = "") -> Path:
+    """Fig. 5(b): each device's synthetic amount against its energy coefficient and its
+    distance to the base station."""
+    fig, (ax_eps, ax_d) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_eps.scatter(plan["eps"], plan["d_gen"], c=plan["distance_m"], cmap="viridis")
+    ax_eps.set_xlabel("energy coefficient eps")
+    ax_d.scatter(plan["distance_m"], plan["d_gen"], c=plan["eps"], cmap="magma")
+    ax_d.set_xlabel("distance to base station (m)")
+    for ax in (ax_eps, ax_d):
+        ax.set_ylabel("synthetic samples D_gen")
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def ce_convergence(info_path: Path, path: Path, title: str = "") -> Path | None:
+    """Fig. 5(a): round energy of the CE search per iteration (mean of the elite samples
+    and of the distribution's mean), from a plan's info JSON. None when it has no history."""
+    info = json.loads(Path(info_path).read_text())
+    history = info.get("ce_history")
+    if not history:
+        return None
+    frame = pd.DataFrame(history)
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for column in [c for c in frame.columns if c != "iteration" and c.endswith("_j")]:
+        ax.plot(frame.get("iteration", frame.index), frame[column], label=column.replace("_", " "))
+    ax.set_xlabel("CE iteration")
+    ax.set_ylabel("round energy (J)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
