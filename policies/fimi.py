@@ -5,7 +5,11 @@ serves the images."""
 
 from __future__ import annotations
 
-from simfl.optim.fimi import solve
+from dataclasses import replace
+
+import numpy as np
+
+from simfl.optim.fimi import plan_from_solution, solve
 from simfl.optim.waterfill import waterfill
 from simfl.plan import Plan
 from simfl.policy import Policy, PlanContext
@@ -20,16 +24,25 @@ class Fimi(Policy):
     equal_bandwidth = False
 
     def plan(self, world: World, context: PlanContext) -> Plan:
-        solution = solve(world, solver=context.solver, rng=context.rng, equal_bandwidth=self.equal_bandwidth)
-        return Plan(
-            d_gen_per_class=self.spread(world, solution.d_gen),
-            f_hz=solution.f_hz,
-            b_hz=solution.b_hz,
-            p_w=solution.p_w,
-            generator=self.generator,
-            info=solution.info,
-        )
+        solution = solve(world, solver=context.solver, rng=context.rng,
+                         settings=context.scenario.optimisation.cross_entropy, equal_bandwidth=self.equal_bandwidth)
+        plan = plan_from_solution(world, solution, self.generator)
+        return replace(plan, d_gen_per_class=self.spread(world, plan.d_gen), info=solution_info(solution, plan))
 
-    def spread(self, world: World, d_gen):
+    def spread(self, world: World, d_gen: np.ndarray) -> np.ndarray:
         """Category-wise synthesis, Problem (P8): maximise each device's data entropy."""
         return waterfill(world.d_loc_per_class, d_gen)
+
+
+def solution_info(solution, plan: Plan) -> dict:
+    """The plan's diagnostics plus the CE trajectory (Fig. 5a) when there is one."""
+    info = dict(plan.info)
+    if solution.history is not None:
+        info["ce_history"] = ce_history_rows(solution.history)
+    return info
+
+
+def ce_history_rows(history: np.ndarray) -> list[dict]:
+    from simfl.optim.cross_entropy import CEResult
+
+    return [dict(zip(CEResult.HISTORY_COLUMNS, map(float, row))) for row in np.atleast_2d(history)]

@@ -4,9 +4,8 @@ ablation "w/o DA" of Fig. 5(e) (FIMI without data augmentation) is the same plan
 
 from __future__ import annotations
 
-import numpy as np
-
-from simfl.optim.fimi import solve
+from policies.fimi import solution_info
+from simfl.optim.fimi import plan_from_solution, solve
 from simfl.plan import Plan
 from simfl.policy import Policy, PlanContext
 from simfl.world import World
@@ -18,8 +17,10 @@ class Tfl(Policy):
     name = "tfl"
 
     def plan(self, world: World, context: PlanContext) -> Plan:
-        solution = solve(world, solver=context.solver, rng=context.rng, d_gen=np.zeros(world.n_devices, dtype=np.int64))
-        return Plan.no_synthesis(world, f_hz=solution.f_hz, b_hz=solution.b_hz, p_w=solution.p_w, info=solution.info)
+        solution = solve(world, solver=context.solver, rng=context.rng,
+                         settings=context.scenario.optimisation.cross_entropy, synthesis=False)
+        return Plan.no_synthesis(world, f_hz=solution.f_hz, b_hz=solution.b_hz, p_w=solution.p_w,
+                                 info=solution_info(solution, plan_from_solution(world, solution, None)))
 
 
 class FimiNoDa(Tfl):

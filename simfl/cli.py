@@ -67,7 +67,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     policy = create(args.policy)
     setup = prepare(scenario)
     plan = make_plan(setup, policy, args.solver)
-    document = plan_json(setup.world, plan, policy=policy.name, solver=args.solver or scenario.optimisation.solver)
+    document = plan_json(setup.world, plan, None, policy=policy.name, solver=args.solver or scenario.optimisation.solver)
+    document["info"] = json.loads(json.dumps(plan.info, default=_jsonable))
     if args.json:
         print(json.dumps(document, indent=1))
     else:
@@ -88,6 +89,45 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return 130
     print(f"\nwrote {out}/summary.csv, rounds.csv, events.csv and the figures")
     return 0
+
+
+def cmd_fit_curve(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from simfl import fitcurve
+    from simfl.optim.learning_curve import learning_curve_plot
+
+    scenario = _load(args)
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else fitcurve.default_sizes(scenario.task.public_samples)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    frame = fitcurve.measure_learning_curve(scenario, sizes, epochs=args.epochs, min_steps=args.min_steps)
+    frame.to_csv(out / "learning-curve.csv", index=False)
+    curve = fitcurve.fit(frame)
+    frame["fitted"] = curve.predict(frame["samples"].to_numpy())
+    print(frame.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"\ndelta = {curve.alpha:.4g} D^-{curve.beta:.4g} - {curve.gamma:.4g}   (R^2 = {curve.r2:.4f})")
+    learning_curve_plot(frame["samples"], frame["error"], curve, out / "learning-curve.png",
+                        f"{scenario.task.dataset} / {scenario.task.model}")
+    lines = ["optimisation:", f"  alpha: {curve.alpha:.6g}", f"  beta: {curve.beta:.6g}", f"  gamma: {curve.gamma:.6g}"]
+    if args.zeta_from:
+        d_mix = np.full(scenario.n_devices, float(scenario.task.samples_per_device))
+        zeta = fitcurve.zeta_from_run(Path(args.zeta_from) / "rounds.csv", args.zeta_policy, curve, d_mix)
+        lines.append(f"  zeta: {zeta:.6g}")
+        print(f"zeta = {zeta:.4g} from the {args.zeta_policy} run in {args.zeta_from}")
+    (out / "learning-curve.yaml").write_text("\n".join(lines) + "\n")
+    print(f"wrote {out}/learning-curve.csv, .png and .yaml (paste the constants into your scenario)")
+    return 0
+
+
+def _jsonable(value: object) -> object:
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
 
 
 def _print_plan_table(document: dict) -> None:
@@ -125,6 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _scenario_options(p)
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("fit-curve", help="fit the learning curve (1) on the public split (Fig. 3)")
+    p.add_argument("scenario")
+    p.add_argument("--out", default="runs/fit-curve", help="where to write the table, plot and constants")
+    p.add_argument("--sizes", default=None, help="comma-separated subset sizes (default: 8 from 50 to public_samples)")
+    p.add_argument("--epochs", type=int, default=5, help="passes over each subset (at least --min-steps SGD steps)")
+    p.add_argument("--min-steps", type=int, default=300)
+    p.add_argument("--zeta-from", default=None, metavar="RUN_DIR", help="estimate zeta from a run's rounds.csv via (3)/(4)")
+    p.add_argument("--zeta-policy", default="tfl", help="which policy's rounds to use with --zeta-from")
+    _scenario_options(p)
+    p.set_defaults(func=cmd_fit_curve)
 
     p = sub.add_parser("compare", help="run several policies on the same world and write Table I and figures")
     p.add_argument("scenario")

@@ -78,6 +78,8 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     """Plan, synthesise and train `policy` for the scenario's rounds, appending to
     `out_dir`/rounds.csv and events.csv as rounds finish. With `resume`, rounds already
     in rounds.csv are kept and training continues from the last saved global model."""
+    import torch
+
     from simfl.learning.trainer import TorchTrainer
 
     scenario, world = setup.scenario, setup.world
@@ -102,7 +104,7 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     done = _finished_rounds(out_dir, policy.name)
     if resume and done is not None and checkpoint.exists():
         last = done.iloc[-1]
-        trainer.load_state(checkpoint)
+        trainer.load_global_state(torch.load(checkpoint, weights_only=True))
         state = EngineState(next_round=int(last["round"]) + 1, time_s=float(last["end_s"]),
                             cum_energy_j=float(last["cum_energy_j"]),
                             cum_uplink_bits=float(last["cum_uplink_bits"]))
@@ -119,13 +121,22 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
 
     def on_round(record: RoundRecord, devices: list) -> None:
         # the checkpoint first: a round in rounds.csv always has its model on disk
-        trainer.save_state(checkpoint)
+        _save_atomically(trainer.global_state(), checkpoint)
         recorder(record, devices)
         if progress:
             _print_progress(progress, policy.name, record, rounds, time.monotonic() - started)
 
     run(world, plan, trainer, rounds, scenario.seed, state=state, on_round=on_round)
     return read_rounds(out_dir)
+
+
+def _save_atomically(state: dict, path: Path) -> None:
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")
+    torch.save(state, partial)
+    partial.replace(path)
 
 
 def _finished_rounds(out_dir: Path, policy: str) -> pd.DataFrame | None:
