@@ -1,0 +1,143 @@
+"""Every registered policy against its definition (Section V-B), plus the conformance
+checks run over all of them: valid plans, deterministic under a seed."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simfl.errors import PolicyNotFound
+from simfl.optim.learning_curve import global_error
+from simfl.optim.waterfill import waterfill
+from simfl.plan import check_plan
+from simfl.policy import PlanContext
+from simfl.registry import create, known_names, resolve
+from simfl.scenario import scenario_from_dict
+from simfl.world import build_world, rng
+
+from conftest import scenario_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER_POLICIES = ["fimi", "tfl", "hdc", "sst", "gan", "fimi-no-ba", "fimi-no-da", "fimi-no-dm", "fimi-no-oa"]
+
+
+@pytest.fixture(scope="module")
+def world_and_scenario():
+    raw = scenario_dict(devices={"count": 8}, task={"samples_per_device": 1250, "rounds": 200},
+                        optimisation={"t_max_s": 60, "err_max": 0.2, "dgen_max": 5000, "zeta": 68,
+                                      "cross_entropy": {"samples": 32, "elite": 6, "iterations": 40}})
+    scenario = scenario_from_dict(raw)
+    # Dir(0.4) label counts drawn here, without loading any data set
+    draw = np.random.default_rng(3)
+    counts = np.array([draw.multinomial(1250, draw.dirichlet(0.4 * np.ones(10))) for _ in range(8)])
+    world = build_world(scenario, model_bits=32 * 3_491_530, d_loc_per_class=counts)
+    return world, scenario
+
+
+def plan_of(name, world, scenario):
+    return create(name).plan(world, PlanContext(scenario=scenario, rng=rng(scenario.seed, "policy")))
+
+
+def test_the_papers_policies_are_registered():
+    assert set(PAPER_POLICIES) <= set(known_names())
+
+
+@pytest.mark.parametrize("name", sorted(set(known_names())))
+def test_conformance_every_policy_gives_a_valid_deterministic_plan(name, world_and_scenario):
+    world, scenario = world_and_scenario
+    first = plan_of(name, world, scenario)
+    check_plan(world, first)
+    again = plan_of(name, world, scenario)
+    for field in ("d_gen_per_class", "f_hz", "b_hz", "p_w"):
+        assert np.array_equal(getattr(first, field), getattr(again, field)), field
+    if first.d_gen.sum() > 0:
+        assert first.generator in ("diffusion", "gan")
+
+
+def test_fimi_meets_the_learning_target_and_water_fills(world_and_scenario):
+    world, scenario = world_and_scenario
+    plan = plan_of("fimi", world, scenario)
+    assert plan.d_gen.sum() > 0
+    assert global_error(world.d_loc + plan.d_gen, world.constants) <= world.constants.err_max * (1 + 1e-6)
+    assert np.array_equal(plan.d_gen_per_class, waterfill(world.d_loc_per_class, plan.d_gen))
+    assert plan.generator == "diffusion"
+    assert plan.info.get("ce_history"), "the CE trajectory is kept for Fig. 5a"
+
+
+def test_tfl_and_sst_have_no_device_side_synthetic_data(world_and_scenario):
+    world, scenario = world_and_scenario
+    fimi = plan_of("fimi", world, scenario)
+    for name in ("tfl", "sst", "fimi-no-da"):
+        assert plan_of(name, world, scenario).d_gen.sum() == 0
+    sst = plan_of("sst", world, scenario)
+    assert create("sst").server_trains
+    assert np.array_equal(sst.server_synthetic_per_class, fimi.d_gen_per_class.sum(axis=0))
+
+
+def test_hdc_only_synthesises_the_rarest_class(world_and_scenario):
+    world, scenario = world_and_scenario
+    fimi, hdc = plan_of("fimi", world, scenario), plan_of("hdc", world, scenario)
+    assert np.array_equal(hdc.d_gen, fimi.d_gen)
+    rarest = np.argmin(world.d_loc_per_class, axis=1)
+    for i in range(world.n_devices):
+        nonzero = np.flatnonzero(hdc.d_gen_per_class[i])
+        assert set(nonzero) <= {rarest[i]}
+
+
+def test_no_oa_spreads_evenly_over_classes(world_and_scenario):
+    world, scenario = world_and_scenario
+    fimi, even = plan_of("fimi", world, scenario), plan_of("fimi-no-oa", world, scenario)
+    assert np.array_equal(even.d_gen, fimi.d_gen)
+    spread = even.d_gen_per_class.max(axis=1) - even.d_gen_per_class.min(axis=1)
+    assert (spread <= 1).all()
+
+
+def test_no_ba_gives_equal_bands(world_and_scenario):
+    world, scenario = world_and_scenario
+    plan = plan_of("fimi-no-ba", world, scenario)
+    assert plan.b_hz == pytest.approx(np.full(world.n_devices, 20e6 / world.n_devices))
+    assert not np.allclose(plan_of("fimi", world, scenario).b_hz, plan.b_hz)
+
+
+def test_gan_and_no_dm_use_the_gan(world_and_scenario):
+    world, scenario = world_and_scenario
+    fimi = plan_of("fimi", world, scenario)
+    for name in ("gan", "fimi-no-dm"):
+        plan = plan_of(name, world, scenario)
+        assert plan.generator == "gan"
+        assert np.array_equal(plan.d_gen_per_class, fimi.d_gen_per_class)
+
+
+def test_unknown_policy_is_a_clear_error_listing_the_known_ones():
+    with pytest.raises(PolicyNotFound) as info:
+        resolve("fimy")
+    message = str(info.value)
+    assert message.startswith("unknown policy 'fimy'; did you mean 'fimi'? known: ")
+    for name in PAPER_POLICIES:
+        assert name in message
+
+
+def test_a_policy_in_a_file_is_found_by_path_and_class(tmp_path):
+    source = tmp_path / "greedy.py"
+    source.write_text(textwrap.dedent('''
+        import numpy as np
+        from simfl.plan import Plan
+        from simfl.policy import Policy
+
+        class Greedy(Policy):
+            name = "greedy"
+            def plan(self, world, context):
+                share = world.bandwidth_hz[world.cell_of] / np.bincount(world.cell_of)[world.cell_of]
+                return Plan.no_synthesis(world, f_hz=world.f_max_hz, b_hz=share, p_w=world.p_max_w)
+    '''))
+    cls = resolve(f"{source}:Greedy")
+    assert cls.name == "greedy"
+    with pytest.raises(PolicyNotFound, match="has no Policy subclass named 'Nope'"):
+        resolve(f"{source}:Nope")
+    with pytest.raises(PolicyNotFound, match="no file"):
+        resolve(f"{tmp_path}/missing.py:Greedy")
+    with pytest.raises(PolicyNotFound, match="cannot import"):
+        resolve("no_such_module_xyz:Greedy")
