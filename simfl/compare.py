@@ -44,7 +44,7 @@ def compare(scenario: Scenario, out_dir: Path, policies: Sequence[str] | None = 
         if progress:
             print(f"== policy {index + 1}/{len(instances)}: {policy.name}", file=progress)
         run_policy(setup, policy, out_dir, resume=resume, solver=solver, progress=progress)
-    return write_report(out_dir, scenario, [p.name for p in instances], progress)
+    return write_report(out_dir, scenario, [p.name for p in instances], sys.stdout if progress else None)
 
 
 def write_report(out_dir: Path, scenario: Scenario, names: Sequence[str], stream: TextIO | None = sys.stdout) -> pd.DataFrame:

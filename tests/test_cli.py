@@ -1,0 +1,81 @@
+"""End-to-end through the command line on a seconds-long scenario: real training,
+determinism, resuming, the comparison's files, and errors without tracebacks."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "tests" / "data" / "tiny.yaml")
+
+
+def simfl(*args):
+    return subprocess.run([sys.executable, "-m", "simfl.cli", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_run_writes_rounds_and_events_and_is_bit_for_bit_repeatable(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    first = simfl("run", TINY, "--policy", "tfl", "--out", str(a))
+    assert first.returncode == 0, first.stderr
+    assert "[tfl] round 3/3" in first.stderr
+    assert simfl("run", TINY, "--policy", "tfl", "--out", str(b)).returncode == 0
+    assert (a / "rounds.csv").read_bytes() == (b / "rounds.csv").read_bytes()
+    assert (a / "events.csv").read_bytes() == (b / "events.csv").read_bytes()
+    rounds = pd.read_csv(a / "rounds.csv")
+    events = pd.read_csv(a / "events.csv")
+    assert list(rounds["round"]) == [0, 1, 2]
+    assert len(events) == 3 * 3
+    # the round's energy is the sum of its devices' energies
+    per_round = events.groupby("round")[["e_cmp_j", "e_com_j"]].sum().sum(axis=1)
+    assert rounds["energy_j"].to_numpy() == pytest.approx(per_round.to_numpy(), rel=1e-12)
+    assert rounds["accuracy"].between(0, 1).all()
+    # a different seed trains differently
+    c = tmp_path / "c"
+    assert simfl("run", TINY, "--policy", "tfl", "--out", str(c), "--seed", "6").returncode == 0
+    assert not pd.read_csv(c / "rounds.csv")["accuracy"].equals(rounds["accuracy"])
+
+
+def test_resume_continues_where_it_stopped_and_matches_an_uninterrupted_run(tmp_path):
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert simfl("run", TINY, "--policy", "tfl", "--out", str(whole), "--set", "task.rounds=4").returncode == 0
+    assert simfl("run", TINY, "--policy", "tfl", "--out", str(part), "--set", "task.rounds=2").returncode == 0
+    again = simfl("run", TINY, "--policy", "tfl", "--out", str(part), "--set", "task.rounds=2")
+    assert again.returncode == 2 and "use --resume" in again.stderr
+    resumed = simfl("run", TINY, "--policy", "tfl", "--out", str(part), "--set", "task.rounds=4", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after round 1" in resumed.stderr
+    assert "round 3/4" in resumed.stderr and "round 1/4" not in resumed.stderr
+    assert (whole / "rounds.csv").read_bytes() == (part / "rounds.csv").read_bytes()
+    assert (whole / "events.csv").read_bytes() == (part / "events.csv").read_bytes()
+
+
+def test_compare_writes_table_one_and_figures(tmp_path):
+    out = tmp_path / "cmp"
+    result = simfl("compare", TINY, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "Energy@30 (J)" in result.stdout and "Best acc. (%)" in result.stdout
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["policy"]) == ["tfl", "equal-share"]
+    assert summary.loc[0, "energy_j@30_ratio"] == 1.0 or pd.isna(summary.loc[0, "energy_j@30"])
+    assert summary["energy_j@99"].isna().all()  # 99% is out of reach in 3 rounds: N/A
+    assert (out / "accuracy.png").stat().st_size > 0
+    # equal-share burns f_max and P_max: it cannot spend less per round than the optimised tfl
+    rounds = pd.read_csv(out / "rounds.csv")
+    per_round = rounds.groupby("policy")["energy_j"].mean()
+    assert per_round["tfl"] < per_round["equal-share"]
+    # a finished comparison resumes to nothing new
+    resumed = simfl("compare", TINY, "--out", str(out), "--resume")
+    assert resumed.returncode == 0 and "3 rounds already done" in resumed.stderr
+
+
+def test_errors_are_one_paragraph_without_traceback(tmp_path):
+    result = simfl("run", TINY, "--policy", "fimy", "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.startswith("simfl: error: unknown policy 'fimy'; did you mean 'fimi'?")
+    assert "Traceback" not in result.stderr
+    result = simfl("plan", TINY, "--set", "task.dataset=mnist")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "mnist" in result.stderr and "data_dir" in result.stderr
