@@ -1,0 +1,318 @@
+"""Federated training with PyTorch: local SGD on mixed data and FedAvg (Section III-A).
+
+Each round (S3) every participant starts from the global model and runs ``tau`` local
+epochs of plain mini-batch SGD (learning rate and batch size from the task, no
+momentum: the paper names none) with cross-entropy on its mixed set D_mix = D_loc u D_gen;
+the server then (S4) averages the participants' models weighted by
+(D_loc + D_gen) / sum over participants, and evaluates the new global model on the
+test set.
+
+Speed: local training is where simfl spends its time, so the trainer
+- converts every device's mixed set to one normalised float tensor, channels-last, once;
+- reuses one model object: the global weights are copied into its parameters, not
+  re-created, and the optimiser step is one fused ``_foreach_add_``;
+- shuffles by permuting the whole set once per epoch, so batches are contiguous slices;
+- evaluates under ``inference_mode`` in large batches.
+Batching several clients with ``torch.func.vmap`` was measured slower (2.7x for the
+compact CNN on 2 cores), so clients train one after another.
+
+Determinism: each (round, client) pair seeds its own ``torch.Generator`` from the
+"training" stream, so a run is reproducible bit for bit on one machine with a fixed
+thread count, whichever subset of devices participates.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from simfl.learning.data import ImageDataset
+from simfl.learning.models import build_model
+from simfl.learning.protocol import RoundMetrics
+from simfl.scenario import Task
+from simfl.world import rng
+
+EVAL_BATCH = 2000
+PRECISIONS = ("float32", "bfloat16")
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    """Images uint8 (n, C, H, W) with int labels (n,); e.g. a device's synthetic data."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+SyntheticData = LabelledImages | tuple[np.ndarray, np.ndarray] | None
+
+
+def fedavg(state_dicts: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float]) -> dict[str, torch.Tensor]:
+    """Weighted average of models, (S4): sum_k w_k / (sum_j w_j) * theta_k, entry by entry.
+
+    Raises
+    ------
+    ValueError
+        No models, mismatched lengths, or weights that do not sum to a positive number.
+    """
+    if not state_dicts or len(state_dicts) != len(weights):
+        raise ValueError(f"fedavg needs one weight per model, got {len(state_dicts)} models and {len(weights)} weights")
+    total = float(sum(weights))
+    if total <= 0:
+        raise ValueError(f"fedavg weights must sum to > 0, got {total}")
+    out = {k: torch.zeros_like(v, dtype=torch.float32) for k, v in state_dicts[0].items()}
+    for sd, w in zip(state_dicts, weights):
+        for k, acc in out.items():
+            acc.add_(sd[k].to(torch.float32), alpha=float(w) / total)
+    return out
+
+
+_NORMALISATION_CACHE: dict[int, tuple[weakref.ref, tuple[np.ndarray, np.ndarray]]] = {}
+
+
+def normalisation(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation of uint8 images, in [0, 1] units.
+
+    Computed exactly from each channel's 256-bin histogram, so no float copy of the
+    whole set is made; remembered per array object, since every trainer of a run
+    normalises by the same training set.
+    """
+    hit = _NORMALISATION_CACHE.get(id(images))
+    if hit is not None and hit[0]() is images:
+        return hit[1]
+    stats = _histogram_moments(images)
+    _NORMALISATION_CACHE[id(images)] = (weakref.ref(images), stats)
+    return stats
+
+
+def _histogram_moments(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    levels = np.arange(256, dtype=np.float64) / 255.0
+    mean, std = [], []
+    for c in range(images.shape[1]):
+        hist = np.bincount(np.ascontiguousarray(images[:, c]).ravel(), minlength=256).astype(np.float64)
+        p = hist / hist.sum()
+        m = float(p @ levels)
+        mean.append(m)
+        std.append(float(np.sqrt(max(p @ (levels - m) ** 2, 0.0))))
+    return np.array(mean, dtype=np.float32), np.maximum(np.array(std, dtype=np.float32), 1e-3)
+
+
+class TorchTrainer:
+    """Federated averaging over devices with local and synthetic data (implements ``Trainer``).
+
+    Parameters
+    ----------
+    task
+        Model, learning rate, batch size, local epochs tau, eval_samples.
+    dataset
+        The image set; device indices point into its training split, evaluation uses
+        its test split (the first ``task.eval_samples`` images when set).
+    device_indices
+        One index array per device into ``dataset.train_images`` (D_loc).
+    synthetic
+        Per device, its synthetic data D_gen (``LabelledImages`` or (images, labels)),
+        or None / empty for none. Shorter than ``device_indices`` means none for the rest.
+    server_synthetic
+        A synthetic set held by the server.
+    server_trains
+        SST baseline: each round the server also trains the global model on
+        ``server_synthetic`` and its model joins the average, weighted by the set's size.
+        It always contributes, so with no device arriving the global model is the
+        server's.
+    seed
+        Scenario seed; the "training" stream seeds model initialisation and every
+        (round, client) shuffle.
+    threads
+        ``torch.set_num_threads`` for the process (None leaves it alone). On a CPU shared
+        with other busy processes, 1 thread can be several times faster than 2.
+    precision
+        ``float32`` (default) or ``bfloat16``: convolutions and matrix products run under
+        CPU autocast in bfloat16 while weights, the loss and the SGD update stay float32
+        (mixed precision). On CPUs with AMX / AVX512-BF16 it trains VGG-9 about 2.8x and
+        the compact CNN about 1.9x faster (measured here); results differ from float32 in
+        the low bits but stay deterministic. None: ``task.precision`` if the task has one.
+    """
+
+    def __init__(self, task: Task, dataset: ImageDataset, device_indices: Sequence[np.ndarray],
+                 synthetic: Sequence[SyntheticData] | None = None, server_synthetic: SyntheticData = None,
+                 server_trains: bool = False, seed: int = 0, threads: int | None = 2,
+                 precision: str | None = None) -> None:
+        precision = precision or getattr(task, "precision", None) or "float32"
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.precision = precision
+        if threads is not None:
+            torch.set_num_threads(threads)
+        if server_trains and (server_synthetic is None or len(_as_labelled(server_synthetic)) == 0):
+            raise ValueError("server_trains needs a non-empty server_synthetic set")
+        self.task = task
+        self.dataset = dataset
+        self.n_devices = len(device_indices)
+        self.server_trains = server_trains
+        stream = rng(seed, "training")
+        init_seed, self._shuffle_root = (int(s) for s in stream.integers(0, 2**63 - 1, size=2))
+
+        mean, std = normalisation(dataset.train_images)
+        self._mean = torch.from_numpy(mean).view(1, -1, 1, 1)
+        self._std = torch.from_numpy(std).view(1, -1, 1, 1)
+
+        synthetic = list(synthetic or [])
+        self._x: list[torch.Tensor] = []
+        self._y: list[torch.Tensor] = []
+        for i, idx in enumerate(device_indices):
+            idx = np.asarray(idx, dtype=np.int64)
+            gen = _as_labelled(synthetic[i] if i < len(synthetic) else None)
+            images = np.concatenate([dataset.train_images[idx], gen.images.reshape(-1, *dataset.image_shape)])
+            labels = np.concatenate([dataset.train_labels[idx], gen.labels.astype(np.int64)])
+            self._x.append(self._to_tensor(images))
+            self._y.append(torch.from_numpy(labels))
+        self.d_loc = np.array([len(np.asarray(idx)) for idx in device_indices], dtype=np.int64)
+        self.d_mix = np.array([len(y) for y in self._y], dtype=np.int64)
+        self._server_x: torch.Tensor | None = None
+        self._server_y: torch.Tensor | None = None
+        if server_synthetic is not None:
+            gen = _as_labelled(server_synthetic)
+            self._server_x = self._to_tensor(gen.images.reshape(-1, *dataset.image_shape))
+            self._server_y = torch.from_numpy(gen.labels.astype(np.int64))
+
+        n_eval = len(dataset.test_labels) if task.eval_samples is None else min(task.eval_samples, len(dataset.test_labels))
+        self._x_test = self._to_tensor(dataset.test_images[:n_eval])
+        self._y_test = torch.from_numpy(dataset.test_labels[:n_eval].astype(np.int64))
+
+        self.model = build_model(task.model, dataset.image_shape, dataset.n_classes, init_seed)
+        self.model = self.model.to(memory_format=torch.channels_last)
+        self._params = [p for p in self.model.parameters()]
+        # The global model lives in its own tensors, laid out like the parameters.
+        self._global = [p.detach().clone() for p in self._params]
+
+    # ------------------------------------------------------------------ public
+
+    def train_round(self, round_index: int, participants: np.ndarray) -> RoundMetrics:
+        """Local training of ``participants`` from the global model, FedAvg, test metrics.
+
+        Participants are taken in increasing index order (so the floating-point sum is the
+        same however the caller orders them); duplicates count once. With no
+        participant (and no training server) the global model is unchanged.
+        """
+        members = np.unique(np.asarray(participants, dtype=np.int64))
+        if members.size and (members[0] < 0 or members[-1] >= self.n_devices):
+            raise IndexError(f"participants must be device indices in [0, {self.n_devices}), got {members.tolist()}")
+        clients = [(int(i), self._x[i], self._y[i]) for i in members]
+        if self.server_trains:
+            assert self._server_x is not None and self._server_y is not None
+            # the server is client number n_devices for seeding purposes
+            clients.append((self.n_devices, self._server_x, self._server_y))
+        total = float(sum(len(y) for _, _, y in clients))
+        if total > 0:
+            acc = [torch.zeros_like(g) for g in self._global]
+            for client, x, y in clients:
+                if len(y) == 0:
+                    continue
+                self._load(self._global)
+                self._local_sgd(x, y, self._generator(round_index, client))
+                torch._foreach_add_(acc, [p.detach() for p in self._params], alpha=len(y) / total)
+            self._global = acc
+        return self.evaluate()
+
+    def evaluate(self) -> RoundMetrics:
+        """Accuracy and mean cross-entropy of the global model on the test set."""
+        self._load(self._global)
+        model = self.model
+        model.eval()
+        correct, loss_sum = 0, 0.0
+        with torch.inference_mode():
+            for s in range(0, len(self._y_test), EVAL_BATCH):
+                with self._autocast():
+                    logits = model(self._x_test[s: s + EVAL_BATCH]).float()
+                y = self._y_test[s: s + EVAL_BATCH]
+                loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+                correct += int((logits.argmax(dim=1) == y).sum())
+        model.train()
+        n = len(self._y_test)
+        return RoundMetrics(accuracy=correct / n, loss=loss_sum / n)
+
+    def global_state(self) -> dict[str, torch.Tensor]:
+        """A copy of the global model's parameters, by name."""
+        names = [name for name, _ in self.model.named_parameters()]
+        return {name: g.clone() for name, g in zip(names, self._global)}
+
+    def load_global_state(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Replace the global model (e.g. a checkpoint, or ``fedavg`` of other states)."""
+        for (name, _), g in zip(self.model.named_parameters(), self._global):
+            g.copy_(state[name])
+
+    def global_model(self) -> nn.Module:
+        """The shared model object holding the global weights (reused by the trainer:
+        copy it before training it yourself)."""
+        self._load(self._global)
+        return self.model
+
+    def device_data(self, device: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Device ``device``'s mixed set as the trainer holds it (normalised images, labels)."""
+        return self._x[device], self._y[device]
+
+    def to_tensor(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 (n, C, H, W) images as the model's normalised float input."""
+        return self._to_tensor(images)
+
+    # ------------------------------------------------------------------ internals
+
+    def _to_tensor(self, images: np.ndarray) -> torch.Tensor:
+        # astype copies, so the tensor never aliases the (read-only, shared) cached arrays
+        x = torch.from_numpy(np.asarray(images).astype(np.float32)).div_(255.0)
+        x = (x - self._mean) / self._std
+        return x.contiguous(memory_format=torch.channels_last)
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
+
+    def _generator(self, round_index: int, client: int) -> torch.Generator:
+        # One independent stream per (round, client): the same draw whoever else participates.
+        state = np.random.SeedSequence([self._shuffle_root, int(round_index), int(client)]).generate_state(2, np.uint32)
+        return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+    def _load(self, tensors: list[torch.Tensor]) -> None:
+        with torch.no_grad():
+            torch._foreach_copy_(self._params, tensors)
+
+    def _local_sgd(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> None:
+        """tau epochs of plain mini-batch SGD on (x, y), in place on ``self.model``."""
+        lr, bs = self.task.learning_rate, self.task.batch_size
+        params, model = self._params, self.model
+        n = len(y)
+        for _ in range(self.task.local_epochs):
+            perm = torch.randperm(n, generator=gen)
+            xs, ys = x[perm], y[perm]  # one gather per epoch; batches are then contiguous slices
+            for s in range(0, n, bs):
+                with self._autocast():
+                    logits = model(xs[s: s + bs])
+                loss = F.cross_entropy(logits.float(), ys[s: s + bs])
+                grads = torch.autograd.grad(loss, params)
+                with torch.no_grad():
+                    torch._foreach_add_(params, grads, alpha=-lr)
+
+
+def _as_labelled(data: SyntheticData) -> LabelledImages:
+    if data is None:
+        return LabelledImages(np.zeros((0, 1, 1, 1), dtype=np.uint8), np.zeros(0, dtype=np.int64))
+    if isinstance(data, LabelledImages):
+        return data
+    images, labels = data
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.dtype != np.uint8:
+        raise ValueError(f"synthetic images must be uint8 (n, C, H, W), got {images.dtype}")
+    if len(images) != len(labels):
+        raise ValueError(f"synthetic data has {len(images)} images but {len(labels)} labels")
+    return LabelledImages(images, labels)
+
+
+__all__ = ["PRECISIONS", "LabelledImages", "TorchTrainer", "fedavg", "normalisation"]

@@ -1,0 +1,123 @@
+"""Federated training: FedAvg by hand, loss goes down, stragglers, SST, determinism."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from simfl.learning.data import ImageDataset, load_dataset
+from simfl.learning.protocol import RoundMetrics, Trainer
+from simfl.learning.trainer import LabelledImages, TorchTrainer, fedavg
+from simfl.scenario import Task
+
+TASK = Task(model="cnn", learning_rate=0.05, batch_size=32, local_epochs=1, eval_samples=200)
+
+
+@pytest.fixture(scope="module")
+def fmnist() -> ImageDataset:
+    try:
+        return load_dataset("fashion-mnist")
+    except Exception as exc:  # noqa: BLE001 - any loader failure means the data is absent
+        pytest.skip(f"Fashion-MNIST unavailable: {exc}")
+
+
+def _parts(n_devices: int, per_device: int) -> list[np.ndarray]:
+    return [np.arange(k * per_device, (k + 1) * per_device) for k in range(n_devices)]
+
+
+def _synthetic(ds: ImageDataset, n: int) -> LabelledImages:
+    # test images stand in for generated ones: uint8 (n, C, H, W) with labels
+    return LabelledImages(np.array(ds.test_images[-n:]), np.array(ds.test_labels[-n:]))
+
+
+def test_fedavg_hand_computed() -> None:
+    a = {"w": torch.tensor([1.0, 2.0]), "b": torch.tensor([0.0])}
+    b = {"w": torch.tensor([3.0, 6.0]), "b": torch.tensor([4.0])}
+    # weights 1 and 3: w = (1*[1,2] + 3*[3,6]) / 4 = [2.5, 5]; b = (0 + 12) / 4 = 3
+    out = fedavg([a, b], [1, 3])
+    assert out["w"].tolist() == [2.5, 5.0]
+    assert out["b"].tolist() == [3.0]
+
+
+def test_fedavg_rejects_bad_weights() -> None:
+    with pytest.raises(ValueError):
+        fedavg([{"w": torch.zeros(1)}], [0.0])
+    with pytest.raises(ValueError):
+        fedavg([{"w": torch.zeros(1)}], [1.0, 2.0])
+
+
+def test_torch_trainer_satisfies_the_engine_protocol(fmnist: ImageDataset) -> None:
+    trainer = TorchTrainer(TASK, fmnist, _parts(1, 32), seed=0)
+    assert isinstance(trainer, Trainer)
+    metrics = trainer.train_round(0, np.array([0]))
+    assert isinstance(metrics, RoundMetrics) and 0.0 <= metrics.accuracy <= 1.0
+
+
+def test_one_round_lowers_the_test_loss(fmnist: ImageDataset) -> None:
+    task = replace(TASK, local_epochs=2)
+    trainer = TorchTrainer(task, fmnist, _parts(2, 256), seed=1)
+    before = trainer.evaluate()
+    after = trainer.train_round(0, np.array([0, 1]))
+    # an untrained 10-class model sits near ln 10 = 2.30 nats
+    assert before.loss == pytest.approx(np.log(10), abs=0.15)
+    assert after.loss < before.loss - 0.2
+    assert after.accuracy > before.accuracy
+
+
+def test_aggregate_is_the_size_weighted_mean_of_the_participants(fmnist: ImageDataset) -> None:
+    # Seeds are per (round, device), so device k trains identically whoever else takes part:
+    # the two-device round must equal (S4) the weighted mean of the one-device rounds.
+    parts = _parts(2, 64)
+    synthetic = [None, _synthetic(fmnist, 32)]  # D_mix = 64 and 64 + 32
+    models = {}
+    for who in ([0], [1], [0, 1]):
+        trainer = TorchTrainer(TASK, fmnist, parts, synthetic=synthetic, seed=3)
+        trainer.train_round(0, np.array(who))
+        models[tuple(who)] = trainer.global_state()
+    assert trainer.d_mix.tolist() == [64, 96]
+    for name, both in models[(0, 1)].items():
+        expected = (64 * models[(0,)][name] + 96 * models[(1,)][name]) / 160
+        torch.testing.assert_close(both, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_stragglers_do_not_count_and_nobody_means_no_change(fmnist: ImageDataset) -> None:
+    trainer = TorchTrainer(TASK, fmnist, _parts(3, 32), seed=4)
+    start = trainer.global_state()
+    metrics = trainer.train_round(0, np.array([], dtype=int))
+    for name, value in trainer.global_state().items():
+        assert torch.equal(value, start[name])
+    assert metrics == trainer.evaluate()
+    # device 2's data is irrelevant when only device 0 arrives: poison it and compare
+    a = TorchTrainer(TASK, fmnist, _parts(3, 32), seed=4)
+    b = TorchTrainer(TASK, fmnist, _parts(2, 32) + [np.arange(40000, 40032)], seed=4)
+    assert a.train_round(0, np.array([0])) == b.train_round(0, np.array([0]))
+
+
+def test_same_seed_same_result_bit_for_bit(fmnist: ImageDataset) -> None:
+    runs = []
+    for _ in range(2):
+        trainer = TorchTrainer(TASK, fmnist, _parts(3, 48), synthetic=[_synthetic(fmnist, 16)], seed=7)
+        runs.append([trainer.train_round(r, np.array(p)) for r, p in enumerate(([0, 1, 2], [2, 0], [1]))])
+    assert runs[0] == runs[1]  # RoundMetrics equality: accuracy and loss to the last bit
+    other = TorchTrainer(TASK, fmnist, _parts(3, 48), synthetic=[_synthetic(fmnist, 16)], seed=8)
+    assert other.train_round(0, np.array([0, 1, 2])).loss != runs[0][0].loss
+
+
+def test_sst_server_update_joins_the_average(fmnist: ImageDataset) -> None:
+    server = _synthetic(fmnist, 64)
+    trainer = TorchTrainer(TASK, fmnist, _parts(2, 32), server_synthetic=server, server_trains=True, seed=5)
+    start = trainer.global_state()
+    trainer.train_round(0, np.array([], dtype=int))  # no device arrived; the server still trained
+    assert any(not torch.equal(v, start[k]) for k, v in trainer.global_state().items())
+    with pytest.raises(ValueError, match="server_synthetic"):
+        TorchTrainer(TASK, fmnist, _parts(2, 32), server_trains=True, seed=5)
+
+
+def test_bfloat16_precision_trains_and_is_deterministic(fmnist: ImageDataset) -> None:
+    results = [TorchTrainer(TASK, fmnist, _parts(2, 64), seed=9, precision="bfloat16").train_round(0, np.array([0, 1]))
+               for _ in range(2)]
+    assert results[0] == results[1]
+    assert results[0].loss < np.log(10)
