@@ -89,13 +89,16 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     _write_plan(out_dir, policy.name, world, plan)
 
     synthetic, server_set = _synthesise(setup, policy, plan, progress)
+    if not policy.devices_train:
+        # centralised (CLSD): the server trains alone; no device computes or sends
+        world, plan = world.without_devices(), _empty_plan(world, plan)
     trainer = TorchTrainer(
         task=scenario.task,
         dataset=setup.dataset,
-        device_indices=list(setup.device_indices),
-        synthetic=synthetic,
+        device_indices=list(setup.device_indices) if policy.devices_train else [],
+        synthetic=synthetic if policy.devices_train else [],
         server_synthetic=server_set,
-        server_trains=policy.server_trains,
+        server_trains=policy.server_trains or not policy.devices_train,
         seed=scenario.seed,
     )
 
@@ -128,6 +131,12 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
 
     run(world, plan, trainer, rounds, scenario.seed, state=state, on_round=on_round)
     return read_rounds(out_dir)
+
+
+def _empty_plan(world: World, plan: Plan) -> Plan:
+    none = np.zeros(0)
+    return Plan(d_gen_per_class=np.zeros((0, world.n_classes), dtype=np.int64), f_hz=none, b_hz=none, p_w=none,
+                generator=plan.generator, server_synthetic_per_class=plan.server_synthetic_per_class, info=plan.info)
 
 
 def _save_atomically(state: dict, path: Path) -> None:

@@ -43,10 +43,15 @@ class Policy(ABC):
     server_trains:
         True when the server trains on `plan.server_synthetic_per_class` every round and
         adds its update to the aggregation (SST).
+    devices_train:
+        False when no device takes part and the server trains alone on its synthetic set
+        (CLSD): devices then spend no energy and send nothing; the server's own cost is
+        not modelled, as in the paper.
     """
 
     name: ClassVar[str]
     server_trains: ClassVar[bool] = False
+    devices_train: ClassVar[bool] = True
 
     @abstractmethod
     def plan(self, world: World, context: PlanContext) -> Plan:

@@ -98,6 +98,13 @@ class World:
             raise ValueError(f"d_loc_per_class has {counts.shape[0]} rows for {self.n_devices} devices")
         return replace(self, d_loc_per_class=counts)
 
+    def without_devices(self) -> World:
+        """The same cells with no device in them (centralised training at the server)."""
+        none = np.zeros(0)
+        return replace(self, cell_of=np.zeros(0, dtype=np.int64), position_m=np.zeros((0, 2)), distance_m=none,
+                       gain=none, f_max_hz=none, eps=none, p_max_w=none,
+                       d_loc_per_class=np.zeros((0, self.n_classes), dtype=np.int64), graph=nx.Graph())
+
     def with_model_bits(self, model_bits: float) -> World:
         return replace(self, constants=replace(self.constants, model_bits=float(model_bits)))
 

@@ -21,7 +21,7 @@ from simfl.world import build_world, rng
 from conftest import scenario_dict
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPER_POLICIES = ["fimi", "tfl", "hdc", "sst", "gan", "fimi-no-ba", "fimi-no-da", "fimi-no-dm", "fimi-no-oa"]
+PAPER_POLICIES = ["fimi", "tfl", "hdc", "sst", "gan", "clsd", "fimi-no-ba", "fimi-no-da", "fimi-no-dm", "fimi-no-oa"]
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +75,14 @@ def test_tfl_and_sst_have_no_device_side_synthetic_data(world_and_scenario):
     sst = plan_of("sst", world, scenario)
     assert create("sst").server_trains
     assert np.array_equal(sst.server_synthetic_per_class, fimi.d_gen_per_class.sum(axis=0))
+
+
+def test_clsd_keeps_fimis_synthetic_set_at_the_server_and_no_device_trains(world_and_scenario):
+    world, scenario = world_and_scenario
+    clsd = plan_of("clsd", world, scenario)
+    assert not create("clsd").devices_train
+    assert clsd.d_gen.sum() == 0
+    assert np.array_equal(clsd.server_synthetic_per_class, plan_of("fimi", world, scenario).d_gen_per_class.sum(axis=0))
 
 
 def test_hdc_only_synthesises_the_rarest_class(world_and_scenario):

@@ -1,0 +1,26 @@
+"""Centralised learning on synthetic data (CLSD, Section V-B): no federated training at
+all; the server trains the model on the synthetic data alone. The set has FIMI's
+per-class totals, from the diffusion model, so it shows what the synthetic data is worth
+without the devices' real data (Fig. 4). Devices spend no energy and send nothing."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from policies.equal_share import EqualShare
+from policies.fimi import Fimi
+from simfl.plan import Plan
+from simfl.policy import Policy, PlanContext
+from simfl.world import World
+
+
+class Clsd(Policy):
+    """The server trains alone on FIMI's synthetic set; no device takes part."""
+
+    name = "clsd"
+    devices_train = False
+
+    def plan(self, world: World, context: PlanContext) -> Plan:
+        kept = Fimi().plan(world, context).d_gen_per_class.sum(axis=0)
+        # The device part of the plan is never executed; it only has to be valid.
+        return replace(EqualShare().plan(world, context), generator="diffusion", server_synthetic_per_class=kept)
