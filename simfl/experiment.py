@@ -166,11 +166,10 @@ def _synthesise(setup: Setup, policy: Policy, plan: Plan, progress: TextIO | Non
     if not (wants_devices or wants_server):
         return [empty] * setup.world.n_devices, None
     from simfl.generative.pool import SynthesisService
-    from simfl.generative.train import load_generator
 
     if plan.generator is None:
         raise SimflError(f"policy {policy.name!r} asks for synthetic data but names no generator")
-    generator = load_generator(plan.generator, setup.scenario)
+    generator = ensure_generator(plan.generator, setup.scenario, progress)
     service = SynthesisService(generator)
     if progress:
         print(f"[{policy.name}] synthesising {int(plan.d_gen.sum())} device samples"
@@ -179,6 +178,22 @@ def _synthesise(setup: Setup, policy: Policy, plan: Plan, progress: TextIO | Non
     synthetic = service.synthesize(plan.d_gen_per_class) if wants_devices else [empty] * setup.world.n_devices
     server_set = service.server_set(np.asarray(server_counts, dtype=np.int64)) if wants_server else None
     return synthetic, server_set
+
+
+def ensure_generator(kind: str, scenario: Scenario, progress: TextIO | None = sys.stderr) -> object:
+    """The scenario's trained generator; trained first (on the public split, cached,
+    resumable) when this is its first use."""
+    from simfl.errors import DataNotFound
+    from simfl.generative.train import load_generator, scenario_checkpoint, train_generator
+
+    try:
+        return load_generator(kind, scenario)
+    except DataNotFound:
+        if progress:
+            print(f"the {kind} generator is not trained yet: training it now (once; cached at "
+                  f"{scenario_checkpoint(kind, scenario)})", file=progress, flush=True)
+        train_generator(kind, scenario, progress=(lambda line: print(line, file=progress, flush=True)) if progress else None)
+        return load_generator(kind, scenario)
 
 
 def _write_plan(out_dir: Path, policy: str, world: World, plan: Plan) -> None:
