@@ -4,6 +4,7 @@ against the exact optimum, the resource-only variants, Plan and JSON."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -15,7 +16,7 @@ from simfl.optim.fimi import (_Setup, equal_bandwidth_hz, plan_from_solution, pl
                               solve_resources)
 from simfl.optim.infeasibility import check_learning_target, time_split_bounds
 from simfl.optim.learning_curve import error_sum_target, local_error
-from simfl.optim.paper_setup import multicell_world, paper_world
+from simfl.optim.paper_setup import PAPER_SCENARIO, multicell_world, paper_world
 from simfl.plan import check_plan, plan_costs
 from simfl.radio import power_for_latency_w
 from simfl.scenario import CrossEntropy
@@ -171,6 +172,22 @@ def test_multicell_bands_fill_each_cell_and_ce_stays_feasible():
     check_plan(world, plan_from_solution(world, ce))
     assert ce.round_energy_j >= exact.round_energy_j * (1 - 1e-9)
     assert ce.round_energy_j < exact.round_energy_j * 1.03
+
+
+def test_a_cell_without_devices_is_ignored():
+    raw = copy.deepcopy(PAPER_SCENARIO)
+    raw["cells"].append({"name": "far", "position_m": [5000, 0], "radius_m": 400, "bandwidth_hz": 5e6,
+                         "noise_dbm_per_hz": -170})
+    raw["devices"]["count"] = 6
+    raw["devices"]["cell"] = "bs0"
+    raw["cells"][0]["bandwidth_hz"] = 6e6
+    world = paper_world(2, raw=raw)
+    assert world.n_cells == 2 and (world.cell_of == 0).all()
+    exact = solve(world, "exact")
+    assert exact.info["varpi"][1] == 0.0 and abs(exact.info["duality_gap"]) < 1e-9
+    ce = solve(world, "ce", rng(2, "policy"))
+    assert exact.round_energy_j <= ce.round_energy_j * (1 + 1e-9) < exact.round_energy_j * 1.02
+    check_plan(world, plan_from_solution(world, ce))
 
 
 def test_tfl_resources_only(solved):

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simfl.errors import InfeasiblePlan
-from simfl.optim.communication import LN2, b_min_hz, b_of_multiplier
+from simfl.optim.communication import LN2, CellSums, b_min_hz, b_of_multiplier
 from simfl.optim.roots import bracketed_root
 from simfl.world import World
 
@@ -166,7 +166,9 @@ def solve_dual(world: World, p: DeviceProblem, target: float | None, gamma: floa
     """Maximise the dual function over nu >= 0 (13a) and varpi_k >= 0 (12e)."""
     cell_of, n_cells = world.cell_of, world.n_cells
     band_k = world.bandwidth_hz.astype(float)
-    onehot = (cell_of[:, None] == np.arange(n_cells)[None, :]).astype(float)
+    sums = CellSums(cell_of, n_cells)
+    # a cell without devices has nothing to share: its varpi is 0 and it is not searched
+    present = np.bincount(cell_of, minlength=n_cells) > 0
     state = {"log_w": None}
 
     def choose(nu: float) -> tuple[np.ndarray, DeviceChoice]:
@@ -174,16 +176,22 @@ def solve_dual(world: World, p: DeviceProblem, target: float | None, gamma: floa
         if p.band_fixed:
             return np.zeros(0), device_choice(p, nu, np.zeros(world.n_devices))
 
-        def excess(log_w: np.ndarray) -> np.ndarray:
-            return device_choice(p, nu, np.exp(log_w)[cell_of]).b_hz @ onehot - band_k
+        def full(log_w_present: np.ndarray) -> np.ndarray:
+            varpi = np.zeros(n_cells)
+            varpi[present] = np.exp(log_w_present)
+            return varpi
 
-        center = state["log_w"] if state["log_w"] is not None else _varpi_guess(p, cell_of, n_cells)
+        def excess(log_w_present: np.ndarray) -> np.ndarray:
+            choice = device_choice(p, nu, full(log_w_present)[cell_of])
+            return (sums(choice.b_hz) - band_k)[present]
+
+        center = state["log_w"] if state["log_w"] is not None else _varpi_guess(p, cell_of, n_cells)[present]
         lo, hi = _expand_bracket(excess, center - 0.5, center + 0.5, decreasing=True,
                                  what="the cells' bands (12e)")
-        log_w = bracketed_root(excess, lo[0], hi[0], xtol=1e-13, ftol=RESIDUAL_RTOL * band_k,
+        log_w = bracketed_root(excess, lo[0], hi[0], xtol=1e-13, ftol=RESIDUAL_RTOL * band_k[present],
                                f_lo=lo[1], f_hi=hi[1])
         state["log_w"] = log_w
-        varpi = np.exp(log_w)
+        varpi = full(log_w)
         return varpi, device_choice(p, nu, varpi[cell_of])
 
     def error_excess(nu: float, choice: DeviceChoice) -> float:
