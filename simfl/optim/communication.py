@@ -153,8 +153,8 @@ def solve_p7(t_com_s: np.ndarray, cell_of: np.ndarray, bandwidth_hz: np.ndarray,
     b_min = b_min_hz(model_bits, t, gain, p_max_w, n0_w_per_hz)
     finite = np.isfinite(b_min).all(axis=-1)
     used_min = sums(np.where(np.isfinite(b_min), b_min, 0.0))
-    feasible = (finite & (b_min <= band * (1 + FEASIBLE_RTOL)).all(axis=-1)
-                & (used_min <= band_k * (1 + FEASIBLE_RTOL)).all(axis=-1))
+    feasible = np.asarray(finite & (b_min <= band * (1 + FEASIBLE_RTOL)).all(axis=-1)
+                          & (used_min <= band_k * (1 + FEASIBLE_RTOL)).all(axis=-1))
     b_min_safe = np.where(np.isfinite(b_min), np.minimum(b_min, band), band)
 
     # (40), per problem and cell, on a log scale since varpi spans many decades
@@ -232,7 +232,7 @@ def fixed_band_stage(t_com_s: np.ndarray, b_hz: np.ndarray, gain: np.ndarray, n0
     t = np.asarray(t_com_s, float)
     b = np.broadcast_to(np.asarray(b_hz, float), t.shape)
     p = power_for_latency_w(b, gain, n0_w_per_hz, model_bits, t)
-    feasible = (p <= p_max_w * (1 + 1e-9)).all(axis=-1)
+    feasible = np.asarray((p <= p_max_w * (1 + 1e-9)).all(axis=-1))
     p = np.minimum(p, p_max_w)
     rate = uplink_rate_bps(b, gain, p, n0_w_per_hz)
     energy = uplink_energy_j(model_bits, p, rate)

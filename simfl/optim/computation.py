@@ -128,7 +128,7 @@ def computation_stage(t_cmp_s: np.ndarray, d_loc: np.ndarray, f_max_hz: np.ndarr
     if d_mix_fixed is not None:
         d_mix = np.broadcast_to(np.asarray(d_mix_fixed, float), t_cmp_s.shape)
         f_hz = frequency_for_latency_hz(k.tau, k.omega_cycles, d_mix, t_cmp_s)
-        feasible = (f_hz <= f_max_hz * (1 + 1e-9)).all(axis=-1)
+        feasible = np.asarray((f_hz <= f_max_hz * (1 + 1e-9)).all(axis=-1))
         nu = np.zeros(t_cmp_s.shape[:-1])
     else:
         assert target is not None
@@ -141,7 +141,7 @@ def computation_stage(t_cmp_s: np.ndarray, d_loc: np.ndarray, f_max_hz: np.ndarr
         # eq. (19); the clip only removes round-off at the ends of [D_loc, D_hi]
         d_mix = np.clip(d_mix_for_error(p6.delta, k.alpha, k.beta, k.gamma), d_loc, d_hi)
         f_hz = np.minimum(frequency_for_latency_hz(k.tau, k.omega_cycles, d_mix, t_cmp_s), f_max_hz)  # eq. (20)
-        feasible = p6.feasible & can_train
+        feasible = np.asarray(p6.feasible & can_train)
         nu = p6.nu
     energy = compute_energy_j(k.tau, eps, k.omega_cycles, d_mix, f_hz)  # eq. (5)
     return ComputationStage(d_mix=d_mix, f_hz=f_hz, energy_j=energy, nu=nu, feasible=feasible)

@@ -169,7 +169,7 @@ def solve_dual(world: World, p: DeviceProblem, target: float | None, gamma: floa
     sums = CellSums(cell_of, n_cells)
     # a cell without devices has nothing to share: its varpi is 0 and it is not searched
     present = np.bincount(cell_of, minlength=n_cells) > 0
-    state = {"log_w": None}
+    state: dict[str, np.ndarray | None] = {"log_w": None}
 
     def choose(nu: float) -> tuple[np.ndarray, DeviceChoice]:
         """For fixed nu the cells decouple: varpi_k makes cell k's sub-bands fill B_k."""
@@ -185,7 +185,8 @@ def solve_dual(world: World, p: DeviceProblem, target: float | None, gamma: floa
             choice = device_choice(p, nu, full(log_w_present)[cell_of])
             return (sums(choice.b_hz) - band_k)[present]
 
-        center = state["log_w"] if state["log_w"] is not None else _varpi_guess(p, cell_of, n_cells)[present]
+        previous = state["log_w"]
+        center = previous if previous is not None else _varpi_guess(p, cell_of, n_cells)[present]
         lo, hi = _expand_bracket(excess, center - 0.5, center + 0.5, decreasing=True,
                                  what="the cells' bands (12e)")
         log_w = bracketed_root(excess, lo[0], hi[0], xtol=1e-13, ftol=RESIDUAL_RTOL * band_k[present],

@@ -126,9 +126,11 @@ def solve(world: World, solver: str = "ce", rng: np.random.Generator | None = No
     k = world.constants
     d_loc = world.d_loc.astype(float)
     learning = synthesis and d_gen is None
-    d_mix_fixed = None if learning else d_loc + (np.zeros_like(d_loc) if d_gen is None else np.asarray(d_gen, float))
+    # the least data each device trains: D_loc when D_gen is optimised, else the fixed D_mix
+    d_least = d_loc + (0.0 if d_gen is None else np.asarray(d_gen, float))
+    d_mix_fixed = None if learning else d_least
     b_fixed = equal_bandwidth_hz(world) if equal_bandwidth else None
-    lo, hi = time_split_bounds(world, d_loc if learning else d_mix_fixed, b_fixed)
+    lo, hi = time_split_bounds(world, d_least, b_fixed)
     target = check_learning_target(world, hi) if learning else None
     setup = _Setup(world, lo, hi, target, d_mix_fixed, b_fixed, method)
 
@@ -146,7 +148,7 @@ def solve(world: World, solver: str = "ce", rng: np.random.Generator | None = No
         history = result.history
         info["iterations"] = result.iterations
     else:
-        problem = _device_problem(world, setup, learning)
+        problem = _device_problem(world, setup, d_least, learning)
         dual = solve_dual(world, problem, target, k.gamma)
         eta = dual.choice.eta
         info.update(nu=dual.nu, varpi=dual.varpi.tolist(), dual_bound_j=dual.dual_value_j)
@@ -165,14 +167,12 @@ def solve_resources(world: World, d_gen: np.ndarray, solver: str = "exact", rng:
     return solve(world, solver, rng, d_gen=np.asarray(d_gen, float), **kwargs)
 
 
-def _device_problem(world: World, setup: _Setup, learning: bool) -> DeviceProblem:
+def _device_problem(world: World, setup: _Setup, d_least: np.ndarray, learning: bool) -> DeviceProblem:
     k = world.constants
-    d_loc = world.d_loc.astype(float)
-    d_lo = d_loc if learning else setup.d_mix_fixed
     return DeviceProblem(
         a=world.eps * (k.tau * k.omega_cycles) ** 3 / k.t_max_s**2,
-        d_lo=d_lo,
-        d_cap=d_loc + k.dgen_max if learning else setup.d_mix_fixed,
+        d_lo=d_least,
+        d_cap=d_least + k.dgen_max if learning else d_least,
         cpu=world.f_max_hz * k.t_max_s / (k.tau * k.omega_cycles),
         gain=world.gain,
         n0=world.device_noise_w_per_hz,

@@ -3,7 +3,7 @@ and 2 and of the exact solver: many independent brackets are searched at once.""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -12,7 +12,7 @@ import numpy as np
 _BISECT_EVERY = 3
 
 
-def bracketed_root(fun: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarray, *,
+def bracketed_root(fun: Callable[[np.ndarray], Any], lo: np.ndarray, hi: np.ndarray, *,
                    xtol: float, ftol: np.ndarray | float = 0.0, max_iter: int = 200,
                    method: str = "illinois", f_lo: np.ndarray | None = None,
                    f_hi: np.ndarray | None = None) -> np.ndarray:
@@ -71,7 +71,7 @@ def bracketed_root(fun: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: 
                 x = np.where(np.isfinite(x) & (x > lo) & (x < hi), x, mid)
         fx, dx = evaluate(x)
         active = ~done
-        if newton:
+        if dx is not None:
             bisect_next = ~(np.abs(fx) <= 0.5 * np.abs(f_n))
             x_n, f_n, d_n = x, fx, dx
         same_as_lo = (np.sign(fx) == np.sign(flo)) & active
