@@ -245,6 +245,27 @@ def test_plan_json_has_the_agreed_shape(solved):
     assert sum(d["d_gen"] for d in doc["devices"]) == doc["total_d_gen"] == int(plan.d_gen.sum())
 
 
+def test_plan_for_a_policy_with_its_own_class_split(solved):
+    """HDC: FIMI's amounts, all in each device's rarest class; resources re-optimised."""
+    world, fimi, _ = solved[1]
+    amounts = plan_from_solution(world, fimi).d_gen
+    rarest = np.argmin(world.d_loc_per_class, axis=1)
+    split = np.zeros_like(world.d_loc_per_class)
+    split[np.arange(20), rarest] = amounts
+    sol = solve_resources(world, amounts)
+    plan = plan_from_solution(world, sol, generator="diffusion", d_gen_per_class=split)
+    check_plan(world, plan)
+    assert (plan.d_gen_per_class == split).all() and plan.generator == "diffusion"
+    assert plan_costs(world, plan).round_latency_s == pytest.approx(60.0, rel=1e-9)
+
+
+def test_tfl_plan_has_no_generator(solved):
+    world = solved[1][0]
+    plan = plan_from_solution(world, solve(world, "exact", synthesis=False))
+    assert plan.generator is None and plan.d_gen.sum() == 0
+    check_plan(world, plan)
+
+
 def test_unknown_solver_and_missing_rng_are_errors():
     world = paper_world(1)
     with pytest.raises(ValueError, match="unknown solver"):

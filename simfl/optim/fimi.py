@@ -220,13 +220,20 @@ def integer_d_gen(world: World, sol: FimiSolution) -> np.ndarray:
     return np.maximum(np.where(ok, up, np.floor(sol.d_gen + 1e-6)), 0).astype(np.int64)
 
 
-def plan_from_solution(world: World, sol: FimiSolution, generator: str | None = "diffusion") -> Plan:
+def plan_from_solution(world: World, sol: FimiSolution, generator: str | None = "diffusion",
+                       d_gen_per_class: np.ndarray | None = None) -> Plan:
     """The Plan of a solution: whole synthetic samples spread over classes by
-    water-filling (P8, Theorem 3); f recomputed so training the whole samples still takes
-    exactly T_cmp; b and P as solved."""
+    water-filling (P8, Theorem 3) unless the policy gives its own (I, C) split (HDC puts
+    everything in the rarest class); f recomputed so training the whole samples still
+    takes exactly T_cmp; b and P as solved."""
     k = world.constants
-    d_gen = integer_d_gen(world, sol)
-    per_class = waterfill(world.d_loc_per_class, d_gen)
+    if d_gen_per_class is None:
+        per_class = waterfill(world.d_loc_per_class, integer_d_gen(world, sol))
+    else:
+        per_class = np.asarray(d_gen_per_class, dtype=np.int64)
+        if per_class.shape != world.d_loc_per_class.shape:
+            raise ValueError(f"d_gen_per_class has shape {per_class.shape}, expected {world.d_loc_per_class.shape}")
+    d_gen = per_class.sum(axis=1)
     f_hz = np.minimum(k.tau * k.omega_cycles * (world.d_loc + d_gen) / sol.t_cmp_s, world.f_max_hz)
     info = {"solver": sol.solver, "round_energy_j": sol.round_energy_j, "global_error": sol.global_error,
             **{key: v for key, v in sol.info.items() if np.isscalar(v)}}
