@@ -1,0 +1,63 @@
+"""Where trained generators live on disk, and how they are written.
+
+One checkpoint per (kind, config, dataset, public split size, seed): two scenarios that
+train on the same public split with the same seed share it; any difference in the
+training data or the seed gives another file. Files are written atomically (a temporary
+file, then a rename), so an interrupted save never leaves a corrupt checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from simfl.errors import DataNotFound
+
+
+def default_cache_dir() -> Path:
+    """`$SIMFL_CACHE`, else `~/.cache/simfl`."""
+    env = os.environ.get("SIMFL_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "simfl"
+
+
+def resolve_cache_dir(cache_dir: str | Path | None, scenario_cache_dir: str | None = None) -> Path:
+    """An explicit argument wins, then the scenario's generator.cache_dir, then the default."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    if scenario_cache_dir is not None:
+        return Path(scenario_cache_dir).expanduser()
+    return default_cache_dir()
+
+
+def checkpoint_stem(kind: str, config: str, dataset: str, public_samples: int, seed: int) -> str:
+    """e.g. `diffusion-default-fashion-mnist-pub10000-seed1`."""
+    return f"{kind}-{config}-{dataset}-pub{public_samples}-seed{seed}"
+
+
+def checkpoint_path(cache_dir: Path, stem: str) -> Path:
+    return cache_dir / "generators" / f"{stem}.pt"
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write `state` atomically to `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint written by `save_checkpoint`; DataNotFound when absent or unreadable."""
+    if not path.exists():
+        raise DataNotFound(f"no generator checkpoint at {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a truncated or foreign file: say which and how to recover
+        raise DataNotFound(f"cannot read the generator checkpoint {path} ({exc}); delete it and train again") from None
+
+
+__all__ = ["checkpoint_path", "checkpoint_stem", "default_cache_dir", "load_checkpoint", "resolve_cache_dir",
+           "save_checkpoint"]

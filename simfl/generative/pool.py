@@ -1,0 +1,178 @@
+"""Paper step S2, data synthesis: the server generates each device's requested
+category-wise synthetic data and sends it down.
+
+Generated images are kept on disk in a pool per (checkpoint, sampler setting, class), so
+repeated runs and policy comparisons never regenerate them. The pool of class c is the
+concatenation of fixed-size chunks, chunk j drawn with a seed derived from (the
+generator's training seed, c, j): its content never depends on the order or size of past
+requests. A request is served from the front of the pool: within one `synthesize` call
+the devices take consecutive slices (device 0 the first n_0c images of class c, device 1
+the next n_1c, ...), so two policies that ask for the same counts get the same images,
+and only the shortfall is ever generated.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from simfl.errors import SimflError
+from simfl.generative.checkpoint import default_cache_dir
+from simfl.generative.train import TrainedGenerator
+
+CHUNK = 256  # images generated per class per chunk: the unit of the pool's seeding
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@dataclass
+class SynthesisStats:
+    """What the service has done since it was created."""
+
+    generated_images: int = 0
+    generation_s: float = 0.0
+    served_images: int = 0
+
+
+class SynthesisService:
+    """Serves synthetic images from a trained generator through an on-disk pool.
+
+    Parameters
+    ----------
+    generator
+        A `TrainedGenerator` (from `load_generator`).
+    pool_dir
+        Root of the pools; default `<cache>/pools`. Images of class c live in
+        `pool_dir/<checkpoint>/<sampler>/class_<c>.npy`, uint8 (n, C, H, W).
+    progress
+        Called with a line per generated chunk (default: stderr); None for silence.
+    """
+
+    def __init__(self, generator: TrainedGenerator, pool_dir: str | Path | None = None,
+                 progress: Callable[[str], None] | None = _stderr) -> None:
+        self.generator = generator
+        self.progress = progress
+        root = Path(pool_dir).expanduser() if pool_dir is not None else default_cache_dir() / "pools"
+        self.dir = root / generator.key / generator.sampler_tag
+        self.stats = SynthesisStats()
+
+    @property
+    def n_classes(self) -> int:
+        return self.generator.n_classes
+
+    @property
+    def bytes_per_image(self) -> int:
+        """Downlink size of one synthetic image: uint8 at the data's resolution."""
+        return self.generator.bytes_per_image
+
+    # ------------------------------------------------------------------ requests
+
+    def _check_counts(self, counts: np.ndarray, what: str, ndim: int) -> np.ndarray:
+        arr = np.asarray(counts)
+        if arr.ndim != ndim or arr.shape[-1] != self.n_classes:
+            want = "(C,)" if ndim == 1 else "(I, C)"
+            raise SimflError(f"{what}: expected an array of shape {want} with C = {self.n_classes} classes of the "
+                             f"generator {self.generator.key}, got shape {arr.shape}")
+        if arr.size and not np.all(np.equal(np.mod(arr, 1), 0)):
+            raise SimflError(f"{what}: counts must be whole numbers of images, got {arr[np.mod(arr, 1) != 0][:3]}")
+        arr = arr.astype(np.int64)
+        if np.any(arr < 0):
+            where = np.argwhere(arr < 0)[0]
+            place = f"class {where[-1]}" if ndim == 1 else f"device {where[0]}, class {where[1]}"
+            raise SimflError(f"{what}: negative count {arr[tuple(where)]} at {place}; counts must be >= 0")
+        return arr
+
+    def downlink_bytes(self, requests: np.ndarray) -> np.ndarray:
+        """Bytes sent to each device (I,): its number of images x bytes per image."""
+        req = self._check_counts(requests, "synthesis request", 2)
+        return req.sum(axis=1) * self.bytes_per_image
+
+    def synthesize(self, requests: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Images for every device: `requests[i, c]` images of class c for device i.
+
+        Returns one (images uint8 (n_i, C, H, W), labels int64 (n_i,)) per device, images
+        ordered by class. Devices get disjoint, consecutive slices of each class's pool.
+        """
+        req = self._check_counts(requests, "synthesis request", 2)
+        totals = req.sum(axis=0)
+        pools = [self.take(c, int(totals[c])) for c in range(self.n_classes)]
+        offsets = np.zeros(self.n_classes, dtype=np.int64)
+        out = []
+        for row in req:
+            images, labels = [], []
+            for c in np.flatnonzero(row):
+                n = int(row[c])
+                images.append(pools[c][offsets[c]:offsets[c] + n])
+                labels.append(np.full(n, c, dtype=np.int64))
+                offsets[c] += n
+            out.append(self._stack(images, labels))
+        self.stats.served_images += int(req.sum())
+        return out
+
+    def server_set(self, counts_per_class: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A server-side synthetic set (e.g. for SST): the first counts[c] images of each class."""
+        counts = self._check_counts(counts_per_class, "server synthetic set", 1)
+        images = [self.take(c, int(n)) for c, n in enumerate(counts) if n > 0]
+        labels = [np.full(int(n), c, dtype=np.int64) for c, n in enumerate(counts) if n > 0]
+        self.stats.served_images += int(counts.sum())
+        return self._stack(images, labels)
+
+    def _stack(self, images: list[np.ndarray], labels: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        if not images:
+            return np.zeros((0, *self.generator.image_shape), dtype=np.uint8), np.zeros(0, dtype=np.int64)
+        return np.concatenate(images), np.concatenate(labels)
+
+    # ------------------------------------------------------------------ the pool
+
+    def _path(self, c: int) -> Path:
+        return self.dir / f"class_{c:03d}.npy"
+
+    def pool_size(self, c: int) -> int:
+        path = self._path(c)
+        if not path.exists():
+            return 0
+        return int(np.load(path, mmap_mode="r").shape[0])
+
+    def take(self, c: int, n: int) -> np.ndarray:
+        """The first n images of class c's pool, generating the shortfall (whole chunks)."""
+        if not 0 <= c < self.n_classes:
+            raise SimflError(f"unknown class {c}; the generator {self.generator.key} has classes 0..{self.n_classes - 1}")
+        path = self._path(c)
+        pool = np.load(path) if path.exists() else np.zeros((0, *self.generator.image_shape), dtype=np.uint8)
+        if len(pool) < n:
+            start = time.perf_counter()
+            chunks = [pool]
+            first, last = len(pool) // CHUNK, -(-n // CHUNK)
+            for j in range(first, last):
+                chunks.append(self._chunk(c, j))
+                if self.progress:
+                    self.progress(f"{self.generator.key} [{self.generator.sampler_tag}] class {c}: generated chunk "
+                                  f"{j + 1 - first}/{last - first} ({CHUNK} images, "
+                                  f"{time.perf_counter() - start:.0f} s)")
+            new = np.concatenate(chunks)
+            self.stats.generation_s += time.perf_counter() - start
+            self.stats.generated_images += len(new) - len(pool)
+            self._save(path, new)
+            pool = new
+        return pool[:n]
+
+    def _chunk(self, c: int, j: int) -> np.ndarray:
+        seed = np.random.SeedSequence([int(self.generator.meta["seed"]), c, j]).generate_state(1)[0]
+        return self.generator.sample(np.full(CHUNK, c, dtype=np.int64), seed=int(seed))
+
+    def _save(self, path: Path, pool: np.ndarray) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, pool)
+        os.replace(tmp, path)
+
+
+__all__ = ["CHUNK", "SynthesisService", "SynthesisStats"]
