@@ -119,13 +119,15 @@ def bandwidth_search(varpi: np.ndarray, t_com_s: np.ndarray, gain: np.ndarray, n
 @dataclass(frozen=True)
 class CommunicationStage:
     """Per problem and device: sub-band, power and upload energy; `varpi` per problem and
-    cell (the multiplier of (32a)); `feasible` per problem."""
+    cell (the multiplier of (32a)); `feasible` per problem and `violation` how far an
+    infeasible one is from feasibility (0 when feasible)."""
 
     b_hz: np.ndarray
     p_w: np.ndarray
     energy_j: np.ndarray
     varpi: np.ndarray
     feasible: np.ndarray
+    violation: np.ndarray
 
 
 def solve_p7(t_com_s: np.ndarray, cell_of: np.ndarray, bandwidth_hz: np.ndarray, gain: np.ndarray,
@@ -156,6 +158,9 @@ def solve_p7(t_com_s: np.ndarray, cell_of: np.ndarray, bandwidth_hz: np.ndarray,
     feasible = np.asarray(finite & (b_min <= band * (1 + FEASIBLE_RTOL)).all(axis=-1)
                           & (used_min <= band_k * (1 + FEASIBLE_RTOL)).all(axis=-1))
     b_min_safe = np.where(np.isfinite(b_min), np.minimum(b_min, band), band)
+    # relative band overflow per cell, and one full band for each device that no band serves
+    overflow = np.maximum(used_min / band_k - 1.0, 0.0).sum(axis=-1) + (~np.isfinite(b_min)).sum(axis=-1)
+    violation = np.where(feasible, 0.0, overflow)
 
     # (40), per problem and cell, on a log scale since varpi spans many decades
     w_lo = sums.min(-q_function(band, t, gain, n0_w_per_hz, model_bits))
@@ -190,7 +195,8 @@ def solve_p7(t_com_s: np.ndarray, cell_of: np.ndarray, bandwidth_hz: np.ndarray,
     p = np.minimum(p, p_max_w)  # round-off only: b >= b_min means P <= P_max
     rate = uplink_rate_bps(b, gain, p, n0_w_per_hz)
     energy = uplink_energy_j(model_bits, p, rate)  # eq. (9)
-    return CommunicationStage(b_hz=b, p_w=p, energy_j=energy, varpi=np.exp(log_w), feasible=feasible)
+    return CommunicationStage(b_hz=b, p_w=p, energy_j=energy, varpi=np.exp(log_w), feasible=feasible,
+                              violation=violation)
 
 
 class CellSums:
@@ -233,7 +239,9 @@ def fixed_band_stage(t_com_s: np.ndarray, b_hz: np.ndarray, gain: np.ndarray, n0
     b = np.broadcast_to(np.asarray(b_hz, float), t.shape)
     p = power_for_latency_w(b, gain, n0_w_per_hz, model_bits, t)
     feasible = np.asarray((p <= p_max_w * (1 + 1e-9)).all(axis=-1))
+    violation = np.where(feasible, 0.0, np.maximum(p / p_max_w - 1.0, 0.0).sum(axis=-1))
     p = np.minimum(p, p_max_w)
     rate = uplink_rate_bps(b, gain, p, n0_w_per_hz)
     energy = uplink_energy_j(model_bits, p, rate)
-    return CommunicationStage(b_hz=b, p_w=p, energy_j=energy, varpi=np.zeros(t.shape[:-1] + (0,)), feasible=feasible)
+    return CommunicationStage(b_hz=b, p_w=p, energy_j=energy, varpi=np.zeros(t.shape[:-1] + (0,)), feasible=feasible,
+                              violation=violation)

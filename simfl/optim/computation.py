@@ -45,6 +45,7 @@ class P6Solution:
     delta: np.ndarray  # (..., I)
     nu: np.ndarray  # (...,) 0 where (21a) is slack (no synthesis needed)
     feasible: np.ndarray  # (...,) bool
+    violation: np.ndarray  # (...,) by how much (21a) is missed at best, relative; 0 if feasible
 
 
 def solve_p6(rho: np.ndarray, delta_min: np.ndarray, delta_max: np.ndarray, target: float,
@@ -98,19 +99,22 @@ def solve_p6(rho: np.ndarray, delta_min: np.ndarray, delta_max: np.ndarray, targ
     delta = np.where(feasible[..., None], np.clip(c * t[..., None] - gamma, lo, hi), lo)
     delta = np.where(slack[..., None], hi, delta)
     nu = np.where(solve, t ** (-1.0 / expo), 0.0)
-    return P6Solution(delta=delta, nu=nu, feasible=feasible)
+    violation = np.where(feasible, 0.0, (sum_lo - target) / np.maximum(abs(target), 1.0))
+    return P6Solution(delta=delta, nu=nu, feasible=feasible, violation=violation)
 
 
 @dataclass(frozen=True)
 class ComputationStage:
     """Per problem and device: mixed-data amount, CPU frequency and compute energy for the
-    given computation times; `nu` is (21a)'s multiplier, `feasible` per problem."""
+    given computation times; `nu` is (21a)'s multiplier, `feasible` per problem and
+    `violation` how far an infeasible one is from feasibility (0 when feasible)."""
 
     d_mix: np.ndarray
     f_hz: np.ndarray
     energy_j: np.ndarray
     nu: np.ndarray
     feasible: np.ndarray
+    violation: np.ndarray
 
 
 def computation_stage(t_cmp_s: np.ndarray, d_loc: np.ndarray, f_max_hz: np.ndarray, eps: np.ndarray,
@@ -129,11 +133,13 @@ def computation_stage(t_cmp_s: np.ndarray, d_loc: np.ndarray, f_max_hz: np.ndarr
         d_mix = np.broadcast_to(np.asarray(d_mix_fixed, float), t_cmp_s.shape)
         f_hz = frequency_for_latency_hz(k.tau, k.omega_cycles, d_mix, t_cmp_s)
         feasible = np.asarray((f_hz <= f_max_hz * (1 + 1e-9)).all(axis=-1))
+        violation = np.where(feasible, 0.0, np.maximum(f_hz / f_max_hz - 1.0, 0.0).sum(axis=-1))
         nu = np.zeros(t_cmp_s.shape[:-1])
     else:
         assert target is not None
         d_hi = d_mix_max(f_max_hz, t_cmp_s, d_loc, k)
-        can_train = (d_hi >= d_loc * (1 - 1e-12)).all(axis=-1)
+        short = np.maximum(1.0 - d_hi / d_loc, 0.0).sum(axis=-1)
+        can_train = short <= 1e-12
         d_hi = np.maximum(d_hi, d_loc)
         delta_min = local_error(d_hi, k.alpha, k.beta, k.gamma)  # eq. (23)
         delta_max = local_error(d_loc, k.alpha, k.beta, k.gamma)  # eq. (24)
@@ -142,6 +148,7 @@ def computation_stage(t_cmp_s: np.ndarray, d_loc: np.ndarray, f_max_hz: np.ndarr
         d_mix = np.clip(d_mix_for_error(p6.delta, k.alpha, k.beta, k.gamma), d_loc, d_hi)
         f_hz = np.minimum(frequency_for_latency_hz(k.tau, k.omega_cycles, d_mix, t_cmp_s), f_max_hz)  # eq. (20)
         feasible = np.asarray(p6.feasible & can_train)
+        violation = np.where(feasible, 0.0, p6.violation + short)
         nu = p6.nu
     energy = compute_energy_j(k.tau, eps, k.omega_cycles, d_mix, f_hz)  # eq. (5)
-    return ComputationStage(d_mix=d_mix, f_hz=f_hz, energy_j=energy, nu=nu, feasible=feasible)
+    return ComputationStage(d_mix=d_mix, f_hz=f_hz, energy_j=energy, nu=nu, feasible=feasible, violation=violation)

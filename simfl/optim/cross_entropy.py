@@ -4,7 +4,7 @@ Problem (P5), with the errata to (41) and (42) and samples clipped to [eta_min, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -33,18 +33,32 @@ class CEResult:
     HISTORY_COLUMNS = ("iteration", "best_energy_j", "elite_mean_energy_j", "mean_energy_j", "sigma_max")
 
 
-def cross_entropy_search(evaluate: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarray,
+def _scores(out: np.ndarray | tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(energy, violation) from an evaluator that returns either energies or both."""
+    if isinstance(out, tuple):
+        return np.asarray(out[0], float), np.asarray(out[1], float)
+    energy = np.asarray(out, float)
+    return energy, np.where(np.isfinite(energy), 0.0, 1.0)
+
+
+def cross_entropy_search(evaluate: Callable[[np.ndarray], Any], lo: np.ndarray, hi: np.ndarray,
                          settings: CrossEntropy, rng: np.random.Generator, mu0: float = 0.5,
                          sigma0: float | np.ndarray | None = None) -> CEResult:
     """Algorithm 3 over eta in the box [lo, hi] (17)(18).
 
     `evaluate` maps an (M, I) batch of eta to the M round energies E^round(eta), +inf for
-    infeasible ones (Algorithms 1 and 2 run batched inside it). Per iteration: draw M
-    samples from N(mu, sigma^2) clipped to [lo, hi] (line 3), keep the K cheapest (line 5),
-    set mu~ to their mean and sigma~ to their standard deviation (41) (erratum: the
-    paper writes a mean of sigmas, which would never shrink), and smooth
-    mu_{j+1} = rho mu~ + (1 - rho) mu_j, likewise sigma (42) (erratum: the paper's index).
-    Stops after J iterations or when max sigma <= tol (line 2).
+    infeasible ones (Algorithms 1 and 2 run batched inside it), or to a pair (energies,
+    violations) where a violation says how far an infeasible eta is from feasibility.
+    Per iteration: draw M samples from N(mu, sigma^2) clipped to [lo, hi] (line 3), keep
+    the K best (line 5), set mu~ to their mean and sigma~ to their standard deviation
+    (41) (erratum: the paper writes a mean of sigmas, which would never shrink), and
+    smooth mu_{j+1} = rho mu~ + (1 - rho) mu_j, likewise sigma (42) (erratum: the paper's
+    index). Stops after J iterations or when max sigma <= tol (line 2).
+
+    "Best" ranks feasible samples by energy and after them infeasible ones by their
+    violation: where (P6) or (P7) has no solution for most draws (a tight learning target
+    against a crowded band), the elites then lead the search into the feasible set
+    instead of leaving it with no elite at all.
 
     sigma_0 defaults to a quarter of each device's box, not the paper's 1: the box is
     narrower than 1, so with sigma_0 = 1 most first samples are clipped onto its corners,
@@ -64,24 +78,21 @@ def cross_entropy_search(evaluate: Callable[[np.ndarray], np.ndarray], lo: np.nd
     while j < settings.iterations and sigma.max() > settings.tol:
         samples = np.clip(mu + sigma * rng.standard_normal((m, n)), lo, hi)  # line 3
         # mu_j rides along in the same batch: one batched run of Algorithms 1 and 2
-        energies = np.asarray(evaluate(np.vstack([mu[None, :], samples])), float)  # line 4
-        mu_energy, energy = float(energies[0]), energies[1:]
+        energies, violations = _scores(evaluate(np.vstack([mu[None, :], samples])))  # line 4
+        mu_energy, energy, violation = float(energies[0]), energies[1:], violations[1:]
         if mu_energy < best_energy:
             best_energy, best_eta = mu_energy, mu.copy()
-        order = np.argsort(energy, kind="stable")[:elite]  # line 5
+        order = np.lexsort((energy, violation))[:elite]  # line 5: feasible by energy, then the least infeasible
         elite_eta, elite_energy = samples[order], energy[order]
         if elite_energy[0] < best_energy:
             best_energy, best_eta = float(elite_energy[0]), elite_eta[0].copy()
+        mu = rho * elite_eta.mean(axis=0) + (1.0 - rho) * mu  # (41), (42a)
+        sigma = rho * elite_eta.std(axis=0) + (1.0 - rho) * sigma  # (41), (42b)
         finite = np.isfinite(elite_energy)
-        if finite.any():
-            # only feasible elites steer the search; with none, mu and sigma stay put
-            mu_new, sigma_new = elite_eta[finite].mean(axis=0), elite_eta[finite].std(axis=0)  # (41)
-            mu = rho * mu_new + (1.0 - rho) * mu  # (42a)
-            sigma = rho * sigma_new + (1.0 - rho) * sigma  # (42b)
-        rows.append((j, float(elite_energy[0]), float(elite_energy[finite].mean()) if finite.any() else np.inf,
+        rows.append((j, float(elite_energy[0]), float(elite_energy[finite].mean()) if finite.all() else np.inf,
                      mu_energy, float(sigma.max())))
         j += 1
-    final = float(evaluate(mu[None, :])[0])  # the paper's output, eta* = mu_J
+    final = float(_scores(evaluate(mu[None, :]))[0][0])  # the paper's output, eta* = mu_J
     if final <= best_energy:
         best_energy, best_eta = final, mu.copy()
     return CEResult(eta=best_eta, energy_j=best_energy, history=np.array(rows, dtype=float).reshape(-1, 5),

@@ -88,12 +88,18 @@ class _Setup:
                            k.model_bits, method=self.method)
         return cmp_, com
 
-    def energy(self, eta: np.ndarray) -> np.ndarray:
-        """E^round(eta) of (P5) per row, +inf where (P6) or (P7) has no solution."""
+    def scored(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """E^round(eta) of (P5) per row, +inf where (P6) or (P7) has no solution, and how
+        far such a row is from feasibility (0 for feasible rows)."""
         cmp_, com = self.stages(eta)
         total = cmp_.energy_j.sum(axis=-1) + com.energy_j.sum(axis=-1)
         ok = cmp_.feasible & com.feasible & np.isfinite(total)
-        return np.where(ok, total, np.inf)
+        violation = np.where(ok, 0.0, np.maximum(cmp_.violation + com.violation, 1e-300))
+        return np.where(ok, total, np.inf), violation
+
+    def energy(self, eta: np.ndarray) -> np.ndarray:
+        """E^round(eta) of (P5) per row, +inf where (P6) or (P7) has no solution."""
+        return self.scored(eta)[0]
 
 
 def equal_bandwidth_hz(world: World) -> np.ndarray:
@@ -118,7 +124,8 @@ def solve(world: World, solver: str = "ce", rng: np.random.Generator | None = No
         falsi) or "bisection" (as the paper) for the outer searches of Algorithms 1 and 2.
 
     Raises InfeasiblePlan (naming the device or cell and the constraint) when no plan
-    meets the constraints.
+    meets the constraints. When not one cross-entropy sample is feasible, the exact
+    solver decides whether a plan exists (and supplies it, flagged in info["fallback"]).
     """
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r}; one of {', '.join(SOLVERS)}")
@@ -139,14 +146,18 @@ def solve(world: World, solver: str = "ce", rng: np.random.Generator | None = No
     if solver == "ce":
         if rng is None:
             raise ValueError("the cross-entropy solver needs an rng (e.g. simfl.world.rng(seed, 'policy'))")
-        result: CEResult = cross_entropy_search(setup.energy, lo, hi, settings or DEFAULT_SETTINGS, rng)
-        if not np.isfinite(result.energy_j):
-            raise InfeasiblePlan("no time split found that meets the learning target (12a), the latency limit "
-                                 "(12b) and the cells' bands (12e) together: every cross-entropy sample was "
-                                 "infeasible")
-        eta = result.eta
+        result: CEResult = cross_entropy_search(setup.scored, lo, hi, settings or DEFAULT_SETTINGS, rng)
         history = result.history
         info["iterations"] = result.iterations
+        if np.isfinite(result.energy_j):
+            eta = result.eta
+        else:
+            # No sample was feasible. That alone does not prove the problem infeasible (the
+            # feasible set can be a thin sliver far from mu_0 = 0.5), so the exact solver
+            # decides: it raises InfeasiblePlan naming the constraint, or finds the plan.
+            dual = solve_dual(world, _device_problem(world, setup, d_least, learning), target, k.gamma)
+            eta = dual.choice.eta
+            info["fallback"] = "exact: no cross-entropy sample was feasible"
     else:
         problem = _device_problem(world, setup, d_least, learning)
         dual = solve_dual(world, problem, target, k.gamma)
