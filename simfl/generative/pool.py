@@ -26,7 +26,7 @@ from simfl.errors import SimflError
 from simfl.generative.checkpoint import default_cache_dir
 from simfl.generative.train import TrainedGenerator
 
-CHUNK = 256  # images generated per class per chunk: the unit of the pool's seeding
+CHUNK = 32  # images generated per class per chunk: the unit of the pool's seeding (small: sampling is costly)
 
 
 def _stderr(line: str) -> None:
