@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from simfl.optim.cross_entropy import CEResult
+from simfl.optim.cross_entropy import CEResult, history_frame
 from simfl.optim.fimi import (_Setup, equal_bandwidth_hz, plan_from_solution, plan_json, solve,
                               solve_resources)
 from simfl.optim.infeasibility import check_learning_target, time_split_bounds
@@ -131,6 +131,8 @@ def test_ce_history_records_the_search_for_fig5a(solved):
     assert best[-1] < best[0]  # the search improves
     sigma = ce.history[:, 4]
     assert sigma[-1] < sigma[0] / 50  # the distribution concentrates (line 2's stopping rule)
+    frame = history_frame(ce.history)
+    assert list(frame.columns) == list(CEResult.HISTORY_COLUMNS) and len(frame) == ce.info["iterations"]
 
 
 def test_paper_setup_synthesises_about_six_thousand_samples_at_about_thirty_joules(solved):
@@ -264,6 +266,20 @@ def test_tfl_plan_has_no_generator(solved):
     plan = plan_from_solution(world, solve(world, "exact", synthesis=False))
     assert plan.generator is None and plan.d_gen.sum() == 0
     check_plan(world, plan)
+
+
+@pytest.mark.parametrize("method", ["bisection", "illinois"])
+def test_search_methods_agree_on_e_of_eta(method):
+    """The paper's bisections (Alg. 1, hierarchical Alg. 2) and the faster steps give the
+    same E(eta) for a batch of time splits."""
+    world = paper_world(4)
+    lo, hi = time_split_bounds(world, world.d_loc.astype(float))
+    target = check_learning_target(world, hi)
+    eta = np.random.default_rng(0).uniform(0.55, 0.85, (6, 20))
+    fast = _Setup(world, lo, hi, target, None, None, "newton").energy(eta)
+    slow = _Setup(world, lo, hi, target, None, None, method).energy(eta)
+    assert np.isfinite(fast).all()
+    assert slow == pytest.approx(fast, rel=1e-9)
 
 
 def test_unknown_solver_and_missing_rng_are_errors():

@@ -184,9 +184,9 @@ def solve_p7(t_com_s: np.ndarray, cell_of: np.ndarray, bandwidth_hz: np.ndarray,
 
     def excess(log_w: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         b, slope = bands(log_w)
-        if method == "bisection":
-            return sums(b) - band_k
-        return sums(b) - band_k, sums(slope)
+        if method == "newton":
+            return sums(b) - band_k, sums(slope)
+        return sums(b) - band_k
 
     log_w = bracketed_root(excess, np.log(w_lo), np.log(w_hi), xtol=1e-13,
                            ftol=BAND_RTOL * band_k, method=method)
