@@ -2,15 +2,17 @@
 
 For the compact CNN (Fashion-MNIST, 10 devices x 1,250 samples, one FL round) and VGG-9
 (random 3x32x32 images, fewer samples) it prints samples/s of
-- simfl: ``TorchTrainer.train_round`` (training and FedAvg; evaluation excluded);
+- simfl: ``TorchTrainer.train_round`` (training and FedAvg; evaluation excluded), in
+  float32 and in bfloat16 mixed precision;
 - plain: the loop most FL code starts from: per client a fresh model with
   ``load_state_dict``, ``torch.optim.SGD``, a shuffling ``DataLoader`` over a
   ``TensorDataset``, default thread count; then FedAvg of the state dicts;
 their ratio, and achieved GFLOP/s (training ~ 3x the analytic forward FLOPs) against
 the machine's float32 peak, measured with a large matmul in the same run.
 
-Other jobs may share the CPU, so the two loops are interleaved and each is reported
-as its median over repeats; the ratio is what to read.
+Other jobs may share the CPU, so the loops are interleaved and each is reported as its
+best (least disturbed) and median rate over repeats; the ratio is what to read. simfl
+runs in float32 (its default) and in bfloat16 mixed precision (``precision="bfloat16"``).
 
 Run: ``python benchmarks/train_throughput.py [--repeats 3] [--threads 2]``
 """
@@ -18,6 +20,7 @@ Run: ``python benchmarks/train_throughput.py [--repeats 3] [--threads 2]``
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from dataclasses import replace
@@ -30,11 +33,11 @@ from torch.utils.data import DataLoader, TensorDataset
 from simfl.learning.data import ImageDataset, load_dataset
 from simfl.learning.models import build_model, forward_flops
 from simfl.learning.partition import dirichlet_partition
-from simfl.learning.trainer import TorchTrainer, fedavg
+from simfl.learning.trainer import PRECISIONS, TorchTrainer, fedavg
 from simfl.scenario import Task
 from simfl.world import rng
 
-DEFAULT_THREADS = torch.get_num_threads()
+PLAIN_THREADS = torch.get_num_threads()  # the plain loop runs with torch's default
 
 
 def peak_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -52,7 +55,7 @@ def peak_gflops(n: int = 2048, repeats: int = 5) -> float:
 def plain_round(task: Task, dataset: ImageDataset, tensors: list[TensorDataset],
                 global_state: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
     """One FedAvg round written the ordinary way."""
-    torch.set_num_threads(DEFAULT_THREADS)
+    torch.set_num_threads(PLAIN_THREADS)
     states, weights = [], []
     for k, data in enumerate(tensors):
         model = build_model(task.model, dataset.image_shape, dataset.n_classes, seed)
@@ -72,31 +75,38 @@ def plain_round(task: Task, dataset: ImageDataset, tensors: list[TensorDataset],
 
 def measure(label: str, task: Task, dataset: ImageDataset, parts: list[np.ndarray], repeats: int,
             threads: int, peak: float) -> list[str]:
-    trainer = TorchTrainer(task, dataset, parts, seed=0, threads=threads)
+    """Rows of the table for one workload: simfl in float32 and bfloat16, and the plain loop."""
+    trainers = {p: TorchTrainer(task, dataset, parts, seed=0, threads=threads, precision=p) for p in PRECISIONS}
     n = int(sum(len(p) for p in parts))
     tensors = []
     for p in parts:
         x = torch.from_numpy(dataset.train_images[p].astype(np.float32) / 255.0)
         tensors.append(TensorDataset((x - 0.5) / 0.5, torch.from_numpy(dataset.train_labels[p])))
-    state = trainer.global_state()
+    state = trainers["float32"].global_state()
     everyone = np.arange(len(parts))
-    ours, theirs = [], []
-    # warm-up both, then interleave so background load hits both alike
-    trainer._local_sgd(*trainer.device_data(0), torch.Generator().manual_seed(0))
+    rates: dict[str, list[float]] = {name: [] for name in (*PRECISIONS, "plain")}
+    # warm up every loop, then interleave them so background load hits all alike
+    for trainer in trainers.values():
+        trainer._local_sgd(*trainer.device_data(0), torch.Generator().manual_seed(0))
     plain_round(task, dataset, tensors[:1], state, 0)
     for r in range(repeats):
-        torch.set_num_threads(threads)
-        t = time.perf_counter()
-        _train_only(trainer, r, everyone)
-        ours.append(n / (time.perf_counter() - t))
+        for precision, trainer in trainers.items():
+            torch.set_num_threads(threads)
+            t = time.perf_counter()
+            _train_only(trainer, r, everyone)
+            rates[precision].append(n / (time.perf_counter() - t))
         t = time.perf_counter()
         plain_round(task, dataset, tensors, state, r)
-        theirs.append(n / (time.perf_counter() - t))
-    a, b = statistics.median(ours), statistics.median(theirs)
-    flops = 3 * forward_flops(trainer.model, dataset.image_shape)
-    return [f"{label:<28} {'simfl':<6} {a:>10.0f} {a * flops / 1e9:>8.1f} {100 * a * flops / 1e9 / peak:>6.1f}%",
-            f"{'':<28} {'plain':<6} {b:>10.0f} {b * flops / 1e9:>8.1f} {100 * b * flops / 1e9 / peak:>6.1f}%",
-            f"{'':<28} {'ratio':<6} {a / b:>10.2f}"]
+        rates["plain"].append(n / (time.perf_counter() - t))
+    flops = 3 * forward_flops(trainers["float32"].model, dataset.image_shape)
+    plain = max(rates["plain"])
+    rows = []
+    for k, (name, values) in enumerate(rates.items()):
+        best = max(values)
+        loop = {"float32": "simfl fp32", "bfloat16": "simfl bf16", "plain": "plain"}[name]
+        rows.append(f"{label if k == 0 else '':<26} {loop:<11} {best:>9.0f} {statistics.median(values):>9.0f} "
+                    f"{best * flops / 1e9:>8.1f} {100 * best * flops / 1e9 / peak:>6.1f}% {best / plain:>6.2f}x")
+    return rows
 
 
 def _train_only(trainer: TorchTrainer, round_index: int, participants: np.ndarray) -> None:
@@ -124,8 +134,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cnn-devices", type=int, default=10)
     parser.add_argument("--vgg-devices", type=int, default=2)
-    parser.add_argument("--vgg-samples", type=int, default=192)
+    parser.add_argument("--vgg-samples", type=int, default=128)
+    parser.add_argument("--plain-threads", type=int, default=None,
+                        help=f"threads of the plain loop (default: torch's default, here {PLAIN_THREADS})")
+    parser.add_argument("--only", choices=("cnn", "vgg9"), default=None)
     args = parser.parse_args()
+    global PLAIN_THREADS
+    if args.plain_threads is not None:
+        PLAIN_THREADS = args.plain_threads
 
     torch.set_num_threads(args.threads)
     peak = peak_gflops()
@@ -136,14 +152,21 @@ def main() -> None:
     rgb = random_rgb(args.vgg_devices * args.vgg_samples, 0)
     vgg_parts = list(np.arange(len(rgb.train_labels)).reshape(args.vgg_devices, -1))
 
-    print(f"float32 matmul peak: {peak:.1f} GFLOP/s ({args.threads} threads; plain loop uses "
-          f"{DEFAULT_THREADS}); median of {args.repeats} interleaved repeats")
-    print(f"{'workload':<28} {'loop':<6} {'samples/s':>10} {'GFLOP/s':>8} {'%peak':>7}")
-    rows = measure(f"cnn {args.cnn_devices}x{task.samples_per_device} fmnist", task, fmnist, cnn_parts,
-                   args.repeats, args.threads, peak)
-    rows += measure(f"vgg9 {args.vgg_devices}x{args.vgg_samples} 3x32x32", replace(task, model="vgg9"), rgb,
-                    vgg_parts, args.repeats, args.threads, peak)
+    load = os.getloadavg()[0]
+    print(f"float32 matmul peak {peak:.1f} GFLOP/s with {args.threads} threads; load average {load:.1f} on "
+          f"{os.cpu_count()} CPUs; simfl threads {args.threads}, plain loop threads {PLAIN_THREADS}; "
+          f"{args.repeats} interleaved repeats")
+    print(f"{'workload':<26} {'loop':<11} {'best/s':>9} {'median/s':>9} {'GFLOP/s':>8} {'%peak':>7} {'vs plain':>7}")
+    rows = []
+    if args.only in (None, "cnn"):
+        rows += measure(f"cnn {args.cnn_devices}x{task.samples_per_device} fmnist", task, fmnist, cnn_parts,
+                        args.repeats, args.threads, peak)
+    if args.only in (None, "vgg9"):
+        rows += measure(f"vgg9 {args.vgg_devices}x{args.vgg_samples} 3x32x32", replace(task, model="vgg9"), rgb,
+                        vgg_parts, args.repeats, args.threads, peak)
     print("\n".join(rows))
+    print("samples/s of local training (one FL round incl. FedAvg, no evaluation); GFLOP/s = 3 x forward "
+          "FLOPs x best samples/s; 'vs plain' compares best rates")
 
 
 if __name__ == "__main__":

@@ -42,3 +42,22 @@ def test_initialisation_is_seeded_and_leaves_the_global_rng_alone() -> None:
         assert not torch.equal(pa, pc)
     # PyTorch's default Linear init: bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in 64
     assert float(a[-1].bias.detach().abs().max()) <= 1 / 8
+
+
+def test_pool_before_relu_is_the_same_function() -> None:
+    # The models apply max-pool before ReLU; check against the textbook order on random input.
+    from torch import nn
+
+    model = build_model("vgg9", (3, 32, 32), 10, seed=1)
+    textbook, k = [], 0
+    layers = list(model)
+    while k < len(layers):
+        if isinstance(layers[k], nn.MaxPool2d) and isinstance(layers[k + 1], nn.ReLU):
+            textbook += [layers[k + 1], layers[k]]
+            k += 2
+        else:
+            textbook.append(layers[k])
+            k += 1
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), nn.Sequential(*textbook)(x))

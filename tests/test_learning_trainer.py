@@ -121,3 +121,9 @@ def test_bfloat16_precision_trains_and_is_deterministic(fmnist: ImageDataset) ->
                for _ in range(2)]
     assert results[0] == results[1]
     assert results[0].loss < np.log(10)
+
+
+def test_synthetic_images_of_the_wrong_shape_are_refused(fmnist: ImageDataset) -> None:
+    wrong = (np.zeros((4, 1, 14, 14), dtype=np.uint8), np.zeros(4, dtype=np.int64))
+    with pytest.raises(ValueError, match="device 0"):
+        TorchTrainer(TASK, fmnist, _parts(1, 8), synthetic=[wrong], seed=0)

@@ -23,16 +23,24 @@ from torch import nn
 MODEL_NAMES = ("cnn", "vgg9")
 
 
+# Where a ReLU meets a 2x2 max-pool the pool comes first: max and ReLU commute (ReLU is
+# monotone), so the function is the same, but the ReLU and its backward pass then touch
+# 4x fewer values, which is measurable on a CPU.
+
+
 def vgg9(in_channels: int, n_classes: int, image_size: int = 32) -> nn.Sequential:
     """VGG-9 as in FedMA / the paper; the flattened size is 256 x (image_size/8)^2."""
-    def conv(cin: int, cout: int) -> list[nn.Module]:
-        return [nn.Conv2d(cin, cout, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+    def conv(cin: int, cout: int) -> nn.Conv2d:
+        return nn.Conv2d(cin, cout, kernel_size=3, padding=1)
+
+    def relu() -> nn.ReLU:
+        return nn.ReLU(inplace=True)
 
     side = image_size // 8
     return nn.Sequential(
-        *conv(in_channels, 32), *conv(32, 64), nn.MaxPool2d(2),
-        *conv(64, 128), *conv(128, 128), nn.MaxPool2d(2),
-        *conv(128, 256), *conv(256, 256), nn.MaxPool2d(2),
+        conv(in_channels, 32), relu(), conv(32, 64), nn.MaxPool2d(2), relu(),
+        conv(64, 128), relu(), conv(128, 128), nn.MaxPool2d(2), relu(),
+        conv(128, 256), relu(), conv(256, 256), nn.MaxPool2d(2), relu(),
         nn.Flatten(),
         nn.Linear(256 * side * side, 512), nn.ReLU(inplace=True),
         nn.Linear(512, 512), nn.ReLU(inplace=True),
@@ -44,8 +52,8 @@ def cnn(in_channels: int, n_classes: int, image_size: int = 28) -> nn.Sequential
     """Compact CNN: conv5x5(16)-pool-conv5x5(32)-pool-fc64-fc(C), 'same' padding."""
     side = image_size // 4
     return nn.Sequential(
-        nn.Conv2d(in_channels, 16, kernel_size=5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, kernel_size=5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Conv2d(in_channels, 16, kernel_size=5, padding=2), nn.MaxPool2d(2), nn.ReLU(inplace=True),
+        nn.Conv2d(16, 32, kernel_size=5, padding=2), nn.MaxPool2d(2), nn.ReLU(inplace=True),
         nn.Flatten(),
         nn.Linear(32 * side * side, 64), nn.ReLU(inplace=True),
         nn.Linear(64, n_classes),

@@ -152,7 +152,7 @@ class TorchTrainer:
         self.precision = precision
         if threads is not None:
             torch.set_num_threads(threads)
-        if server_trains and (server_synthetic is None or len(_as_labelled(server_synthetic)) == 0):
+        if server_trains and (server_synthetic is None or len(_as_labelled(server_synthetic, dataset.image_shape, "server")) == 0):
             raise ValueError("server_trains needs a non-empty server_synthetic set")
         self.task = task
         self.dataset = dataset
@@ -170,8 +170,8 @@ class TorchTrainer:
         self._y: list[torch.Tensor] = []
         for i, idx in enumerate(device_indices):
             idx = np.asarray(idx, dtype=np.int64)
-            gen = _as_labelled(synthetic[i] if i < len(synthetic) else None)
-            images = np.concatenate([dataset.train_images[idx], gen.images.reshape(-1, *dataset.image_shape)])
+            gen = _as_labelled(synthetic[i] if i < len(synthetic) else None, dataset.image_shape, f"device {i}")
+            images = np.concatenate([dataset.train_images[idx], gen.images])
             labels = np.concatenate([dataset.train_labels[idx], gen.labels.astype(np.int64)])
             self._x.append(self._to_tensor(images))
             self._y.append(torch.from_numpy(labels))
@@ -180,8 +180,8 @@ class TorchTrainer:
         self._server_x: torch.Tensor | None = None
         self._server_y: torch.Tensor | None = None
         if server_synthetic is not None:
-            gen = _as_labelled(server_synthetic)
-            self._server_x = self._to_tensor(gen.images.reshape(-1, *dataset.image_shape))
+            gen = _as_labelled(server_synthetic, dataset.image_shape, "server")
+            self._server_x = self._to_tensor(gen.images)
             self._server_y = torch.from_numpy(gen.labels.astype(np.int64))
 
         n_eval = len(dataset.test_labels) if task.eval_samples is None else min(task.eval_samples, len(dataset.test_labels))
@@ -301,18 +301,20 @@ class TorchTrainer:
                     torch._foreach_add_(params, grads, alpha=-lr)
 
 
-def _as_labelled(data: SyntheticData) -> LabelledImages:
+def _as_labelled(data: SyntheticData, shape: tuple[int, int, int], owner: str) -> LabelledImages:
+    """Check a synthetic set against the data set's image shape; None is an empty set."""
     if data is None:
-        return LabelledImages(np.zeros((0, 1, 1, 1), dtype=np.uint8), np.zeros(0, dtype=np.int64))
-    if isinstance(data, LabelledImages):
-        return data
-    images, labels = data
+        return LabelledImages(np.zeros((0, *shape), dtype=np.uint8), np.zeros(0, dtype=np.int64))
+    images, labels = (data.images, data.labels) if isinstance(data, LabelledImages) else data
     images, labels = np.asarray(images), np.asarray(labels)
-    if images.dtype != np.uint8:
-        raise ValueError(f"synthetic images must be uint8 (n, C, H, W), got {images.dtype}")
+    if len(images) == 0 and len(labels) == 0:
+        return LabelledImages(np.zeros((0, *shape), dtype=np.uint8), np.zeros(0, dtype=np.int64))
+    if images.dtype != np.uint8 or images.shape[1:] != tuple(shape):
+        raise ValueError(f"{owner}: synthetic images must be uint8 (n, {', '.join(map(str, shape))}), "
+                         f"got {images.dtype} {images.shape}")
     if len(images) != len(labels):
-        raise ValueError(f"synthetic data has {len(images)} images but {len(labels)} labels")
-    return LabelledImages(images, labels)
+        raise ValueError(f"{owner}: synthetic data has {len(images)} images but {len(labels)} labels")
+    return LabelledImages(images, labels.astype(np.int64))
 
 
 __all__ = ["PRECISIONS", "LabelledImages", "TorchTrainer", "fedavg", "normalisation"]
