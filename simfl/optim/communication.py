@@ -143,8 +143,9 @@ def solve_p7(t_com_s: np.ndarray, cell_of: np.ndarray, bandwidth_hz: np.ndarray,
     varpi, inner BandWidSearch on each b_i); "newton" (default) solves the inner problem
     in closed form (`b_of_multiplier`) and steps the outer one with the derivative of
     the band sum, d b_i / d varpi = -1 / Q'(b_i) from (39), inside the same bracket:
-    the same answer for about a fifth of the outer steps and none of the inner ones. A problem is infeasible when a device
-    cannot upload in its T_com at all or the cell's b_min add up to more than B_k.
+    the same answer for about a fifth of the outer steps and none of the inner ones.
+    A problem is infeasible when a device cannot upload in its T_com at all or the
+    cell's b_min add up to more than B_k.
     """
     t = np.asarray(t_com_s, float)
     lead = t.shape[:-1]
@@ -179,7 +180,8 @@ def solve_p7(t_com_s: np.ndarray, cell_of: np.ndarray, bandwidth_hz: np.ndarray,
         b = np.clip(free, b_min_safe, band)
         # d b / d log varpi = -varpi / Q'(b), Q'(b) = N0 T y^2 e^y / (g b) by (39)
         y = model_bits * LN2 / (b * t)
-        slope = np.where((free > b_min_safe) & (free < band), -w_dev * gain * b / (n0_w_per_hz * t * y * y * np.exp(y)), 0.0)
+        inside = (free > b_min_safe) & (free < band)
+        slope = np.where(inside, -w_dev * gain * b / (n0_w_per_hz * t * y * y * np.exp(y)), 0.0)
         return b, slope
 
     def excess(log_w: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:

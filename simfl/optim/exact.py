@@ -30,6 +30,7 @@ gap (E - q) / E bounds how far it is from the optimum.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -137,7 +138,7 @@ def device_choice(p: DeviceProblem, nu: float, varpi: np.ndarray) -> DeviceChoic
         def sub_slope(e: np.ndarray) -> np.ndarray:
             return _compute_part(sub, e, nu)[2] + _upload_part(sub, e, vw)[2]
 
-        eta[inner] = bracketed_root(sub_slope, sub.eta_lo, sub.eta_hi, xtol=ETA_XTOL,
+        eta[inner] = bracketed_root(sub_slope, sub.eta_lo, sub.eta_hi, xtol=ETA_XTOL, method="secant",
                                     f_lo=s_lo[inner], f_hi=s_hi[inner])
     d, vc, _ = _compute_part(p, eta, nu)
     b, vu, _ = _upload_part(p, eta, varpi)
@@ -187,10 +188,10 @@ def solve_dual(world: World, p: DeviceProblem, target: float | None, gamma: floa
 
         previous = state["log_w"]
         center = previous if previous is not None else _varpi_guess(p, cell_of, n_cells)[present]
-        lo, hi = _expand_bracket(excess, center - 0.5, center + 0.5, decreasing=True,
+        lo, hi = _expand_bracket(excess, center - 0.5, center + 0.5,
                                  what="the cells' bands (12e)")
         log_w = bracketed_root(excess, lo[0], hi[0], xtol=1e-13, ftol=RESIDUAL_RTOL * band_k[present],
-                               f_lo=lo[1], f_hi=hi[1])
+                               method="secant", f_lo=lo[1], f_hi=hi[1])
         state["log_w"] = log_w
         varpi = full(log_w)
         return varpi, device_choice(p, nu, varpi[cell_of])
@@ -210,10 +211,10 @@ def solve_dual(world: World, p: DeviceProblem, target: float | None, gamma: floa
                 return np.array([error_excess(float(np.exp(x)), choose(float(np.exp(x)))[1]) for x in np.ravel(log_nu)])
 
             center = np.array([_nu_guess(p)])
-            lo, hi = _expand_bracket(residual, center - 1.0, center + 1.0, decreasing=True,
+            lo, hi = _expand_bracket(residual, center - 1.0, center + 1.0,
                                      what="the learning target (12a)")
             log_nu = bracketed_root(residual, lo[0], hi[0], xtol=1e-13, ftol=RESIDUAL_RTOL * max(abs(target), 1.0),
-                                    f_lo=lo[1], f_hi=hi[1])
+                                    method="secant", f_lo=lo[1], f_hi=hi[1])
             nu = float(np.exp(log_nu[0]))
             varpi, choice = choose(nu)
     dual = float(choice.value.sum())
@@ -224,9 +225,13 @@ def solve_dual(world: World, p: DeviceProblem, target: float | None, gamma: floa
     return DualSolution(nu=nu, varpi=varpi, choice=choice, dual_value_j=dual)
 
 
-def _expand_bracket(fun, lo: np.ndarray, hi: np.ndarray, *, decreasing: bool, what: str,
-                    step: float = 2.3, max_steps: int = 80) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Widen [lo, hi] (log scale) until fun(lo) >= 0 >= fun(hi) (for a decreasing fun)."""
+Bracket = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _expand_bracket(fun: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarray, *, what: str,
+                    step: float = 2.3, max_steps: int = 80) -> Bracket:
+    """Widen [lo, hi] (log scale) until fun(lo) >= 0 >= fun(hi), fun decreasing; a
+    residual that never changes sign means the relaxed constraint cannot be met."""
     lo, hi = np.array(lo, float), np.array(hi, float)
     f_lo, f_hi = fun(lo), fun(hi)
     for _ in range(max_steps):

@@ -7,7 +7,7 @@ import numpy as np
 
 from simfl.errors import InfeasiblePlan
 from simfl.optim.communication import b_min_hz
-from simfl.optim.learning_curve import error_sum_target, local_error
+from simfl.optim.learning_curve import error_sum_target, global_error, local_error
 from simfl.radio import uplink_rate_bps
 from simfl.world import World
 
@@ -71,14 +71,14 @@ def check_learning_target(world: World, eta_hi: np.ndarray) -> float:
     k = world.constants
     target = error_sum_target(world.n_devices, k)
     d_loc = world.d_loc.astype(float)
-    err_of = lambda d: float(np.exp(k.rounds * (np.mean(local_error(d, k.alpha, k.beta, k.gamma)) - 1) / k.zeta))  # noqa: E731
     most = d_loc + k.dgen_max
-    if local_error(most, k.alpha, k.beta, k.gamma).sum() > target:
+    least_error_sum = float(local_error(most, k.alpha, k.beta, k.gamma).sum())
+    if least_error_sum > target:
         raise InfeasiblePlan(
             f"the learning target Delta_max = {_g(k.err_max)} is out of reach: even with D_max = {k.dgen_max} "
             f"synthetic samples on every device the global error (4) after N = {k.rounds} rounds is "
-            f"{_g(err_of(most))} (sum of local errors {_g(local_error(most, k.alpha, k.beta, k.gamma).sum())} > "
-            f"{_g(target)}; constraints (12a), (12c))")
+            f"{_g(global_error(most, k))} (sum of local errors {_g(least_error_sum)} > {_g(target)}; "
+            f"constraints (12a), (12c))")
     cpu = np.minimum(most, world.f_max_hz * eta_hi * k.t_max_s / (k.tau * k.omega_cycles))
     if local_error(cpu, k.alpha, k.beta, k.gamma).sum() > target:
         short = np.flatnonzero(cpu < most)
@@ -87,5 +87,5 @@ def check_learning_target(world: World, eta_hi: np.ndarray) -> float:
             f"the learning target Delta_max = {_g(k.err_max)} is out of reach within T_max = {_g(k.t_max_s)} s: "
             f"at f_max the devices can train at most {_g(cpu.sum())} samples per round in all (device {i}: "
             f"{_g(cpu[i])} samples at f_max = {_g(world.f_max_hz[i])} Hz), giving a global error of "
-            f"{_g(err_of(cpu))} > {_g(k.err_max)} (constraints (12a), (12b), (12d))")
+            f"{_g(global_error(cpu, k))} > {_g(k.err_max)} (constraints (12a), (12b), (12d))")
     return target

@@ -25,13 +25,16 @@ def bracketed_root(fun: Callable[[np.ndarray], Any], lo: np.ndarray, hi: np.ndar
     - "bisection": halve every bracket each step (the searches as the paper writes them);
     - "illinois": regula-falsi steps with the Illinois correction and a bisection every
       third step, so the bracket still at least halves every three steps;
+    - "secant": secant steps through the last two points (superlinear even where regula
+      falsi keeps one end fixed), a bisection whenever the step leaves the bracket or the
+      bracket has not halved within three steps;
     - "newton": `fun` returns (f, df/dx); Newton steps from the last point, a bisection
       whenever the step leaves the bracket or the last step did not halve |f|.
 
     Stops per element when the bracket is narrower than `xtol`, when two successive
-    points are closer than `xtol` (the fast steps have converged even though the far end
-    of the bracket has not moved), or when |f| <= `ftol`; returns, per element, the
-    evaluated point with the smallest |f|.
+    fast (Newton or regula-falsi) points are closer than `xtol` (they have converged
+    even though the far end of the bracket has not moved), or when |f| <= `ftol`;
+    returns, per element, the evaluated point with the smallest |f|.
     """
     newton = method == "newton"
 
@@ -54,6 +57,9 @@ def bracketed_root(fun: Callable[[np.ndarray], Any], lo: np.ndarray, hi: np.ndar
     previous = np.full(lo.shape, np.nan)
     x_n, f_n, d_n = best.copy(), np.full(lo.shape, np.nan), np.full(lo.shape, np.nan)
     bisect_next = np.ones(lo.shape, dtype=bool)
+    if method == "secant":
+        x_m, f_m, x_n, f_n = lo.copy(), flo.copy(), hi.copy(), fhi.copy()
+    widths = [hi - lo]  # widths[s] is the bracket width before step s
     for step in range(max_iter):
         if done.all():
             break
@@ -64,16 +70,27 @@ def bracketed_root(fun: Callable[[np.ndarray], Any], lo: np.ndarray, hi: np.ndar
             elif newton:
                 x = x_n - f_n / d_n
                 x = np.where(bisect_next | ~np.isfinite(x) | (x <= lo) | (x >= hi), mid, x)
+            elif method == "secant":
+                x = x_n - f_n * (x_n - x_m) / (f_n - f_m)
+                slow = (hi - lo) > 0.5 * widths[step - 3] if step >= 3 and step % 3 == 0 else np.zeros(lo.shape, bool)
+                x = np.where(slow | ~np.isfinite(x) | (x <= lo) | (x >= hi), mid, x)
             elif step % _BISECT_EVERY == _BISECT_EVERY - 1:
                 x = mid
             else:
                 x = (lo * fhi - hi * flo) / (fhi - flo)
                 x = np.where(np.isfinite(x) & (x > lo) & (x < hi), x, mid)
+        # only fast (non-midpoint) steps count for the "two successive points" test: a
+        # forced bisection in between must not hide that they have converged
+        fast = x != mid
         fx, dx = evaluate(x)
         active = ~done
         if dx is not None:
             bisect_next = ~(np.abs(fx) <= 0.5 * np.abs(f_n))
             x_n, f_n, d_n = x, fx, dx
+        elif method == "secant":
+            # the secant runs through the last two points; every third step the bracket
+            # must have halved since three steps before, or that step bisects
+            x_m, f_m, x_n, f_n = x_n, f_n, x, fx
         same_as_lo = (np.sign(fx) == np.sign(flo)) & active
         same_as_hi = ~same_as_lo & active
         # Illinois: when one end stays put twice, halve its function value
@@ -87,6 +104,7 @@ def bracketed_root(fun: Callable[[np.ndarray], Any], lo: np.ndarray, hi: np.ndar
         better = active & (np.abs(fx) < fbest)
         best = np.where(better, x, best)
         fbest = np.where(better, np.abs(fx), fbest)
-        done = done | (fbest <= ftol) | (hi - lo <= xtol) | (np.abs(x - previous) <= xtol)
-        previous = x
+        done = done | (fbest <= ftol) | (hi - lo <= xtol) | (fast & (np.abs(x - previous) <= xtol))
+        previous = np.where(fast, x, previous)
+        widths.append(hi - lo)
     return best
