@@ -26,6 +26,7 @@ import pickle
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -238,14 +239,14 @@ _PICKLE_ALLOWED: dict[tuple[str, str], object] = {
 }
 
 
-def _reconstruct(cls: type, shape: object, dtype: object) -> np.ndarray:
+def _reconstruct(cls: type, shape: Any, dtype: Any) -> np.ndarray:
     """numpy's pickle hook builds an empty array that __setstate__ then fills."""
     if cls is not np.ndarray:
         raise pickle.UnpicklingError(f"refusing to rebuild an array of class {cls!r}")
     return np.ndarray.__new__(np.ndarray, shape, dtype)
 
 
-def _frombuffer(buf: bytes, dtype: object, shape: tuple[int, ...], order: str) -> np.ndarray:
+def _frombuffer(buf: bytes, dtype: Any, shape: Any, order: Any) -> np.ndarray:
     """numpy's protocol-5 hook: an array over a byte buffer."""
     return np.frombuffer(buf, dtype=np.dtype(dtype)).reshape(shape, order=order).copy()
 
@@ -333,7 +334,7 @@ def _load_gtsrb(data_dir: str | None) -> ImageDataset:
         from PIL import Image
     except ImportError:
         raise DataNotFound("GTSRB images are decoded with Pillow, which is not installed: "
-                           "pip install pillow (or pip install 'simfl[images]').") from None
+                           "pip install 'pillow>=9.1'.") from None
 
     class_dirs = sorted((d for d in (root / "train").iterdir() if d.is_dir()), key=_class_key)
     if not class_dirs:
@@ -348,7 +349,7 @@ def _load_gtsrb(data_dir: str | None) -> ImageDataset:
                 raise DataNotFound(f"GTSRB: class folder {d} has no counterpart in {root / 'train'}")
             for f in sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
                 with Image.open(f) as im:
-                    rgb = im.convert("RGB").resize((GTSRB_SIZE, GTSRB_SIZE), Image.BILINEAR)
+                    rgb = im.convert("RGB").resize((GTSRB_SIZE, GTSRB_SIZE), Image.Resampling.BILINEAR)
                     images.append(np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1))
                 labels.append(index[d.name])
         if not images:

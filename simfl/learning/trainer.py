@@ -189,8 +189,8 @@ class TorchTrainer:
         self._y_test = torch.from_numpy(dataset.test_labels[:n_eval].astype(np.int64))
 
         self.model = build_model(task.model, dataset.image_shape, dataset.n_classes, init_seed)
-        self.model = self.model.to(memory_format=torch.channels_last)
-        self._params = [p for p in self.model.parameters()]
+        self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self._params: list[torch.Tensor] = list(self.model.parameters())
         # The global model lives in its own tensors, laid out like the parameters.
         self._global = [p.detach().clone() for p in self._params]
 
