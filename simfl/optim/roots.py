@@ -46,8 +46,13 @@ def bracketed_root(fun: Callable[[np.ndarray], Any], lo: np.ndarray, hi: np.ndar
 
     lo = np.array(lo, dtype=float, copy=True)
     hi = np.array(hi, dtype=float, copy=True)
-    flo = (evaluate(lo)[0] if f_lo is None else np.asarray(f_lo, dtype=float)).copy()
-    fhi = (evaluate(hi)[0] if f_hi is None else np.asarray(f_hi, dtype=float)).copy()
+    d_lo = d_hi = None
+    if f_lo is None:
+        f_lo, d_lo = evaluate(lo)
+    if f_hi is None:
+        f_hi, d_hi = evaluate(hi)
+    flo = np.asarray(f_lo, dtype=float).copy()
+    fhi = np.asarray(f_hi, dtype=float).copy()
     ftol = np.broadcast_to(np.asarray(ftol, dtype=float), lo.shape)
     best = np.where(np.abs(flo) <= np.abs(fhi), lo, hi)
     fbest = np.minimum(np.abs(flo), np.abs(fhi))
@@ -57,6 +62,11 @@ def bracketed_root(fun: Callable[[np.ndarray], Any], lo: np.ndarray, hi: np.ndar
     previous = np.full(lo.shape, np.nan)
     x_n, f_n, d_n = best.copy(), np.full(lo.shape, np.nan), np.full(lo.shape, np.nan)
     bisect_next = np.ones(lo.shape, dtype=bool)
+    if newton and d_lo is not None and d_hi is not None:
+        # Newton starts from the better end where its slope is known
+        use_lo = np.abs(flo) <= np.abs(fhi)
+        f_n, d_n = np.where(use_lo, flo, fhi), np.where(use_lo, d_lo, d_hi)
+        bisect_next = np.zeros(lo.shape, dtype=bool)
     if method == "secant":
         x_m, f_m, x_n, f_n = lo.copy(), flo.copy(), hi.copy(), fhi.copy()
     widths = [hi - lo]  # widths[s] is the bracket width before step s
