@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from simfl.optim.cross_entropy import history_frame
 from simfl.optim.fimi import plan_from_solution, solve
 from simfl.optim.waterfill import waterfill
 from simfl.plan import Plan
@@ -38,11 +39,5 @@ def solution_info(solution, plan: Plan) -> dict:
     """The plan's diagnostics plus the CE trajectory (Fig. 5a) when there is one."""
     info = dict(plan.info)
     if solution.history is not None:
-        info["ce_history"] = ce_history_rows(solution.history)
+        info["ce_history"] = history_frame(solution.history).to_dict("records")
     return info
-
-
-def ce_history_rows(history: np.ndarray) -> list[dict]:
-    from simfl.optim.cross_entropy import CEResult
-
-    return [dict(zip(CEResult.HISTORY_COLUMNS, map(float, row))) for row in np.atleast_2d(history)]
