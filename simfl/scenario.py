@@ -101,7 +101,7 @@ class CrossEntropy:
     samples: int = 64  # M
     elite: int = 8  # K
     iterations: int = 60  # J
-    smoothing: float = 0.7  # rho in (42)
+    smoothing: float = 0.5  # rho in (42); 0.7 misses the 2% gap to exact on some seeds
     tol: float = 1e-3  # epsilon on max sigma
 
 
