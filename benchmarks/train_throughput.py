@@ -2,8 +2,7 @@
 
 For the compact CNN (Fashion-MNIST, 10 devices x 1,250 samples, one FL round) and VGG-9
 (random 3x32x32 images, fewer samples) it prints samples/s of
-- simfl: ``TorchTrainer.train_round`` (training and FedAvg; evaluation excluded), in
-  float32 and in bfloat16 mixed precision;
+- simfl: ``TorchTrainer.train_round`` (training and FedAvg; evaluation excluded);
 - plain: the loop most FL code starts from: per client a fresh model with
   ``load_state_dict``, ``torch.optim.SGD``, a shuffling ``DataLoader`` over a
   ``TensorDataset``, default thread count; then FedAvg of the state dicts;
@@ -11,10 +10,13 @@ their ratio, and achieved GFLOP/s (training ~ 3x the analytic forward FLOPs) aga
 the machine's float32 peak, measured with a large matmul in the same run.
 
 Other jobs may share the CPU, so the loops are interleaved and each is reported as its
-best (least disturbed) and median rate over repeats; the ratio is what to read. simfl
-runs in float32 (its default) and in bfloat16 mixed precision (``precision="bfloat16"``).
+best (least disturbed) and median rate over repeats; the ratio is what to read.
 
-Run: ``python benchmarks/train_throughput.py [--repeats 3] [--threads 2]``
+simfl runs in three configurations: its default (2 worker processes x 1 thread,
+float32), one process with 2 threads (float32), and the default in bfloat16 mixed
+precision. "w x t" = worker processes x threads each.
+
+Run: ``python benchmarks/train_throughput.py [--repeats 3] [--plain-threads 2] [--only cnn]``
 """
 
 from __future__ import annotations
@@ -73,39 +75,49 @@ def plain_round(task: Task, dataset: ImageDataset, tensors: list[TensorDataset],
     return fedavg(states, weights)
 
 
+CONFIGS = {  # label: (precision, threads, workers)
+    "simfl fp32 2w x 1t": ("float32", 1, 2),  # the trainer's default
+    "simfl fp32 1w x 2t": ("float32", 2, 1),
+    "simfl bf16 2w x 1t": ("bfloat16", 1, 2),
+}
+
+
 def measure(label: str, task: Task, dataset: ImageDataset, parts: list[np.ndarray], repeats: int,
-            threads: int, peak: float) -> list[str]:
-    """Rows of the table for one workload: simfl in float32 and bfloat16, and the plain loop."""
-    trainers = {p: TorchTrainer(task, dataset, parts, seed=0, threads=threads, precision=p) for p in PRECISIONS}
+            peak: float) -> list[str]:
+    """Rows of the table for one workload: simfl's configurations and the plain loop."""
+    trainers = {name: TorchTrainer(task, dataset, parts, seed=0, precision=precision, threads=threads, workers=workers)
+                for name, (precision, threads, workers) in CONFIGS.items()}
     n = int(sum(len(p) for p in parts))
     tensors = []
     for p in parts:
         x = torch.from_numpy(dataset.train_images[p].astype(np.float32) / 255.0)
         tensors.append(TensorDataset((x - 0.5) / 0.5, torch.from_numpy(dataset.train_labels[p])))
-    state = trainers["float32"].global_state()
+    state = next(iter(trainers.values())).global_state()
     everyone = np.arange(len(parts))
-    rates: dict[str, list[float]] = {name: [] for name in (*PRECISIONS, "plain")}
-    # warm up every loop, then interleave them so background load hits all alike
-    for trainer in trainers.values():
-        trainer._local_sgd(*trainer.device_data(0), torch.Generator().manual_seed(0))
+    rates: dict[str, list[float]] = {name: [] for name in (*CONFIGS, "plain")}
+    # warm up every loop (and fork the workers), then interleave them so background load hits all alike
+    for name, trainer in trainers.items():
+        torch.set_num_threads(trainer.threads)
+        _train_only(trainer, 10**6, everyone[:2])
     plain_round(task, dataset, tensors[:1], state, 0)
     for r in range(repeats):
-        for precision, trainer in trainers.items():
-            torch.set_num_threads(threads)
+        for name, trainer in trainers.items():
+            torch.set_num_threads(trainer.threads)
             t = time.perf_counter()
             _train_only(trainer, r, everyone)
-            rates[precision].append(n / (time.perf_counter() - t))
+            rates[name].append(n / (time.perf_counter() - t))
         t = time.perf_counter()
         plain_round(task, dataset, tensors, state, r)
         rates["plain"].append(n / (time.perf_counter() - t))
-    flops = 3 * forward_flops(trainers["float32"].model, dataset.image_shape)
+    flops = 3 * forward_flops(next(iter(trainers.values())).model, dataset.image_shape)
+    for trainer in trainers.values():
+        trainer.close()
     plain = max(rates["plain"])
     rows = []
     for k, (name, values) in enumerate(rates.items()):
         best = max(values)
-        loop = {"float32": "simfl fp32", "bfloat16": "simfl bf16", "plain": "plain"}[name]
-        rows.append(f"{label if k == 0 else '':<26} {loop:<11} {best:>9.0f} {statistics.median(values):>9.0f} "
-                    f"{best * flops / 1e9:>8.1f} {100 * best * flops / 1e9 / peak:>6.1f}% {best / plain:>6.2f}x")
+        rows.append(f"{label if k == 0 else '':<24} {name:<19} {best:>8.0f} {statistics.median(values):>9.0f} "
+                    f"{best * flops / 1e9:>8.1f} {100 * best * flops / 1e9 / peak:>6.1f}% {best / plain:>7.2f}x")
     return rows
 
 
@@ -129,9 +141,10 @@ def random_rgb(n_train: int, seed: int) -> ImageDataset:
 
 
 def main() -> None:
+    global PLAIN_THREADS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--peak-threads", type=int, default=2, help="threads of the peak matmul")
     parser.add_argument("--cnn-devices", type=int, default=10)
     parser.add_argument("--vgg-devices", type=int, default=2)
     parser.add_argument("--vgg-samples", type=int, default=128)
@@ -139,11 +152,10 @@ def main() -> None:
                         help=f"threads of the plain loop (default: torch's default, here {PLAIN_THREADS})")
     parser.add_argument("--only", choices=("cnn", "vgg9"), default=None)
     args = parser.parse_args()
-    global PLAIN_THREADS
     if args.plain_threads is not None:
         PLAIN_THREADS = args.plain_threads
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.peak_threads)
     peak = peak_gflops()
     task = Task(eval_samples=100)
     fmnist = load_dataset("fashion-mnist")
@@ -153,17 +165,17 @@ def main() -> None:
     vgg_parts = list(np.arange(len(rgb.train_labels)).reshape(args.vgg_devices, -1))
 
     load = os.getloadavg()[0]
-    print(f"float32 matmul peak {peak:.1f} GFLOP/s with {args.threads} threads; load average {load:.1f} on "
-          f"{os.cpu_count()} CPUs; simfl threads {args.threads}, plain loop threads {PLAIN_THREADS}; "
+    print(f"float32 matmul peak {peak:.1f} GFLOP/s with {args.peak_threads} threads; load average {load:.1f} on "
+          f"{os.cpu_count()} CPUs; plain loop threads {PLAIN_THREADS}; "
           f"{args.repeats} interleaved repeats")
-    print(f"{'workload':<26} {'loop':<11} {'best/s':>9} {'median/s':>9} {'GFLOP/s':>8} {'%peak':>7} {'vs plain':>7}")
+    print(f"{'workload':<24} {'loop':<19} {'best/s':>8} {'median/s':>9} {'GFLOP/s':>8} {'%peak':>7} {'vs plain':>8}")
     rows = []
     if args.only in (None, "cnn"):
         rows += measure(f"cnn {args.cnn_devices}x{task.samples_per_device} fmnist", task, fmnist, cnn_parts,
-                        args.repeats, args.threads, peak)
+                        args.repeats, peak)
     if args.only in (None, "vgg9"):
         rows += measure(f"vgg9 {args.vgg_devices}x{args.vgg_samples} 3x32x32", replace(task, model="vgg9"), rgb,
-                        vgg_parts, args.repeats, args.threads, peak)
+                        vgg_parts, args.repeats, peak)
     print("\n".join(rows))
     print("samples/s of local training (one FL round incl. FedAvg, no evaluation); GFLOP/s = 3 x forward "
           "FLOPs x best samples/s; 'vs plain' compares best rates")

@@ -127,3 +127,30 @@ def test_synthetic_images_of_the_wrong_shape_are_refused(fmnist: ImageDataset) -
     wrong = (np.zeros((4, 1, 14, 14), dtype=np.uint8), np.zeros(4, dtype=np.int64))
     with pytest.raises(ValueError, match="device 0"):
         TorchTrainer(TASK, fmnist, _parts(1, 8), synthetic=[wrong], seed=0)
+
+
+def test_worker_processes_do_not_change_the_result(fmnist: ImageDataset) -> None:
+    # Clients trained in two forked workers must give the model one process gives:
+    # same seeds, same thread count, same summation order.
+    states, metrics = [], []
+    for workers in (1, 2):
+        trainer = TorchTrainer(TASK, fmnist, _parts(3, 64), server_synthetic=_synthetic(fmnist, 32),
+                               server_trains=True, seed=11, threads=1, workers=workers)
+        metrics.append([trainer.train_round(r, np.array([0, 2])) for r in range(2)])
+        states.append(trainer.global_state())
+        trainer.close()
+    assert metrics[0] == metrics[1]
+    for name, value in states[0].items():
+        assert torch.equal(value, states[1][name])
+
+
+def test_worker_pool_ends_with_the_trainer(fmnist: ImageDataset) -> None:
+    import gc
+    import multiprocessing
+
+    trainer = TorchTrainer(TASK, fmnist, _parts(2, 32), seed=0, workers=2)
+    trainer.train_round(0, np.array([0, 1]))
+    assert len(multiprocessing.active_children()) >= 2
+    del trainer
+    gc.collect()
+    assert multiprocessing.active_children() == []

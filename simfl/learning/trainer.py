@@ -13,8 +13,11 @@ Speed: local training is where simfl spends its time, so the trainer
   re-created, and the optimiser step is one fused ``_foreach_add_``;
 - shuffles by permuting the whole set once per epoch, so batches are contiguous slices;
 - evaluates under ``inference_mode`` in large batches.
+- trains clients in parallel worker processes (one thread each, by default two
+  workers), which needs no synchronisation inside an operation and so keeps both
+  cores busy even when other jobs compete for them.
 Batching several clients with ``torch.func.vmap`` was measured slower (2.7x for the
-compact CNN on 2 cores), so clients train one after another.
+compact CNN on 2 cores), and ``torch.compile`` slower still after a minute of compiling.
 
 Determinism: each (round, client) pair seeds its own ``torch.Generator`` from the
 "training" stream, so a run is reproducible bit for bit on one machine with a fixed
@@ -23,9 +26,11 @@ thread count, whichever subset of devices participates.
 
 from __future__ import annotations
 
+import multiprocessing
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -132,8 +137,14 @@ class TorchTrainer:
         Scenario seed; the "training" stream seeds model initialisation and every
         (round, client) shuffle.
     threads
-        ``torch.set_num_threads`` for the process (None leaves it alone). On a CPU shared
-        with other busy processes, 1 thread can be several times faster than 2.
+        Intra-op threads of every training and evaluation step (``torch.set_num_threads``,
+        in this process and in the workers). Results are bit-identical only for the same
+        thread count, so it is fixed, not derived from the machine.
+    workers
+        Processes that train clients concurrently, each with ``threads`` threads (forked
+        on first use; they share the data copy-on-write). Results do not depend on it.
+        Two single-threaded workers beat one two-threaded process for simfl's models on
+        two cores, by far when other jobs share the CPU (benchmarks/train_throughput.py).
     precision
         ``float32`` (default) or ``bfloat16``: convolutions and matrix products run under
         CPU autocast in bfloat16 while weights, the loss and the SGD update stay float32
@@ -144,14 +155,18 @@ class TorchTrainer:
 
     def __init__(self, task: Task, dataset: ImageDataset, device_indices: Sequence[np.ndarray],
                  synthetic: Sequence[SyntheticData] | None = None, server_synthetic: SyntheticData = None,
-                 server_trains: bool = False, seed: int = 0, threads: int | None = 2,
+                 server_trains: bool = False, seed: int = 0, threads: int = 1, workers: int = 2,
                  precision: str | None = None) -> None:
         precision = precision or getattr(task, "precision", None) or "float32"
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.precision = precision
-        if threads is not None:
-            torch.set_num_threads(threads)
+        if threads < 1 or workers < 1:
+            raise ValueError(f"threads and workers must be >= 1, got {threads} and {workers}")
+        self.threads, self.workers = int(threads), int(workers)
+        self._pool: Any = None
+        self._finalizer: Any = None
+        torch.set_num_threads(self.threads)
         if server_trains and (server_synthetic is None or len(_as_labelled(server_synthetic, dataset.image_shape, "server")) == 0):
             raise ValueError("server_trains needs a non-empty server_synthetic set")
         self.task = task
@@ -206,20 +221,17 @@ class TorchTrainer:
         members = np.unique(np.asarray(participants, dtype=np.int64))
         if members.size and (members[0] < 0 or members[-1] >= self.n_devices):
             raise IndexError(f"participants must be device indices in [0, {self.n_devices}), got {members.tolist()}")
-        clients = [(int(i), self._x[i], self._y[i]) for i in members]
+        clients = [int(i) for i in members]
         if self.server_trains:
-            assert self._server_x is not None and self._server_y is not None
-            # the server is client number n_devices for seeding purposes
-            clients.append((self.n_devices, self._server_x, self._server_y))
-        total = float(sum(len(y) for _, _, y in clients))
+            clients.append(self.n_devices)  # the server is client number n_devices
+        sizes = {c: len(self._client_data(c)[1]) for c in clients}
+        total = float(sum(sizes.values()))
         if total > 0:
+            active = [c for c in clients if sizes[c] > 0]
             acc = [torch.zeros_like(g) for g in self._global]
-            for client, x, y in clients:
-                if len(y) == 0:
-                    continue
-                self._load(self._global)
-                self._local_sgd(x, y, self._generator(round_index, client))
-                torch._foreach_add_(acc, [p.detach() for p in self._params], alpha=len(y) / total)
+            # Summed in client order whoever trained them, so the result does not depend on `workers`.
+            for client, params in zip(active, self._train_clients(round_index, active)):
+                torch._foreach_add_(acc, params, alpha=sizes[client] / total)
             self._global = acc
         return self.evaluate()
 
@@ -272,6 +284,44 @@ class TorchTrainer:
         x = (x - self._mean) / self._std
         return x.contiguous(memory_format=torch.channels_last)
 
+    def close(self) -> None:
+        """Stop the worker processes, if any (also done when the trainer is collected)."""
+        if self._pool is not None:
+            self._finalizer()
+            self._pool = None
+
+    def _client_data(self, client: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if client == self.n_devices:
+            assert self._server_x is not None and self._server_y is not None
+            return self._server_x, self._server_y
+        return self._x[client], self._y[client]
+
+    def _train_clients(self, round_index: int, clients: list[int]) -> Iterator[list[torch.Tensor]]:
+        """Each client's model after local training from the global one, in client order.
+        A yielded list is only valid until the next one is asked for."""
+        if self.workers <= 1 or len(clients) <= 1:
+            for client in clients:
+                self._load(self._global)
+                x, y = self._client_data(client)
+                self._local_sgd(x, y, self._generator(round_index, client))
+                yield [p.detach() for p in self._params]
+            return
+        if self._pool is None:
+            # Fork after the data are in memory: workers share them copy-on-write. They
+            # inherit the trainer through a module global rather than the pool's initargs,
+            # so the pool holds no reference to the trainer and dies with it.
+            global _WORKER
+            _WORKER = self
+            try:
+                self._pool = multiprocessing.get_context("fork").Pool(self.workers, initializer=_worker_init)
+            finally:
+                _WORKER = None
+            self._finalizer = weakref.finalize(self, self._pool.terminate)
+        arrays = [g.numpy() for g in self._global]
+        jobs = [(round_index, client, arrays) for client in clients]
+        for trained in self._pool.imap(_worker_train, jobs, chunksize=1):
+            yield [torch.from_numpy(a) for a in trained]
+
     def _autocast(self) -> torch.autocast:
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
 
@@ -299,6 +349,31 @@ class TorchTrainer:
                 grads = torch.autograd.grad(loss, params)
                 with torch.no_grad():
                     torch._foreach_add_(params, grads, alpha=-lr)
+
+
+# ---------------------------------------------------------------------- worker processes
+
+_WORKER: TorchTrainer | None = None  # the trainer a forked worker inherited
+
+
+def _worker_init() -> None:
+    trainer = _WORKER
+    assert trainer is not None, "simfl training workers must be forked by TorchTrainer"
+    trainer._pool = None  # a worker never forks workers of its own
+    trainer._finalizer = None
+    torch.set_num_threads(trainer.threads)
+
+
+def _worker_train(job: tuple[int, int, list[np.ndarray]]) -> list[np.ndarray]:
+    """Local training of one client in a worker: the same steps, seeds and thread count
+    as in the parent, so the result is bit for bit the one the parent would get."""
+    round_index, client, global_arrays = job
+    trainer = _WORKER
+    assert trainer is not None
+    trainer._load([torch.from_numpy(a) for a in global_arrays])
+    x, y = trainer._client_data(client)
+    trainer._local_sgd(x, y, trainer._generator(round_index, client))
+    return [p.detach().numpy() for p in trainer._params]
 
 
 def _as_labelled(data: SyntheticData, shape: tuple[int, int, int], owner: str) -> LabelledImages:
