@@ -154,3 +154,9 @@ def test_worker_pool_ends_with_the_trainer(fmnist: ImageDataset) -> None:
     del trainer
     gc.collect()
     assert multiprocessing.active_children() == []
+
+
+def test_synthetic_labels_outside_the_classes_are_refused(fmnist: ImageDataset) -> None:
+    bad = (np.zeros((2, 1, 28, 28), dtype=np.uint8), np.array([3, 10]))
+    with pytest.raises(ValueError, match="classes 0..9"):
+        TorchTrainer(TASK, fmnist, _parts(1, 8), synthetic=[bad], seed=0)
