@@ -134,8 +134,10 @@ def test_worker_processes_do_not_change_the_result(fmnist: ImageDataset) -> None
     # same seeds, same thread count, same summation order.
     states, metrics = [], []
     for workers in (1, 2):
-        trainer = TorchTrainer(TASK, fmnist, _parts(3, 64), server_synthetic=_synthetic(fmnist, 32),
-                               server_trains=True, seed=11, threads=1, workers=workers)
+        # eval_samples 4500: three evaluation chunks of EVAL_BATCH (2000), the last one short
+        trainer = TorchTrainer(replace(TASK, eval_samples=4500), fmnist, _parts(3, 64),
+                               server_synthetic=_synthetic(fmnist, 32), server_trains=True, seed=11,
+                               threads=1, workers=workers)
         metrics.append([trainer.train_round(r, np.array([0, 2])) for r in range(2)])
         states.append(trainer.global_state())
         trainer.close()
@@ -160,3 +162,15 @@ def test_synthetic_labels_outside_the_classes_are_refused(fmnist: ImageDataset) 
     bad = (np.zeros((2, 1, 28, 28), dtype=np.uint8), np.array([3, 10]))
     with pytest.raises(ValueError, match="classes 0..9"):
         TorchTrainer(TASK, fmnist, _parts(1, 8), synthetic=[bad], seed=0)
+
+
+def test_evaluate_counts_like_a_direct_pass(fmnist: ImageDataset) -> None:
+    task = replace(TASK, eval_samples=4500)  # three chunks, spread over two workers
+    trainer = TorchTrainer(task, fmnist, _parts(2, 64), seed=12, workers=2)
+    metrics = trainer.train_round(0, np.array([0, 1]))
+    model = trainer.global_model()
+    with torch.no_grad():
+        logits = model(trainer.to_tensor(np.array(fmnist.test_images[:4500])))
+    y = torch.from_numpy(fmnist.test_labels[:4500])
+    assert metrics.accuracy == pytest.approx(float((logits.argmax(1) == y).float().mean()), abs=1 / 4500)
+    assert metrics.loss == pytest.approx(float(torch.nn.functional.cross_entropy(logits, y)), rel=1e-4)

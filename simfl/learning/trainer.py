@@ -242,21 +242,35 @@ class TorchTrainer:
         return self.evaluate()
 
     def evaluate(self) -> RoundMetrics:
-        """Accuracy and mean cross-entropy of the global model on the test set."""
-        self._load(self._global)
+        """Accuracy and mean cross-entropy of the global model on the test set.
+
+        The test set is cut into fixed chunks of ``EVAL_BATCH`` images, spread over the
+        workers, and their sums added in chunk order, so the result does not depend on
+        ``workers`` either.
+        """
+        n = len(self._y_test)
+        chunks = [(s, min(s + EVAL_BATCH, n)) for s in range(0, n, EVAL_BATCH)]
+        if self.workers > 1 and len(chunks) > 1:
+            arrays = [g.numpy() for g in self._global]
+            parts = self._ensure_pool().map(_worker_eval, [(arrays, a, b) for a, b in chunks], chunksize=1)
+        else:
+            self._load(self._global)
+            parts = [self._eval_chunk(a, b) for a, b in chunks]
+        loss_sum = sum(loss for loss, _ in parts)
+        correct = sum(right for _, right in parts)
+        return RoundMetrics(accuracy=correct / n, loss=loss_sum / n)
+
+    def _eval_chunk(self, start: int, stop: int) -> tuple[float, int]:
+        """Summed cross-entropy and number correct of the loaded model on test[start:stop]."""
         model = self.model
         model.eval()
-        correct, loss_sum = 0, 0.0
-        with torch.inference_mode():
-            for s in range(0, len(self._y_test), EVAL_BATCH):
-                with self._autocast():
-                    logits = model(self._x_test[s: s + EVAL_BATCH]).float()
-                y = self._y_test[s: s + EVAL_BATCH]
-                loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-                correct += int((logits.argmax(dim=1) == y).sum())
-        model.train()
-        n = len(self._y_test)
-        return RoundMetrics(accuracy=correct / n, loss=loss_sum / n)
+        try:
+            with torch.inference_mode(), self._autocast():
+                logits = model(self._x_test[start:stop]).float()
+            y = self._y_test[start:stop]
+            return float(F.cross_entropy(logits, y, reduction="sum")), int((logits.argmax(dim=1) == y).sum())
+        finally:
+            model.train()
 
     def global_state(self) -> dict[str, torch.Tensor]:
         """A copy of the global model's parameters, by name."""
@@ -312,6 +326,12 @@ class TorchTrainer:
                 self._local_sgd(x, y, self._generator(round_index, client))
                 yield [p.detach() for p in self._params]
             return
+        arrays = [g.numpy() for g in self._global]
+        jobs = [(round_index, client, arrays) for client in clients]
+        for trained in self._ensure_pool().imap(_worker_train, jobs, chunksize=1):
+            yield [torch.from_numpy(a) for a in trained]
+
+    def _ensure_pool(self) -> Any:
         if self._pool is None:
             # Fork after the data are in memory: workers share them copy-on-write. They
             # inherit the trainer through a module global rather than the pool's initargs,
@@ -323,10 +343,7 @@ class TorchTrainer:
             finally:
                 _WORKER = None
             self._finalizer = weakref.finalize(self, self._pool.terminate)
-        arrays = [g.numpy() for g in self._global]
-        jobs = [(round_index, client, arrays) for client in clients]
-        for trained in self._pool.imap(_worker_train, jobs, chunksize=1):
-            yield [torch.from_numpy(a) for a in trained]
+        return self._pool
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
@@ -380,6 +397,15 @@ def _worker_train(job: tuple[int, int, list[np.ndarray]]) -> list[np.ndarray]:
     x, y = trainer._client_data(client)
     trainer._local_sgd(x, y, trainer._generator(round_index, client))
     return [p.detach().numpy() for p in trainer._params]
+
+
+def _worker_eval(job: tuple[list[np.ndarray], int, int]) -> tuple[float, int]:
+    """One test chunk of ``TorchTrainer.evaluate`` in a worker."""
+    global_arrays, start, stop = job
+    trainer = _WORKER
+    assert trainer is not None
+    trainer._load([torch.from_numpy(a) for a in global_arrays])
+    return trainer._eval_chunk(start, stop)
 
 
 def _as_labelled(data: SyntheticData, shape: tuple[int, int, int], owner: str, n_classes: int) -> LabelledImages:
