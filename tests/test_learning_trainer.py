@@ -171,6 +171,6 @@ def test_evaluate_counts_like_a_direct_pass(fmnist: ImageDataset) -> None:
     model = trainer.global_model()
     with torch.no_grad():
         logits = model(trainer.to_tensor(np.array(fmnist.test_images[:4500])))
-    y = torch.from_numpy(fmnist.test_labels[:4500])
+    y = torch.from_numpy(np.array(fmnist.test_labels[:4500]))
     assert metrics.accuracy == pytest.approx(float((logits.argmax(1) == y).float().mean()), abs=1 / 4500)
     assert metrics.loss == pytest.approx(float(torch.nn.functional.cross_entropy(logits, y)), rel=1e-4)
