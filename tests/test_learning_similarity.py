@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from simfl.learning.similarity import (by_module, class_uniform_indices, gradient_similarity, loss_gradient,
-                                       similarity_to_iid)
+                                       similarity_to_iid, trainer_similarities)
 
 
 def test_eq52_hand_example() -> None:
@@ -63,3 +63,22 @@ def test_class_uniform_indices() -> None:
     idx = class_uniform_indices(labels, 4, np.random.default_rng(0))
     assert np.bincount(labels[idx]).tolist() == [4, 4, 4]
     assert len(np.unique(idx)) == 12
+
+
+def test_trainer_similarities_rank_a_balanced_device_above_a_one_class_device() -> None:
+    from simfl.learning.data import load_dataset
+    from simfl.learning.trainer import TorchTrainer
+    from simfl.scenario import Task
+
+    try:
+        ds = load_dataset("fashion-mnist")
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"Fashion-MNIST unavailable: {exc}")
+    labels = ds.train_labels
+    iid = class_uniform_indices(labels[:2000], 20, np.random.default_rng(0))
+    one_class = np.flatnonzero(labels == 3)[:200]
+    trainer = TorchTrainer(Task(eval_samples=10), ds, [iid, one_class], seed=0, workers=1)
+    sims = trainer_similarities(trainer, iid)
+    # device 0 holds exactly the virtual IID set: cosine 1 in every layer
+    assert sims[0] == pytest.approx(1.0)
+    assert sims[1] < sims[0]

@@ -13,12 +13,17 @@ for the other reading of the paper's text.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from simfl.learning.trainer import TorchTrainer
 
 
 def gradient_similarity(g0: Sequence[torch.Tensor], gi: Sequence[torch.Tensor]) -> float:
@@ -109,4 +114,26 @@ def similarity_to_iid(model: nn.Module, device_sets: Sequence[tuple[torch.Tensor
     return out
 
 
-__all__ = ["by_module", "class_uniform_indices", "gradient_similarity", "loss_gradient", "similarity_to_iid"]
+def trainer_similarities(trainer: TorchTrainer, iid_indices: np.ndarray, per_module: bool = False) -> np.ndarray:
+    """Fig. 5(h): eq. (52) for every device of a trainer, against the virtual IID device.
+
+    Parameters
+    ----------
+    trainer
+        Its current global model gives the gradients; each device's mixed set
+        (D_loc u D_gen) is the one it trains on.
+    iid_indices
+        The virtual device's samples, indices into the training split (e.g. from
+        ``class_uniform_indices`` over the public split).
+    """
+    dataset = trainer.dataset
+    x = trainer.to_tensor(np.asarray(dataset.train_images[iid_indices]))
+    y = torch.from_numpy(np.asarray(dataset.train_labels[iid_indices], dtype=np.int64))
+    # a private copy: the trainer reuses its model object for every client
+    model = copy.deepcopy(trainer.global_model())
+    devices = [trainer.device_data(i) for i in range(trainer.n_devices)]
+    return similarity_to_iid(model, devices, x, y, per_module=per_module)
+
+
+__all__ = ["by_module", "class_uniform_indices", "gradient_similarity", "loss_gradient", "similarity_to_iid",
+           "trainer_similarities"]
