@@ -1,15 +1,16 @@
 """Quality and sampling cost of the trained default generators (docs/generator-quality.md).
 
-    python benchmarks/generator_quality.py tests/data/generator-scenario.yaml \
-        --n-per-class 50 --ddpm-per-class 10 --out /tmp/generator-quality.csv
+    python benchmarks/generator_quality.py tests/data/generator-scenario.yaml --stages gan,diffusion,samplers
 
-Stages, each printed as soon as it is done (the later ones are the costly ones):
-1. GAN vs diffusion (DDIM, the scenario's sampling_steps and guidance), with real references;
-   sample grids under docs/.
-2. Fewer DDIM steps (10) and no guidance (w = 0), same images per class.
-3. DDPM over all 300 steps (the paper's sampler) vs DDIM on the same (smaller) number of
-   images per class: what the shortcut costs in quality.
-All images go through the synthesis pool, so simulations later reuse them.
+Stages, each printed as soon as it is done (run them separately while a model still trains):
+- gan: real references and the GAN, images from the synthesis pool; its sample grid.
+- diffusion: the diffusion model with the scenario's sampler (DDIM, sampling_steps, guidance)
+  and with 10 DDIM steps; its sample grid.
+- samplers: DDPM over all 300 steps (the paper's sampler) vs DDIM 50 / 10 steps vs the GAN
+  on the same labels and seeds, drawn directly (not through the pool, whose 32-image chunks
+  would make 300-step sampling cost half an hour here): what the DDIM shortcut costs.
+- unguided: the diffusion model at guidance weight 0.
+The judge (the real-data classifier) is trained once and cached at --judge.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import torch
 
-from simfl.generative.evaluate import evaluate_generator, save_grid, summary_table, train_judge
-from simfl.generative.train import load_generator, public_data
+from simfl.generative.evaluate import (FeatureClassifier, Judge, evaluate_generator, save_grid, score_images,
+                                       summary_table, train_judge)
+from simfl.generative.train import load_generator, public_data, to_model_space, to_uint8
 from simfl.learning.data import load_dataset
 from simfl.scenario import load_scenario
 
@@ -30,52 +35,86 @@ def log(line: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("scenario")
-    parser.add_argument("--n-per-class", type=int, default=50)
-    parser.add_argument("--ddpm-per-class", type=int, default=10)
-    parser.add_argument("--stages", default="1,2,3")
-    parser.add_argument("--out", default="/tmp/generator-quality.csv")
-    parser.add_argument("--docs", default="docs")
-    args = parser.parse_args()
-    stages = {int(s) for s in args.stages.split(",")}
-
-    scenario = load_scenario(args.scenario)
-    diffusion = load_generator("diffusion", scenario)
-    gan = load_generator("gan", scenario)
-    for g in (diffusion, gan):
-        meta = g.meta
-        log(f"{g.key}: {meta['total_steps']} steps, batch {meta['training']['batch_size']}, "
-            f"resolution {g.resolution}")
-
+def get_judge(scenario, path: Path) -> Judge:
     data = load_dataset(scenario.task.dataset)
     pub_images, pub_labels, n_classes, _ = public_data(scenario)
+    if path.exists():
+        model = FeatureClassifier(*data.image_shape[:2], n_classes)
+        state = torch.load(path)
+        model.load_state_dict(state["model"])
+        return Judge(model, state["accuracy"])
     start = time.perf_counter()
     judge = train_judge(pub_images, pub_labels, data.test_images[:5000], data.test_labels[:5000], n_classes,
                         progress=log)
     log(f"judge trained in {time.perf_counter() - start:.0f} s")
+    torch.save({"model": judge.model.state_dict(), "accuracy": judge.real_test_accuracy}, path)
+    return judge
 
-    frames = []
 
-    def run(gens, n, references, stage):
-        df = evaluate_generator(gens, scenario, n_per_class=n, references=references, judge=judge, progress=log)
-        df["stage"] = stage
-        frames.append(df)
-        pd.concat(frames).to_csv(args.out, index=False)
-        print(f"\n=== stage {stage}: {n} images per class ===")
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("scenario")
+    parser.add_argument("--n-per-class", type=int, default=50)
+    parser.add_argument("--direct-per-class", type=int, default=5)
+    parser.add_argument("--stages", default="gan,diffusion,samplers")
+    parser.add_argument("--out", default="/tmp/generator-quality")
+    parser.add_argument("--judge", default="/tmp/generator-quality-judge.pt")
+    parser.add_argument("--docs", default="docs")
+    args = parser.parse_args()
+    stages = args.stages.split(",")
+
+    scenario = load_scenario(args.scenario)
+    judge = get_judge(scenario, Path(args.judge))
+    log(f"judge accuracy on real test images: {judge.real_test_accuracy:.3f}")
+
+    def report(df: pd.DataFrame, stage: str, n: int) -> None:
+        df.to_csv(f"{args.out}-{stage}.csv", index=False)
+        print(f"\n=== {stage}: {n} images per class ===")
         print(summary_table(df))
-        print(df[df["class"] == "all"][["model", "n", "cas", "fd", "s_per_image"]].to_string(index=False))
+        print(df[df["class"] == "all"][["model", "n", "cas", "fd", "fd_res", "s_per_image"]].to_string(index=False))
         sys.stdout.flush()
 
-    if 1 in stages:
-        run([gan, diffusion], args.n_per_class, True, 1)
-        log(f"grid: {save_grid(diffusion, f'{args.docs}/samples-diffusion.png', title='diffusion (DDPM + CFG), ' + diffusion.sampler_tag)}")
-        log(f"grid: {save_grid(gan, f'{args.docs}/samples-gan.png', title='conditional GAN')}")
-    if 2 in stages:
-        run([diffusion.with_sampling(steps=10), diffusion.with_sampling(guidance=0.0)], args.n_per_class, False, 2)
-    if 3 in stages:
-        run([diffusion.with_sampling(steps=300), diffusion, gan], args.ddpm_per_class, False, 3)
+    def describe(g) -> None:
+        log(f"{g.key}: {g.meta['total_steps']} steps, {g.meta['train_samples']} public images, "
+            f"resolution {g.resolution}")
+
+    if "gan" in stages:
+        gan = load_generator("gan", scenario)
+        describe(gan)
+        df = evaluate_generator([gan], scenario, n_per_class=args.n_per_class, judge=judge, progress=log)
+        report(df, "gan", args.n_per_class)
+        log(f"grid: {save_grid(gan, f'{args.docs}/samples-gan.png', title='conditional GAN (16x16, upsampled)')}")
+    if "diffusion" in stages:
+        diffusion = load_generator("diffusion", scenario)
+        describe(diffusion)
+        df = evaluate_generator([diffusion, diffusion.with_sampling(steps=10)], scenario,
+                                n_per_class=args.n_per_class, references=False, judge=judge, progress=log)
+        report(df, "diffusion", args.n_per_class)
+        title = f"diffusion, DDIM {diffusion.steps} steps, guidance {diffusion.guidance:g} (16x16, upsampled)"
+        log(f"grid: {save_grid(diffusion, f'{args.docs}/samples-diffusion.png', title=title)}")
+    if "samplers" in stages:
+        diffusion, gan = load_generator("diffusion", scenario), load_generator("gan", scenario)
+        data = load_dataset(scenario.task.dataset)
+        test_labels = np.asarray(data.test_labels)
+        _, real_feats = judge.predict_and_features(np.asarray(data.test_images))
+        squeezed = to_uint8(to_model_space(np.asarray(data.test_images), diffusion.resolution), data.image_shape)
+        _, real_feats_res = judge.predict_and_features(squeezed)
+        k = args.direct_per_class
+        labels = np.repeat(np.arange(diffusion.n_classes), k)
+        frames = []
+        for gen in (gan, diffusion.with_sampling(steps=10), diffusion, diffusion.with_sampling(steps=300)):
+            start = time.perf_counter()
+            images = gen.sample(labels, seed=12345)
+            per_image = (time.perf_counter() - start) / len(labels)
+            log(f"{gen.sampler_tag}: {per_image:.3f} s per image")
+            frames.append(score_images(judge, f"{gen.kind} {gen.sampler_tag}", images, labels, real_feats,
+                                       test_labels, diffusion.class_names, per_image, real_feats_res))
+        report(pd.concat(frames, ignore_index=True), "samplers", k)
+    if "unguided" in stages:
+        diffusion = load_generator("diffusion", scenario)
+        df = evaluate_generator([diffusion.with_sampling(guidance=0.0)], scenario, n_per_class=args.n_per_class,
+                                references=False, judge=judge, progress=log)
+        report(df, "unguided", args.n_per_class)
 
 
 if __name__ == "__main__":

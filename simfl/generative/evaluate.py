@@ -122,20 +122,24 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
 
 
 def score_images(judge: Judge, name: str, images: np.ndarray, labels: np.ndarray, real_feats: np.ndarray,
-                 real_labels: np.ndarray, class_names: Sequence[str], seconds_per_image: float = float("nan")
-                 ) -> pd.DataFrame:
-    """One row per class and one "all" row: CAS and FD against the real features."""
+                 real_labels: np.ndarray, class_names: Sequence[str], seconds_per_image: float = float("nan"),
+                 real_feats_res: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per class and one "all" row: CAS, FD against the real features and, given
+    `real_feats_res` (real images squeezed to the generator's training resolution and
+    back), `fd_res`: the FD that remains once the resolution's own loss is set aside."""
     preds, feats = judge.predict_and_features(images)
     rows = []
-    for c, cname in enumerate(class_names):
-        mine = labels == c
+    groups = [(cname, labels == c, real_labels == c) for c, cname in enumerate(class_names)]
+    groups.append(("all", np.ones(len(labels), dtype=bool), np.ones(len(real_labels), dtype=bool)))
+    for cname, mine, theirs in groups:
         if not mine.any():
             continue
-        rows.append({"model": name, "class": cname, "n": int(mine.sum()), "cas": float((preds[mine] == c).mean()),
-                     "fd": frechet_distance(real_feats[real_labels == c], feats[mine]),
+        rows.append({"model": name, "class": cname, "n": int(mine.sum()),
+                     "cas": float((preds[mine] == labels[mine]).mean()),
+                     "fd": frechet_distance(real_feats[theirs], feats[mine]),
+                     "fd_res": (frechet_distance(real_feats_res[theirs], feats[mine])
+                                if real_feats_res is not None else float("nan")),
                      "s_per_image": seconds_per_image})
-    rows.append({"model": name, "class": "all", "n": int(len(labels)), "cas": float((preds == labels).mean()),
-                 "fd": frechet_distance(real_feats, feats), "s_per_image": seconds_per_image})
     return pd.DataFrame(rows)
 
 
@@ -144,7 +148,8 @@ def evaluate_generator(generators: TrainedGenerator | Sequence[TrainedGenerator]
                        real_per_class: int = 500, judge: Judge | None = None,
                        progress: Progress | None = print) -> pd.DataFrame:
     """Score each generator's first `n_per_class` pool images per class (generating what the
-    pool lacks, which later simulations then reuse) against real held-out test images.
+    pool lacks, which later simulations then reuse) against real held-out test images, as
+    they are (fd) and squeezed to the generator's training resolution and back (fd_res).
 
     The real statistics come from `real_per_class` test images per class; the judge is
     trained on the scenario's real public split. Returns a DataFrame with columns model,
@@ -169,17 +174,19 @@ def evaluate_generator(generators: TrainedGenerator | Sequence[TrainedGenerator]
                             progress=progress)
     _, real_feats = judge.predict_and_features(test_images[stats_idx])
     real_labels = test_labels[stats_idx]
+    resolutions = sorted({g.resolution for g in gens if g.resolution != data.image_shape[1]})
+    feats_at = {r: judge.predict_and_features(to_uint8(to_model_space(test_images[stats_idx], r),
+                                                       data.image_shape))[1] for r in resolutions}
 
     frames = []
     if references:
         ref_images, ref_labels = test_images[ref_idx], test_labels[ref_idx]
         frames.append(score_images(judge, "real test images", ref_images, ref_labels, real_feats, real_labels,
                                    class_names))
-        resolutions = sorted({g.resolution for g in gens if g.resolution != data.image_shape[1]})
         for r in resolutions:
             squeezed = to_uint8(to_model_space(ref_images, r), data.image_shape)
             frames.append(score_images(judge, f"real test images at {r}x{r}", squeezed, ref_labels, real_feats,
-                                       real_labels, class_names))
+                                       real_labels, class_names, real_feats_res=feats_at[r]))
     for gen in gens:
         service = SynthesisService(gen, pool_dir, progress=progress)
         start = time.perf_counter()
@@ -191,21 +198,26 @@ def evaluate_generator(generators: TrainedGenerator | Sequence[TrainedGenerator]
             progress(f"{gen.key} [{gen.sampler_tag}]: {len(images)} images ({service.stats.generated_images} "
                      f"generated, {elapsed:.0f} s)")
         frames.append(score_images(judge, f"{gen.kind} {gen.sampler_tag}", images, labels, real_feats, real_labels,
-                                   class_names, per_image))
+                                   class_names, per_image, real_feats_res=feats_at.get(gen.resolution)))
     return pd.DataFrame(pd.concat(frames, ignore_index=True))
 
 
 def summary_table(df: pd.DataFrame) -> str:
     """A plain-text table: a row per class, CAS and FD columns per model."""
-    cas = df.pivot(index="class", columns="model", values="cas")
-    fd = df.pivot(index="class", columns="model", values="fd")
     order = [c for c in dict.fromkeys(df["class"]) if c != "all"] + ["all"]
     models = list(dict.fromkeys(df["model"]))
-    lines = ["CAS (share of samples a real-data classifier labels as their class; higher is better)",
-             _format(cas.loc[order, models]), "",
-             "FD (Frechet distance of classifier features to real test images; lower is better)",
-             _format(fd.loc[order, models])]
-    return "\n".join(lines)
+    blocks = [("cas", "CAS (share of samples a real-data classifier labels as their class; higher is better)"),
+              ("fd", "FD (Frechet distance of classifier features to real test images; lower is better)"),
+              ("fd_res", "FD to real test images at the generator's training resolution (upsampled back the "
+                         "same way; lower is better)")]
+    lines = []
+    for column, title in blocks:
+        table = df.pivot(index="class", columns="model", values=column)
+        table = table.loc[[c for c in order if c in table.index], models]
+        if table.isna().all().all():
+            continue
+        lines += [title, _format(table), ""]
+    return "\n".join(lines).rstrip()
 
 
 def _format(table: pd.DataFrame) -> str:

@@ -429,7 +429,9 @@ def load_generator(kind: str, scenario: Any, cache_dir: str | Path | None = None
         raise DataNotFound(f"no trained {kind} generator for {scenario.source} (looked for {path}). "
                            f"Train it with:\n  {command}")
     state = load_checkpoint(path)
-    step, total = state["run"]["step"], state["meta"]["total_steps"]
+    # the budget of the configuration as it is now: raising it turns a finished run into one to resume
+    step = state["run"]["step"]
+    total = training_config(kind, state["meta"]["config"], state["meta"]["image_shape"][0]).steps
     if step < total:
         raise DataNotFound(f"the {kind} generator at {path} is only partly trained (step {step} of {total}). "
                            f"Resume with:\n  {command}")
