@@ -174,3 +174,14 @@ def test_evaluate_counts_like_a_direct_pass(fmnist: ImageDataset) -> None:
     y = torch.from_numpy(np.array(fmnist.test_labels[:4500]))
     assert metrics.accuracy == pytest.approx(float((logits.argmax(1) == y).float().mean()), abs=1 / 4500)
     assert metrics.loss == pytest.approx(float(torch.nn.functional.cross_entropy(logits, y)), rel=1e-4)
+
+
+def test_trainer_leaves_the_process_thread_count_alone(fmnist: ImageDataset) -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # differs from the trainer's 1, so a leak would show
+    try:
+        trainer = TorchTrainer(TASK, fmnist, _parts(1, 32), seed=0, threads=1, workers=1)
+        trainer.train_round(0, np.array([0]))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -30,6 +30,7 @@ participates, however many workers train them, and across a resume from a checkp
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -115,6 +116,20 @@ def _histogram_moments(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array(mean, dtype=np.float32), np.maximum(np.array(std, dtype=np.float32), 1e-3)
 
 
+@contextlib.contextmanager
+def intra_op_threads(n: int) -> Iterator[None]:
+    """Run a block with ``n`` torch threads, then restore the caller's setting, so the
+    trainer does not change how the rest of the process (e.g. a generator) runs."""
+    before = torch.get_num_threads()
+    if before != n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
 class TorchTrainer:
     """Federated averaging over devices with local and synthetic data (implements ``Trainer``).
 
@@ -141,8 +156,8 @@ class TorchTrainer:
         Scenario seed; the "training" stream seeds model initialisation and every
         (round, client) shuffle.
     threads
-        Intra-op threads of every training and evaluation step (``torch.set_num_threads``,
-        in this process and in the workers). Results are bit-identical only for the same
+        Intra-op threads of every training and evaluation step (``torch.set_num_threads``
+        while the trainer works, restored after; in the workers for good). Results are bit-identical only for the same
         thread count, so it is fixed, not derived from the machine.
     workers
         Processes that train clients concurrently, each with ``threads`` threads (forked
@@ -171,7 +186,6 @@ class TorchTrainer:
         self.threads, self.workers = int(threads), int(workers)
         self._pool: Any = None
         self._finalizer: Any = None
-        torch.set_num_threads(self.threads)
         server_set = _as_labelled(server_synthetic, dataset.image_shape, "server", dataset.n_classes)
         if server_trains and len(server_set) == 0:
             raise ValueError("server_trains needs a non-empty server_synthetic set")
@@ -235,9 +249,10 @@ class TorchTrainer:
         if total > 0:
             active = [c for c in clients if sizes[c] > 0]
             acc = [torch.zeros_like(g) for g in self._global]
-            # Summed in client order whoever trained them, so the result does not depend on `workers`.
-            for client, params in zip(active, self._train_clients(round_index, active)):
-                torch._foreach_add_(acc, params, alpha=sizes[client] / total)
+            with intra_op_threads(self.threads):
+                # Summed in client order whoever trained them, so the result does not depend on `workers`.
+                for client, params in zip(active, self._train_clients(round_index, active)):
+                    torch._foreach_add_(acc, params, alpha=sizes[client] / total)
             self._global = acc
         return self.evaluate()
 
@@ -255,7 +270,8 @@ class TorchTrainer:
             parts = self._ensure_pool().map(_worker_eval, [(arrays, a, b) for a, b in chunks], chunksize=1)
         else:
             self._load(self._global)
-            parts = [self._eval_chunk(a, b) for a, b in chunks]
+            with intra_op_threads(self.threads):
+                parts = [self._eval_chunk(a, b) for a, b in chunks]
         loss_sum = sum(loss for loss, _ in parts)
         correct = sum(right for _, right in parts)
         return RoundMetrics(accuracy=correct / n, loss=loss_sum / n)
