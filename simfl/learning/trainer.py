@@ -183,7 +183,9 @@ class TorchTrainer:
         self.precision = precision
         if threads < 1 or workers < 1:
             raise ValueError(f"threads and workers must be >= 1, got {threads} and {workers}")
-        self.threads, self.workers = int(threads), int(workers)
+        # Workers are forked (they inherit the data); where fork does not exist, train in-process.
+        has_fork = "fork" in multiprocessing.get_all_start_methods()
+        self.threads, self.workers = int(threads), int(workers) if has_fork else 1
         self._pool: Any = None
         self._finalizer: Any = None
         server_set = _as_labelled(server_synthetic, dataset.image_shape, "server", dataset.n_classes)
