@@ -129,7 +129,10 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
         if progress:
             _print_progress(progress, policy.name, record, rounds, time.monotonic() - started)
 
-    run(world, plan, trainer, rounds, scenario.seed, state=state, on_round=on_round)
+    try:
+        run(world, plan, trainer, rounds, scenario.seed, state=state, on_round=on_round)
+    finally:
+        trainer.close()  # its worker processes
     return read_rounds(out_dir)
 
 

@@ -94,6 +94,7 @@ class Task:
     rounds: int = 200
     target_accuracies: tuple[float, ...] = (0.7,)
     eval_samples: int | None = None  # None: the whole test set
+    precision: str = "float32"  # "bfloat16": about 2x faster local training on CPUs with AMX/AVX512-BF16
 
 
 @dataclass(frozen=True)
@@ -470,6 +471,7 @@ def _build_task(m: dict, c: _Checker) -> Task:
         rounds=c.number(m, "rounds", p, d.rounds, minimum=1, integer=True),
         target_accuracies=tuple(nums),
         eval_samples=c.number(m, "eval_samples", p, d.eval_samples, minimum=1, integer=True),
+        precision=c.choice(m, "precision", p, ("float32", "bfloat16"), d.precision),
     )
 
 
