@@ -59,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from simfl.experiment import make_plan, prepare
+    from simfl.experiment import jsonable, make_plan, prepare
     from simfl.optim.fimi import plan_json
     from simfl.registry import create
 
@@ -68,7 +68,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     setup = prepare(scenario)
     plan = make_plan(setup, policy, args.solver)
     document = plan_json(setup.world, plan, None, policy=policy.name, solver=args.solver or scenario.optimisation.solver)
-    document["info"] = json.loads(json.dumps(plan.info, default=_jsonable))
+    document["info"] = json.loads(json.dumps(plan.info, default=jsonable))
     if args.json:
         print(json.dumps(document, indent=1))
     else:
@@ -118,16 +118,6 @@ def cmd_fit_curve(args: argparse.Namespace) -> int:
     (out / "learning-curve.yaml").write_text("\n".join(lines) + "\n")
     print(f"wrote {out}/learning-curve.csv, .png and .yaml (paste the constants into your scenario)")
     return 0
-
-
-def _jsonable(value: object) -> object:
-    import numpy as np
-
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
 
 
 def _print_plan_table(document: dict) -> None:

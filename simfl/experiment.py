@@ -222,10 +222,11 @@ def _write_plan(out_dir: Path, policy: str, world: World, plan: Plan) -> None:
     plans.mkdir(exist_ok=True)
     frame.to_csv(plans / f"{policy}.csv", index=False)
     if plan.info:
-        (plans / f"{policy}.json").write_text(json.dumps(plan.info, default=_jsonable, indent=1))
+        (plans / f"{policy}.json").write_text(json.dumps(plan.info, default=jsonable, indent=1))
 
 
-def _jsonable(value: object) -> object:
+def jsonable(value: object) -> object:
+    """json.dumps' `default`: numpy arrays and scalars as plain lists and numbers."""
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
