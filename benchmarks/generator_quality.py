@@ -9,7 +9,7 @@ Stages, each printed as soon as it is done (run them separately while a model st
 - samplers: DDPM over all 300 steps (the paper's sampler) vs DDIM 50 / 10 steps vs the GAN
   on the same labels and seeds, drawn directly (not through the pool, whose 32-image chunks
   would make 300-step sampling cost half an hour here): what the DDIM shortcut costs.
-- unguided: the diffusion model at guidance weight 0.
+- guidance: the diffusion model at guidance weights 0, 0.5 and 1.
 The judge (the real-data classifier) is trained once and cached at --judge.
 """
 
@@ -110,11 +110,11 @@ def main() -> None:
             frames.append(score_images(judge, f"{gen.kind} {gen.sampler_tag}", images, labels, real_feats,
                                        test_labels, diffusion.class_names, per_image, real_feats_res))
         report(pd.concat(frames, ignore_index=True), "samplers", k)
-    if "unguided" in stages:
+    if "guidance" in stages:
         diffusion = load_generator("diffusion", scenario)
-        df = evaluate_generator([diffusion.with_sampling(guidance=0.0)], scenario, n_per_class=args.n_per_class,
-                                references=False, judge=judge, progress=log)
-        report(df, "unguided", args.n_per_class)
+        df = evaluate_generator([diffusion.with_sampling(guidance=w) for w in (0.0, 0.5, 1.0)], scenario,
+                                n_per_class=args.n_per_class, references=False, judge=judge, progress=log)
+        report(df, "guidance", args.n_per_class)
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ def training_config(kind: str, config: str, in_channels: int) -> Any:
 
 def to_model_space(images: np.ndarray, resolution: int) -> torch.Tensor:
     """uint8 (N, C, H, W) -> float32 in [-1, 1] at resolution x resolution (antialiased)."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).float() / 127.5 - 1.0
+    x = torch.from_numpy(np.array(images, dtype=np.float32)) / 127.5 - 1.0
     if x.shape[-1] != resolution or x.shape[-2] != resolution:
         x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
     return x.clamp(-1.0, 1.0)
