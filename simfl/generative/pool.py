@@ -153,11 +153,11 @@ class SynthesisService:
             first, last = len(pool) // CHUNK, -(-n // CHUNK)
             for j in range(first, last):
                 chunks.append(self._chunk(c, j))
-                if self.progress:
-                    self.progress(f"{self.generator.key} [{self.generator.sampler_tag}] class {c}: generated chunk "
-                                  f"{j + 1 - first}/{last - first} ({CHUNK} images, "
-                                  f"{time.perf_counter() - start:.0f} s)")
             new = np.concatenate(chunks)
+            if self.progress:
+                self.progress(f"{self.generator.key} [{self.generator.sampler_tag}] class {c}: generated "
+                              f"{len(new) - len(pool)} images in {time.perf_counter() - start:.0f} s "
+                              f"(pool now {len(new)})")
             self.stats.generation_s += time.perf_counter() - start
             self.stats.generated_images += len(new) - len(pool)
             self._save(path, new)
