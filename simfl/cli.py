@@ -7,9 +7,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from simfl.errors import SimflError
+from simfl.generative.cli import add_generator_commands
 from simfl.scenario import Scenario, load_scenario
 
 
@@ -131,7 +132,7 @@ def _print_plan_table(document: dict) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="simfl", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(prog="simfl", description="simfl: federated learning with generative data over wireless edge devices, simulated.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate", help="check scenario files")
@@ -176,21 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     _scenario_options(p)
     p.set_defaults(func=cmd_compare)
 
-    for register in _extensions():
-        register(sub)
+    add_generator_commands(sub)
     return parser
-
-
-def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
-    """Command groups that live with their subsystems."""
-    found = []
-    try:
-        from simfl.generative.cli import add_generator_commands
-    except ImportError:  # the generative subsystem needs torch; validate/plan do not
-        pass
-    else:
-        found.append(add_generator_commands)
-    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -86,9 +86,8 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = plan if plan is not None else make_plan(setup, policy, solver)
-    _write_plan(out_dir, policy.name, world, plan)
-
-    synthetic, server_set = _synthesise(setup, policy, plan, progress)
+    synthetic, server_set, downlink = _synthesise(setup, policy, plan, progress)
+    _write_plan(out_dir, policy.name, world, plan, downlink)
     if not policy.devices_train:
         # centralised (CLSD): the server trains alone; no device computes or sends
         world, plan = world.without_devices(), _empty_plan(world, plan)
@@ -159,15 +158,17 @@ def _finished_rounds(out_dir: Path, policy: str) -> pd.DataFrame | None:
     return None if mine.empty else mine.sort_values("round")
 
 
-def _synthesise(setup: Setup, policy: Policy, plan: Plan, progress: TextIO | None) -> tuple[list, object]:
-    """Images for each device's request and the server's own set (step S2)."""
+def _synthesise(setup: Setup, policy: Policy, plan: Plan, progress: TextIO | None) -> tuple[list, object, np.ndarray]:
+    """Images for each device's request and the server's own set (step S2), and the
+    downlink bytes each device receives (the server's own set never leaves it)."""
     shape = setup.dataset.image_shape
     empty = (np.zeros((0, *shape), np.uint8), np.zeros(0, np.int64))
     wants_devices = int(plan.d_gen.sum()) > 0
     server_counts = plan.server_synthetic_per_class
     wants_server = server_counts is not None and int(np.sum(server_counts)) > 0
+    no_downlink = np.zeros(setup.world.n_devices, dtype=np.int64)
     if not (wants_devices or wants_server):
-        return [empty] * setup.world.n_devices, None
+        return [empty] * setup.world.n_devices, None, no_downlink
     from simfl.generative.pool import SynthesisService
 
     if plan.generator is None:
@@ -180,7 +181,8 @@ def _synthesise(setup: Setup, policy: Policy, plan: Plan, progress: TextIO | Non
               + f" with the {plan.generator} model", file=progress)
     synthetic = service.synthesize(plan.d_gen_per_class) if wants_devices else [empty] * setup.world.n_devices
     server_set = service.server_set(np.asarray(server_counts, dtype=np.int64)) if wants_server else None
-    return synthetic, server_set
+    downlink = service.downlink_bytes(plan.d_gen_per_class) if wants_devices else no_downlink
+    return synthetic, server_set, downlink
 
 
 def ensure_generator(kind: str, scenario: Scenario, progress: TextIO | None = sys.stderr) -> object:
@@ -199,7 +201,7 @@ def ensure_generator(kind: str, scenario: Scenario, progress: TextIO | None = sy
         return load_generator(kind, scenario)
 
 
-def _write_plan(out_dir: Path, policy: str, world: World, plan: Plan) -> None:
+def _write_plan(out_dir: Path, policy: str, world: World, plan: Plan, downlink_bytes: np.ndarray) -> None:
     costs = plan_costs(world, plan)
     frame = pd.DataFrame({
         "policy": policy,
@@ -216,6 +218,7 @@ def _write_plan(out_dir: Path, policy: str, world: World, plan: Plan) -> None:
         "t_cmp_s": costs.t_cmp_s,
         "t_com_s": costs.t_com_s,
         "energy_j": costs.energy_j,
+        "downlink_bytes": downlink_bytes,
         "d_gen_per_class": [json.dumps(row.tolist()) for row in plan.d_gen_per_class],
     })
     plans = out_dir / "plans"

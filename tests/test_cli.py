@@ -79,3 +79,25 @@ def test_errors_are_one_paragraph_without_traceback(tmp_path):
     result = simfl("plan", TINY, "--set", "task.dataset=mnist")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "mnist" in result.stderr and "data_dir" in result.stderr
+
+
+def test_policies_with_synthetic_data_run_end_to_end_with_a_tiny_generator(tmp_path):
+    """FIMI (device-side data), SST (server trains too) and CLSD (server alone): the
+    tiny generator is trained on first use, the plan's downlink is 784 bytes per image."""
+    cache = tmp_path / "cache"
+    common = ["--set", "generator.config=tiny", "--set", f"generator.cache_dir={cache}", "--set", "task.rounds=2",
+              "--set", "optimisation.zeta=0.5", "--set", "generator.sampling_steps=2"]
+    out = tmp_path / "out"
+    result = simfl("compare", TINY, "--out", str(out), "--policies", "fimi,sst,clsd", *common)
+    assert result.returncode == 0, result.stderr
+    assert "the diffusion generator is not trained yet: training it now" in result.stderr
+    fimi = pd.read_csv(out / "plans" / "fimi.csv")
+    assert fimi["d_gen"].sum() > 0
+    assert (fimi["downlink_bytes"] == fimi["d_gen"] * 28 * 28).all()
+    assert (pd.read_csv(out / "plans" / "sst.csv")["downlink_bytes"] == 0).all()
+    rounds = pd.read_csv(out / "rounds.csv")
+    clsd = rounds[rounds["policy"] == "clsd"]
+    assert (clsd["energy_j"] == 0).all() and (clsd["uplink_bits"] == 0).all()
+    assert clsd["accuracy"].between(0, 1).all()
+    sst = rounds[rounds["policy"] == "sst"]
+    assert (sst["participants"] == 3).all() and (sst["energy_j"] > 0).all()

@@ -143,20 +143,4 @@ def add_generator_commands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_sample)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m simfl.generative.cli generator ...`, for use before the main CLI wires this in."""
-    parser = argparse.ArgumentParser(prog="simfl")
-    add_generator_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except SimflError as exc:
-        print(f"simfl: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
-__all__ = ["add_generator_commands", "cmd_evaluate", "cmd_sample", "cmd_train", "main"]
+__all__ = ["add_generator_commands", "cmd_evaluate", "cmd_sample", "cmd_train"]
