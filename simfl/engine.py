@@ -14,7 +14,7 @@ policies and nothing about torch.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterator
+from typing import Any, Callable, Generator
 
 import numpy as np
 import simpy
@@ -88,7 +88,7 @@ def fading_gains(world: World, seed: int, round_index: int) -> np.ndarray:
 
 
 def device_round(env: simpy.Environment, device: int, t_cmp_s: float, t_com_s: float,
-                 log: dict[int, dict[str, float]]) -> Iterator[simpy.Event]:
+                 log: dict[int, dict[str, float]]) -> Generator[simpy.Event, Any, None]:
     """One device's round: compute, then upload. Interrupted at the deadline if late."""
     entry = log[device]
     entry["compute_start_s"] = env.now
@@ -106,7 +106,7 @@ def device_round(env: simpy.Environment, device: int, t_cmp_s: float, t_com_s: f
 
 
 def server_round(env: simpy.Environment, world: World, plan: Plan, gain: np.ndarray,
-                 log: dict[int, dict[str, float]]) -> Iterator[simpy.Event]:
+                 log: dict[int, dict[str, float]]) -> Generator[simpy.Event, Any, None]:
     """Start every device, wait for all of them or the deadline, cut the late ones."""
     k = world.constants
     d_mix = world.d_loc + plan.d_gen

@@ -12,7 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 import pandas as pd
@@ -25,13 +25,18 @@ from simfl.records import RunRecorder, read_rounds, truncate_events
 from simfl.scenario import Scenario
 from simfl.world import World, build_world, rng
 
+if TYPE_CHECKING:  # torch-heavy modules, imported where they are used
+    from simfl.generative.train import TrainedGenerator
+    from simfl.learning.data import ImageDataset
+    from simfl.learning.trainer import SyntheticData
+
 
 @dataclass(frozen=True)
 class Setup:
     """What every policy of a comparison shares."""
 
     scenario: Scenario
-    dataset: object  # simfl.learning.data.ImageDataset
+    dataset: ImageDataset
     public_idx: np.ndarray
     device_indices: tuple[np.ndarray, ...]
     world: World
@@ -58,7 +63,7 @@ def prepare(scenario: Scenario) -> Setup:
     local = dirichlet_partition(dataset.train_labels[private_idx], n_devices, task.samples_per_device,
                                 task.dirichlet_z, partition_rng)
     device_indices = tuple(private_idx[idx] for idx in local)
-    counts = class_counts(device_indices, dataset.train_labels, dataset.n_classes)
+    counts = class_counts(list(device_indices), dataset.train_labels, dataset.n_classes)
     model = build_model(task.model, dataset.image_shape, dataset.n_classes, seed=scenario.seed)
     world = build_world(scenario, model_bits(model), counts, n_classes=dataset.n_classes)
     return Setup(scenario, dataset, public_idx, device_indices, world)
@@ -158,14 +163,14 @@ def _finished_rounds(out_dir: Path, policy: str) -> pd.DataFrame | None:
     return None if mine.empty else mine.sort_values("round")
 
 
-def _synthesise(setup: Setup, policy: Policy, plan: Plan, progress: TextIO | None) -> tuple[list, object, np.ndarray]:
+def _synthesise(setup: Setup, policy: Policy, plan: Plan, progress: TextIO | None) -> tuple[list, SyntheticData, np.ndarray]:
     """Images for each device's request and the server's own set (step S2), and the
     downlink bytes each device receives (the server's own set never leaves it)."""
     shape = setup.dataset.image_shape
     empty = (np.zeros((0, *shape), np.uint8), np.zeros(0, np.int64))
     wants_devices = int(plan.d_gen.sum()) > 0
-    server_counts = plan.server_synthetic_per_class
-    wants_server = server_counts is not None and int(np.sum(server_counts)) > 0
+    server_counts = np.zeros(0, np.int64) if plan.server_synthetic_per_class is None else plan.server_synthetic_per_class
+    wants_server = int(server_counts.sum()) > 0
     no_downlink = np.zeros(setup.world.n_devices, dtype=np.int64)
     if not (wants_devices or wants_server):
         return [empty] * setup.world.n_devices, None, no_downlink
@@ -185,7 +190,7 @@ def _synthesise(setup: Setup, policy: Policy, plan: Plan, progress: TextIO | Non
     return synthetic, server_set, downlink
 
 
-def ensure_generator(kind: str, scenario: Scenario, progress: TextIO | None = sys.stderr) -> object:
+def ensure_generator(kind: str, scenario: Scenario, progress: TextIO | None = sys.stderr) -> TrainedGenerator:
     """The scenario's trained generator; trained first (on the public split, cached,
     resumable) when this is its first use."""
     from simfl.errors import DataNotFound
