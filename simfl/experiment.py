@@ -107,11 +107,12 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     )
 
     state = EngineState()
-    checkpoint = out_dir / "checkpoints" / f"{policy.name}.pt"
+    checkpoints = out_dir / "checkpoints"
     done = _finished_rounds(out_dir, policy.name)
-    if resume and done is not None and checkpoint.exists():
+    last_round = None if done is None else int(done.iloc[-1]["round"])
+    if resume and done is not None and _checkpoint(checkpoints, policy.name, last_round).exists():
         last = done.iloc[-1]
-        trainer.load_global_state(torch.load(checkpoint, weights_only=True))
+        trainer.load_global_state(torch.load(_checkpoint(checkpoints, policy.name, last_round), weights_only=True))
         state = EngineState(next_round=int(last["round"]) + 1, time_s=float(last["end_s"]),
                             cum_energy_j=float(last["cum_energy_j"]),
                             cum_uplink_bits=float(last["cum_uplink_bits"]))
@@ -127,9 +128,11 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     rounds = scenario.task.rounds
 
     def on_round(record: RoundRecord, devices: list) -> None:
-        # the checkpoint first: a round in rounds.csv always has its model on disk
-        _save_atomically(trainer.global_state(), checkpoint)
+        # The model first, then the row: a round in rounds.csv always has its model on
+        # disk, and the previous model is dropped only once the new row is written.
+        _save_atomically(trainer.global_state(), _checkpoint(checkpoints, policy.name, record.round))
         recorder(record, devices)
+        _checkpoint(checkpoints, policy.name, record.round - 1).unlink(missing_ok=True)
         if progress:
             _print_progress(progress, policy.name, record, rounds, time.monotonic() - started)
 
@@ -144,6 +147,10 @@ def _empty_plan(world: World, plan: Plan) -> Plan:
     none = np.zeros(0)
     return Plan(d_gen_per_class=np.zeros((0, world.n_classes), dtype=np.int64), f_hz=none, b_hz=none, p_w=none,
                 generator=plan.generator, server_synthetic_per_class=plan.server_synthetic_per_class, info=plan.info)
+
+
+def _checkpoint(folder: Path, policy: str, round_index: int | None) -> Path:
+    return folder / f"{policy}-round{round_index}.pt"
 
 
 def _save_atomically(state: dict, path: Path) -> None:
