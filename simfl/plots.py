@@ -63,7 +63,7 @@ def ce_convergence(info_path: Path, path: Path, title: str = "") -> Path | None:
     frame = pd.DataFrame(history)
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for column in [c for c in frame.columns if c != "iteration" and c.endswith("_j")]:
-        ax.plot(frame.get("iteration", frame.index), frame[column], label=column.replace("_", " "))
+        ax.plot(frame.get("iteration", frame.index), frame[column], label=column.removesuffix("_energy_j").replace("_", " "))
     ax.set_xlabel("CE iteration")
     ax.set_ylabel("round energy (J)")
     ax.grid(alpha=0.3)
