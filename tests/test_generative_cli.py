@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from simfl.cli import main as simfl_main
-from simfl.generative.cli import main
+from simfl.cli import main
 from simfl.generative.evaluate import frechet_distance
 
 SCENARIO = "tests/data/generator-scenario.yaml"
@@ -52,7 +51,7 @@ def test_train_sample_evaluate_through_the_cli(tmp_path, capsys):
 
 
 def test_missing_generator_is_a_message_not_a_traceback(tmp_path, capsys):
-    code = simfl_main(["generator", "sample", "--kind", "diffusion", SCENARIO, *TINY, "--cache-dir", str(tmp_path),
+    code = main(["generator", "sample", "--kind", "diffusion", SCENARIO, *TINY, "--cache-dir", str(tmp_path),
                        "--out", str(tmp_path / "x.png")])
     err = capsys.readouterr().err
     assert code == 2
