@@ -76,10 +76,10 @@ def test_malformed_yaml_and_non_mapping(tmp_path):
 
 def test_overrides_and_seed():
     raw = scenario_dict()
-    s = scenario_from_dict(raw, overrides=["task.rounds=9", "cells[0].bandwidth_hz=1e6", "optimisation.cross_entropy.samples=10"], seed=99)
+    s = scenario_from_dict(raw, overrides=["task.rounds=9", "cells[0].bandwidth_hz=1e6", "optimisation.cross_entropy.samples=30"], seed=99)
     assert s.task.rounds == 9
     assert s.cells[0].bandwidth_hz == 1e6
-    assert s.optimisation.cross_entropy.samples == 10
+    assert s.optimisation.cross_entropy.samples == 30
     assert s.seed == 99
     assert raw["task"]["rounds"] == 3  # the caller's dict is untouched
     message = problems(raw, overrides=["cells.3.radius_m=1"])
