@@ -4,6 +4,8 @@ ablation "w/o DA" of Fig. 5(e) (FIMI without data augmentation) is the same plan
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from policies.fimi import solution_info
 from simfl.optim.fimi import plan_from_solution, solve
 from simfl.plan import Plan
@@ -19,8 +21,8 @@ class Tfl(Policy):
     def plan(self, world: World, context: PlanContext) -> Plan:
         solution = solve(world, solver=context.solver, rng=context.rng,
                          settings=context.scenario.optimisation.cross_entropy, synthesis=False)
-        return Plan.no_synthesis(world, f_hz=solution.f_hz, b_hz=solution.b_hz, p_w=solution.p_w,
-                                 info=solution_info(solution, plan_from_solution(world, solution, None)))
+        plan = plan_from_solution(world, solution, generator=None)
+        return replace(plan, info=solution_info(solution, plan))
 
 
 class FimiNoDa(Tfl):
