@@ -32,3 +32,14 @@ def scenario_dict(**changes):
 @pytest.fixture
 def base_dict():
     return scenario_dict()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: OpenMP threads only add synchronisation, which is ruinous on a shared CPU."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

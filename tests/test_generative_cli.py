@@ -3,7 +3,6 @@ Fashion-MNIST (a 200-image public split), and the error path without a traceback
 
 import numpy as np
 import pytest
-import torch
 
 from simfl.cli import main
 from simfl.generative.evaluate import frechet_distance
@@ -12,12 +11,7 @@ SCENARIO = "tests/data/generator-scenario.yaml"
 TINY = ["--set", "generator.config=tiny", "--set", "task.public_samples=200"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_train_sample_evaluate_through_the_cli(tmp_path, capsys):

@@ -11,13 +11,7 @@ from simfl.generative import diffusion as dm
 from simfl.generative.unet import UNet, UNetConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: OpenMP threads only add synchronisation, which is ruinous on a shared CPU
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_linear_schedule_is_ho_et_al_rescaled_to_300_steps():

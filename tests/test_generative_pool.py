@@ -3,19 +3,13 @@
 
 import numpy as np
 import pytest
-import torch
 
 from simfl.errors import SimflError
 from simfl.generative.pool import CHUNK, SynthesisService
 from simfl.generative.train import TrainedGenerator, train_on_arrays
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,7 @@ from simfl.scenario import load_scenario
 SCENARIO = "tests/data/generator-scenario.yaml"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def toy_images(n=300, side=12, seed=0):
