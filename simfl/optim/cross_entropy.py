@@ -13,10 +13,9 @@ from simfl.scenario import CrossEntropy
 if TYPE_CHECKING:
     import pandas as pd
 
-# Used when no settings are given. The scenario default smoothing 0.7 stops 0.3-2.2% above
-# the optimum on the Section V-A set-up (10 seeds); 0.5 keeps sigma from collapsing before
-# mu has arrived and stays within 0.9% for 15% more evaluations.
-DEFAULT_SETTINGS = CrossEntropy(samples=64, elite=8, iterations=60, smoothing=0.5, tol=1e-3)
+# Used when no settings are given: the scenario's defaults, so a plan made in code and one
+# made from a scenario file search alike (M=200, K=20, rho=0.5; see simfl.scenario.CrossEntropy).
+DEFAULT_SETTINGS = CrossEntropy()
 
 
 @dataclass(frozen=True)
