@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 
 from simfl.optim.cross_entropy import history_frame
-from simfl.optim.fimi import plan_from_solution, solve
+from simfl.optim.fimi import integer_d_gen, plan_from_solution, solve
 from simfl.optim.waterfill import waterfill
 from simfl.plan import Plan
 from simfl.policy import Policy, PlanContext
@@ -27,8 +27,10 @@ class Fimi(Policy):
     def plan(self, world: World, context: PlanContext) -> Plan:
         solution = solve(world, solver=context.solver, rng=context.rng,
                          settings=context.scenario.optimisation.cross_entropy, equal_bandwidth=self.equal_bandwidth)
-        plan = plan_from_solution(world, solution, self.generator)
-        return replace(plan, d_gen_per_class=self.spread(world, plan.d_gen), info=solution_info(solution, plan))
+        # the policy's own class split of the whole samples (water-filling here, others in HDC and no-OA)
+        per_class = self.spread(world, integer_d_gen(world, solution))
+        plan = plan_from_solution(world, solution, self.generator, d_gen_per_class=per_class)
+        return replace(plan, info=solution_info(solution, plan))
 
     def spread(self, world: World, d_gen: np.ndarray) -> np.ndarray:
         """Category-wise synthesis, Problem (P8): maximise each device's data entropy."""

@@ -37,7 +37,6 @@ class Setup:
 
     scenario: Scenario
     dataset: ImageDataset
-    public_idx: np.ndarray
     device_indices: tuple[np.ndarray, ...]
     world: World
 
@@ -52,7 +51,7 @@ def prepare(scenario: Scenario) -> Setup:
     task = scenario.task
     dataset = load_dataset(task.dataset, task.data_dir)
     partition_rng = rng(scenario.seed, "partition")
-    private_idx, public_idx = public_private_split(dataset.train_labels, task.public_samples, partition_rng)
+    private_idx, _ = public_private_split(dataset.train_labels, task.public_samples, partition_rng)
     n_devices = scenario.n_devices
     needed = n_devices * task.samples_per_device
     if needed > len(private_idx):
@@ -66,7 +65,7 @@ def prepare(scenario: Scenario) -> Setup:
     counts = class_counts(list(device_indices), dataset.train_labels, dataset.n_classes)
     model = build_model(task.model, dataset.image_shape, dataset.n_classes, seed=scenario.seed)
     world = build_world(scenario, model_bits(model), counts, n_classes=dataset.n_classes)
-    return Setup(scenario, dataset, public_idx, device_indices, world)
+    return Setup(scenario, dataset, device_indices, world)
 
 
 def make_plan(setup: Setup, policy: Policy, solver: str | None = None) -> Plan:

@@ -26,12 +26,7 @@ def accuracy_curves(rounds: pd.DataFrame, path: Path, title: str = "") -> Path:
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
     ax_t.legend(loc="lower right")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def synthetic_allocation(plan: pd.DataFrame, path: Path, title: str = "") -> Path:
@@ -45,17 +40,12 @@ def synthetic_allocation(plan: pd.DataFrame, path: Path, title: str = "") -> Pat
     for ax in (ax_eps, ax_d):
         ax.set_ylabel("synthetic samples D_gen")
         ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def ce_convergence(info_path: Path, path: Path, title: str = "") -> Path | None:
-    """Fig. 5(a): round energy of the CE search per iteration (mean of the elite samples
-    and of the distribution's mean), from a plan's info JSON. None when it has no history."""
+    """Fig. 5(a): round energy of the CE search per iteration (best sample, elite mean and
+    sample mean), from a plan's info JSON. None when it has no history."""
     info = json.loads(Path(info_path).read_text())
     history = info.get("ce_history")
     if not history:
@@ -68,8 +58,12 @@ def ce_convergence(info_path: Path, path: Path, title: str = "") -> Path | None:
     ax.set_ylabel("round energy (J)")
     ax.grid(alpha=0.3)
     ax.legend()
+    return _save(fig, path, title)
+
+
+def _save(fig: plt.Figure, path: Path, title: str) -> Path:
     if title:
-        ax.set_title(title)
+        fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from simfl.compute import compute_energy_j, compute_latency_s
-from simfl.engine import EngineState, fading_gains, play_round, run
+from simfl.engine import fading_gains, play_round, run
 from simfl.errors import InfeasiblePlan
 from simfl.plan import Plan, check_plan
 from simfl.radio import uplink_energy_j, uplink_latency_s, uplink_rate_bps

@@ -4,7 +4,6 @@ of (P1), and CE with the scenario's default settings lands within 2% of it."""
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from simfl.experiment import prepare

@@ -1,8 +1,6 @@
 """Every registered policy against its definition (Section V-B), plus the conformance
 checks run over all of them: valid plans, deterministic under a seed."""
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
