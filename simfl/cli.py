@@ -84,12 +84,31 @@ def cmd_compare(args: argparse.Namespace) -> int:
     names = [n for n in args.policies.split(",") if n] if args.policies else None
     out = Path(args.out)
     try:
-        compare(scenario, out, names, resume=args.resume, solver=args.solver)
+        if args.seeds:
+            from simfl.seeds import compare_seeds
+
+            compare_seeds(scenario, _seed_list(args.seeds), out, names, resume=args.resume, solver=args.solver)
+        else:
+            compare(scenario, out, names, resume=args.resume, solver=args.solver)
     except KeyboardInterrupt:
         print(f"simfl: interrupted; finished rounds are in {out} (continue with --resume)", file=sys.stderr)
         return 130
-    print(f"\nwrote {out}/summary.csv, rounds.csv, events.csv and the figures")
+    if args.seeds:
+        print(f"\nwrote {out}/summary.csv (over seeds), seeds.csv, accuracy.png and one comparison per seed in {out}/seed-*")
+    else:
+        print(f"\nwrote {out}/summary.csv, rounds.csv, events.csv and the figures")
     return 0
+
+
+def _seed_list(text: str) -> list[int]:
+    """'1,2,3' or a range '1-5' (inclusive)."""
+    try:
+        if "-" in text and "," not in text:
+            low, high = (int(part) for part in text.split("-"))
+            return list(range(low, high + 1))
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise SimflError(f"--seeds {text!r}: give seeds as 1,2,3 or a range 1-5") from None
 
 
 def cmd_fit_curve(args: argparse.Namespace) -> int:
@@ -174,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--solver", choices=("ce", "exact"), default=None)
     p.add_argument("--resume", action="store_true", help="continue an interrupted comparison in --out")
+    p.add_argument("--seeds", default=None, metavar="1,2,3",
+                   help="repeat the comparison for each seed (or a range 1-5) into --out/seed-<s>; "
+                        "summary.csv then holds mean, sd and reach counts over seeds")
     _scenario_options(p)
     p.set_defaults(func=cmd_compare)
 

@@ -52,6 +52,11 @@ def prepare(scenario: Scenario) -> Setup:
     dataset = load_dataset(task.dataset, task.data_dir)
     partition_rng = rng(scenario.seed, "partition")
     private_idx, _ = public_private_split(dataset.train_labels, task.public_samples, partition_rng)
+    if scenario.split_seed != scenario.seed:
+        # The seed's own split was drawn all the same, so the partition below makes the same
+        # random draws whatever the split seed (over another private pool).
+        private_idx, _ = public_private_split(dataset.train_labels, task.public_samples,
+                                              rng(scenario.split_seed, "partition"))
     n_devices = scenario.n_devices
     needed = n_devices * task.samples_per_device
     if needed > len(private_idx):
@@ -103,6 +108,7 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
         server_synthetic=server_set,
         server_trains=policy.server_trains or not policy.devices_train,
         seed=scenario.seed,
+        pseudo_label_threshold=policy.pseudo_label_threshold,
     )
 
     state = EngineState()

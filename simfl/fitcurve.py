@@ -40,7 +40,7 @@ def measure_learning_curve(scenario: Scenario, sizes: Sequence[int], epochs: int
 
     task = scenario.task
     dataset = load_dataset(task.dataset, task.data_dir)
-    _, public_idx = public_private_split(dataset.train_labels, task.public_samples, rng(scenario.seed, "partition"))
+    _, public_idx = public_private_split(dataset.train_labels, task.public_samples, rng(scenario.split_seed, "partition"))
     too_big = [s for s in sizes if s > len(public_idx)]
     if too_big:
         raise SimflError(f"{scenario.source}: fit-curve sizes {too_big} exceed the public split "

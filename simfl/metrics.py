@@ -31,7 +31,7 @@ def summary_table(rounds: pd.DataFrame, targets: Sequence[float], policies: Sequ
         row: dict[str, object] = {"policy": name}
         for x in targets:
             hit = first_reach(mine, x) if not mine.empty else None
-            tag = _tag(x)
+            tag = target_tag(x)
             row[f"energy_j@{tag}"] = np.nan if hit is None else float(hit["cum_energy_j"])
             row[f"latency_h@{tag}"] = np.nan if hit is None else float(hit["end_s"]) / 3600.0
             row[f"uplink_gb@{tag}"] = np.nan if hit is None else float(hit["cum_uplink_bits"]) / BITS_PER_GB
@@ -40,7 +40,7 @@ def summary_table(rounds: pd.DataFrame, targets: Sequence[float], policies: Sequ
         rows.append(row)
     table = pd.DataFrame(rows)
     for x in targets:
-        tag = _tag(x)
+        tag = target_tag(x)
         for quantity in ("energy_j", "latency_h", "uplink_gb"):
             column = f"{quantity}@{tag}"
             reference = table[column].iloc[0] if len(table) else np.nan
@@ -48,34 +48,46 @@ def summary_table(rounds: pd.DataFrame, targets: Sequence[float], policies: Sequ
     return table
 
 
-def format_table(table: pd.DataFrame, targets: Sequence[float]) -> str:
-    """Table I as text: `value (ratio x)` cells, N/A where a target was never reached."""
-    lines = []
+QUANTITIES = ("energy_j", "latency_h", "uplink_gb")
+# how each quantity is headed and printed in Table I
+HEADINGS = {"energy_j": ("Energy", "J", "{:.2f}"), "latency_h": ("Latency", "h", "{:.3f}"),
+            "uplink_gb": ("Uplink", "GB", "{:.3f}")}
+
+
+def table_header(targets: Sequence[float]) -> list[str]:
+    """Table I's column headings: policy, then Energy/Latency/Uplink at each target, best accuracy."""
     header = ["policy"]
     for x in targets:
-        tag = _tag(x)
-        header += [f"Energy@{tag} (J)", f"Latency@{tag} (h)", f"Uplink@{tag} (GB)"]
-    header.append("Best acc. (%)")
-    cells = [header]
-    for _, row in table.iterrows():
-        line = [str(row["policy"])]
-        for x in targets:
-            tag = _tag(x)
-            for quantity, fmt in (("energy_j", "{:.2f}"), ("latency_h", "{:.3f}"), ("uplink_gb", "{:.3f}")):
-                value, ratio = row[f"{quantity}@{tag}"], row[f"{quantity}@{tag}_ratio"]
-                if not np.isfinite(value):
-                    line.append("N/A")
-                else:
-                    line.append(fmt.format(value) + (f" ({ratio:.2f}x)" if np.isfinite(ratio) else ""))
-        line.append(f"{100 * row['best_accuracy']:.2f}")
-        cells.append(line)
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    for r in cells:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        header += [f"{HEADINGS[q][0]}@{target_tag(x)} ({HEADINGS[q][1]})" for q in QUANTITIES]
+    return header + ["Best acc. (%)"]
+
+
+def render(cells: list[list[str]]) -> str:
+    """Rows of cells as aligned text, a rule under the first (the header)."""
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def _tag(target: float) -> str:
+def format_table(table: pd.DataFrame, targets: Sequence[float]) -> str:
+    """Table I as text: `value (ratio x)` cells, N/A where a target was never reached."""
+    cells = [table_header(targets)]
+    for _, row in table.iterrows():
+        line = [str(row["policy"])]
+        for x in targets:
+            tag = target_tag(x)
+            for quantity in QUANTITIES:
+                value, ratio = row[f"{quantity}@{tag}"], row[f"{quantity}@{tag}_ratio"]
+                if not np.isfinite(value):
+                    line.append("N/A")
+                else:
+                    line.append(HEADINGS[quantity][2].format(value) + (f" ({ratio:.2f}x)" if np.isfinite(ratio) else ""))
+        line.append(f"{100 * row['best_accuracy']:.2f}")
+        cells.append(line)
+    return render(cells)
+
+
+def target_tag(target: float) -> str:
     """0.7 -> '70', 0.785 -> '78.5': the paper's 'Energy@70' naming."""
     return f"{100 * target:g}"

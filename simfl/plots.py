@@ -29,6 +29,26 @@ def accuracy_curves(rounds: pd.DataFrame, path: Path, title: str = "") -> Path:
     return _save(fig, path, title)
 
 
+def accuracy_curves_over_seeds(rounds: pd.DataFrame, path: Path, title: str = "") -> Path:
+    """Fig. 4 over seeds: per policy and round, the mean test accuracy (band: +- one
+    standard deviation) against the mean cumulative energy and the mean simulated time."""
+    fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, mine in rounds.groupby("policy", sort=False):
+        per_round = mine.groupby("round").agg(acc=("accuracy", "mean"), sd=("accuracy", "std"),
+                                              energy=("cum_energy_j", "mean"), end=("end_s", "mean"))
+        acc, sd = 100 * per_round["acc"], 100 * per_round["sd"].fillna(0.0)
+        for ax, x in ((ax_e, per_round["energy"]), (ax_t, per_round["end"] / 3600.0)):
+            (line,) = ax.plot(x, acc, label=name)
+            ax.fill_between(x, acc - sd, acc + sd, color=line.get_color(), alpha=0.15, linewidth=0)
+    ax_e.set_xlabel("mean cumulative device energy (J)")
+    ax_t.set_xlabel("mean simulated time (h)")
+    for ax in (ax_e, ax_t):
+        ax.set_ylabel("test accuracy (%), mean over seeds")
+        ax.grid(alpha=0.3)
+    ax_t.legend(loc="lower right")
+    return _save(fig, path, title)
+
+
 def synthetic_allocation(plan: pd.DataFrame, path: Path, title: str = "") -> Path:
     """Fig. 5(b): each device's synthetic amount against its energy coefficient and its
     distance to the base station."""

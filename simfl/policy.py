@@ -47,11 +47,16 @@ class Policy(ABC):
         False when no device takes part and the server trains alone on its synthetic set
         (CLSD): devices then spend no energy and send nothing; the server's own cost is
         not modelled, as in the paper.
+    pseudo_label_threshold:
+        None, or a confidence in (0, 1) when devices receive their synthetic samples
+        without labels (SEMI): each round a device labels them with the global model
+        and trains on the ones labelled at least this confidently.
     """
 
     name: ClassVar[str]
     server_trains: ClassVar[bool] = False
     devices_train: ClassVar[bool] = True
+    pseudo_label_threshold: ClassVar[float | None] = None
 
     @abstractmethod
     def plan(self, world: World, context: PlanContext) -> Plan:

@@ -88,6 +88,7 @@ class Task:
     dirichlet_z: float = 0.4
     samples_per_device: int = 1250
     public_samples: int = 10000
+    public_split_seed: int | None = None  # which images are public; None: the scenario's seed
     learning_rate: float = 0.02
     batch_size: int = 64
     local_epochs: int = 1
@@ -123,7 +124,7 @@ class Optimisation:
 @dataclass(frozen=True)
 class Generator:
     kind: str = "diffusion"
-    config: str = "default"  # "default" | "tiny"
+    config: str = "default"  # "default" | "quick" | "tiny" (simfl.generative.train.CONFIGS)
     cache_dir: str | None = None
     guidance: float = 2.0
     sampling_steps: int = 50
@@ -145,6 +146,11 @@ class Scenario:
     @property
     def n_devices(self) -> int:
         return sum(g.count for g in self.devices)
+
+    @property
+    def split_seed(self) -> int:
+        """The seed of the public/private split, and so of the generators trained on it."""
+        return self.seed if self.task.public_split_seed is None else self.task.public_split_seed
 
 
 # --------------------------------------------------------------------------- loading
@@ -465,6 +471,7 @@ def _build_task(m: dict, c: _Checker) -> Task:
         dirichlet_z=c.number(m, "dirichlet_z", p, d.dirichlet_z, above=0),
         samples_per_device=c.number(m, "samples_per_device", p, d.samples_per_device, minimum=1, integer=True),
         public_samples=c.number(m, "public_samples", p, d.public_samples, minimum=1, integer=True),
+        public_split_seed=c.number(m, "public_split_seed", p, d.public_split_seed, minimum=0, integer=True),
         learning_rate=c.number(m, "learning_rate", p, d.learning_rate, above=0),
         batch_size=c.number(m, "batch_size", p, d.batch_size, minimum=1, integer=True),
         local_epochs=c.number(m, "local_epochs", p, d.local_epochs, minimum=1, integer=True),
@@ -514,7 +521,7 @@ def _build_generator(m: dict, c: _Checker) -> Generator:
     c.unknown(m, set(Generator.__dataclass_fields__), p)
     return Generator(
         kind=c.choice(m, "kind", p, GENERATOR_KINDS, d.kind),
-        config=c.choice(m, "config", p, ("default", "tiny"), d.config),
+        config=c.choice(m, "config", p, ("default", "quick", "tiny"), d.config),
         cache_dir=c.string(m, "cache_dir", p, d.cache_dir),
         guidance=c.number(m, "guidance", p, d.guidance, minimum=0),
         sampling_steps=c.number(m, "sampling_steps", p, d.sampling_steps, minimum=1, integer=True),

@@ -71,6 +71,24 @@ def test_compare_writes_table_one_and_figures(tmp_path):
     assert resumed.returncode == 0 and "3 rounds already done" in resumed.stderr
 
 
+def test_compare_over_seeds_writes_each_seed_and_the_aggregate(tmp_path):
+    out = tmp_path / "seeds"
+    result = simfl("compare", TINY, "--out", str(out), "--seeds", "1,2", "--set", "task.rounds=2")
+    assert result.returncode == 0, result.stderr
+    assert "over seeds 1, 2" in result.stdout
+    per_seed = pd.read_csv(out / "seeds.csv")
+    assert sorted(per_seed["seed"].unique()) == [1, 2] and len(per_seed) == 4
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["policy"]) == ["tfl", "equal-share"]
+    assert set(summary["reached@30"]) <= {0, 1, 2}
+    assert (out / "accuracy.png").stat().st_size > 0
+    # seed 1 of the sweep is the plain comparison at seed 1 on the scenario's public split (seed 5)
+    alone = tmp_path / "alone"
+    assert simfl("compare", TINY, "--out", str(alone), "--seed", "1", "--set", "task.rounds=2",
+                 "--set", "task.public_split_seed=5").returncode == 0
+    assert (alone / "rounds.csv").read_bytes() == (out / "seed-1" / "rounds.csv").read_bytes()
+
+
 def test_errors_are_one_paragraph_without_traceback(tmp_path):
     result = simfl("run", TINY, "--policy", "fimy", "--out", str(tmp_path))
     assert result.returncode == 2
@@ -82,13 +100,14 @@ def test_errors_are_one_paragraph_without_traceback(tmp_path):
 
 
 def test_policies_with_synthetic_data_run_end_to_end_with_a_tiny_generator(tmp_path):
-    """FIMI (device-side data), SST (server trains too) and CLSD (server alone): the
-    tiny generator is trained on first use, the plan's downlink is 784 bytes per image."""
+    """FIMI (device-side data), SST (server trains too), CLSD (server alone) and SEMI
+    (unlabelled device data): the tiny generator is trained on first use, the plan's
+    downlink is 784 bytes per image."""
     cache = tmp_path / "cache"
     common = ["--set", "generator.config=tiny", "--set", f"generator.cache_dir={cache}", "--set", "task.rounds=2",
               "--set", "optimisation.zeta=0.5", "--set", "generator.sampling_steps=2"]
     out = tmp_path / "out"
-    result = simfl("compare", TINY, "--out", str(out), "--policies", "fimi,sst,clsd", *common)
+    result = simfl("compare", TINY, "--out", str(out), "--policies", "fimi,sst,clsd,semi", *common)
     assert result.returncode == 0, result.stderr
     assert "the diffusion generator is not trained yet: training it now" in result.stderr
     fimi = pd.read_csv(out / "plans" / "fimi.csv")
@@ -101,3 +120,6 @@ def test_policies_with_synthetic_data_run_end_to_end_with_a_tiny_generator(tmp_p
     assert clsd["accuracy"].between(0, 1).all()
     sst = rounds[rounds["policy"] == "sst"]
     assert (sst["participants"] == 3).all() and (sst["energy_j"] > 0).all()
+    semi = pd.read_csv(out / "plans" / "semi.csv")
+    assert semi["d_gen"].tolist() == fimi["d_gen"].tolist()
+    assert rounds[rounds["policy"] == "semi"]["accuracy"].between(0, 1).all()

@@ -10,7 +10,7 @@ import torch
 
 from simfl.learning.data import ImageDataset, load_dataset
 from simfl.learning.protocol import RoundMetrics, Trainer
-from simfl.learning.trainer import LabelledImages, TorchTrainer, fedavg
+from simfl.learning.trainer import LabelledImages, TorchTrainer, fedavg, intra_op_threads
 from simfl.scenario import Task
 
 TASK = Task(model="cnn", learning_rate=0.05, batch_size=32, local_epochs=1, eval_samples=200)
@@ -185,3 +185,54 @@ def test_trainer_leaves_the_process_thread_count_alone(fmnist: ImageDataset) -> 
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_pseudo_labels_are_the_global_models_confident_predictions(fmnist: ImageDataset) -> None:
+    # After a round of training the model is confident on some images and not others: the
+    # kept set must be exactly those whose softmax maximum reaches the threshold, labelled
+    # by the argmax of a forward pass we make here ourselves.
+    synthetic = _synthetic(fmnist, 200)
+    trainer = TorchTrainer(replace(TASK, local_epochs=3), fmnist, _parts(1, 512), synthetic=[synthetic], seed=2,
+                           pseudo_label_threshold=0.8, workers=1)
+    trainer.train_round(0, np.array([0]))
+    model = trainer.global_model()
+    model.eval()
+    with torch.no_grad(), intra_op_threads(trainer.threads):
+        probs = torch.softmax(model(trainer.to_tensor(synthetic.images)), dim=1)
+    confidence, predicted = probs.max(dim=1)
+    expected = confidence >= 0.8
+    assert 0 < int(expected.sum()) < 200, "the check needs both kept and dropped samples"
+    kept_x, kept_y = trainer.pseudo_labels(0)
+    assert kept_y.tolist() == predicted[expected].tolist()
+    assert torch.equal(kept_x, trainer.to_tensor(synthetic.images)[expected])
+
+
+def test_pseudo_labelling_never_reads_the_generator_labels(fmnist: ImageDataset) -> None:
+    synthetic = _synthetic(fmnist, 64)
+    wrong = LabelledImages(synthetic.images, (synthetic.labels + 1) % 10)
+    states = []
+    for data in (synthetic, wrong):
+        trainer = TorchTrainer(TASK, fmnist, _parts(2, 128), synthetic=[data, data], seed=4,
+                               pseudo_label_threshold=0.5)
+        for r in range(2):
+            trainer.train_round(r, np.array([0, 1]))
+        states.append(trainer.global_state())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_with_no_confident_sample_a_device_trains_on_its_local_data_alone(fmnist: ImageDataset) -> None:
+    # An untrained model never reaches 0.99 confidence on 10 classes, so one round with
+    # pseudo-labelling is one round without the synthetic set, bit for bit.
+    alone = TorchTrainer(TASK, fmnist, _parts(1, 128), seed=5)
+    alone.train_round(0, np.array([0]))
+    semi = TorchTrainer(TASK, fmnist, _parts(1, 128), synthetic=[_synthetic(fmnist, 64)], seed=5,
+                        pseudo_label_threshold=0.99)
+    assert len(semi.pseudo_labels(0)[1]) == 0
+    semi.train_round(0, np.array([0]))
+    a, b = alone.global_state(), semi.global_state()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_pseudo_label_threshold_must_be_a_probability(fmnist: ImageDataset) -> None:
+    with pytest.raises(ValueError, match="pseudo_label_threshold"):
+        TorchTrainer(TASK, fmnist, _parts(1, 8), pseudo_label_threshold=1.0)

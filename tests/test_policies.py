@@ -19,7 +19,8 @@ from simfl.world import build_world, rng
 from conftest import scenario_dict
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPER_POLICIES = ["fimi", "tfl", "hdc", "sst", "gan", "clsd", "fimi-no-ba", "fimi-no-da", "fimi-no-dm", "fimi-no-oa"]
+PAPER_POLICIES = ["fimi", "tfl", "hdc", "sst", "gan", "clsd", "fimi-no-ba", "fimi-no-da", "fimi-no-dm", "fimi-no-oa",
+                  "semi"]
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +100,17 @@ def test_no_oa_spreads_evenly_over_classes(world_and_scenario):
     assert np.array_equal(even.d_gen, fimi.d_gen)
     spread = even.d_gen_per_class.max(axis=1) - even.d_gen_per_class.min(axis=1)
     assert (spread <= 1).all()
+
+
+def test_semi_gets_fimis_amounts_evenly_spread_and_labels_them_itself(world_and_scenario):
+    world, scenario = world_and_scenario
+    fimi, semi = plan_of("fimi", world, scenario), plan_of("semi", world, scenario)
+    assert np.array_equal(semi.d_gen, fimi.d_gen)
+    spread = semi.d_gen_per_class.max(axis=1) - semi.d_gen_per_class.min(axis=1)
+    assert (spread <= 1).all()
+    assert semi.generator == "diffusion"
+    assert 0 < create("semi").pseudo_label_threshold < 1
+    assert create("fimi").pseudo_label_threshold is None
 
 
 def test_no_ba_gives_equal_bands(world_and_scenario):

@@ -164,6 +164,12 @@ class TorchTrainer:
         on first use; they share the data copy-on-write). Results do not depend on it.
         Two single-threaded workers beat one two-threaded process for simfl's models on
         two cores, by far when other jobs share the CPU (benchmarks/train_throughput.py).
+    pseudo_label_threshold
+        None (default): synthetic samples train with their generator labels. A number in
+        (0, 1): devices' synthetic samples count as unlabelled (SEMI): every round each
+        device labels them with the global model it starts from and trains on its local
+        data plus those whose top softmax probability reaches the threshold (FixMatch's
+        confidence-masked pseudo-labelling); their generator labels are never used.
     precision
         ``float32`` (default) or ``bfloat16``: convolutions and matrix products run under
         CPU autocast in bfloat16 while weights, the loss and the SGD update stay float32
@@ -176,11 +182,14 @@ class TorchTrainer:
     def __init__(self, task: Task, dataset: ImageDataset, device_indices: Sequence[np.ndarray],
                  synthetic: Sequence[SyntheticData] | None = None, server_synthetic: SyntheticData = None,
                  server_trains: bool = False, seed: int = 0, threads: int = 1, workers: int = 2,
-                 precision: str | None = None) -> None:
+                 precision: str | None = None, pseudo_label_threshold: float | None = None) -> None:
         precision = precision or getattr(task, "precision", None) or "float32"
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.precision = precision
+        if pseudo_label_threshold is not None and not 0.0 < pseudo_label_threshold < 1.0:
+            raise ValueError(f"pseudo_label_threshold must lie in (0, 1), got {pseudo_label_threshold}")
+        self.pseudo_label_threshold = pseudo_label_threshold
         if threads < 1 or workers < 1:
             raise ValueError(f"threads and workers must be >= 1, got {threads} and {workers}")
         # Workers are forked (they inherit the data); where fork does not exist, train in-process.
@@ -334,13 +343,45 @@ class TorchTrainer:
             return self._server_x, self._server_y
         return self._x[client], self._y[client]
 
+    def _training_set(self, client: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """What ``client`` trains on this round, with the global model loaded: its mixed
+        set, or with pseudo-labelling its local data plus the confident synthetic samples
+        labelled by the global model."""
+        x, y = self._client_data(client)
+        n_loc = len(y) if client == self.n_devices else int(self.d_loc[client])
+        if self.pseudo_label_threshold is None or n_loc == len(y):
+            return x, y
+        unlabelled = x[n_loc:]
+        model = self.model
+        model.eval()
+        try:
+            # no_grad, not inference_mode: the labels are later saved for backward
+            with torch.no_grad(), self._autocast():
+                probs = torch.softmax(model(unlabelled).float(), dim=1)
+        finally:
+            model.train()
+        confidence, pseudo = probs.max(dim=1)
+        keep = confidence >= self.pseudo_label_threshold
+        return torch.cat([x[:n_loc], unlabelled[keep]]), torch.cat([y[:n_loc], pseudo[keep]])
+
+    def pseudo_labels(self, device: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Device ``device``'s synthetic samples the global model labels confidently enough
+        to train on this round, and their labels (empty without pseudo-labelling)."""
+        self._load(self._global)
+        with intra_op_threads(self.threads):
+            x, y = self._training_set(device)
+        n_loc = int(self.d_loc[device])
+        if self.pseudo_label_threshold is None:
+            return x[:0], y[:0]
+        return x[n_loc:], y[n_loc:]
+
     def _train_clients(self, round_index: int, clients: list[int]) -> Iterator[list[torch.Tensor]]:
         """Each client's model after local training from the global one, in client order.
         A yielded list is only valid until the next one is asked for."""
         if self.workers <= 1 or len(clients) <= 1:
             for client in clients:
                 self._load(self._global)
-                x, y = self._client_data(client)
+                x, y = self._training_set(client)
                 self._local_sgd(x, y, self._generator(round_index, client))
                 yield [p.detach() for p in self._params]
             return
@@ -412,7 +453,7 @@ def _worker_train(job: tuple[int, int, list[np.ndarray]]) -> list[np.ndarray]:
     trainer = _WORKER
     assert trainer is not None
     trainer._load([torch.from_numpy(a) for a in global_arrays])
-    x, y = trainer._client_data(client)
+    x, y = trainer._training_set(client)
     trainer._local_sgd(x, y, trainer._generator(round_index, client))
     return [p.detach().numpy() for p in trainer._params]
 

@@ -1,0 +1,21 @@
+"""Semi-supervised FL (SEMI, Section V-B): devices receive unlabelled samples and label them
+themselves. As the paper does for SEMI, the amounts and resources come from FIMI's
+optimiser; the samples come from the diffusion model but reach the devices without their
+labels, so nothing steers them to a device's missing classes: each device gets its amount
+spread evenly over the classes (as `fimi-no-oa`). Every round a device labels them with the
+global model it starts from and trains on its local data plus the samples labelled with
+confidence >= 0.95, FixMatch's threshold (Sohn et al., NeurIPS 2020), a standard
+pseudo-labelling stand-in for the method of the paper's reference [21]. The energy model
+charges all D_loc + D_gen samples as trained, as for FIMI: an upper bound, since a sample
+below the threshold costs its device only the labelling forward pass."""
+
+from __future__ import annotations
+
+from policies.ablations import FimiNoOa
+
+
+class Semi(FimiNoOa):
+    """FIMI's amounts, spread evenly over classes, trained through confident pseudo-labels."""
+
+    name = "semi"
+    pseudo_label_threshold = 0.95
