@@ -171,7 +171,7 @@ class _Run:
             self.opt.step()
             value = loss.item()
         else:
-            assert self.disc is not None
+            assert isinstance(self.model, Generator) and isinstance(self.disc, Discriminator)
             d_loss, g_loss = gan_step(self.model, self.disc, self.opt, self.opt_d, x, y, self.rng)
             value = d_loss  # the discriminator's hinge loss: falls as D learns, ~2 at equilibrium of chance
             self.last_g_loss = g_loss

@@ -117,6 +117,7 @@ class UNet(nn.Module):
         self.conv_out = nn.Conv2d(c_prev, config.in_channels, 3, padding=1)
         # start as the zero predictor: the first loss is E||eps||^2 = 1 and training only improves it
         nn.init.zeros_(self.conv_out.weight)
+        assert self.conv_out.bias is not None
         nn.init.zeros_(self.conv_out.bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -131,6 +132,7 @@ class UNet(nn.Module):
                 hs.append(h)
         h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
         for blocks, up in zip(self.up, self.upsample):
+            assert isinstance(blocks, nn.ModuleList)
             for block in blocks:
                 h = block(torch.cat([h, hs.pop()], dim=1), emb)
             h = up(h)
