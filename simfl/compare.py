@@ -12,8 +12,8 @@ import pandas as pd
 from simfl.errors import SimflError
 from simfl.experiment import prepare, run_policy
 from simfl.metrics import format_table, summary_table
-from simfl.plots import accuracy_curves, ce_convergence, synthetic_allocation
-from simfl.records import read_rounds
+from simfl.plots import accuracy_curves, ce_convergence, similarity_boxes, synthetic_allocation
+from simfl.records import SIMILARITY_FILE, read_rounds
 from simfl.registry import create
 from simfl.scenario import Scenario
 
@@ -57,6 +57,13 @@ def write_report(out_dir: Path, scenario: Scenario, names: Sequence[str], stream
         print(f"\nTable I on {scenario.name} (seed {scenario.seed}, {scenario.task.rounds} rounds):\n", file=stream)
         print(format_table(table, targets), file=stream)
     accuracy_curves(rounds[rounds["policy"].isin(names)], out_dir / "accuracy.png", scenario.name)
+    similarity_path = out_dir / SIMILARITY_FILE
+    if similarity_path.exists():
+        similarity = pd.read_csv(similarity_path)
+        similarity = similarity[similarity["policy"].isin(names)]
+        if not similarity.empty:
+            similarity_boxes(similarity, out_dir / "similarity.png",
+                             f"gradient similarity to an IID device at the initial model, {scenario.name}")
     plans = out_dir / "plans"
     for name in names:
         plan_csv = plans / f"{name}.csv"

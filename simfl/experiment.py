@@ -21,7 +21,7 @@ from simfl.engine import EngineState, RoundRecord, run
 from simfl.errors import SimflError
 from simfl.plan import Plan, check_plan, plan_costs
 from simfl.policy import Policy, PlanContext
-from simfl.records import RunRecorder, read_rounds, truncate_events
+from simfl.records import SIMILARITY_FILE, CsvAppender, RunRecorder, read_rounds, truncate_events
 from simfl.scenario import Scenario
 from simfl.world import World, build_world, rng
 
@@ -39,6 +39,7 @@ class Setup:
     dataset: ImageDataset
     device_indices: tuple[np.ndarray, ...]
     world: World
+    public_idx: np.ndarray  # the server's public images, indices into the training split
 
 
 def prepare(scenario: Scenario) -> Setup:
@@ -51,12 +52,12 @@ def prepare(scenario: Scenario) -> Setup:
     task = scenario.task
     dataset = load_dataset(task.dataset, task.data_dir)
     partition_rng = rng(scenario.seed, "partition")
-    private_idx, _ = public_private_split(dataset.train_labels, task.public_samples, partition_rng)
+    private_idx, public_idx = public_private_split(dataset.train_labels, task.public_samples, partition_rng)
     if scenario.split_seed != scenario.seed:
         # The seed's own split was drawn all the same, so the partition below makes the same
         # random draws whatever the split seed (over another private pool).
-        private_idx, _ = public_private_split(dataset.train_labels, task.public_samples,
-                                              rng(scenario.split_seed, "partition"))
+        private_idx, public_idx = public_private_split(dataset.train_labels, task.public_samples,
+                                                       rng(scenario.split_seed, "partition"))
     n_devices = scenario.n_devices
     needed = n_devices * task.samples_per_device
     if needed > len(private_idx):
@@ -70,7 +71,7 @@ def prepare(scenario: Scenario) -> Setup:
     counts = class_counts(list(device_indices), dataset.train_labels, dataset.n_classes)
     model = build_model(task.model, dataset.image_shape, dataset.n_classes, seed=scenario.seed)
     world = build_world(scenario, model_bits(model), counts, n_classes=dataset.n_classes)
-    return Setup(scenario, dataset, device_indices, world)
+    return Setup(scenario, dataset, device_indices, world, np.asarray(public_idx))
 
 
 def make_plan(setup: Setup, policy: Policy, solver: str | None = None) -> Plan:
@@ -128,6 +129,8 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
         raise SimflError(f"{out_dir}: already holds rounds of policy {policy.name!r}; "
                          "use --resume to continue them or choose another --out")
 
+    if state.next_round == 0 and policy.devices_train:
+        _record_similarity(setup, policy.name, trainer, plan, out_dir)
     recorder = RunRecorder(out_dir, policy.name)
     started = time.monotonic()
     rounds = scenario.task.rounds
@@ -146,6 +149,30 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     finally:
         trainer.close()  # its worker processes
     return read_rounds(out_dir)
+
+
+SIMILARITY_PER_CLASS = 100  # images per class of the virtual IID device of Fig. 5(h)
+
+
+def _record_similarity(setup: Setup, policy: str, trainer: object, plan: Plan, out_dir: Path) -> None:
+    """Fig. 5(h): eq. (52) between each device's gradient on what it trains on and a
+    virtual IID device's (class-uniform public images), both at the initial global
+    model, which every policy of a comparison shares: the differences come from the
+    data alone. Appended to similarity.csv (replacing an earlier run's rows)."""
+    from simfl.learning.similarity import class_uniform_indices, trainer_similarities
+
+    labels = setup.dataset.train_labels[setup.public_idx]
+    per_class = min(SIMILARITY_PER_CLASS, int(np.bincount(labels, minlength=setup.world.n_classes).min()))
+    if per_class == 0:
+        return  # a class without public images: no IID reference
+    iid = setup.public_idx[class_uniform_indices(labels, per_class, rng(setup.scenario.seed, "similarity"))]
+    values = trainer_similarities(trainer, iid)  # type: ignore[arg-type]
+    path = out_dir / SIMILARITY_FILE
+    if path.exists():
+        kept = pd.read_csv(path)
+        kept[kept["policy"] != policy].to_csv(path, index=False)
+    CsvAppender(path).append({"policy": policy, "device": i, "d_loc": int(setup.world.d_loc[i]),
+                              "d_gen": int(plan.d_gen[i]), "similarity": float(v)} for i, v in enumerate(values))
 
 
 def _empty_plan(world: World, plan: Plan) -> Plan:

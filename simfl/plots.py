@@ -49,6 +49,18 @@ def accuracy_curves_over_seeds(rounds: pd.DataFrame, path: Path, title: str = ""
     return _save(fig, path, title)
 
 
+def similarity_boxes(similarity: pd.DataFrame, path: Path, title: str = "") -> Path:
+    """Fig. 5(h): per policy, the box of its devices' gradient similarity (52) to a
+    virtual IID device."""
+    names = list(dict.fromkeys(similarity["policy"]))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(names) + 1.5), 4))
+    ax.boxplot([similarity.loc[similarity["policy"] == n, "similarity"].to_numpy() for n in names])
+    ax.set_xticks(range(1, len(names) + 1), names)
+    ax.set_ylabel("gradient similarity to IID, eq. (52)")
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path, title)
+
+
 def synthetic_allocation(plan: pd.DataFrame, path: Path, title: str = "") -> Path:
     """Fig. 5(b): each device's synthetic amount against its energy coefficient and its
     distance to the base station."""

@@ -11,6 +11,7 @@ import pandas as pd
 
 ROUNDS_FILE = "rounds.csv"
 EVENTS_FILE = "events.csv"
+SIMILARITY_FILE = "similarity.csv"
 
 
 class CsvAppender:

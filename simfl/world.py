@@ -13,7 +13,7 @@ from simfl.scenario import Scenario
 from simfl.units import dbm_to_w
 
 # Named random streams (ns-3 style): adding a draw to one never shifts another.
-STREAMS = ("placement", "channel", "partition", "training", "fading", "policy", "generator")
+STREAMS = ("placement", "channel", "partition", "training", "fading", "policy", "generator", "similarity")
 
 
 def streams(seed: int) -> dict[str, np.random.SeedSequence]:

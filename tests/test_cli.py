@@ -62,6 +62,13 @@ def test_compare_writes_table_one_and_figures(tmp_path):
     assert summary.loc[0, "energy_j@30_ratio"] == 1.0 or pd.isna(summary.loc[0, "energy_j@30"])
     assert summary["energy_j@99"].isna().all()  # 99% is out of reach in 3 rounds: N/A
     assert (out / "accuracy.png").stat().st_size > 0
+    # Fig. 5(h): neither policy adds data and both start from the same model, so each
+    # device's gradient, and its similarity to the IID device, is the same under both
+    similarity = pd.read_csv(out / "similarity.csv")
+    assert len(similarity) == 2 * 3 and similarity["similarity"].between(0, 1).all()
+    by_policy = similarity.pivot(index="device", columns="policy", values="similarity")
+    assert (by_policy["tfl"] == by_policy["equal-share"]).all()
+    assert (out / "similarity.png").stat().st_size > 0
     # equal-share burns f_max and P_max: it cannot spend less per round than the optimised tfl
     rounds = pd.read_csv(out / "rounds.csv")
     per_round = rounds.groupby("policy")["energy_j"].mean()

@@ -202,9 +202,10 @@ def test_pseudo_labels_are_the_global_models_confident_predictions(fmnist: Image
     confidence, predicted = probs.max(dim=1)
     expected = confidence >= 0.8
     assert 0 < int(expected.sum()) < 200, "the check needs both kept and dropped samples"
-    kept_x, kept_y = trainer.pseudo_labels(0)
-    assert kept_y.tolist() == predicted[expected].tolist()
-    assert torch.equal(kept_x, trainer.to_tensor(synthetic.images)[expected])
+    x, y = trainer.training_data(0)
+    assert torch.equal(y[:512], torch.from_numpy(fmnist.train_labels[:512].astype(np.int64)))
+    assert y[512:].tolist() == predicted[expected].tolist()
+    assert torch.equal(x[512:], trainer.to_tensor(synthetic.images)[expected])
 
 
 def test_pseudo_labelling_never_reads_the_generator_labels(fmnist: ImageDataset) -> None:
@@ -227,7 +228,7 @@ def test_with_no_confident_sample_a_device_trains_on_its_local_data_alone(fmnist
     alone.train_round(0, np.array([0]))
     semi = TorchTrainer(TASK, fmnist, _parts(1, 128), synthetic=[_synthetic(fmnist, 64)], seed=5,
                         pseudo_label_threshold=0.99)
-    assert len(semi.pseudo_labels(0)[1]) == 0
+    assert len(semi.training_data(0)[1]) == 128
     semi.train_round(0, np.array([0]))
     a, b = alone.global_state(), semi.global_state()
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -120,8 +120,8 @@ def trainer_similarities(trainer: TorchTrainer, iid_indices: np.ndarray, per_mod
     Parameters
     ----------
     trainer
-        Its current global model gives the gradients; each device's mixed set
-        (D_loc u D_gen) is the one it trains on.
+        Its current global model gives the gradients; each device's set is the one it
+        trains on next (D_loc u D_gen, or its pseudo-labelled part for SEMI).
     iid_indices
         The virtual device's samples, indices into the training split (e.g. from
         ``class_uniform_indices`` over the public split).
@@ -131,7 +131,7 @@ def trainer_similarities(trainer: TorchTrainer, iid_indices: np.ndarray, per_mod
     y = torch.from_numpy(np.asarray(dataset.train_labels[iid_indices], dtype=np.int64))
     # a private copy: the trainer reuses its model object for every client
     model = copy.deepcopy(trainer.global_model())
-    devices = [trainer.device_data(i) for i in range(trainer.n_devices)]
+    devices = [trainer.training_data(i) for i in range(trainer.n_devices)]
     return similarity_to_iid(model, devices, x, y, per_module=per_module)
 
 

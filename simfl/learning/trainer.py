@@ -364,16 +364,13 @@ class TorchTrainer:
         keep = confidence >= self.pseudo_label_threshold
         return torch.cat([x[:n_loc], unlabelled[keep]]), torch.cat([y[:n_loc], pseudo[keep]])
 
-    def pseudo_labels(self, device: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Device ``device``'s synthetic samples the global model labels confidently enough
-        to train on this round, and their labels (empty without pseudo-labelling)."""
+    def training_data(self, device: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """What ``device`` trains on in the next round from the current global model: its
+        mixed set, or with pseudo-labelling its local data plus the synthetic samples
+        the global model labels confidently enough, with those labels."""
         self._load(self._global)
         with intra_op_threads(self.threads):
-            x, y = self._training_set(device)
-        n_loc = int(self.d_loc[device])
-        if self.pseudo_label_threshold is None:
-            return x[:0], y[:0]
-        return x[n_loc:], y[n_loc:]
+            return self._training_set(device)
 
     def _train_clients(self, round_index: int, clients: list[int]) -> Iterator[list[torch.Tensor]]:
         """Each client's model after local training from the global one, in client order.
