@@ -100,6 +100,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from simfl.sweep import run_label, sweep
+
+    field, _, values = args.vary.partition("=")
+    values_list = [v.strip() for v in values.split(",") if v.strip()]
+    if not field or not values_list:
+        raise SimflError(f"--vary {args.vary!r}: give FIELD=V1,V2,..., e.g. --vary optimisation.err_max=0.15,0.2,0.25")
+    # each value is validated like any --set, so a bad one fails before anything runs
+    runs = [(run_label(field, v), load_scenario(args.scenario, overrides=[*args.overrides, f"{field}={v}"],
+                                                seed=args.seed)) for v in values_list]
+    out = Path(args.out)
+    try:
+        sweep(runs, args.policy, out, resume=args.resume, solver=args.solver)
+    except KeyboardInterrupt:
+        print(f"simfl: interrupted; finished rounds are in {out} (continue with --resume)", file=sys.stderr)
+        return 130
+    print(f"\nwrote {out}/summary.csv, accuracy.png and one run per value in {out}/")
+    return 0
+
+
 def _seed_list(text: str) -> list[int]:
     """'1,2,3' or a range '1-5' (inclusive)."""
     try:
@@ -198,6 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "summary.csv then holds mean, sd and reach counts over seeds")
     _scenario_options(p)
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("sweep", help="run one policy over several values of a scenario field (Fig. 5c, 5f-g)")
+    p.add_argument("scenario")
+    p.add_argument("--policy", default="fimi")
+    p.add_argument("--vary", required=True, metavar="FIELD=V1,V2,...",
+                   help="the field and its values, e.g. optimisation.err_max=0.15,0.2,0.25")
+    p.add_argument("--out", required=True, help="output directory (one run directory per value)")
+    p.add_argument("--solver", choices=("ce", "exact"), default=None)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
+    _scenario_options(p)
+    p.set_defaults(func=cmd_sweep)
 
     add_generator_commands(sub)
     return parser

@@ -130,3 +130,27 @@ def test_policies_with_synthetic_data_run_end_to_end_with_a_tiny_generator(tmp_p
     semi = pd.read_csv(out / "plans" / "semi.csv")
     assert semi["d_gen"].tolist() == fimi["d_gen"].tolist()
     assert rounds[rounds["policy"] == "semi"]["accuracy"].between(0, 1).all()
+
+
+def test_sweep_runs_each_value_on_the_same_world_and_tabulates_them(tmp_path):
+    out = tmp_path / "sweep"
+    result = simfl("sweep", TINY, "--policy", "tfl", "--vary", "optimisation.t_max_s=10,20", "--out", str(out),
+                   "--set", "task.rounds=2")
+    assert result.returncode == 0, result.stderr
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["policy"]) == ["t_max_s=10", "t_max_s=20"]
+    first, second = (pd.read_csv(out / label / "rounds.csv") for label in ("t_max_s=10", "t_max_s=20"))
+    # the same devices and data: the plan spreads the same work over twice the time, so
+    # each round lasts T_max, and the accuracy (which does not depend on T_max) is the same
+    assert first["duration_s"].to_numpy() == pytest.approx([10, 10])
+    assert second["duration_s"].to_numpy() == pytest.approx([20, 20])
+    assert first["accuracy"].tolist() == second["accuracy"].tolist()
+    # a longer deadline lets the devices run slower: less energy per round
+    assert (second["energy_j"] < first["energy_j"]).all()
+    # run as a plain `simfl run`, the first value gives the same file
+    alone = tmp_path / "alone"
+    assert simfl("run", TINY, "--policy", "tfl", "--out", str(alone), "--set", "task.rounds=2",
+                 "--set", "optimisation.t_max_s=10").returncode == 0
+    assert (alone / "rounds.csv").read_bytes() == (out / "t_max_s=10" / "rounds.csv").read_bytes()
+    bad = simfl("sweep", TINY, "--vary", "optimisation.t_max_s=10,-1", "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "t_max_s" in bad.stderr and "Traceback" not in bad.stderr

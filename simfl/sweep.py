@@ -1,0 +1,72 @@
+"""`simfl sweep`: one policy over several values of one scenario field (Fig. 5c: learning
+rate; Fig. 5f-g: Delta_max and T_max), each value in its own run directory, then Table I
+with one row per value and the accuracy curves.
+
+Every value runs on the same seed, so on the same devices and data partition (unless
+the field itself changes them, as `devices.count` does)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Sequence, TextIO
+
+import pandas as pd
+
+from simfl.compare import SUMMARY_FILE
+from simfl.errors import SimflError
+from simfl.experiment import prepare, run_policy
+from simfl.metrics import format_table, summary_table
+from simfl.plots import accuracy_curves
+from simfl.records import read_rounds
+from simfl.registry import create
+from simfl.scenario import Scenario
+
+
+def run_label(field: str, value: str) -> str:
+    """`optimisation.err_max`, `0.15` -> `err_max=0.15`: the run's directory and row name."""
+    return f"{field.rsplit('.', 1)[-1]}={value}"
+
+
+def sweep(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_dir: Path, *, resume: bool = False,
+          solver: str | None = None, progress: TextIO | None = sys.stderr) -> pd.DataFrame:
+    """Run `policy_name` on each (label, scenario) into out_dir/<label>, then write
+    out_dir/summary.csv (one row per label; ratios to the first) and accuracy.png."""
+    if not runs:
+        raise SimflError("sweep: no values to run")
+    policy = create(policy_name)
+    out_dir = Path(out_dir)
+    for index, (label, scenario) in enumerate(runs):
+        run_dir = out_dir / label
+        done = read_rounds(run_dir)
+        if not done.empty and not resume:
+            raise SimflError(f"{run_dir}: already holds a run; pass --resume to continue the sweep or choose another --out")
+        if len(done) >= scenario.task.rounds:
+            if progress:
+                print(f"[{label}] {len(done)} rounds already done", file=progress)
+            continue
+        if progress:
+            print(f"== {index + 1}/{len(runs)}: {policy.name} with {label}", file=progress)
+        run_policy(prepare(scenario), policy, run_dir, resume=resume, solver=solver, progress=progress)
+    return write_sweep_report(out_dir, runs, policy.name, sys.stdout if progress else None)
+
+
+def write_sweep_report(out_dir: Path, runs: Sequence[tuple[str, Scenario]], policy: str,
+                       stream: TextIO | None = sys.stdout) -> pd.DataFrame:
+    """Table I over the sweep's values, from the run directories' rounds.csv."""
+    frames = []
+    for label, _ in runs:
+        rounds = read_rounds(Path(out_dir) / label)
+        if rounds.empty:
+            raise SimflError(f"{Path(out_dir) / label}: no rounds; run the sweep first")
+        frames.append(rounds.assign(policy=label))
+    rounds = pd.concat(frames, ignore_index=True)
+    labels = [label for label, _ in runs]
+    targets = runs[0][1].task.target_accuracies
+    table = summary_table(rounds, targets, labels)
+    table.to_csv(Path(out_dir) / SUMMARY_FILE, index=False, na_rep="N/A")
+    if stream:
+        print(f"\nTable I of {policy} on {runs[0][1].name} over {', '.join(labels)}:\n", file=stream)
+        print(format_table(table, targets), file=stream)
+    accuracy_curves(rounds, Path(out_dir) / "accuracy.png", f"{policy} on {runs[0][1].name}")
+    return table
