@@ -28,7 +28,7 @@ from simfl.world import World, build_world, rng
 if TYPE_CHECKING:  # torch-heavy modules, imported where they are used
     from simfl.generative.train import TrainedGenerator
     from simfl.learning.data import ImageDataset
-    from simfl.learning.trainer import SyntheticData
+    from simfl.learning.trainer import SyntheticData, TorchTrainer
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
 SIMILARITY_PER_CLASS = 100  # images per class of the virtual IID device of Fig. 5(h)
 
 
-def _record_similarity(setup: Setup, policy: str, trainer: object, plan: Plan, out_dir: Path) -> None:
+def _record_similarity(setup: Setup, policy: str, trainer: TorchTrainer, plan: Plan, out_dir: Path) -> None:
     """Fig. 5(h): eq. (52) between each device's gradient on what it trains on and a
     virtual IID device's (class-uniform public images), both at the initial global
     model, which every policy of a comparison shares: the differences come from the
@@ -166,7 +166,7 @@ def _record_similarity(setup: Setup, policy: str, trainer: object, plan: Plan, o
     if per_class == 0:
         return  # a class without public images: no IID reference
     iid = setup.public_idx[class_uniform_indices(labels, per_class, rng(setup.scenario.seed, "similarity"))]
-    values = trainer_similarities(trainer, iid)  # type: ignore[arg-type]
+    values = trainer_similarities(trainer, iid)
     path = out_dir / SIMILARITY_FILE
     if path.exists():
         kept = pd.read_csv(path)

@@ -92,7 +92,7 @@ def similarity_to_iid(model: nn.Module, device_sets: Sequence[tuple[torch.Tensor
     model
         The global model (e.g. ``TorchTrainer.global_model()``); it is not changed.
     device_sets
-        (images, labels) per device, as the model takes them (``TorchTrainer.device_data``).
+        (images, labels) per device, as the model takes them (``TorchTrainer.training_data``).
     iid_images, iid_labels
         The virtual device's class-uniform set, same preprocessing.
 

@@ -315,10 +315,6 @@ class TorchTrainer:
         self._load(self._global)
         return self.model
 
-    def device_data(self, device: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Device ``device``'s mixed set as the trainer holds it (normalised images, labels)."""
-        return self._x[device], self._y[device]
-
     def to_tensor(self, images: np.ndarray) -> torch.Tensor:
         """uint8 (n, C, H, W) images as the model's normalised float input."""
         return self._to_tensor(images)
