@@ -85,9 +85,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = Path(args.out)
     try:
         if args.seeds:
-            from simfl.seeds import compare_seeds
+            from simfl.seeds import compare_seeds, parse_seeds
 
-            compare_seeds(scenario, _seed_list(args.seeds), out, names, resume=args.resume, solver=args.solver)
+            compare_seeds(scenario, parse_seeds(args.seeds), out, names, resume=args.resume, solver=args.solver)
         else:
             compare(scenario, out, names, resume=args.resume, solver=args.solver)
     except KeyboardInterrupt:
@@ -118,17 +118,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 130
     print(f"\nwrote {out}/summary.csv, accuracy.png and one run per value in {out}/")
     return 0
-
-
-def _seed_list(text: str) -> list[int]:
-    """'1,2,3' or a range '1-5' (inclusive)."""
-    try:
-        if "-" in text and "," not in text:
-            low, high = (int(part) for part in text.split("-"))
-            return list(range(low, high + 1))
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise SimflError(f"--seeds {text!r}: give seeds as 1,2,3 or a range 1-5") from None
 
 
 def cmd_fit_curve(args: argparse.Namespace) -> int:

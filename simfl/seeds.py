@@ -28,6 +28,21 @@ from simfl.scenario import Scenario
 SEEDS_FILE = "seeds.csv"
 
 
+def parse_seeds(text: str) -> list[int]:
+    """`--seeds`: '1,2,3' or an inclusive range '1-5'."""
+    try:
+        if "-" in text and "," not in text:
+            low, high = (int(part) for part in text.split("-"))
+            seeds = list(range(low, high + 1))
+        else:
+            seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds:
+        raise SimflError(f"--seeds {text!r}: give seeds as 1,2,3 or a range 1-5")
+    return seeds
+
+
 def seed_scenarios(scenario: Scenario, seeds: Sequence[int]) -> list[Scenario]:
     """The scenario once per seed, all with the scenario's own public split."""
     if not seeds or len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):

@@ -10,7 +10,7 @@ import pytest
 from simfl.errors import SimflError
 from simfl.metrics import summary_table
 from simfl.scenario import scenario_from_dict
-from simfl.seeds import format_seed_table, seed_scenarios, seed_summary
+from simfl.seeds import format_seed_table, parse_seeds, seed_scenarios, seed_summary
 
 from conftest import scenario_dict
 
@@ -77,3 +77,11 @@ def test_every_seed_keeps_the_scenarios_public_split():
     assert {r.split_seed for r in runs} == {7}
     with pytest.raises(SimflError, match="--seeds"):
         seed_scenarios(scenario, [1, 1])
+
+
+def test_seeds_are_a_list_or_an_inclusive_range():
+    assert parse_seeds("1,2,5") == [1, 2, 5]
+    assert parse_seeds("3-6") == [3, 4, 5, 6]
+    for bad in ("", "a,b", "5-", "1-2-3"):
+        with pytest.raises(SimflError, match="--seeds"):
+            parse_seeds(bad)
