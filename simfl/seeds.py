@@ -23,6 +23,7 @@ from simfl.errors import SimflError
 from simfl.metrics import HEADINGS, QUANTITIES, render, table_header, target_tag
 from simfl.plots import accuracy_curves_over_seeds
 from simfl.records import read_rounds
+from simfl.registry import create
 from simfl.scenario import Scenario
 
 SEEDS_FILE = "seeds.csv"
@@ -65,7 +66,8 @@ def compare_seeds(scenario: Scenario, seeds: Sequence[int], out_dir: Path, polic
         if progress:
             print(f"==== seed {run.seed} ({index + 1}/{len(runs)})", file=progress)
         compare(run, seed_dir(out_dir, run.seed), policies, resume=resume, solver=solver, progress=progress)
-    names = list(policies or scenario.policies)
+    # by the names policies give themselves (a policy named by path, `file.py:Class`, has another)
+    names = [create(name).name for name in (policies or scenario.policies)]
     return write_seed_report(Path(out_dir), scenario, [r.seed for r in runs], names,
                              sys.stdout if progress else None)
 

@@ -154,3 +154,16 @@ def test_sweep_runs_each_value_on_the_same_world_and_tabulates_them(tmp_path):
     assert (alone / "rounds.csv").read_bytes() == (out / "t_max_s=10" / "rounds.csv").read_bytes()
     bad = simfl("sweep", TINY, "--vary", "optimisation.t_max_s=10,-1", "--out", str(tmp_path / "bad"))
     assert bad.returncode == 2 and "t_max_s" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_seeds_table_finds_a_policy_given_by_path(tmp_path):
+    mine = tmp_path / "mine.py"
+    mine.write_text("from policies.equal_share import EqualShare\n\n\n"
+                    "class Mine(EqualShare):\n    name = 'mine'\n")
+    out = tmp_path / "seeds"
+    result = simfl("compare", TINY, "--out", str(out), "--seeds", "1,2", "--set", "task.rounds=1",
+                   "--policies", f"tfl,{mine}:Mine")
+    assert result.returncode == 0, result.stderr
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["policy"]) == ["tfl", "mine"]
+    assert (summary["seeds"] == 2).all()
