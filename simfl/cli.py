@@ -100,6 +100,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from simfl.report import report
+
+    scenario = _load(args)
+    names = [n for n in args.policies.split(",") if n] if args.policies else None
+    report(scenario, Path(args.out), names)
+    print(f"\nrewrote {args.out}/summary.csv and the figures")
+    return 0
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from simfl.sweep import run_label, sweep
 
@@ -207,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "summary.csv then holds mean, sd and reach counts over seeds")
     _scenario_options(p)
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("report", help="Table I and figures again from a finished comparison (e.g. other targets)")
+    p.add_argument("scenario", help="the scenario the comparison ran (its targets can be --set anew)")
+    p.add_argument("--out", required=True, help="the comparison's output directory")
+    p.add_argument("--policies", default=None, help="comma-separated policies and their order (default: all, as run)")
+    _scenario_options(p)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("sweep", help="run one policy over several values of a scenario field (Fig. 5c, 5f-g)")
     p.add_argument("scenario")

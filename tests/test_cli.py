@@ -167,3 +167,28 @@ def test_seeds_table_finds_a_policy_given_by_path(tmp_path):
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary["policy"]) == ["tfl", "mine"]
     assert (summary["seeds"] == 2).all()
+
+
+def test_report_redraws_table_one_for_other_targets_without_training(tmp_path):
+    out = tmp_path / "cmp"
+    assert simfl("compare", TINY, "--out", str(out), "--set", "task.rounds=2").returncode == 0
+    rounds_before = (out / "rounds.csv").read_bytes()
+    result = simfl("report", TINY, "--out", str(out), "--set", "task.target_accuracies=[0.2]")
+    assert result.returncode == 0, result.stderr
+    assert "Energy@20 (J)" in result.stdout and "round" not in result.stderr
+    summary = pd.read_csv(out / "summary.csv")
+    rounds = pd.read_csv(out / "rounds.csv")
+    # by hand from rounds.csv: the cumulative energy of each policy's first round at >= 20%
+    for policy, mine in rounds.groupby("policy"):
+        hit = mine[mine["accuracy"] >= 0.2]
+        expected = hit["cum_energy_j"].iloc[0] if len(hit) else float("nan")
+        got = summary.loc[summary["policy"] == policy, "energy_j@20"].iloc[0]
+        assert got == pytest.approx(expected, nan_ok=True)
+    assert (out / "rounds.csv").read_bytes() == rounds_before
+    seeds = tmp_path / "seeds"
+    assert simfl("compare", TINY, "--out", str(seeds), "--seeds", "1,2", "--set", "task.rounds=1").returncode == 0
+    again = simfl("report", TINY, "--out", str(seeds), "--set", "task.target_accuracies=[0.15]")
+    assert again.returncode == 0, again.stderr
+    assert "reached@15" in pd.read_csv(seeds / "summary.csv").columns
+    empty = simfl("report", TINY, "--out", str(tmp_path / "nothing"))
+    assert empty.returncode == 2 and "run `simfl compare`" in empty.stderr
