@@ -10,6 +10,10 @@ import numpy as np
 import pandas as pd
 
 BITS_PER_GB = 8e9
+QUANTITIES = ("energy_j", "latency_h", "uplink_gb")
+# how each quantity is headed and printed in Table I
+HEADINGS = {"energy_j": ("Energy", "J", "{:.2f}"), "latency_h": ("Latency", "h", "{:.3f}"),
+            "uplink_gb": ("Uplink", "GB", "{:.3f}")}
 
 
 def first_reach(rounds: pd.DataFrame, target: float) -> pd.Series | None:
@@ -41,17 +45,11 @@ def summary_table(rounds: pd.DataFrame, targets: Sequence[float], policies: Sequ
     table = pd.DataFrame(rows)
     for x in targets:
         tag = target_tag(x)
-        for quantity in ("energy_j", "latency_h", "uplink_gb"):
+        for quantity in QUANTITIES:
             column = f"{quantity}@{tag}"
             reference = table[column].iloc[0] if len(table) else np.nan
             table[f"{column}_ratio"] = table[column] / reference if reference and np.isfinite(reference) else np.nan
     return table
-
-
-QUANTITIES = ("energy_j", "latency_h", "uplink_gb")
-# how each quantity is headed and printed in Table I
-HEADINGS = {"energy_j": ("Energy", "J", "{:.2f}"), "latency_h": ("Latency", "h", "{:.3f}"),
-            "uplink_gb": ("Uplink", "GB", "{:.3f}")}
 
 
 def table_header(targets: Sequence[float]) -> list[str]:

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 def accuracy_curves(rounds: pd.DataFrame, path: Path, title: str = "") -> Path:
@@ -20,12 +24,7 @@ def accuracy_curves(rounds: pd.DataFrame, path: Path, title: str = "") -> Path:
         mine = mine.sort_values("round")
         ax_e.plot(mine["cum_energy_j"], 100 * mine["accuracy"], label=name)
         ax_t.plot(mine["end_s"] / 3600.0, 100 * mine["accuracy"], label=name)
-    ax_e.set_xlabel("cumulative device energy (J)")
-    ax_t.set_xlabel("simulated time (h)")
-    for ax in (ax_e, ax_t):
-        ax.set_ylabel("test accuracy (%)")
-        ax.grid(alpha=0.3)
-    ax_t.legend(loc="lower right")
+    _label_accuracy_axes(ax_e, ax_t, "cumulative device energy (J)", "simulated time (h)", "test accuracy (%)")
     return _save(fig, path, title)
 
 
@@ -40,13 +39,19 @@ def accuracy_curves_over_seeds(rounds: pd.DataFrame, path: Path, title: str = ""
         for ax, x in ((ax_e, per_round["energy"]), (ax_t, per_round["end"] / 3600.0)):
             (line,) = ax.plot(x, acc, label=name)
             ax.fill_between(x, acc - sd, acc + sd, color=line.get_color(), alpha=0.15, linewidth=0)
-    ax_e.set_xlabel("mean cumulative device energy (J)")
-    ax_t.set_xlabel("mean simulated time (h)")
+    _label_accuracy_axes(ax_e, ax_t, "mean cumulative device energy (J)", "mean simulated time (h)",
+                         "test accuracy (%), mean over seeds")
+    return _save(fig, path, title)
+
+
+def _label_accuracy_axes(ax_e: Axes, ax_t: Axes, energy_label: str, time_label: str, accuracy_label: str) -> None:
+    """The shared dressing of Fig. 4's two panels: axis labels, grid, legend on the time panel."""
+    ax_e.set_xlabel(energy_label)
+    ax_t.set_xlabel(time_label)
     for ax in (ax_e, ax_t):
-        ax.set_ylabel("test accuracy (%), mean over seeds")
+        ax.set_ylabel(accuracy_label)
         ax.grid(alpha=0.3)
     ax_t.legend(loc="lower right")
-    return _save(fig, path, title)
 
 
 def similarity_boxes(similarity: pd.DataFrame, path: Path, title: str = "") -> Path:

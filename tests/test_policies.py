@@ -94,20 +94,21 @@ def test_hdc_only_synthesises_the_rarest_class(world_and_scenario):
         assert set(nonzero) <= {rarest[i]}
 
 
-def test_no_oa_spreads_evenly_over_classes(world_and_scenario):
-    world, scenario = world_and_scenario
-    fimi, even = plan_of("fimi", world, scenario), plan_of("fimi-no-oa", world, scenario)
+def fimis_amounts_spread_evenly(name, world, scenario):
+    """`name`'s plan, after checking it has FIMI's per-device amounts spread evenly over classes."""
+    fimi, even = plan_of("fimi", world, scenario), plan_of(name, world, scenario)
     assert np.array_equal(even.d_gen, fimi.d_gen)
     spread = even.d_gen_per_class.max(axis=1) - even.d_gen_per_class.min(axis=1)
     assert (spread <= 1).all()
+    return even
+
+
+def test_no_oa_spreads_evenly_over_classes(world_and_scenario):
+    fimis_amounts_spread_evenly("fimi-no-oa", *world_and_scenario)
 
 
 def test_semi_gets_fimis_amounts_evenly_spread_and_labels_them_itself(world_and_scenario):
-    world, scenario = world_and_scenario
-    fimi, semi = plan_of("fimi", world, scenario), plan_of("semi", world, scenario)
-    assert np.array_equal(semi.d_gen, fimi.d_gen)
-    spread = semi.d_gen_per_class.max(axis=1) - semi.d_gen_per_class.min(axis=1)
-    assert (spread <= 1).all()
+    semi = fimis_amounts_spread_evenly("semi", *world_and_scenario)
     assert semi.generator == "diffusion"
     assert 0 < create("semi").pseudo_label_threshold < 1
     assert create("fimi").pseudo_label_threshold is None
