@@ -6,9 +6,14 @@ without the devices' real data (Fig. 4). Devices spend no energy and send nothin
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any, Sequence
+
+import numpy as np
 
 from policies.equal_share import EqualShare
 from policies.fimi import Fimi
+from simfl.learning.protocol import LocalUpdate, Server
+from simfl.network import RoundState
 from simfl.plan import Plan
 from simfl.policy import Policy, PlanContext
 from simfl.world import World
@@ -18,9 +23,14 @@ class Clsd(Policy):
     """The server trains alone on FIMI's synthetic set; no device takes part."""
 
     name = "clsd"
-    devices_train = False
 
     def plan(self, world: World, context: PlanContext) -> Plan:
         kept = Fimi().plan(world, context).d_gen_per_class.sum(axis=0)
         # The device part of the plan is never executed; it only has to be valid.
         return replace(EqualShare().plan(world, context), generator="diffusion", server_synthetic_per_class=kept)
+
+    def select(self, state: RoundState, context: PlanContext) -> np.ndarray:
+        return np.zeros(0, dtype=np.int64)
+
+    def aggregate(self, updates: Sequence[LocalUpdate], server: Server, state: RoundState) -> Any:
+        return server.fedavg([server.server_update(state.round)])

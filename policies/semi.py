@@ -11,11 +11,36 @@ below the threshold costs its device only the labelling forward pass."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
+
 from policies.ablations import FimiNoOa
+from simfl.learning.protocol import TrainingData
 
 
 class Semi(FimiNoOa):
     """FIMI's amounts, spread evenly over classes, trained through confident pseudo-labels."""
 
     name = "semi"
-    pseudo_label_threshold = 0.95
+    confidence = 0.95  # FixMatch's threshold
+
+    def training_set(self, data: TrainingData) -> tuple[Any, Any]:
+        """Local data plus the synthetic samples the global model (loaded in
+        `data.model`) labels with softmax confidence >= `confidence`, with those labels;
+        the generator's labels are never read."""
+        x, y, n_loc = data.x, data.y, data.n_local
+        if n_loc == len(y):
+            return x, y
+        unlabelled = x[n_loc:]
+        model = data.model
+        model.eval()
+        try:
+            # no_grad, not inference_mode: the labels are later saved for backward
+            with torch.no_grad(), data.autocast:
+                probs = torch.softmax(model(unlabelled).float(), dim=1)
+        finally:
+            model.train()
+        confidence, pseudo = probs.max(dim=1)
+        keep = confidence >= self.confidence
+        return torch.cat([x[:n_loc], unlabelled[keep]]), torch.cat([y[:n_loc], pseudo[keep]])

@@ -5,9 +5,12 @@ server, which trains on it every round and adds its update to the aggregation.""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any, Sequence
 
 from policies.fimi import Fimi
 from policies.tfl import Tfl
+from simfl.learning.protocol import LocalUpdate, Server
+from simfl.network import RoundState
 from simfl.plan import Plan
 from simfl.policy import Policy, PlanContext
 from simfl.world import World
@@ -18,8 +21,12 @@ class Sst(Policy):
     per-class totals, from the diffusion model) and trains on it each round."""
 
     name = "sst"
-    server_trains = True
 
     def plan(self, world: World, context: PlanContext) -> Plan:
         kept = Fimi().plan(world, context).d_gen_per_class.sum(axis=0)
         return replace(Tfl().plan(world, context), generator="diffusion", server_synthetic_per_class=kept)
+
+    def aggregate(self, updates: Sequence[LocalUpdate], server: Server, state: RoundState) -> Any:
+        """FedAvg of the devices' updates and the server's own, weighted by samples; the
+        server always contributes, so with no device arriving the global model is its."""
+        return server.fedavg([*updates, server.server_update(state.round)])

@@ -1,19 +1,29 @@
-"""The SimPy engine: plays federated rounds in simulated time.
+"""The SimPy engine: one environment for the whole run.
 
-Each round the server broadcasts the global model (the downlink is not charged, as in
-the paper: the base station has mains power). Every device process computes for
-tau*omega*(D_loc+D_gen)/f seconds (eq. 6) and then uploads S bits on its own sub-band at
-its own power (eqs. 7-9). The server process aggregates the updates that arrive by the
-deadline T_max; a device still busy at the deadline is a straggler: its update is
-dropped and its transmission cut, but the energy it spent until then counts.
+A long-lived process per device waits for jobs in its inbox; a job is "receive the global
+model (if the cell has a modelled downlink), compute for tau*omega*(D_loc+D_gen)/f
+seconds (eq. 6), upload S bits on the sub-band at the power the round plan gives (eqs.
+7-9)". Finished updates travel to the server through a `simpy.Store`, each carrying the
+model version it was computed from. A device stops short when it goes offline or its
+battery empties during the job (its energy until then counts, its update is lost); the
+server cuts at the deadline T_max whoever is still busy (a straggler).
 
-The engine executes a Plan and asks a Trainer for accuracy; it knows nothing about
-policies and nothing about torch.
+The server process plays synchronous rounds: observe the network (positions, serving
+cells, this round's fading, who is online), let the policy select the participants and
+set their resources, dispatch the jobs, collect the updates until all have arrived or the
+deadline passes, and aggregate them through the policy's hook. The engine asks a Trainer
+for accuracy; it knows nothing of torch, and of a policy only its hooks.
+
+Everything a run carries from one round to the next is in an `EngineState` (simulated
+time, model version, totals, every device's battery, availability, position and fading
+state), so a run resumed from one continues bit for bit.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+import math
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Generator
 
 import numpy as np
@@ -21,18 +31,23 @@ import simpy
 
 from simfl.compute import compute_latency_s
 from simfl.learning.protocol import Trainer
-from simfl.plan import Plan, check_plan
-from simfl.radio import rayleigh_power_gain, uplink_latency_s, uplink_rate_bps
-from simfl.world import World, streams
+from simfl.network import Network, RoundState
+from simfl.plan import Plan, RoundPlan, check_plan, check_round_plan
+from simfl.policy import FixedPlan, PlanContext, Policy
+from simfl.radio import uplink_latency_s, uplink_rate_bps
+from simfl.streams import rng
+from simfl.world import World
 
 # Solvers make T_cmp + T_com equal to T_max (Lemma 2); float rounding must not turn an
 # exactly-on-time device into a straggler.
 DEADLINE_GRACE = 1e-9
 
+OK, STRAGGLER, OFFLINE, BATTERY = "ok", "straggler", "offline", "battery"
+
 
 @dataclass(frozen=True)
 class DeviceRecord:
-    """What one device did in one round (a row of events.csv)."""
+    """What one selected device did in one round (a row of events.csv)."""
 
     round: int
     device: int
@@ -47,6 +62,10 @@ class DeviceRecord:
     e_com_j: float
     bits_sent: float
     straggler: bool
+    outcome: str  # ok | straggler (cut at T_max) | offline (went offline) | battery (emptied)
+    download_start_s: float
+    battery_j: float  # left after the round; inf when mains powered
+    version: int  # the global model version the device started from
 
 
 @dataclass(frozen=True)
@@ -61,129 +80,297 @@ class RoundRecord:
     cum_energy_j: float
     uplink_bits: float
     cum_uplink_bits: float
-    participants: int
-    stragglers: int
+    participants: int  # updates aggregated
+    stragglers: int  # cut at the deadline
     accuracy: float
     loss: float
+    available: int  # online with battery left at the round's start
+    selected: int
+    dropouts: int  # went offline during their job
+    depleted: int  # battery emptied during their job
+    version: int  # the global model version after this round
 
 
 @dataclass(frozen=True)
 class EngineState:
-    """Where a run stands after some rounds; lets an interrupted run continue."""
+    """Everything a run carries from one round to the next: a snapshot to resume from.
+
+    `network` is the dynamics' state (`Network.state_dict`); empty before the first round.
+    """
 
     next_round: int = 0
     time_s: float = 0.0
     cum_energy_j: float = 0.0
     cum_uplink_bits: float = 0.0
+    version: int = 0
+    network: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @staticmethod
+    def from_json(text: str) -> EngineState:
+        return EngineState(**json.loads(text))
 
 
-def fading_gains(world: World, seed: int, round_index: int) -> np.ndarray:
-    """Realised channel gains of one round: the mean gain times Rayleigh |h|^2 in cells
-    with fading. Each round has its own seed, so a resumed run draws the same values."""
-    parent = streams(seed)["fading"]
-    child = np.random.SeedSequence(entropy=parent.entropy, spawn_key=parent.spawn_key + (round_index,))
-    draws = rayleigh_power_gain(np.random.default_rng(child), world.n_devices)
-    faded = np.array([world.fading[k] == "rayleigh" for k in world.cell_of])
-    return np.where(faded, world.gain * draws, world.gain)
+@dataclass(frozen=True)
+class Job:
+    """One device's work in one round, with everything its process needs precomputed."""
+
+    version: int
+    download_s: float
+    compute_s: float
+    upload_s: float
+    stop_at_s: float  # when it goes offline or its battery empties, whichever is first (inf: never)
+    stop_cause: str
 
 
-def device_round(env: simpy.Environment, device: int, t_cmp_s: float, t_com_s: float,
-                 log: dict[int, dict[str, float]]) -> Generator[simpy.Event, Any, None]:
-    """One device's round: compute, then upload. Interrupted at the deadline if late."""
-    entry = log[device]
-    entry["compute_start_s"] = env.now
-    try:
-        yield env.timeout(t_cmp_s)
-        entry["compute_end_s"] = env.now
-        entry["upload_start_s"] = env.now
-        yield env.timeout(t_com_s)
-        entry["upload_end_s"] = env.now
-    except simpy.Interrupt:
-        entry.setdefault("compute_end_s", env.now)
-        entry.setdefault("upload_start_s", env.now)
-        entry["upload_end_s"] = env.now
-        entry["straggler"] = 1.0
+class _Run:
+    """The mutable parts of one simulation: inboxes, outbox and the current round's log."""
+
+    def __init__(self, env: simpy.Environment, n_devices: int) -> None:
+        self.env = env
+        self.inbox = [simpy.Store(env, capacity=1) for _ in range(n_devices)]
+        self.updates = simpy.Store(env)
+        self.log: dict[int, dict[str, Any]] = {}
+        self.procs = [env.process(device_process(env, i, self)) for i in range(n_devices)]
 
 
-def server_round(env: simpy.Environment, world: World, plan: Plan, gain: np.ndarray,
-                 log: dict[int, dict[str, float]]) -> Generator[simpy.Event, Any, None]:
-    """Start every device, wait for all of them or the deadline, cut the late ones."""
+def device_process(env: simpy.Environment, device: int, run: _Run) -> Generator[simpy.Event, Any, None]:
+    """A device for the whole run: take a job, receive, compute, upload, report; again."""
+    while True:
+        job: Job = yield run.inbox[device].get()
+        entry = run.log[device]
+        entry["download_start_s"] = env.now
+        try:
+            if job.download_s > 0:
+                yield env.timeout(min(job.download_s, job.stop_at_s - env.now))
+                if env.now >= job.stop_at_s:
+                    _stop_short(entry, env.now, job.stop_cause, run, device)
+                    continue
+            entry["compute_start_s"] = env.now
+            if env.now + job.compute_s > job.stop_at_s:
+                yield env.timeout(job.stop_at_s - env.now)
+                _stop_short(entry, env.now, job.stop_cause, run, device)
+                continue
+            yield env.timeout(job.compute_s)
+            entry["compute_end_s"] = env.now
+            entry["upload_start_s"] = env.now
+            if env.now + job.upload_s > job.stop_at_s:
+                yield env.timeout(job.stop_at_s - env.now)
+                _stop_short(entry, env.now, job.stop_cause, run, device)
+                continue
+            yield env.timeout(job.upload_s)
+            entry["upload_end_s"] = env.now
+            entry["outcome"] = OK
+            run.updates.put((device, job.version, OK))
+        except simpy.Interrupt:  # the deadline passed
+            entry.setdefault("compute_start_s", env.now)
+            entry.setdefault("compute_end_s", env.now)
+            entry.setdefault("upload_start_s", env.now)
+            entry["upload_end_s"] = env.now
+            entry["outcome"] = STRAGGLER
+
+
+def _stop_short(entry: dict[str, Any], now: float, cause: str, run: _Run, device: int) -> None:
+    entry.setdefault("compute_start_s", now)
+    entry.setdefault("compute_end_s", now)
+    entry.setdefault("upload_start_s", now)
+    entry["upload_end_s"] = now
+    entry["outcome"] = cause
+    run.updates.put((device, -1, cause))
+
+
+def server_process(env: simpy.Environment, run: _Run, world: World, network: Network, policy: Policy,
+                   context: PlanContext, trainer: Trainer, rounds: int, state: EngineState,
+                   synthetic_bits: np.ndarray | None,
+                   on_round: Callable[[RoundRecord, list[DeviceRecord], EngineState], None] | None,
+                   result: list[EngineState]) -> Generator[simpy.Event, Any, None]:
+    """Synchronous rounds until `rounds` are played (or no device can ever take part)."""
+    k = world.constants
+    if state.next_round == 0 and env.now == 0.0 and synthetic_bits is not None:
+        # The synthetic data reach the devices over the downlink before the first round.
+        first = network.observe(env.now, 0, state.version)
+        wait = downlink_time_s(world, first, synthetic_bits)
+        if len(wait) and wait.max() > 0:
+            yield env.timeout(float(wait.max()))
+    while state.next_round < rounds:
+        r = state.next_round
+        start = env.now
+        view = network.observe(start, r, state.version)
+        if not view.available.any():
+            wake = network.next_online_s()
+            if not math.isfinite(wake):
+                break  # every device is offline for good or out of battery: the run ends
+            yield env.timeout(wake - env.now)
+            continue
+        selected = _checked_selection(policy.select(view, context), view)
+        view = replace(view, selected=selected)
+        round_plan = policy.plan_round(world, view, context)
+        check_round_plan(world, round_plan, view.cell_of, selected)
+
+        jobs = make_jobs(world, context.plan, round_plan, view, selected)
+        run.log = {}
+        for i, (job, rate) in zip(selected.tolist(), jobs):
+            run.log[i] = {"rate_bps": rate}
+            run.inbox[i].put(job)
+        deadline = env.timeout(k.t_max_s * (1.0 + DEADLINE_GRACE))
+        pending, lost, delivered = set(selected.tolist()), False, []
+        while pending:
+            get = run.updates.get()
+            fired = yield get | deadline
+            if get not in fired:
+                get.cancel()
+                break
+            device, version, outcome = get.value
+            pending.discard(device)
+            if outcome == OK:
+                delivered.append(device)
+            else:
+                lost = True
+        for device in sorted(pending):
+            run.procs[device].interrupt()
+        if pending:
+            yield env.timeout(0)  # let the interrupted devices record where they stopped
+        elif lost and not deadline.processed:
+            yield deadline  # the server cannot know a silent device is gone: it waits out T_max
+        run.updates.items.clear()
+
+        devices = _device_records(world, k.model_bits, r, view, round_plan, run.log, state.version, network)
+        participants = np.array(sorted(delivered), dtype=np.int64)
+        updates = trainer.local_updates(r, participants) if len(participants) else []
+        new_global = policy.aggregate(updates, trainer, view)
+        if new_global is not None:
+            trainer.set_global(new_global)
+        metrics = trainer.evaluate()
+        end = env.now
+        energy = sum(d.e_cmp_j + d.e_com_j for d in devices)
+        bits = sum(d.bits_sent for d in devices)
+        outcomes = [d.outcome for d in devices]
+        record = RoundRecord(
+            round=r, start_s=start, end_s=end, duration_s=end - start,
+            energy_j=energy, cum_energy_j=state.cum_energy_j + energy,
+            uplink_bits=bits, cum_uplink_bits=state.cum_uplink_bits + bits,
+            participants=len(participants), stragglers=outcomes.count(STRAGGLER),
+            accuracy=float(metrics.accuracy), loss=float(metrics.loss),
+            available=int(view.available.sum()), selected=len(selected),
+            dropouts=outcomes.count(OFFLINE), depleted=outcomes.count(BATTERY), version=state.version + 1,
+        )
+        state = EngineState(next_round=r + 1, time_s=end, cum_energy_j=record.cum_energy_j,
+                            cum_uplink_bits=record.cum_uplink_bits, version=state.version + 1,
+                            network=network.state_dict())
+        result[0] = state
+        if on_round is not None:
+            on_round(record, devices, state)
+
+
+def _checked_selection(selected: Any, view: RoundState) -> np.ndarray:
+    from simfl.errors import InfeasiblePlan
+
+    chosen = np.unique(np.asarray(selected, dtype=np.int64))
+    if chosen.size and (chosen[0] < 0 or chosen[-1] >= view.n_devices):
+        raise InfeasiblePlan(f"select() returned devices outside 0..{view.n_devices - 1}: {chosen.tolist()}")
+    offline = chosen[~view.available[chosen]]
+    if offline.size:
+        raise InfeasiblePlan(f"device {offline[0]}: select() chose it in round {view.round}, but it is not "
+                             "available (offline or out of battery)")
+    return chosen
+
+
+def downlink_time_s(world: World, view: RoundState, bits: np.ndarray) -> np.ndarray:
+    """Per device, the time to receive `bits` over its cell's downlink at its own rate
+    (the base station's power over the whole downlink band, eq. 7 with the downlink's
+    numbers: a rateless broadcast each device decodes once it has the bits); 0 where the
+    cell has no modelled downlink."""
+    out = np.zeros(world.n_devices)
+    for c, link in enumerate(world.downlink):
+        if link is None:
+            continue
+        members = view.cell_of == c
+        band, power = link
+        rate = uplink_rate_bps(band, view.gain[members], power, world.noise_w_per_hz[c])
+        out[members] = np.asarray(bits, dtype=float)[members] / rate
+    return out
+
+
+def make_jobs(world: World, plan: Plan | None, round_plan: RoundPlan, view: RoundState,
+              selected: np.ndarray) -> list[tuple[Job, float]]:
+    """The selected devices' jobs and uplink rates, from this round's gains and resources."""
+    assert plan is not None
     k = world.constants
     d_mix = world.d_loc + plan.d_gen
-    t_cmp = compute_latency_s(k.tau, k.omega_cycles, d_mix, plan.f_hz)
-    rate = uplink_rate_bps(plan.b_hz, gain, plan.p_w, world.device_noise_w_per_hz)
+    t_cmp = compute_latency_s(k.tau, k.omega_cycles, d_mix, round_plan.f_hz)
+    rate = uplink_rate_bps(round_plan.b_hz, view.gain, round_plan.p_w, world.noise_w_per_hz[view.cell_of])
     t_com = uplink_latency_s(k.model_bits, rate)
-    procs = []
-    for i in range(world.n_devices):
-        log[i] = {"rate_bps": float(rate[i])}
-        procs.append(env.process(device_round(env, i, float(t_cmp[i]), float(t_com[i]), log)))
-    deadline = env.timeout(k.t_max_s * (1.0 + DEADLINE_GRACE))
-    yield env.all_of(procs) | deadline
-    for proc in procs:
-        if proc.is_alive:
-            proc.interrupt()
-    # let the interrupted processes record where they stopped
-    yield env.timeout(0)
+    t_dl = downlink_time_s(world, view, np.full(world.n_devices, k.model_bits)) if any(world.downlink) else np.zeros(world.n_devices)
+    p_cmp = world.eps * round_plan.f_hz ** 3  # power while computing, eq. (5) over eq. (6)
+    jobs = []
+    for i in selected.tolist():
+        battery = view.battery_j[i]
+        empty_at = math.inf
+        if math.isfinite(battery):
+            e_cmp = p_cmp[i] * t_cmp[i]
+            if battery < e_cmp:
+                empty_at = view.time_s + t_dl[i] + battery / p_cmp[i]
+            elif battery - e_cmp < round_plan.p_w[i] * t_com[i]:
+                empty_at = view.time_s + t_dl[i] + t_cmp[i] + (battery - e_cmp) / round_plan.p_w[i]
+        offline_at = float(view.online_until_s[i])
+        stop, cause = (offline_at, OFFLINE) if offline_at <= empty_at else (empty_at, BATTERY)
+        jobs.append((Job(version=view.version, download_s=float(t_dl[i]), compute_s=float(t_cmp[i]),
+                         upload_s=float(t_com[i]), stop_at_s=stop, stop_cause=cause), float(rate[i])))
+    return jobs
 
 
-def play_round(world: World, plan: Plan, round_index: int, start_s: float, gain: np.ndarray) -> tuple[list[DeviceRecord], float]:
-    """Simulate one round from `start_s`; return the device records and the round's end time."""
-    env = simpy.Environment(initial_time=start_s)
-    log: dict[int, dict[str, float]] = {}
-    env.process(server_round(env, world, plan, gain, log))
-    env.run()
-    k = world.constants
+def _device_records(world: World, model_bits: float, round_index: int, view: RoundState, round_plan: RoundPlan,
+                    log: dict[int, dict[str, Any]], version: int, network: Network) -> list[DeviceRecord]:
+    """One record per selected device, charging its batteries: power while computing is
+    eps f^3 (eq. 5 with D = f T / (tau omega)), while sending P; energy is power times the
+    time actually spent, which equals eqs. (5) and (9) for a device that finishes."""
     records = []
-    end_s = start_s
-    for i in range(world.n_devices):
+    for i in sorted(log):
         e = log[i]
-        straggler = bool(e.get("straggler", 0.0))
+        outcome = e["outcome"]
         cmp_s = e["compute_end_s"] - e["compute_start_s"]
         up_s = e["upload_end_s"] - e["upload_start_s"]
-        # Power while computing is eps f^3 (eq. 5 with D = f T / (tau omega)); while
-        # sending it is P. Energy is power times the time actually spent, which equals
-        # eqs. (5) and (9) for a device that finishes.
-        e_cmp = float(world.eps[i] * plan.f_hz[i] ** 3 * cmp_s)
-        e_com = float(plan.p_w[i] * up_s)
-        bits = k.model_bits if not straggler else e["rate_bps"] * up_s
-        end_s = max(end_s, e["upload_end_s"])
+        e_cmp = float(world.eps[i] * round_plan.f_hz[i] ** 3 * cmp_s)
+        e_com = float(round_plan.p_w[i] * up_s)
+        bits = model_bits if outcome == OK else e["rate_bps"] * up_s
+        if math.isfinite(network.battery_j[i]):
+            network.battery_j[i] = 0.0 if outcome == BATTERY else max(network.battery_j[i] - e_cmp - e_com, 0.0)
         records.append(DeviceRecord(
-            round=round_index, device=i, cell=int(world.cell_of[i]), gain=float(gain[i]), rate_bps=e["rate_bps"],
+            round=round_index, device=i, cell=int(view.cell_of[i]), gain=float(view.gain[i]), rate_bps=e["rate_bps"],
             compute_start_s=e["compute_start_s"], compute_end_s=e["compute_end_s"],
             upload_start_s=e["upload_start_s"], upload_end_s=e["upload_end_s"],
-            e_cmp_j=e_cmp, e_com_j=e_com, bits_sent=float(bits), straggler=straggler,
+            e_cmp_j=e_cmp, e_com_j=e_com, bits_sent=float(bits), straggler=outcome == STRAGGLER,
+            outcome=outcome, download_start_s=e["download_start_s"], battery_j=float(network.battery_j[i]),
+            version=version,
         ))
-    return records, end_s
+    return records
 
 
 def run(world: World, plan: Plan, trainer: Trainer, rounds: int, seed: int,
         state: EngineState = EngineState(),
-        on_round: Callable[[RoundRecord, list[DeviceRecord]], None] | None = None) -> EngineState:
-    """Play rounds `state.next_round .. rounds-1`; call `on_round` after each one.
+        on_round: Callable[[RoundRecord, list[DeviceRecord], EngineState], None] | None = None,
+        policy: Policy | None = None, context: PlanContext | None = None,
+        synthetic_bits: np.ndarray | None = None) -> EngineState:
+    """Play rounds `state.next_round .. rounds-1` in one SimPy environment; call
+    `on_round(record, devices, state)` after each one with the state to resume from.
 
-    Returns the state after the last round, from which a later call can continue.
+    `policy` supplies the round hooks (default: the plan as given, every default hook);
+    `synthetic_bits` per device are sent over modelled downlinks before the first round.
+    Returns the state after the last round.
     """
     check_plan(world, plan)
-    for r in range(state.next_round, rounds):
-        gain = fading_gains(world, seed, r)
-        devices, end_s = play_round(world, plan, r, state.time_s, gain)
-        participants = np.array([d.device for d in devices if not d.straggler], dtype=np.int64)
-        metrics = trainer.train_round(r, participants)
-        energy = sum(d.e_cmp_j + d.e_com_j for d in devices)
-        bits = sum(d.bits_sent for d in devices)
-        record = RoundRecord(
-            round=r, start_s=state.time_s, end_s=end_s, duration_s=end_s - state.time_s,
-            energy_j=energy, cum_energy_j=state.cum_energy_j + energy,
-            uplink_bits=bits, cum_uplink_bits=state.cum_uplink_bits + bits,
-            participants=len(participants), stragglers=world.n_devices - len(participants),
-            accuracy=float(metrics.accuracy), loss=float(metrics.loss),
-        )
-        state = EngineState(next_round=r + 1, time_s=end_s, cum_energy_j=record.cum_energy_j,
-                            cum_uplink_bits=record.cum_uplink_bits)
-        if on_round is not None:
-            on_round(record, devices)
-    return state
-
-
-def record_dict(record: RoundRecord | DeviceRecord) -> dict:
-    return asdict(record)
+    policy = policy or FixedPlan(plan)
+    context = replace(context or PlanContext(scenario=None, rng=rng(seed, "policy")), seed=seed, plan=plan,
+                      participants_per_round=world.constants.participants_per_round)
+    network = Network(world, seed)
+    if state.network:
+        network.load_state_dict(state.network)
+    env = simpy.Environment(initial_time=state.time_s)
+    sim = _Run(env, world.n_devices)
+    result = [state]
+    env.process(server_process(env, sim, world, network, policy, context, trainer, rounds, state,
+                               synthetic_bits, on_round, result))
+    env.run()
+    return result[0]

@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, TextIO
 import numpy as np
 import pandas as pd
 
-from simfl.engine import EngineState, RoundRecord, run
+from simfl.engine import DeviceRecord, EngineState, RoundRecord, run
 from simfl.errors import SimflError
 from simfl.plan import Plan, check_plan, plan_costs
 from simfl.policy import Policy, PlanContext
 from simfl.records import SIMILARITY_FILE, CsvAppender, RunRecorder, read_rounds, truncate_events
 from simfl.scenario import Scenario
-from simfl.world import World, build_world, rng
+from simfl.streams import rng
+from simfl.world import World, build_world
 
 if TYPE_CHECKING:  # torch-heavy modules, imported where they are used
     from simfl.generative.train import TrainedGenerator
@@ -74,10 +75,16 @@ def prepare(scenario: Scenario) -> Setup:
     return Setup(scenario, dataset, device_indices, world, np.asarray(public_idx))
 
 
+def plan_context(setup: Setup, solver: str | None = None) -> PlanContext:
+    scenario = setup.scenario
+    return PlanContext(scenario=scenario, rng=rng(scenario.seed, "policy"),
+                       solver=solver or scenario.optimisation.solver, seed=scenario.seed)
+
+
 def make_plan(setup: Setup, policy: Policy, solver: str | None = None) -> Plan:
-    context = PlanContext(scenario=setup.scenario, rng=rng(setup.scenario.seed, "policy"),
-                          solver=solver or setup.scenario.optimisation.solver)
-    plan = policy.plan(setup.world, context)
+    """The policy's plan, made on the world as planners see it (`World.for_planning`:
+    the mean channel, or its outage quantile) and checked against the world's limits."""
+    plan = policy.plan(setup.world.for_planning(), plan_context(setup, solver))
     check_plan(setup.world, plan)
     return plan
 
@@ -98,18 +105,14 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     plan = plan if plan is not None else make_plan(setup, policy, solver)
     synthetic, server_set, downlink = _synthesise(setup, policy, plan, progress)
     _write_plan(out_dir, policy.name, world, plan, downlink)
-    if not policy.devices_train:
-        # centralised (CLSD): the server trains alone; no device computes or sends
-        world, plan = world.without_devices(), _empty_plan(world, plan)
     trainer = TorchTrainer(
         task=scenario.task,
         dataset=setup.dataset,
-        device_indices=list(setup.device_indices) if policy.devices_train else [],
-        synthetic=synthetic if policy.devices_train else [],
+        device_indices=list(setup.device_indices),
+        synthetic=synthetic,
         server_synthetic=server_set,
-        server_trains=policy.server_trains or not policy.devices_train,
         seed=scenario.seed,
-        pseudo_label_threshold=policy.pseudo_label_threshold,
+        training_set=policy.training_set,
     )
 
     state = EngineState()
@@ -117,11 +120,15 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     done = _finished_rounds(out_dir, policy.name)
     last_round = None if done is None else int(done.iloc[-1]["round"])
     if resume and done is not None and _checkpoint(checkpoints, policy.name, last_round).exists():
-        last = done.iloc[-1]
         trainer.load_global_state(torch.load(_checkpoint(checkpoints, policy.name, last_round), weights_only=True))
-        state = EngineState(next_round=int(last["round"]) + 1, time_s=float(last["end_s"]),
-                            cum_energy_j=float(last["cum_energy_j"]),
-                            cum_uplink_bits=float(last["cum_uplink_bits"]))
+        snapshot = _snapshot(checkpoints, policy.name, last_round)
+        if snapshot.exists():
+            state = EngineState.from_json(snapshot.read_text())
+        else:  # a folder written before snapshots existed: its runs had no dynamics to restore
+            last = done.iloc[-1]
+            state = EngineState(next_round=int(last["round"]) + 1, time_s=float(last["end_s"]),
+                                cum_energy_j=float(last["cum_energy_j"]),
+                                cum_uplink_bits=float(last["cum_uplink_bits"]), version=int(last["round"]) + 1)
         truncate_events(out_dir, policy.name, state.next_round)
         if progress:
             print(f"[{policy.name}] resuming after round {state.next_round - 1}", file=progress)
@@ -129,23 +136,26 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
         raise SimflError(f"{out_dir}: already holds rounds of policy {policy.name!r}; "
                          "use --resume to continue them or choose another --out")
 
-    if state.next_round == 0 and policy.devices_train:
+    if state.next_round == 0:
         _record_similarity(setup, policy.name, trainer, plan, out_dir)
     recorder = RunRecorder(out_dir, policy.name)
     started = time.monotonic()
     rounds = scenario.task.rounds
 
-    def on_round(record: RoundRecord, devices: list) -> None:
-        # The model first, then the row: a round in rounds.csv always has its model on
-        # disk, and the previous model is dropped only once the new row is written.
+    def on_round(record: RoundRecord, devices: list[DeviceRecord], snapshot: EngineState) -> None:
+        # The model and the snapshot first, then the row: a round in rounds.csv always has
+        # them on disk, and the previous ones are dropped only once the new row is written.
         _save_atomically(trainer.global_state(), _checkpoint(checkpoints, policy.name, record.round))
+        _write_atomically(snapshot.to_json(), _snapshot(checkpoints, policy.name, record.round))
         recorder(record, devices)
         _checkpoint(checkpoints, policy.name, record.round - 1).unlink(missing_ok=True)
+        _snapshot(checkpoints, policy.name, record.round - 1).unlink(missing_ok=True)
         if progress:
             _print_progress(progress, policy.name, record, rounds, time.monotonic() - started)
 
     try:
-        run(world, plan, trainer, rounds, scenario.seed, state=state, on_round=on_round)
+        run(world, plan, trainer, rounds, scenario.seed, state=state, on_round=on_round, policy=policy,
+            context=plan_context(setup, solver), synthetic_bits=8.0 * downlink)
     finally:
         trainer.close()  # its worker processes
     return read_rounds(out_dir)
@@ -175,14 +185,19 @@ def _record_similarity(setup: Setup, policy: str, trainer: TorchTrainer, plan: P
                               "d_gen": int(plan.d_gen[i]), "similarity": float(v)} for i, v in enumerate(values))
 
 
-def _empty_plan(world: World, plan: Plan) -> Plan:
-    none = np.zeros(0)
-    return Plan(d_gen_per_class=np.zeros((0, world.n_classes), dtype=np.int64), f_hz=none, b_hz=none, p_w=none,
-                generator=plan.generator, server_synthetic_per_class=plan.server_synthetic_per_class, info=plan.info)
-
-
 def _checkpoint(folder: Path, policy: str, round_index: int | None) -> Path:
     return folder / f"{policy}-round{round_index}.pt"
+
+
+def _snapshot(folder: Path, policy: str, round_index: int | None) -> Path:
+    return folder / f"{policy}-round{round_index}.json"
+
+
+def _write_atomically(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def _save_atomically(state: dict, path: Path) -> None:

@@ -16,7 +16,7 @@ import pandas as pd
 from simfl.errors import SimflError
 from simfl.optim.learning_curve import CurveFit, estimate_zeta, fit_learning_curve, local_error
 from simfl.scenario import Scenario
-from simfl.world import rng
+from simfl.streams import rng
 
 
 def default_sizes(public_samples: int, count: int = 8, smallest: int = 50) -> list[int]:

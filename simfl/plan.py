@@ -45,6 +45,56 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class RoundPlan:
+    """CPU frequency, sub-band and transmit power of every device for one round (the
+    entries of devices not selected are not used)."""
+
+    f_hz: np.ndarray  # (I,)
+    b_hz: np.ndarray  # (I,)
+    p_w: np.ndarray  # (I,)
+
+    @staticmethod
+    def fitted(world: World, plan: Plan, cell_of: np.ndarray, selected: np.ndarray) -> RoundPlan:
+        """The static plan's resources, with the selected devices' sub-bands scaled down
+        in proportion in any cell whose band they would overfill (after a handover)."""
+        b = np.array(plan.b_hz, dtype=float)
+        if not np.array_equal(cell_of, world.cell_of):
+            members = np.zeros(world.n_devices, dtype=bool)
+            members[selected] = True
+            for k in range(world.n_cells):
+                mine = members & (cell_of == k)
+                used = b[mine].sum()
+                if used > world.bandwidth_hz[k]:
+                    b[mine] *= world.bandwidth_hz[k] / used
+        return RoundPlan(f_hz=plan.f_hz, b_hz=b, p_w=plan.p_w)
+
+
+def check_round_plan(world: World, plan: RoundPlan, cell_of: np.ndarray, selected: np.ndarray) -> None:
+    """Raise InfeasiblePlan naming the first selected device and the limit of (P1) that
+    this round's resources break (12d-f), with the cells the devices are in now."""
+    n = world.n_devices
+    for name, arr in (("f_hz", plan.f_hz), ("b_hz", plan.b_hz), ("p_w", plan.p_w)):
+        if np.shape(arr) != (n,):
+            raise InfeasiblePlan(f"round plan .{name} has shape {np.shape(arr)}, expected ({n},) for {n} devices")
+        bad = [i for i in selected if not (np.isfinite(arr[i]) and arr[i] > 0)]
+        if bad:
+            raise InfeasiblePlan(f"device {bad[0]}: round plan .{name} = {arr[bad[0]]!r}; it must be finite and > 0")
+    sel = np.asarray(selected, dtype=np.int64)
+    over = sel[plan.f_hz[sel] > world.f_max_hz[sel] * (1 + _SLACK)]
+    if over.size:
+        i = over[0]
+        raise InfeasiblePlan(f"device {i}: CPU frequency {plan.f_hz[i]:.4g} Hz exceeds f_max {world.f_max_hz[i]:.4g} Hz (12d)")
+    over = sel[plan.p_w[sel] > world.p_max_w[sel] * (1 + _SLACK)]
+    if over.size:
+        i = over[0]
+        raise InfeasiblePlan(f"device {i}: transmit power {plan.p_w[i]:.4g} W exceeds P_max {world.p_max_w[i]:.4g} W (12f)")
+    used = np.bincount(cell_of[sel], weights=plan.b_hz[sel], minlength=world.n_cells)
+    for k in np.flatnonzero(used > world.bandwidth_hz * (1 + _SLACK)):
+        raise InfeasiblePlan(f"cell {world.cell_names[k]}: this round's sub-bands add up to {used[k]:.6g} Hz, over "
+                             f"the cell's band B = {world.bandwidth_hz[k]:.6g} Hz (12e)")
+
+
+@dataclass(frozen=True)
 class PlanCosts:
     """Planned (mean-channel) per-device latency and energy of one round, eqs. (5)-(9)."""
 

@@ -1,4 +1,12 @@
-"""The policy interface: a policy sees the world and returns a plan (Section III-A, S1).
+"""The policy interface, in the style of Flower's Strategy: a policy decides once, before
+training (`plan`: synthetic data and a static resource plan, Section III-A S1), and may
+decide every round through hooks the engine calls, each with a default that is the
+paper's behaviour:
+
+- `select(state, context)`: the participants among the available devices;
+- `plan_round(world, state, context)`: each participant's f, b, P for this round;
+- `aggregate(updates, server, state)`: the new global model from the arrived updates;
+- `training_set(data)`: what a device trains on, from its local and synthetic data.
 
 A new baseline is one class in one file under `policies/` (or anywhere importable):
 
@@ -7,60 +15,99 @@ A new baseline is one class in one file under `policies/` (or anywhere importabl
         def plan(self, world, context):
             return Plan.no_synthesis(world, f_hz=world.f_max_hz, b_hz=..., p_w=world.p_max_w)
 
-A policy never reaches into the engine: everything it decides is in the Plan.
+A policy never reaches into the engine: what it decides is what its hooks return.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import numpy as np
 
-from simfl.plan import Plan
-from simfl.scenario import Scenario
+from simfl.plan import Plan, RoundPlan
+from simfl.streams import keyed_rng
 from simfl.world import World
+
+if TYPE_CHECKING:
+    from simfl.learning.protocol import LocalUpdate, Server, TrainingData
+    from simfl.network import RoundState
+    from simfl.scenario import Scenario
 
 
 @dataclass(frozen=True)
 class PlanContext:
-    """What a policy may use besides the world: the scenario (for its settings) and a
-    random generator of its own stream."""
+    """What a policy may use besides the world: the scenario (for its settings), a random
+    generator of its own stream, the solver, and (in the round hooks) the seed and the
+    static plan the policy made."""
 
-    scenario: Scenario
+    scenario: Scenario | None
     rng: np.random.Generator
     solver: str = "ce"
+    seed: int = 0
+    plan: Plan | None = None
+    participants_per_round: int | None = None
 
 
 class Policy(ABC):
-    """Decides synthetic amounts and resources before training.
+    """Decides synthetic amounts and resources, once and (optionally) every round.
 
     Attributes
     ----------
     name:
         The id users type (`--policy fimi`).
-    server_trains:
-        True when the server trains on `plan.server_synthetic_per_class` every round and
-        adds its update to the aggregation (SST).
-    devices_train:
-        False when no device takes part and the server trains alone on its synthetic set
-        (CLSD): devices then spend no energy and send nothing; the server's own cost is
-        not modelled, as in the paper.
-    pseudo_label_threshold:
-        None, or a confidence in (0, 1) when devices receive their synthetic samples
-        without labels (SEMI): each round a device labels them with the global model
-        and trains on the ones labelled at least this confidently.
     """
 
     name: ClassVar[str]
-    server_trains: ClassVar[bool] = False
-    devices_train: ClassVar[bool] = True
-    pseudo_label_threshold: ClassVar[float | None] = None
 
     @abstractmethod
     def plan(self, world: World, context: PlanContext) -> Plan:
-        """Return the plan for `world`."""
+        """Return the plan for `world` (decided once, before the first round)."""
+
+    def select(self, state: RoundState, context: PlanContext) -> np.ndarray:
+        """The devices that take part in this round, among `state.available`.
+
+        Default: every available device, or `task.participants_per_round` of them drawn
+        uniformly without replacement (the round's own draw of the "selection" stream,
+        the same for every policy of a comparison).
+        """
+        available = np.flatnonzero(state.available)
+        k = context.participants_per_round
+        if k is None or k >= len(available):
+            return available
+        draw = keyed_rng(context.seed, "selection", state.round)
+        return np.sort(draw.choice(available, size=k, replace=False))
+
+    def plan_round(self, world: World, state: RoundState, context: PlanContext) -> RoundPlan:
+        """f, b and P of every device for this round (entries of devices not selected are
+        ignored). Default: the static plan; where devices moved into a cell whose band
+        their planned sub-bands overfill, the selected devices' sub-bands in that cell
+        are scaled down in proportion to fit it."""
+        assert context.plan is not None
+        return RoundPlan.fitted(world, context.plan, state.cell_of, state.selected)
+
+    def aggregate(self, updates: Sequence[LocalUpdate], server: Server, state: RoundState) -> Any:
+        """The new global model from this round's updates (None: unchanged). Default:
+        FedAvg weighted by each update's training samples (S4)."""
+        return server.fedavg(updates) if updates else None
+
+    def training_set(self, data: TrainingData) -> tuple[Any, Any]:
+        """What a device trains on this round, as (inputs, labels) tensors. Default: its
+        whole mixed set D_loc u D_gen with the generator's labels."""
+        return data.x, data.y
 
     def __repr__(self) -> str:
         return f"<policy {self.name}>"
+
+
+class FixedPlan(Policy):
+    """A given plan with every default hook (engine tests, notebooks)."""
+
+    name = "fixed-plan"
+
+    def __init__(self, plan: Plan) -> None:
+        self._plan = plan
+
+    def plan(self, world: World, context: PlanContext) -> Plan:
+        return self._plan

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from simfl.dynamics import AVAILABILITY, FADING, MOBILITY, parse_component
+from simfl.dynamics.availability import AlwaysOn
+from simfl.dynamics.fading import NoFading
+from simfl.dynamics.mobility import Static
 from simfl.errors import ScenarioError
 
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "gtsrb")
 MODELS = ("cnn", "vgg9")
 GENERATOR_KINDS = ("diffusion", "gan")
-FADING_KINDS = ("none", "rayleigh")
 SOLVERS = ("ce", "exact")
 
 
@@ -52,7 +55,16 @@ class PathLoss:
     intercept_db: float = 128.1
     slope_db: float = 37.6
     shadowing_std_db: float = 0.0
-    fading: str = "none"
+    fading: Any = NoFading()  # a simfl.dynamics.fading component
+
+
+@dataclass(frozen=True)
+class Downlink:
+    """The base station's broadcast of the global model each round (off by default, as in
+    the paper) and of the synthetic data before the first round."""
+
+    bandwidth_hz: float
+    power_dbm: float
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,7 @@ class Cell:
     bandwidth_hz: float
     noise_dbm_per_hz: float
     path_loss: PathLoss
+    downlink: Downlink | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,9 @@ class DeviceGroup:
     p_max_dbm: Distribution
     distance_m: Distribution | None
     position_m: tuple[float, float] | None  # an explicit single device
+    availability: Any = AlwaysOn()  # a simfl.dynamics.availability component
+    battery_j: Distribution | None = None  # None: mains powered
+    mobility: Any = Static()  # a simfl.dynamics.mobility component
 
 
 @dataclass(frozen=True)
@@ -93,6 +109,7 @@ class Task:
     batch_size: int = 64
     local_epochs: int = 1
     rounds: int = 200
+    participants_per_round: int | None = None  # K of N drawn each round; None: every available device
     target_accuracies: tuple[float, ...] = (0.7,)
     eval_samples: int | None = None  # None: the whole test set
     precision: str = "float32"  # "bfloat16": about 2x faster local training on CPUs with AMX/AVX512-BF16
@@ -118,6 +135,7 @@ class Optimisation:
     gamma: float = 0.1
     zeta: float = 68.0
     solver: str = "ce"
+    outage: float = 0.0  # q: plan on the fading's q-quantile, so about q of the updates miss T_max
     cross_entropy: CrossEntropy = field(default_factory=CrossEntropy)
 
 
@@ -247,6 +265,8 @@ class _Checker:
     def __init__(self, source: str) -> None:
         self.source = source
         self.problems: list[str] = []
+        # files a scenario names (availability traces) are relative to the scenario's folder
+        self.base_dir = str(Path(source).parent) if Path(source).exists() else None
 
     def fail(self, path: str, message: str) -> None:
         self.problems.append(f"{path}: {message}")
@@ -376,6 +396,10 @@ def _build(raw: dict, c: _Checker, source: str) -> Scenario | None:
     cells = _build_cells(raw.get("cells"), c)
     devices = _build_devices(raw.get("devices"), c, {cell.name for cell in cells})
     task = _build_task(c.mapping(raw.get("task"), "task"), c)
+    n_devices = sum(g.count for g in devices)
+    if task.participants_per_round is not None and devices and task.participants_per_round > n_devices:
+        c.fail("task.participants_per_round", f"must be <= the number of devices ({n_devices}), "
+               f"got {task.participants_per_round}")
     optimisation = _build_optimisation(c.mapping(raw.get("optimisation"), "optimisation"), c)
     generator = _build_generator(c.mapping(raw.get("generator"), "generator"), c)
     policies = _build_policies(raw.get("policies"), c)
@@ -395,7 +419,7 @@ def _build_cells(node: Any, c: _Checker) -> tuple[Cell, ...]:
     for i, item in enumerate(node):
         path = f"cells[{i}]"
         m = c.mapping(item, path)
-        c.unknown(m, {"name", "position_m", "radius_m", "bandwidth_hz", "noise_dbm_per_hz", "path_loss"}, path)
+        c.unknown(m, {"name", "position_m", "radius_m", "bandwidth_hz", "noise_dbm_per_hz", "path_loss", "downlink"}, path)
         name = c.string(m, "name", path, f"cell{i}")
         if name in names:
             c.fail(_join(path, "name"), f"duplicate cell name {name!r}")
@@ -411,9 +435,16 @@ def _build_cells(node: Any, c: _Checker) -> tuple[Cell, ...]:
             intercept_db=c.number(pl, "intercept_db", pl_path, 128.1),
             slope_db=c.number(pl, "slope_db", pl_path, 37.6, above=0),
             shadowing_std_db=c.number(pl, "shadowing_std_db", pl_path, 0.0, minimum=0),
-            fading=c.choice(pl, "fading", pl_path, FADING_KINDS, "none"),
+            fading=parse_component(FADING, pl.get("fading"), _join(pl_path, "fading"), c.fail, "none") or NoFading(),
         )
-        cells.append(Cell(name, position, radius, bandwidth, noise, path_loss))
+        downlink = None
+        if m.get("downlink") is not None:
+            dl_path = _join(path, "downlink")
+            dl = c.mapping(m.get("downlink"), dl_path)
+            c.unknown(dl, {"bandwidth_hz", "power_dbm"}, dl_path)
+            downlink = Downlink(bandwidth_hz=c.number(dl, "bandwidth_hz", dl_path, 1.0, above=0, required=True),
+                                power_dbm=c.number(dl, "power_dbm", dl_path, 46.0, required=True))
+        cells.append(Cell(name, position, radius, bandwidth, noise, path_loss, downlink))
     return tuple(cells)
 
 
@@ -429,7 +460,8 @@ def _build_devices(node: Any, c: _Checker, cell_names: set[str]) -> tuple[Device
     for i, item in enumerate(groups_raw):
         path = f"devices[{i}]" if isinstance(node, list) else "devices"
         m = c.mapping(item, path)
-        c.unknown(m, {"count", "cell", "f_max_hz", "eps", "p_max_dbm", "distance_m", "position_m"}, path)
+        c.unknown(m, {"count", "cell", "f_max_hz", "eps", "p_max_dbm", "distance_m", "position_m", "availability",
+                      "battery_j", "mobility"}, path)
         explicit = "position_m" in m
         count = 1 if explicit else c.number(m, "count", path, 0, minimum=1, integer=True, required=True)
         if explicit and "count" in m and m["count"] != 1:
@@ -451,7 +483,18 @@ def _build_devices(node: Any, c: _Checker, cell_names: set[str]) -> tuple[Device
             p_max_dbm=c.distribution(m, "p_max_dbm", path, count=count) or Distribution("constant", (0.0,)),
             distance_m=distance,
             position_m=position,
+            battery_j=c.distribution(m, "battery_j", path, above=0, count=count, required=False),
+            mobility=parse_component(MOBILITY, m.get("mobility"), _join(path, "mobility"), c.fail, "static") or Static(),
         ))
+    # Availability last: a trace names devices by their index over all groups.
+    n_devices = sum(g.count for g in groups)
+    for i, (group, item) in enumerate(zip(list(groups), groups_raw)):
+        value = item.get("availability") if isinstance(item, dict) else None
+        if value is not None:
+            path = f"devices[{i}]" if isinstance(node, list) else "devices"
+            spec = parse_component(AVAILABILITY, value, _join(path, "availability"), c.fail, "always",
+                                   {"n_devices": n_devices, "base_dir": c.base_dir})
+            groups[i] = replace(group, availability=spec or AlwaysOn())
     return tuple(groups)
 
 
@@ -476,6 +519,8 @@ def _build_task(m: dict, c: _Checker) -> Task:
         batch_size=c.number(m, "batch_size", p, d.batch_size, minimum=1, integer=True),
         local_epochs=c.number(m, "local_epochs", p, d.local_epochs, minimum=1, integer=True),
         rounds=c.number(m, "rounds", p, d.rounds, minimum=1, integer=True),
+        participants_per_round=c.number(m, "participants_per_round", p, d.participants_per_round, minimum=1,
+                                        integer=True),
         target_accuracies=tuple(nums),
         eval_samples=c.number(m, "eval_samples", p, d.eval_samples, minimum=1, integer=True),
         precision=c.choice(m, "precision", p, ("float32", "bfloat16"), d.precision),
@@ -511,6 +556,7 @@ def _build_optimisation(m: dict, c: _Checker) -> Optimisation:
         gamma=c.number(m, "gamma", p, d.gamma, minimum=0),
         zeta=c.number(m, "zeta", p, d.zeta, above=0),
         solver=c.choice(m, "solver", p, SOLVERS, d.solver),
+        outage=c.number(m, "outage", p, d.outage, minimum=0, below=1),
         cross_entropy=ce,
     )
 

@@ -4,27 +4,15 @@ graph), mean channel gains, the devices' local data and the paper's constants.""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import networkx as nx
 import numpy as np
 
 from simfl.radio import gain_from_path_loss, path_loss_db
 from simfl.scenario import Scenario
+from simfl.streams import keyed_rng, rng, streams
 from simfl.units import dbm_to_w
-
-# Named random streams (ns-3 style): adding a draw to one never shifts another.
-STREAMS = ("placement", "channel", "partition", "training", "fading", "policy", "generator", "similarity")
-
-
-def streams(seed: int) -> dict[str, np.random.SeedSequence]:
-    """One SeedSequence per concern, derived from the scenario seed."""
-    return dict(zip(STREAMS, np.random.SeedSequence(seed).spawn(len(STREAMS))))
-
-
-def rng(seed: int, name: str) -> np.random.Generator:
-    """The numpy Generator of one named stream."""
-    return np.random.default_rng(streams(seed)[name])
-
 
 @dataclass(frozen=True)
 class Constants:
@@ -41,6 +29,8 @@ class Constants:
     gamma: float
     zeta: float
     rounds: int  # N
+    participants_per_round: int | None = None  # K of N; None: every available device
+    outage: float = 0.0  # q: plan on the fading's q-quantile instead of the mean channel
 
 
 @dataclass(frozen=True)
@@ -54,7 +44,7 @@ class World:
     cell_names: tuple[str, ...]
     bandwidth_hz: np.ndarray  # (n_cells,)
     noise_w_per_hz: np.ndarray  # (n_cells,)
-    fading: tuple[str, ...]  # per cell: "none" | "rayleigh"
+    fading: tuple[Any, ...]  # per cell: a simfl.dynamics.fading component
     cell_of: np.ndarray  # (I,) int: index of the serving cell (nearest base station)
     position_m: np.ndarray  # (I, 2)
     distance_m: np.ndarray  # (I,) to the serving base station
@@ -65,6 +55,16 @@ class World:
     d_loc_per_class: np.ndarray  # (I, C) int
     constants: Constants
     graph: nx.Graph = field(repr=False, compare=False)
+    # Dynamics (simfl.dynamics); the defaults are the paper's static world.
+    bs_position_m: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (n_cells, 2)
+    cell_radius_m: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (n_cells,)
+    path_loss_params: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # (n_cells, [intercept, slope, shadow std])
+    shadowing_z: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (I,) each device's N(0, 1) shadowing draw
+    home_cell: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (I,) where it was placed
+    availability: tuple[Any, ...] = ()  # per device: a simfl.dynamics.availability component
+    mobility: tuple[Any, ...] = ()  # per device: a simfl.dynamics.mobility component
+    battery_j: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (I,) capacity; inf: mains powered
+    downlink: tuple[Any, ...] = ()  # per cell: (bandwidth_hz, power_w) of the model broadcast, or None
 
     @property
     def n_devices(self) -> int:
@@ -91,22 +91,25 @@ class World:
     def device_noise_w_per_hz(self) -> np.ndarray:
         return self.noise_w_per_hz[self.cell_of]
 
-    def with_local_data(self, d_loc_per_class: np.ndarray) -> World:
-        """The same world with the devices' per-class local counts set (from a partition)."""
-        counts = np.asarray(d_loc_per_class, dtype=np.int64)
-        if counts.shape[0] != self.n_devices:
-            raise ValueError(f"d_loc_per_class has {counts.shape[0]} rows for {self.n_devices} devices")
-        return replace(self, d_loc_per_class=counts)
+    def for_planning(self) -> World:
+        """The world a policy plans on: with `outage` q > 0, each device's gain is the
+        q-quantile of its faded gain instead of the mean, so a plan that meets T_max
+        exactly misses it with probability q (optimisation.outage)."""
+        q = self.constants.outage
+        if q <= 0:
+            return self
+        factor = np.array([self.fading[k].quantile(q) for k in self.cell_of])
+        return replace(self, gain=self.gain * factor)
 
-    def without_devices(self) -> World:
-        """The same cells with no device in them (centralised training at the server)."""
-        none = np.zeros(0)
-        return replace(self, cell_of=np.zeros(0, dtype=np.int64), position_m=np.zeros((0, 2)), distance_m=none,
-                       gain=none, f_max_hz=none, eps=none, p_max_w=none,
-                       d_loc_per_class=np.zeros((0, self.n_classes), dtype=np.int64), graph=nx.Graph())
-
-    def with_model_bits(self, model_bits: float) -> World:
-        return replace(self, constants=replace(self.constants, model_bits=float(model_bits)))
+    def serving(self, position_m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Serving cell (nearest base station), distance and mean gain (path loss and each
+        device's own shadowing draw) of devices at `position_m`."""
+        all_distances = np.linalg.norm(position_m[:, None, :] - self.bs_position_m[None, :, :], axis=2)
+        cell_of = np.argmin(all_distances, axis=1)
+        distance = np.maximum(all_distances[np.arange(len(position_m)), cell_of], 1.0)
+        intercept, slope, std = self.path_loss_params[cell_of].T
+        gain = gain_from_path_loss(path_loss_db(distance, intercept, slope)) * 10.0 ** (self.shadowing_z * std / 10.0)
+        return cell_of, distance, gain
 
 
 def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarray | None = None,
@@ -158,7 +161,11 @@ def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarr
         gain[members] = gain_from_path_loss(pl)
     # Shadowing is drawn for every device in one go so each device's draw is stable.
     std = np.array([cells[k].path_loss.shadowing_std_db for k in cell_of])
-    gain *= 10.0 ** (channel.normal(0.0, 1.0, size=n_devices) * std / 10.0)
+    shadowing_z = channel.normal(0.0, 1.0, size=n_devices)
+    gain *= 10.0 ** (shadowing_z * std / 10.0)
+    battery_draws = rng(scenario.seed, "battery")
+    battery = np.concatenate([g.battery_j.sample(battery_draws, g.count) if g.battery_j is not None
+                              else np.full(g.count, np.inf) for g in scenario.devices])
 
     if d_loc_per_class is None:
         per = scenario.task.samples_per_device
@@ -177,6 +184,8 @@ def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarr
         gamma=opt.gamma,
         zeta=opt.zeta,
         rounds=task.rounds,
+        participants_per_round=task.participants_per_round,
+        outage=opt.outage,
     )
     world = World(
         cell_names=tuple(c.name for c in cells),
@@ -193,6 +202,17 @@ def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarr
         d_loc_per_class=np.asarray(d_loc_per_class, dtype=np.int64),
         constants=constants,
         graph=nx.Graph(),
+        bs_position_m=bs,
+        cell_radius_m=np.array([c.radius_m for c in cells], dtype=float),
+        path_loss_params=np.array([[c.path_loss.intercept_db, c.path_loss.slope_db, c.path_loss.shadowing_std_db]
+                                   for c in cells], dtype=float),
+        shadowing_z=shadowing_z,
+        home_cell=cell_of.copy(),
+        availability=tuple(g.availability for g in scenario.devices for _ in range(g.count)),
+        mobility=tuple(g.mobility for g in scenario.devices for _ in range(g.count)),
+        battery_j=battery,
+        downlink=tuple(None if c.downlink is None else (c.downlink.bandwidth_hz, float(dbm_to_w(c.downlink.power_dbm)))
+                       for c in cells),
     )
     return _with_graph(world, scenario)
 
@@ -218,4 +238,4 @@ def _even_split(total: int, parts: int) -> np.ndarray:
     return base
 
 
-__all__ = ["Constants", "World", "build_world", "rng", "streams"]
+__all__ = ["Constants", "World", "build_world", "keyed_rng", "rng", "streams"]

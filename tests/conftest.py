@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
+
+from simfl.learning.protocol import LocalUpdate, RoundMetrics
 
 BASE = {
     "name": "t",
@@ -43,3 +46,29 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+class StandInTrainer:
+    """A deterministic stand-in for the torch trainer (the engine is torch-free): it
+    remembers who trained in which round, and its "accuracy" counts the updates."""
+
+    def __init__(self):
+        self.calls = []
+        self.aggregated = 0
+
+    def local_updates(self, round_index, devices, version=0):
+        self.calls.append((round_index, np.asarray(devices).copy()))
+        return [LocalUpdate(client=int(i), base_version=version, samples=1, params=None) for i in devices]
+
+    def server_update(self, round_index, version=0):
+        return LocalUpdate(client=-1, base_version=version, samples=1, params=None)
+
+    def fedavg(self, updates, weights=None):
+        return len(updates)
+
+    def set_global(self, params):
+        self.aggregated = params
+
+    def evaluate(self):
+        round_index = self.calls[-1][0] if self.calls else 0
+        return RoundMetrics(accuracy=self.aggregated / 100.0 + round_index / 1000.0, loss=1.0 / (round_index + 1))

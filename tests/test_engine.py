@@ -2,39 +2,38 @@
 the sum of eqs. (5) and (9); fading produces stragglers exactly where the realised rate
 misses the deadline."""
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from simfl.compute import compute_energy_j, compute_latency_s
-from simfl.engine import fading_gains, play_round, run
+from simfl.engine import run
 from simfl.errors import InfeasiblePlan
 from simfl.plan import Plan, check_plan
-from simfl.radio import uplink_energy_j, uplink_latency_s, uplink_rate_bps
+from simfl.radio import rayleigh_power_gain, uplink_energy_j, uplink_latency_s, uplink_rate_bps
 from simfl.scenario import scenario_from_dict
 from simfl.world import build_world
 
-from conftest import scenario_dict
+from simfl.streams import keyed_rng
+
+from conftest import StandInTrainer, scenario_dict
 
 S_BITS = 32 * 50_000
 
 
-@dataclass
-class Metrics:
-    accuracy: float
-    loss: float
+def fading_gains(world, seed, round_index):
+    """Rayleigh gains of one round, drawn independently of the engine: the mean gain
+    times |h|^2 ~ Exp(1) from the round's key of the "fading" stream."""
+    return world.gain * rayleigh_power_gain(keyed_rng(seed, "fading", round_index), world.n_devices)
 
 
-class StandInTrainer:
-    """Deterministic stand-in (the engine is torch-free): remembers who took part."""
-
-    def __init__(self):
-        self.calls = []
-
-    def train_round(self, round_index, participants):
-        self.calls.append((round_index, participants.copy()))
-        return Metrics(accuracy=len(participants) / 100.0 + round_index / 1000.0, loss=1.0 / (round_index + 1))
+def play_round(world, plan, round_index, start_s, gain):
+    """One round of the engine alone: its device records and end time."""
+    rows = []
+    run(world, plan, StandInTrainer(), rounds=1, seed=0, on_round=lambda r, d, s: rows.append((r, d)))
+    record, devices = rows[0]
+    return devices, record.end_s
 
 
 def world_of(raw):
@@ -60,7 +59,7 @@ def test_round_time_is_max_of_cmp_plus_com_and_energy_is_eq5_plus_eq9():
 
     trainer = StandInTrainer()
     records = []
-    state = run(world, plan, trainer, rounds=3, seed=1, on_round=lambda r, d: records.append((r, d)))
+    state = run(world, plan, trainer, rounds=3, seed=1, on_round=lambda r, d, s: records.append((r, d)))
     for index, (record, devices) in enumerate(records):
         assert record.duration_s == pytest.approx(t_total.max(), rel=1e-12)
         assert record.energy_j == pytest.approx(energy.sum(), rel=1e-12)
@@ -110,7 +109,7 @@ def test_fading_makes_stragglers_where_the_realised_rate_misses_the_deadline():
 
     trainer = StandInTrainer()
     rows = []
-    run(world, plan, trainer, rounds=10, seed=11, on_round=lambda r, d: rows.append((r, d)))
+    run(world, plan, trainer, rounds=10, seed=11, on_round=lambda r, d, s: rows.append((r, d)))
     total = 0
     for (record, devices), (round_index, participants) in zip(rows, trainer.calls):
         gain = fading_gains(world, 11, round_index)
@@ -134,7 +133,8 @@ def test_fading_makes_stragglers_where_the_realised_rate_misses_the_deadline():
 
 def test_no_fading_means_the_realised_gain_is_the_mean_gain():
     world = world_of(scenario_dict())
-    assert np.array_equal(fading_gains(world, 3, 0), world.gain)
+    devices, _ = play_round(world, fixed_plan(world), 0, 0.0, world.gain)
+    assert [d.gain for d in devices] == world.gain.tolist()
 
 
 def test_resumed_run_equals_uninterrupted_run():
@@ -143,9 +143,9 @@ def test_resumed_run_equals_uninterrupted_run():
     world = world_of(raw)
     plan = fixed_plan(world, f_fraction=1.0)
     whole, part = [], []
-    run(world, plan, StandInTrainer(), rounds=4, seed=5, on_round=lambda r, d: whole.append(r))
-    state = run(world, plan, StandInTrainer(), rounds=2, seed=5, on_round=lambda r, d: part.append(r))
-    run(world, plan, StandInTrainer(), rounds=4, seed=5, state=state, on_round=lambda r, d: part.append(r))
+    run(world, plan, StandInTrainer(), rounds=4, seed=5, on_round=lambda r, d, s: whole.append((r, d)))
+    state = run(world, plan, StandInTrainer(), rounds=2, seed=5, on_round=lambda r, d, s: part.append((r, d)))
+    run(world, plan, StandInTrainer(), rounds=4, seed=5, state=state, on_round=lambda r, d, s: part.append((r, d)))
     assert part == whole
 
 

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from simfl.learning.data import ImageDataset, load_dataset
-from simfl.learning.protocol import RoundMetrics, Trainer
-from simfl.learning.trainer import LabelledImages, TorchTrainer, fedavg, intra_op_threads
+from policies.semi import Semi
+from simfl.learning.protocol import LocalUpdate, RoundMetrics, Trainer
+from simfl.learning.trainer import LabelledImages, TorchTrainer, intra_op_threads
 from simfl.scenario import Task
 
 TASK = Task(model="cnn", learning_rate=0.05, batch_size=32, local_epochs=1, eval_samples=200)
@@ -33,20 +34,32 @@ def _synthetic(ds: ImageDataset, n: int) -> LabelledImages:
     return LabelledImages(np.array(ds.test_images[-n:]), np.array(ds.test_labels[-n:]))
 
 
-def test_fedavg_hand_computed() -> None:
-    a = {"w": torch.tensor([1.0, 2.0]), "b": torch.tensor([0.0])}
-    b = {"w": torch.tensor([3.0, 6.0]), "b": torch.tensor([4.0])}
-    # weights 1 and 3: w = (1*[1,2] + 3*[3,6]) / 4 = [2.5, 5]; b = (0 + 12) / 4 = 3
-    out = fedavg([a, b], [1, 3])
-    assert out["w"].tolist() == [2.5, 5.0]
-    assert out["b"].tolist() == [3.0]
+def _pseudo_labels(confidence: float):
+    """SEMI's training_set hook with another confidence threshold."""
+    semi = Semi()
+    semi.confidence = confidence
+    return semi.training_set
 
 
-def test_fedavg_rejects_bad_weights() -> None:
+def test_fedavg_hand_computed(fmnist: ImageDataset) -> None:
+    trainer = TorchTrainer(TASK, fmnist, _parts(1, 8), seed=0)
+    shapes = [g.shape for g in trainer._global]
+    a = [torch.full(s, 1.0) for s in shapes]
+    b = [torch.full(s, 5.0) for s in shapes]
+    # weights 1 and 3: (1*1 + 3*5) / 4 = 4 in every entry
+    out = trainer.fedavg([LocalUpdate(0, 0, 1, a), LocalUpdate(1, 0, 3, b)])
+    assert all(torch.equal(t, torch.full(t.shape, 4.0)) for t in out)
+    # explicit weights replace the sample counts: (3*1 + 1*5) / 4 = 2
+    out = trainer.fedavg([LocalUpdate(0, 0, 1, a), LocalUpdate(1, 0, 3, b)], weights=[3, 1])
+    assert all(torch.equal(t, torch.full(t.shape, 2.0)) for t in out)
+
+
+def test_fedavg_rejects_bad_weights(fmnist: ImageDataset) -> None:
+    trainer = TorchTrainer(TASK, fmnist, _parts(1, 8), seed=0)
+    update = LocalUpdate(0, 0, 1, [torch.zeros_like(g) for g in trainer._global])
+    assert trainer.fedavg([update], [0.0]) is None  # nothing to average: the caller keeps the model
     with pytest.raises(ValueError):
-        fedavg([{"w": torch.zeros(1)}], [0.0])
-    with pytest.raises(ValueError):
-        fedavg([{"w": torch.zeros(1)}], [1.0, 2.0])
+        trainer.fedavg([update], [1.0, 2.0])
 
 
 def test_torch_trainer_satisfies_the_engine_protocol(fmnist: ImageDataset) -> None:
@@ -108,12 +121,14 @@ def test_same_seed_same_result_bit_for_bit(fmnist: ImageDataset) -> None:
 
 def test_sst_server_update_joins_the_average(fmnist: ImageDataset) -> None:
     server = _synthetic(fmnist, 64)
-    trainer = TorchTrainer(TASK, fmnist, _parts(2, 32), server_synthetic=server, server_trains=True, seed=5)
+    trainer = TorchTrainer(TASK, fmnist, _parts(2, 32), server_synthetic=server, seed=5)
     start = trainer.global_state()
-    trainer.train_round(0, np.array([], dtype=int))  # no device arrived; the server still trained
+    update = trainer.server_update(0)  # no device arrived; the server still trains
+    assert update.samples == 64
+    trainer.set_global(trainer.fedavg([update]))
     assert any(not torch.equal(v, start[k]) for k, v in trainer.global_state().items())
     with pytest.raises(ValueError, match="server_synthetic"):
-        TorchTrainer(TASK, fmnist, _parts(2, 32), server_trains=True, seed=5)
+        TorchTrainer(TASK, fmnist, _parts(2, 32), seed=5).server_update(0)
 
 
 def test_bfloat16_precision_trains_and_is_deterministic(fmnist: ImageDataset) -> None:
@@ -136,9 +151,10 @@ def test_worker_processes_do_not_change_the_result(fmnist: ImageDataset) -> None
     for workers in (1, 2):
         # eval_samples 4500: three evaluation chunks of EVAL_BATCH (2000), the last one short
         trainer = TorchTrainer(replace(TASK, eval_samples=4500), fmnist, _parts(3, 64),
-                               server_synthetic=_synthetic(fmnist, 32), server_trains=True, seed=11,
-                               threads=1, workers=workers)
-        metrics.append([trainer.train_round(r, np.array([0, 2])) for r in range(2)])
+                               server_synthetic=_synthetic(fmnist, 32), seed=11, threads=1, workers=workers)
+        for r in range(2):
+            trainer.set_global(trainer.fedavg([*trainer.local_updates(r, np.array([0, 2])), trainer.server_update(r)]))
+        metrics.append(trainer.evaluate())
         states.append(trainer.global_state())
         trainer.close()
     assert metrics[0] == metrics[1]
@@ -193,7 +209,7 @@ def test_pseudo_labels_are_the_global_models_confident_predictions(fmnist: Image
     # by the argmax of a forward pass we make here ourselves.
     synthetic = _synthetic(fmnist, 200)
     trainer = TorchTrainer(replace(TASK, local_epochs=3), fmnist, _parts(1, 512), synthetic=[synthetic], seed=2,
-                           pseudo_label_threshold=0.8, workers=1)
+                           training_set=_pseudo_labels(0.8), workers=1)
     trainer.train_round(0, np.array([0]))
     model = trainer.global_model()
     model.eval()
@@ -214,7 +230,7 @@ def test_pseudo_labelling_never_reads_the_generator_labels(fmnist: ImageDataset)
     states = []
     for data in (synthetic, wrong):
         trainer = TorchTrainer(TASK, fmnist, _parts(2, 128), synthetic=[data, data], seed=4,
-                               pseudo_label_threshold=0.5)
+                               training_set=_pseudo_labels(0.5))
         for r in range(2):
             trainer.train_round(r, np.array([0, 1]))
         states.append(trainer.global_state())
@@ -227,13 +243,8 @@ def test_with_no_confident_sample_a_device_trains_on_its_local_data_alone(fmnist
     alone = TorchTrainer(TASK, fmnist, _parts(1, 128), seed=5)
     alone.train_round(0, np.array([0]))
     semi = TorchTrainer(TASK, fmnist, _parts(1, 128), synthetic=[_synthetic(fmnist, 64)], seed=5,
-                        pseudo_label_threshold=0.99)
+                        training_set=_pseudo_labels(0.99))
     assert len(semi.training_data(0)[1]) == 128
     semi.train_round(0, np.array([0]))
     a, b = alone.global_state(), semi.global_state()
     assert all(torch.equal(a[k], b[k]) for k in a)
-
-
-def test_pseudo_label_threshold_must_be_a_probability(fmnist: ImageDataset) -> None:
-    with pytest.raises(ValueError, match="pseudo_label_threshold"):
-        TorchTrainer(TASK, fmnist, _parts(1, 8), pseudo_label_threshold=1.0)

@@ -11,12 +11,13 @@ from simfl.errors import PolicyNotFound
 from simfl.optim.learning_curve import global_error
 from simfl.optim.waterfill import waterfill
 from simfl.plan import check_plan
-from simfl.policy import PlanContext
+from simfl.network import Network
+from simfl.policy import PlanContext, Policy
 from simfl.registry import create, known_names, resolve
 from simfl.scenario import scenario_from_dict
 from simfl.world import build_world, rng
 
-from conftest import scenario_dict
+from conftest import StandInTrainer, scenario_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_POLICIES = ["fimi", "tfl", "hdc", "sst", "gan", "clsd", "fimi-no-ba", "fimi-no-da", "fimi-no-dm", "fimi-no-oa",
@@ -72,14 +73,17 @@ def test_tfl_and_sst_have_no_device_side_synthetic_data(world_and_scenario):
     for name in ("tfl", "sst", "fimi-no-da"):
         assert plan_of(name, world, scenario).d_gen.sum() == 0
     sst = plan_of("sst", world, scenario)
-    assert create("sst").server_trains
+    # its aggregation adds the server's own update to the devices' (none here)
+    assert create("sst").aggregate([], StandInTrainer(), Network(world, 0).observe(0.0, 0, 0)) == 1
     assert np.array_equal(sst.server_synthetic_per_class, fimi.d_gen_per_class.sum(axis=0))
 
 
 def test_clsd_keeps_fimis_synthetic_set_at_the_server_and_no_device_trains(world_and_scenario):
     world, scenario = world_and_scenario
     clsd = plan_of("clsd", world, scenario)
-    assert not create("clsd").devices_train
+    state = Network(world, 0).observe(0.0, 0, 0)
+    assert state.available.all() and create("clsd").select(state, None).size == 0
+    assert create("clsd").aggregate([], StandInTrainer(), state) == 1  # the server's update alone
     assert clsd.d_gen.sum() == 0
     assert np.array_equal(clsd.server_synthetic_per_class, plan_of("fimi", world, scenario).d_gen_per_class.sum(axis=0))
 
@@ -110,8 +114,9 @@ def test_no_oa_spreads_evenly_over_classes(world_and_scenario):
 def test_semi_gets_fimis_amounts_evenly_spread_and_labels_them_itself(world_and_scenario):
     semi = fimis_amounts_spread_evenly("semi", *world_and_scenario)
     assert semi.generator == "diffusion"
-    assert 0 < create("semi").pseudo_label_threshold < 1
-    assert create("fimi").pseudo_label_threshold is None
+    assert 0 < create("semi").confidence < 1
+    assert type(create("semi")).training_set is not Policy.training_set
+    assert type(create("fimi")).training_set is Policy.training_set
 
 
 def test_no_ba_gives_equal_bands(world_and_scenario):

@@ -295,7 +295,7 @@ def public_data(scenario: Any) -> tuple[np.ndarray, np.ndarray, int, tuple[str, 
     `public_private_split` with task.public_samples and the scenario's "partition" stream,
     the same call the data partitioner makes, so the generator never sees device data."""
     from simfl.learning.data import load_dataset, public_private_split
-    from simfl.world import rng
+    from simfl.streams import rng
 
     task = scenario.task
     data = load_dataset(task.dataset, task.data_dir)
@@ -307,7 +307,7 @@ def public_data(scenario: Any) -> tuple[np.ndarray, np.ndarray, int, tuple[str, 
 
 def generator_seed(scenario_seed: int) -> int:
     """The torch seed of generator training, drawn from the scenario's "generator" stream."""
-    from simfl.world import rng
+    from simfl.streams import rng
 
     return int(rng(scenario_seed, "generator").integers(0, 2**62))
 

@@ -1,16 +1,20 @@
 """What the engine needs from training, without importing torch.
 
-The SimPy engine calls ``train_round`` once per round with the devices whose update
-arrived by the deadline; the torch trainer (``simfl.learning.trainer.TorchTrainer``) is
-one implementation, a deterministic stand-in for engine tests is another.
+Training is split as the federated round is: local updates of devices from the model
+version they received (S3), then an aggregation into the next global model (S4), which
+the policy's `aggregate` hook decides through the `Server` interface (one FedAvg
+implementation). The torch trainer (``simfl.learning.trainer.TorchTrainer``) implements
+both; engine tests use a deterministic stand-in.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+
+SERVER = -1  # the client id of the server's own update (SST, CLSD)
 
 
 @dataclass(frozen=True)
@@ -21,14 +25,60 @@ class RoundMetrics:
     loss: float  # mean cross-entropy, nats per sample
 
 
-@runtime_checkable
-class Trainer(Protocol):
-    """One federated round: local training of the participants, then aggregation (S3, S4)."""
+@dataclass(frozen=True)
+class LocalUpdate:
+    """One client's model after local training. `params` is the trainer's own
+    representation (opaque to the engine); `samples` weighs it in FedAvg."""
 
-    def train_round(self, round_index: int, participants: np.ndarray) -> RoundMetrics:
-        """Train the devices in ``participants`` (indices of the devices whose update
-        arrived by the deadline) from the current global model, aggregate, evaluate."""
+    client: int  # device index, or SERVER
+    base_version: int  # the global model version it started from
+    samples: int
+    params: Any
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """A device's data for one round, handed to the policy's `training_set` hook with the
+    global model loaded in `model`: inputs `x` and labels `y`, the first `n_local` rows
+    real, the rest synthetic; `autocast` is the trainer's precision context."""
+
+    device: int
+    x: Any
+    y: Any
+    n_local: int
+    model: Any
+    autocast: Any
+
+
+@runtime_checkable
+class Server(Protocol):
+    """What a policy's `aggregate` hook may ask of the server."""
+
+    def fedavg(self, updates: Sequence[LocalUpdate], weights: Sequence[float] | None = None) -> Any:
+        """sum_k w_k theta_k / sum_k w_k over `updates` in the given order; weights default
+        to each update's samples."""
+        ...
+
+    def server_update(self, round_index: int) -> LocalUpdate:
+        """The global model trained on the server's own synthetic set (SST, CLSD)."""
         ...
 
 
-__all__ = ["RoundMetrics", "Trainer"]
+@runtime_checkable
+class Trainer(Server, Protocol):
+    """Local updates, aggregation and evaluation of the global model."""
+
+    def local_updates(self, round_index: int, devices: np.ndarray) -> list[LocalUpdate]:
+        """Each device in ``devices`` trained from the current global model, in index order."""
+        ...
+
+    def set_global(self, params: Any) -> None:
+        """Make ``params`` (what ``fedavg`` returned) the global model."""
+        ...
+
+    def evaluate(self) -> RoundMetrics:
+        """Test-set metrics of the current global model."""
+        ...
+
+
+__all__ = ["SERVER", "LocalUpdate", "RoundMetrics", "Server", "Trainer", "TrainingData"]

@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,9 +44,9 @@ from torch import nn
 
 from simfl.learning.data import ImageDataset
 from simfl.learning.models import build_model
-from simfl.learning.protocol import RoundMetrics
+from simfl.learning.protocol import SERVER, LocalUpdate, RoundMetrics, TrainingData
 from simfl.scenario import Task
-from simfl.world import rng
+from simfl.streams import rng
 
 EVAL_BATCH = 2000
 PRECISIONS = ("float32", "bfloat16")
@@ -64,26 +64,6 @@ class LabelledImages:
 
 
 SyntheticData = LabelledImages | tuple[np.ndarray, np.ndarray] | None
-
-
-def fedavg(state_dicts: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float]) -> dict[str, torch.Tensor]:
-    """Weighted average of models, (S4): sum_k w_k / (sum_j w_j) * theta_k, entry by entry.
-
-    Raises
-    ------
-    ValueError
-        No models, mismatched lengths, or weights that do not sum to a positive number.
-    """
-    if not state_dicts or len(state_dicts) != len(weights):
-        raise ValueError(f"fedavg needs one weight per model, got {len(state_dicts)} models and {len(weights)} weights")
-    total = float(sum(weights))
-    if total <= 0:
-        raise ValueError(f"fedavg weights must sum to > 0, got {total}")
-    out = {k: torch.zeros_like(v, dtype=torch.float32) for k, v in state_dicts[0].items()}
-    for sd, w in zip(state_dicts, weights):
-        for k, acc in out.items():
-            acc.add_(sd[k].to(torch.float32), alpha=float(w) / total)
-    return out
 
 
 _NORMALISATION_CACHE: dict[int, tuple[weakref.ref, tuple[np.ndarray, np.ndarray]]] = {}
@@ -146,12 +126,8 @@ class TorchTrainer:
         Per device, its synthetic data D_gen (``LabelledImages`` or (images, labels)),
         or None / empty for none. Shorter than ``device_indices`` means none for the rest.
     server_synthetic
-        A synthetic set held by the server.
-    server_trains
-        SST baseline: each round the server also trains the global model on
-        ``server_synthetic`` and its model joins the average, weighted by the set's size.
-        It always contributes, so with no device arriving the global model is the
-        server's.
+        A synthetic set held by the server, on which ``server_update`` trains the global
+        model (SST, CLSD).
     seed
         Scenario seed; the "training" stream seeds model initialisation and every
         (round, client) shuffle.
@@ -164,12 +140,6 @@ class TorchTrainer:
         on first use; they share the data copy-on-write). Results do not depend on it.
         Two single-threaded workers beat one two-threaded process for simfl's models on
         two cores, by far when other jobs share the CPU (benchmarks/train_throughput.py).
-    pseudo_label_threshold
-        None (default): synthetic samples train with their generator labels. A number in
-        (0, 1): devices' synthetic samples count as unlabelled (SEMI): every round each
-        device labels them with the global model it starts from and trains on its local
-        data plus those whose top softmax probability reaches the threshold (FixMatch's
-        confidence-masked pseudo-labelling); their generator labels are never used.
     precision
         ``float32`` (default) or ``bfloat16``: convolutions and matrix products run under
         CPU autocast in bfloat16 while weights, the loss and the SGD update stay float32
@@ -181,15 +151,13 @@ class TorchTrainer:
 
     def __init__(self, task: Task, dataset: ImageDataset, device_indices: Sequence[np.ndarray],
                  synthetic: Sequence[SyntheticData] | None = None, server_synthetic: SyntheticData = None,
-                 server_trains: bool = False, seed: int = 0, threads: int = 1, workers: int = 2,
-                 precision: str | None = None, pseudo_label_threshold: float | None = None) -> None:
+                 seed: int = 0, threads: int = 1, workers: int = 2, precision: str | None = None,
+                 training_set: Callable[[TrainingData], tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
         precision = precision or getattr(task, "precision", None) or "float32"
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.precision = precision
-        if pseudo_label_threshold is not None and not 0.0 < pseudo_label_threshold < 1.0:
-            raise ValueError(f"pseudo_label_threshold must lie in (0, 1), got {pseudo_label_threshold}")
-        self.pseudo_label_threshold = pseudo_label_threshold
+        self.training_set_hook = training_set
         if threads < 1 or workers < 1:
             raise ValueError(f"threads and workers must be >= 1, got {threads} and {workers}")
         # Workers are forked (they inherit the data); where fork does not exist, train in-process.
@@ -198,12 +166,9 @@ class TorchTrainer:
         self._pool: Any = None
         self._finalizer: Any = None
         server_set = _as_labelled(server_synthetic, dataset.image_shape, "server", dataset.n_classes)
-        if server_trains and len(server_set) == 0:
-            raise ValueError("server_trains needs a non-empty server_synthetic set")
         self.task = task
         self.dataset = dataset
         self.n_devices = len(device_indices)
-        self.server_trains = server_trains
         stream = rng(seed, "training")
         init_seed, self._shuffle_root = (int(s) for s in stream.integers(0, 2**63 - 1, size=2))
 
@@ -226,7 +191,7 @@ class TorchTrainer:
         self.d_mix = np.array([len(y) for y in self._y], dtype=np.int64)
         self._server_x: torch.Tensor | None = None
         self._server_y: torch.Tensor | None = None
-        if server_synthetic is not None:
+        if len(server_set):
             self._server_x = self._to_tensor(server_set.images)
             self._server_y = torch.from_numpy(server_set.labels)
 
@@ -242,29 +207,55 @@ class TorchTrainer:
 
     # ------------------------------------------------------------------ public
 
-    def train_round(self, round_index: int, participants: np.ndarray) -> RoundMetrics:
-        """Local training of ``participants`` from the global model, FedAvg, test metrics.
-
-        Participants are taken in increasing index order (so the floating-point sum is the
-        same however the caller orders them); duplicates count once. With no
-        participant (and no training server) the global model is unchanged.
-        """
-        members = np.unique(np.asarray(participants, dtype=np.int64))
+    def local_updates(self, round_index: int, devices: np.ndarray, version: int = 0) -> list[LocalUpdate]:
+        """Local training (S3) of each device in ``devices`` from the global model, in
+        increasing index order (so a sum over them is the same however the caller orders
+        them); duplicates count once, and a device with no data gives no update."""
+        members = np.unique(np.asarray(devices, dtype=np.int64))
         if members.size and (members[0] < 0 or members[-1] >= self.n_devices):
-            raise IndexError(f"participants must be device indices in [0, {self.n_devices}), got {members.tolist()}")
-        clients = [int(i) for i in members]
-        if self.server_trains:
-            clients.append(self.n_devices)  # the server is client number n_devices
-        sizes = {c: len(self._client_data(c)[1]) for c in clients}
-        total = float(sum(sizes.values()))
-        if total > 0:
-            active = [c for c in clients if sizes[c] > 0]
-            acc = [torch.zeros_like(g) for g in self._global]
-            with intra_op_threads(self.threads):
-                # Summed in client order whoever trained them, so the result does not depend on `workers`.
-                for client, params in zip(active, self._train_clients(round_index, active)):
-                    torch._foreach_add_(acc, params, alpha=sizes[client] / total)
-            self._global = acc
+            raise IndexError(f"devices must be indices in [0, {self.n_devices}), got {members.tolist()}")
+        active = [int(i) for i in members if len(self._y[int(i)]) > 0]
+        with intra_op_threads(self.threads):
+            return [LocalUpdate(client=c, base_version=version, samples=len(self._y[c]),
+                                params=[p.clone() if self.workers <= 1 or len(active) <= 1 else p for p in params])
+                    for c, params in zip(active, self._train_clients(round_index, active))]
+
+    def server_update(self, round_index: int, version: int = 0) -> LocalUpdate:
+        """The global model trained on the server's synthetic set (SST, CLSD), seeded as
+        client number ``n_devices`` of the round."""
+        if self._server_y is None:
+            raise ValueError("server_update needs a non-empty server_synthetic set")
+        with intra_op_threads(self.threads):
+            params = next(self._train_clients(round_index, [self.n_devices]))
+            return LocalUpdate(client=SERVER, base_version=version, samples=len(self._server_y),
+                               params=[p.clone() for p in params])
+
+    def fedavg(self, updates: Sequence[LocalUpdate], weights: Sequence[float] | None = None) -> list[torch.Tensor] | None:
+        """FedAvg (S4): sum_k w_k theta_k / sum_j w_j, in the order given; weights default
+        to each update's samples (D_loc + D_gen). None when the weights sum to 0."""
+        weights = [u.samples for u in updates] if weights is None else list(weights)
+        if len(weights) != len(updates):
+            raise ValueError(f"fedavg needs one weight per update, got {len(updates)} updates and {len(weights)} weights")
+        total = float(sum(weights))
+        if total <= 0:
+            return None
+        acc = [torch.zeros_like(g) for g in self._global]
+        with intra_op_threads(self.threads):
+            for update, w in zip(updates, weights):
+                torch._foreach_add_(acc, update.params, alpha=w / total)
+        return acc
+
+    def set_global(self, params: Sequence[torch.Tensor]) -> None:
+        """Make ``params`` (laid out like the model's parameters) the global model."""
+        self._global = list(params)
+
+    def train_round(self, round_index: int, participants: np.ndarray) -> RoundMetrics:
+        """One synchronous round with the default hooks: local updates of
+        ``participants``, FedAvg, test metrics (the global model is unchanged when nobody
+        trained)."""
+        new = self.fedavg(self.local_updates(round_index, participants))
+        if new is not None:
+            self.set_global(new)
         return self.evaluate()
 
     def evaluate(self) -> RoundMetrics:
@@ -341,29 +332,16 @@ class TorchTrainer:
 
     def _training_set(self, client: int) -> tuple[torch.Tensor, torch.Tensor]:
         """What ``client`` trains on this round, with the global model loaded: its mixed
-        set, or with pseudo-labelling its local data plus the confident synthetic samples
-        labelled by the global model."""
+        set, or what the policy's ``training_set`` hook makes of it."""
         x, y = self._client_data(client)
-        n_loc = len(y) if client == self.n_devices else int(self.d_loc[client])
-        if self.pseudo_label_threshold is None or n_loc == len(y):
+        if client == self.n_devices or self.training_set_hook is None:
             return x, y
-        unlabelled = x[n_loc:]
-        model = self.model
-        model.eval()
-        try:
-            # no_grad, not inference_mode: the labels are later saved for backward
-            with torch.no_grad(), self._autocast():
-                probs = torch.softmax(model(unlabelled).float(), dim=1)
-        finally:
-            model.train()
-        confidence, pseudo = probs.max(dim=1)
-        keep = confidence >= self.pseudo_label_threshold
-        return torch.cat([x[:n_loc], unlabelled[keep]]), torch.cat([y[:n_loc], pseudo[keep]])
+        return self.training_set_hook(TrainingData(device=client, x=x, y=y, n_local=int(self.d_loc[client]),
+                                                   model=self.model, autocast=self._autocast()))
 
     def training_data(self, device: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """What ``device`` trains on in the next round from the current global model: its
-        mixed set, or with pseudo-labelling its local data plus the synthetic samples
-        the global model labels confidently enough, with those labels."""
+        """What ``device`` trains on in the next round from the current global model (its
+        mixed set, or what the policy's ``training_set`` hook makes of it)."""
         self._load(self._global)
         with intra_op_threads(self.threads):
             return self._training_set(device)
@@ -479,4 +457,4 @@ def _as_labelled(data: SyntheticData, shape: tuple[int, int, int], owner: str, n
     return LabelledImages(images, labels.astype(np.int64))
 
 
-__all__ = ["PRECISIONS", "LabelledImages", "TorchTrainer", "fedavg", "normalisation"]
+__all__ = ["PRECISIONS", "LabelledImages", "TorchTrainer", "normalisation"]

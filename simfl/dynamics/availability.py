@@ -1,0 +1,182 @@
+"""When each device is online: always, an on/off Markov process, or a trace file.
+
+A device's availability is a sequence of periods, each online or offline, that
+`AvailabilityTimeline` walks forward as simulated time advances. A device offline when
+the server selects is not selected; one that goes offline during its job drops out.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from simfl.dynamics.registry import AVAILABILITY, Fail, number_field, register, unknown_fields
+from simfl.streams import keyed_rng
+
+INF = math.inf
+
+
+@register(AVAILABILITY)
+@dataclass(frozen=True)
+class AlwaysOn:
+    """Online for the whole run (the paper's assumption)."""
+
+    kind: ClassVar[str] = "always"
+    form: ClassVar[str] = "always"
+
+    @classmethod
+    def from_config(cls, params: Any, where: str, fail: Fail, context: dict) -> AlwaysOn | None:
+        if params is not None:
+            fail(where, "`always` takes no fields")
+            return None
+        return cls()
+
+    def period(self, seed: int, device: int, k: int, start_s: float, was_online: bool) -> tuple[bool, float]:
+        return True, INF
+
+
+@register(AVAILABILITY)
+@dataclass(frozen=True)
+class MarkovOnOff:
+    """Alternating online and offline periods of exponential length (a two-state
+    continuous-time Markov chain). The first state is drawn from the stationary law,
+    online with probability mean_on / (mean_on + mean_off); the first period's length is
+    exponential too, which is exact by memorylessness."""
+
+    mean_on_s: float
+    mean_off_s: float
+    kind: ClassVar[str] = "markov"
+    form: ClassVar[str] = "{markov: {mean_on_s, mean_off_s}}"
+
+    @classmethod
+    def from_config(cls, params: Any, where: str, fail: Fail, context: dict) -> MarkovOnOff | None:
+        unknown_fields(params, {"mean_on_s", "mean_off_s"}, where, fail)
+        on = number_field(params, "mean_on_s", where, fail, above=0)
+        off = number_field(params, "mean_off_s", where, fail, above=0)
+        return None if on is None or off is None or on <= 0 or off <= 0 else cls(on, off)
+
+    @property
+    def online_fraction(self) -> float:
+        return self.mean_on_s / (self.mean_on_s + self.mean_off_s)
+
+    def period(self, seed: int, device: int, k: int, start_s: float, was_online: bool) -> tuple[bool, float]:
+        draw = keyed_rng(seed, "availability", device, k)
+        online = bool(draw.random() < self.online_fraction) if k == 0 else not was_online
+        return online, start_s + draw.exponential(self.mean_on_s if online else self.mean_off_s)
+
+
+@register(AVAILABILITY)
+@dataclass(frozen=True)
+class Trace:
+    """The intervals in which each device is online, from a CSV file with columns
+    `device,start_s,end_s` (the shape of FedScale's client-behaviour traces). A device
+    the file does not name is never online. Devices are the scenario's indices 0..N-1."""
+
+    path: str
+    intervals: tuple[tuple[tuple[float, float], ...], ...]  # per device, sorted, disjoint
+    kind: ClassVar[str] = "trace"
+    form: ClassVar[str] = "{trace: FILE}"
+
+    @classmethod
+    def from_config(cls, params: Any, where: str, fail: Fail, context: dict) -> Trace | None:
+        if not isinstance(params, str) or not params:
+            fail(where, f"must be the path of a CSV file with columns device,start_s,end_s; got {params!r}")
+            return None
+        path = Path(params)
+        if not path.is_absolute() and context.get("base_dir") is not None:
+            path = Path(context["base_dir"]) / path
+        n_devices = int(context.get("n_devices", 0))
+        intervals = read_trace(path, n_devices, where, fail)
+        return None if intervals is None else cls(str(path), intervals)
+
+    def period(self, seed: int, device: int, k: int, start_s: float, was_online: bool) -> tuple[bool, float]:
+        # Periods alternate offline gaps and online intervals, starting at time 0.
+        edges: list[tuple[bool, float]] = []
+        t = 0.0
+        for a, b in self.intervals[device] if device < len(self.intervals) else ():
+            if a > t:
+                edges.append((False, a))
+            edges.append((True, b))
+            t = b
+        edges.append((False, INF))
+        return edges[k] if k < len(edges) else (False, INF)
+
+
+def read_trace(path: Path, n_devices: int, where: str, fail: Fail) -> tuple[tuple[tuple[float, float], ...], ...] | None:
+    """Per device, its online intervals sorted by start; every problem reported with its line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(where, f"cannot read the trace file {path} ({getattr(exc, 'strerror', None) or exc})")
+        return None
+    rows = list(csv.reader(text.splitlines()))
+    if not rows or [c.strip() for c in rows[0]] != ["device", "start_s", "end_s"]:
+        fail(where, f"{path}: the first line must be the header device,start_s,end_s")
+        return None
+    per: list[list[tuple[float, float]]] = [[] for _ in range(n_devices)]
+    ok = True
+    for line, row in enumerate(rows[1:], start=2):
+        if not row or not "".join(row).strip():
+            continue
+        try:
+            device, start, end = int(row[0]), float(row[1]), float(row[2])
+        except (ValueError, IndexError):
+            fail(where, f"{path}, line {line}: expected an integer device and two numbers, got {','.join(row)!r}")
+            ok = False
+            continue
+        if not 0 <= device < n_devices:
+            fail(where, f"{path}, line {line}: device {device} does not exist (the scenario has devices 0..{n_devices - 1})")
+            ok = False
+        elif not (math.isfinite(start) and start >= 0 and end > start):
+            fail(where, f"{path}, line {line}: an interval needs 0 <= start_s < end_s (end may be inf), got {start:g}..{end:g}")
+            ok = False
+        else:
+            per[device].append((start, end))
+    for device, spans in enumerate(per):
+        spans.sort()
+        for (a0, b0), (a1, b1) in zip(spans, spans[1:]):
+            if a1 < b0:
+                fail(where, f"{path}: device {device}'s intervals {a0:g}..{b0:g} and {a1:g}..{b1:g} overlap")
+                ok = False
+    return tuple(tuple(s) for s in per) if ok else None
+
+
+class AvailabilityTimeline:
+    """Every device's current period, walked forward as time advances (monotone queries).
+
+    State: per device whether it is online, when its period ends and the period's index;
+    the periods themselves are drawn from keyed streams, so the state is enough to resume.
+    """
+
+    def __init__(self, specs: Sequence[Any], seed: int) -> None:
+        self.specs, self.seed = list(specs), seed
+        n = len(self.specs)
+        self.online = np.zeros(n, dtype=bool)
+        self.until_s = np.zeros(n)
+        self.index = np.zeros(n, dtype=np.int64)
+        for i, spec in enumerate(self.specs):
+            self.online[i], self.until_s[i] = spec.period(seed, i, 0, 0.0, False)
+        self.always = all(isinstance(s, AlwaysOn) for s in self.specs)
+
+    def advance(self, t_s: float) -> None:
+        """Move every device to the period that contains time `t_s` (periods end at
+        `until_s`, exclusive)."""
+        for i in np.flatnonzero(self.until_s <= t_s):
+            spec = self.specs[i]
+            while self.until_s[i] <= t_s:
+                self.index[i] += 1
+                self.online[i], self.until_s[i] = spec.period(self.seed, int(i), int(self.index[i]),
+                                                              float(self.until_s[i]), bool(self.online[i]))
+
+    def state_dict(self) -> dict:
+        return {"online": self.online.tolist(), "until_s": self.until_s.tolist(), "index": self.index.tolist()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.online = np.array(state["online"], dtype=bool)
+        self.until_s = np.array(state["until_s"], dtype=float)
+        self.index = np.array(state["index"], dtype=np.int64)

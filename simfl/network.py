@@ -1,0 +1,111 @@
+"""The live network of a run: where the devices are, which cell serves them, their channel
+this round, who is online and how much battery each has left.
+
+The World is what was placed before the run; the Network moves it through simulated time
+with the dynamics the scenario chose (simfl.dynamics). What the server knows at a round's
+start is a `RoundState`, which the policy's round hooks receive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from simfl.dynamics.availability import AvailabilityTimeline
+from simfl.dynamics.fading import FadingProcess
+from simfl.dynamics.mobility import MobilityTimeline
+from simfl.world import World
+
+
+@dataclass(frozen=True)
+class RoundState:
+    """What the server knows at the start of a round. Arrays are indexed by device.
+
+    `gain` is this round's realised channel power gain (block fading: constant within the
+    round, known to the server through channel feedback); `mean_gain` is path loss and
+    shadowing only. `available` = online and battery left; `online_until_s` is when each
+    online device's current online period ends (inf if it never does), which the engine
+    uses and a policy may not rely on. `selected` is filled in once `select` has run.
+    """
+
+    round: int
+    time_s: float
+    version: int
+    available: np.ndarray
+    online_until_s: np.ndarray
+    position_m: np.ndarray
+    cell_of: np.ndarray
+    distance_m: np.ndarray
+    mean_gain: np.ndarray
+    gain: np.ndarray
+    battery_j: np.ndarray
+    selected: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def n_devices(self) -> int:
+        return len(self.available)
+
+
+class Network:
+    """The dynamic state of cells and devices; `observe` advances it to a round's start."""
+
+    def __init__(self, world: World, seed: int) -> None:
+        self.world, self.seed = world, seed
+        n = world.n_devices
+        self.availability = AvailabilityTimeline(world.availability or [_always()] * n, seed)
+        home = world.home_cell if len(world.home_cell) == n else world.cell_of
+        self.mobility = MobilityTimeline(world.mobility or [_static()] * n, world.position_m,
+                                         world.bs_position_m[home] if len(world.bs_position_m) else world.position_m,
+                                         world.cell_radius_m[home] if len(world.cell_radius_m) else np.ones(n), seed)
+        self.fading = FadingProcess(world.fading, n, seed)
+        self.battery_j = (world.battery_j.astype(float).copy() if len(world.battery_j) == n else np.full(n, np.inf))
+
+    def observe(self, time_s: float, round_index: int, version: int) -> RoundState:
+        """Move every dynamic to `time_s` and return what the server sees."""
+        w = self.world
+        if self.mobility.static:
+            position, cell_of, distance, mean_gain = w.position_m, w.cell_of, w.distance_m, w.gain
+        else:
+            position = self.mobility.positions(time_s)
+            cell_of, distance, mean_gain = w.serving(position)
+            still = ~self.mobility.moving  # static devices keep the world's own numbers, bit for bit
+            cell_of[still], distance[still], mean_gain[still] = w.cell_of[still], w.distance_m[still], w.gain[still]
+        gain = mean_gain * self.fading.power_gains(round_index, cell_of)
+        self.availability.advance(time_s)
+        alive = self.battery_j > 0
+        return RoundState(
+            round=round_index, time_s=time_s, version=version,
+            available=self.availability.online & alive,
+            online_until_s=np.where(self.availability.online, self.availability.until_s, time_s),
+            position_m=position, cell_of=cell_of, distance_m=distance, mean_gain=mean_gain, gain=gain,
+            battery_j=self.battery_j.copy(),
+        )
+
+    def next_online_s(self) -> float:
+        """When the next device with battery left comes online (inf if none will)."""
+        waiting = ~self.availability.online & (self.battery_j > 0)
+        return float(self.availability.until_s[waiting].min()) if waiting.any() else np.inf
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"availability": self.availability.state_dict(), "mobility": self.mobility.state_dict(),
+                "fading": self.fading.state_dict(), "battery_j": self.battery_j.tolist()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.availability.load_state_dict(state["availability"])
+        self.mobility.load_state_dict(state["mobility"])
+        self.fading.load_state_dict(state["fading"])
+        self.battery_j = np.array(state["battery_j"], dtype=float)
+
+
+def _always() -> Any:
+    from simfl.dynamics.availability import AlwaysOn
+
+    return AlwaysOn()
+
+
+def _static() -> Any:
+    from simfl.dynamics.mobility import Static
+
+    return Static()
