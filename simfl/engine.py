@@ -95,7 +95,8 @@ class RoundRecord:
 class EngineState:
     """Everything a run carries from one round to the next: a snapshot to resume from.
 
-    `network` is the dynamics' state (`Network.state_dict`); empty before the first round.
+    `network` is the dynamics' state (`Network.state_dict`) and `policy` what the policy
+    remembers (`Policy.state_dict`); both empty before the first round.
     """
 
     next_round: int = 0
@@ -104,6 +105,7 @@ class EngineState:
     cum_uplink_bits: float = 0.0
     version: int = 0
     network: dict[str, Any] = field(default_factory=dict)
+    policy: dict[str, Any] = field(default_factory=dict)  # Policy.state_dict()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -258,7 +260,7 @@ def server_process(env: simpy.Environment, run: _Run, world: World, network: Net
         )
         state = EngineState(next_round=r + 1, time_s=end, cum_energy_j=record.cum_energy_j,
                             cum_uplink_bits=record.cum_uplink_bits, version=state.version + 1,
-                            network=network.state_dict())
+                            network=network.state_dict(), policy=policy.state_dict())
         result[0] = state
         if on_round is not None:
             on_round(record, devices, state)
@@ -367,6 +369,8 @@ def run(world: World, plan: Plan, trainer: Trainer, rounds: int, seed: int,
     network = Network(world, seed)
     if state.network:
         network.load_state_dict(state.network)
+    if state.policy:
+        policy.load_state_dict(state.policy)
     env = simpy.Environment(initial_time=state.time_s)
     sim = _Run(env, world.n_devices)
     result = [state]

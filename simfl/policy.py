@@ -97,6 +97,15 @@ class Policy(ABC):
         whole mixed set D_loc u D_gen with the generator's labels."""
         return data.x, data.y
 
+    def state_dict(self) -> dict[str, Any]:
+        """What the policy remembers between rounds (e.g. devices' last reported losses),
+        as JSON-serialisable data: it is saved in each round's snapshot so a resumed run
+        continues bit for bit. Default: nothing."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+
     def __repr__(self) -> str:
         return f"<policy {self.name}>"
 

@@ -34,6 +34,7 @@ class LocalUpdate:
     base_version: int  # the global model version it started from
     samples: int
     params: Any
+    loss: float | None = None  # mean training loss of its last local epoch (client selection uses it)
 
 
 @dataclass(frozen=True)

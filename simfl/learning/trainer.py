@@ -217,8 +217,9 @@ class TorchTrainer:
         active = [int(i) for i in members if len(self._y[int(i)]) > 0]
         with intra_op_threads(self.threads):
             return [LocalUpdate(client=c, base_version=version, samples=len(self._y[c]),
-                                params=[p.clone() if self.workers <= 1 or len(active) <= 1 else p for p in params])
-                    for c, params in zip(active, self._train_clients(round_index, active))]
+                                params=[p.clone() if self.workers <= 1 or len(active) <= 1 else p for p in params],
+                                loss=loss)
+                    for c, (params, loss) in zip(active, self._train_clients(round_index, active))]
 
     def server_update(self, round_index: int, version: int = 0) -> LocalUpdate:
         """The global model trained on the server's synthetic set (SST, CLSD), seeded as
@@ -226,9 +227,9 @@ class TorchTrainer:
         if self._server_y is None:
             raise ValueError("server_update needs a non-empty server_synthetic set")
         with intra_op_threads(self.threads):
-            params = next(self._train_clients(round_index, [self.n_devices]))
+            params, loss = next(self._train_clients(round_index, [self.n_devices]))
             return LocalUpdate(client=SERVER, base_version=version, samples=len(self._server_y),
-                               params=[p.clone() for p in params])
+                               params=[p.clone() for p in params], loss=loss)
 
     def fedavg(self, updates: Sequence[LocalUpdate], weights: Sequence[float] | None = None) -> list[torch.Tensor] | None:
         """FedAvg (S4): sum_k w_k theta_k / sum_j w_j, in the order given; weights default
@@ -346,20 +347,21 @@ class TorchTrainer:
         with intra_op_threads(self.threads):
             return self._training_set(device)
 
-    def _train_clients(self, round_index: int, clients: list[int]) -> Iterator[list[torch.Tensor]]:
-        """Each client's model after local training from the global one, in client order.
-        A yielded list is only valid until the next one is asked for."""
+    def _train_clients(self, round_index: int, clients: list[int]) -> Iterator[tuple[list[torch.Tensor], float]]:
+        """Each client's model after local training from the global one, and its mean
+        training loss over the last local epoch, in client order. A yielded list is only
+        valid until the next one is asked for."""
         if self.workers <= 1 or len(clients) <= 1:
             for client in clients:
                 self._load(self._global)
                 x, y = self._training_set(client)
-                self._local_sgd(x, y, self._generator(round_index, client))
-                yield [p.detach() for p in self._params]
+                loss = self._local_sgd(x, y, self._generator(round_index, client))
+                yield [p.detach() for p in self._params], loss
             return
         arrays = [g.numpy() for g in self._global]
         jobs = [(round_index, client, arrays) for client in clients]
-        for trained in self._ensure_pool().imap(_worker_train, jobs, chunksize=1):
-            yield [torch.from_numpy(a) for a in trained]
+        for trained, loss in self._ensure_pool().imap(_worker_train, jobs, chunksize=1):
+            yield [torch.from_numpy(a) for a in trained], loss
 
     def _ensure_pool(self) -> Any:
         if self._pool is None:
@@ -387,12 +389,15 @@ class TorchTrainer:
         with torch.no_grad():
             torch._foreach_copy_(self._params, tensors)
 
-    def _local_sgd(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> None:
-        """tau epochs of plain mini-batch SGD on (x, y), in place on ``self.model``."""
+    def _local_sgd(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> float:
+        """tau epochs of plain mini-batch SGD on (x, y), in place on ``self.model``;
+        returns the mean cross-entropy over the last epoch's samples (as trained)."""
         lr, bs = self.task.learning_rate, self.task.batch_size
         params, model = self._params, self.model
         n = len(y)
+        loss_sum = torch.zeros(())
         for _ in range(self.task.local_epochs):
+            loss_sum = torch.zeros(())
             perm = torch.randperm(n, generator=gen)
             xs, ys = x[perm], y[perm]  # one gather per epoch; batches are then contiguous slices
             for s in range(0, n, bs):
@@ -402,6 +407,8 @@ class TorchTrainer:
                 grads = torch.autograd.grad(loss, params)
                 with torch.no_grad():
                     torch._foreach_add_(params, grads, alpha=-lr)
+                    loss_sum += loss.detach() * len(ys[s: s + bs])
+        return float(loss_sum) / max(n, 1)
 
 
 # ---------------------------------------------------------------------- worker processes
@@ -417,7 +424,7 @@ def _worker_init() -> None:
     torch.set_num_threads(trainer.threads)
 
 
-def _worker_train(job: tuple[int, int, list[np.ndarray]]) -> list[np.ndarray]:
+def _worker_train(job: tuple[int, int, list[np.ndarray]]) -> tuple[list[np.ndarray], float]:
     """Local training of one client in a worker: the same steps, seeds and thread count
     as in the parent, so the result is bit for bit the one the parent would get."""
     round_index, client, global_arrays = job
@@ -425,8 +432,8 @@ def _worker_train(job: tuple[int, int, list[np.ndarray]]) -> list[np.ndarray]:
     assert trainer is not None
     trainer._load([torch.from_numpy(a) for a in global_arrays])
     x, y = trainer._training_set(client)
-    trainer._local_sgd(x, y, trainer._generator(round_index, client))
-    return [p.detach().numpy() for p in trainer._params]
+    loss = trainer._local_sgd(x, y, trainer._generator(round_index, client))
+    return [p.detach().numpy() for p in trainer._params], loss
 
 
 def _worker_eval(job: tuple[list[np.ndarray], int, int]) -> tuple[float, int]:
