@@ -180,3 +180,21 @@ class AvailabilityTimeline:
         self.online = np.array(state["online"], dtype=bool)
         self.until_s = np.array(state["until_s"], dtype=float)
         self.index = np.array(state["index"], dtype=np.int64)
+
+
+def online_intervals(specs: Sequence[Any], seed: int, until_s: float) -> list[tuple[int, float, float]]:
+    """Every device's online intervals that start before `until_s`, as (device, start_s,
+    end_s) rows: the trace format, so a run's availability can be drawn or replayed."""
+    rows = []
+    for device, spec in enumerate(specs):
+        online, end = spec.period(seed, device, 0, 0.0, False)
+        start, k = 0.0, 0
+        while start < until_s:
+            if online:
+                rows.append((device, start, end))
+            if not math.isfinite(end):
+                break
+            k += 1
+            start = end
+            online, end = spec.period(seed, device, k, start, online)
+    return rows
