@@ -25,7 +25,7 @@ class Clsd(Policy):
     name = "clsd"
 
     def plan(self, world: World, context: PlanContext) -> Plan:
-        kept = Fimi().plan(world, context).d_gen_per_class.sum(axis=0)
+        kept = Fimi().plan(world, context.restarted()).d_gen_per_class.sum(axis=0)
         # The device part of the plan is never executed; it only has to be valid.
         return replace(EqualShare().plan(world, context), generator="diffusion", server_synthetic_per_class=kept)
 

@@ -21,7 +21,7 @@ A policy never reaches into the engine: what it decides is what its hooks return
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import numpy as np
@@ -48,6 +48,14 @@ class PlanContext:
     seed: int = 0
     plan: Plan | None = None
     participants_per_round: int | None = None
+
+    def restarted(self) -> PlanContext:
+        """The context with the policy stream from its start: what a policy passes to
+        another policy whose plan it reuses (SST's TFL resources, CLSD's FIMI amounts), so
+        the reused plan is exactly the one that policy makes on its own."""
+        from simfl.streams import rng
+
+        return replace(self, rng=rng(self.seed, "policy"))
 
 
 class Policy(ABC):

@@ -38,7 +38,7 @@ def world_and_scenario():
 
 
 def plan_of(name, world, scenario):
-    return create(name).plan(world, PlanContext(scenario=scenario, rng=rng(scenario.seed, "policy")))
+    return create(name).plan(world, PlanContext(scenario=scenario, rng=rng(scenario.seed, "policy"), seed=scenario.seed))
 
 
 def test_the_papers_policies_are_registered():
@@ -76,6 +76,15 @@ def test_tfl_and_sst_have_no_device_side_synthetic_data(world_and_scenario):
     # its aggregation adds the server's own update to the devices' (none here)
     assert create("sst").aggregate([], StandInTrainer(), Network(world, 0).observe(0.0, 0, 0)) == 1
     assert np.array_equal(sst.server_synthetic_per_class, fimi.d_gen_per_class.sum(axis=0))
+
+
+def test_sst_devices_use_exactly_tfls_resources(world_and_scenario):
+    # SST reuses TFL's plan for its devices: each reused policy draws its own stream from
+    # the start, so the CE search for TFL sees the same random numbers inside SST as alone
+    world, scenario = world_and_scenario
+    sst, tfl = plan_of("sst", world, scenario), plan_of("tfl", world, scenario)
+    for field in ("f_hz", "b_hz", "p_w"):
+        assert np.array_equal(getattr(sst, field), getattr(tfl, field)), field
 
 
 def test_clsd_keeps_fimis_synthetic_set_at_the_server_and_no_device_trains(world_and_scenario):
