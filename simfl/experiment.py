@@ -21,7 +21,7 @@ from simfl.engine import DeviceRecord, EngineState, RoundRecord, run
 from simfl.errors import SimflError
 from simfl.plan import Plan, check_plan, plan_costs
 from simfl.policy import Policy, PlanContext
-from simfl.records import SIMILARITY_FILE, CsvAppender, RunRecorder, read_rounds, truncate_events
+from simfl.records import AVAILABILITY_FILE, SIMILARITY_FILE, CsvAppender, RunRecorder, read_rounds, truncate_events
 from simfl.scenario import Scenario
 from simfl.streams import rng
 from simfl.world import World, build_world
@@ -154,11 +154,28 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
             _print_progress(progress, policy.name, record, rounds, time.monotonic() - started)
 
     try:
-        run(world, plan, trainer, rounds, scenario.seed, state=state, on_round=on_round, policy=policy,
-            context=plan_context(setup, solver), synthetic_bits=8.0 * downlink)
+        final = run(world, plan, trainer, rounds, scenario.seed, state=state, on_round=on_round, policy=policy,
+                    context=plan_context(setup, solver), synthetic_bits=8.0 * downlink)
     finally:
         trainer.close()  # its worker processes
-    return read_rounds(out_dir)
+    if final.next_round < rounds and progress:
+        print(f"[{policy.name}] the run ended after {final.next_round} of {rounds} rounds: no device can take part "
+              "any more (every one is offline for good or out of battery)", file=progress)
+    frame = read_rounds(out_dir)
+    _write_availability(setup, out_dir, float(frame["end_s"].max()) if not frame.empty else 0.0)
+    return frame
+
+
+def _write_availability(setup: Setup, out_dir: Path, until_s: float) -> None:
+    """availability.csv: every device's online intervals up to the latest round end of the
+    folder's runs (the same world for every policy), in the trace format."""
+    from simfl.dynamics.availability import AlwaysOn, online_intervals
+
+    specs = setup.world.availability
+    if all(isinstance(spec, AlwaysOn) for spec in specs):
+        return
+    rows = online_intervals(specs, setup.scenario.seed, until_s)
+    pd.DataFrame(rows, columns=["device", "start_s", "end_s"]).to_csv(out_dir / AVAILABILITY_FILE, index=False)
 
 
 SIMILARITY_PER_CLASS = 100  # images per class of the virtual IID device of Fig. 5(h)

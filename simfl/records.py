@@ -12,6 +12,7 @@ import pandas as pd
 ROUNDS_FILE = "rounds.csv"
 EVENTS_FILE = "events.csv"
 SIMILARITY_FILE = "similarity.csv"
+AVAILABILITY_FILE = "availability.csv"  # online intervals of every device (device,start_s,end_s)
 
 
 class CsvAppender:

@@ -192,3 +192,33 @@ def test_report_redraws_table_one_for_other_targets_without_training(tmp_path):
     assert "reached@15" in pd.read_csv(seeds / "summary.csv").columns
     empty = simfl("report", TINY, "--out", str(tmp_path / "nothing"))
     assert empty.returncode == 2 and "run `simfl compare`" in empty.stderr
+
+
+TINY_DYNAMIC = str(ROOT / "tests" / "data" / "tiny-dynamic.yaml")
+
+
+def test_a_dynamic_run_killed_mid_way_resumes_byte_identical(tmp_path):
+    # Every dynamic at once (availability, batteries, mobility, correlated fading, downlink,
+    # partial participation), real training, SIGKILL after the third round's row.
+    import signal
+
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert simfl("run", TINY_DYNAMIC, "--policy", "tfl", "--out", str(whole)).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "simfl.cli", "run", TINY_DYNAMIC, "--policy", "tfl", "--out",
+                             str(part)], stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "round 3/6" in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    kept = pd.read_csv(part / "rounds.csv")
+    assert 3 <= len(kept) < 6
+    resumed = simfl("run", TINY_DYNAMIC, "--policy", "tfl", "--out", str(part), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    for name in ("rounds.csv", "events.csv"):
+        assert (whole / name).read_bytes() == (part / name).read_bytes(), name
+    rounds = pd.read_csv(whole / "rounds.csv")
+    assert rounds["dropouts"].sum() > 0 and rounds["depleted"].sum() > 0 and (rounds["selected"] <= 4).all()
+    assert (whole / "availability.csv").exists()
