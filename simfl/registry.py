@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib
 import importlib.util
@@ -51,13 +52,53 @@ def known_names() -> list[str]:
     return sorted(builtin_policies())
 
 
+def declared_names() -> dict[str, str]:
+    """name -> where, for every policy the `policies` package and installed entry points
+    declare, read from the source (each class's `name = "..."`) without importing it:
+    validating a scenario runs no policy code."""
+    import policies as package
+
+    found: dict[str, str] = {}
+    for folder in package.__path__:
+        for path in sorted(Path(folder).glob("*.py")):
+            try:
+                tree = ast.parse(path.read_text(encoding="utf-8"))
+            except (OSError, SyntaxError, UnicodeDecodeError):
+                continue  # it fails with a clear error when it is imported
+            for node in tree.body:
+                if isinstance(node, ast.ClassDef):
+                    for item in node.body:
+                        if (isinstance(item, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "name"
+                                                                  for t in item.targets)
+                                and isinstance(item.value, ast.Constant) and isinstance(item.value.value, str)):
+                            found.setdefault(item.value.value, f"policies/{path.name}")
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, f"entry point {ep.value}")
+    return found
+
+
 def name_problem(name: str) -> str | None:
-    """What is wrong with a policy reference, or None (used to validate scenario files)."""
-    try:
-        resolve(name)
-    except PolicyNotFound as exc:
-        return str(exc)
-    return None
+    """What is wrong with a policy reference, or None (used to validate scenario files).
+    Names and paths are checked without importing or running the policy's code."""
+    if ":" in name:
+        target, _, attr = name.rpartition(":")
+        if target.endswith(".py") or "/" in target:
+            path = Path(target)
+            if not path.is_file():
+                return f"policy {name!r}: no file {target}"
+            return None
+        try:
+            spec = importlib.util.find_spec(target)
+        except (ImportError, ValueError):
+            spec = None
+        return None if spec is not None else f"policy {name!r}: no module {target}"
+    names = declared_names()
+    if name in names:
+        return None
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return (f"unknown policy {name!r}{hint} known: {', '.join(sorted(names))} "
+            "(or give module.path:Class or path/to/file.py:Class)")
 
 
 def resolve(reference: str) -> type[Policy]:

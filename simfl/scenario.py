@@ -20,6 +20,7 @@ from simfl.dynamics.availability import AlwaysOn
 from simfl.dynamics.fading import NoFading
 from simfl.dynamics.mobility import Static
 from simfl.errors import ScenarioError
+from simfl.optim.cross_entropy import CrossEntropy
 
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "gtsrb")
 MODELS = ("cnn", "vgg9")
@@ -113,15 +114,6 @@ class Task:
     target_accuracies: tuple[float, ...] = (0.7,)
     eval_samples: int | None = None  # None: the whole test set
     precision: str = "float32"  # "bfloat16": about 2x faster local training on CPUs with AMX/AVX512-BF16
-
-
-@dataclass(frozen=True)
-class CrossEntropy:
-    samples: int = 200  # M; 64 stalls 20-30% above the optimum when it lies near eta_max (small models)
-    elite: int = 20  # K
-    iterations: int = 60  # J
-    smoothing: float = 0.5  # rho in (42); 0.7 misses the 2% gap to exact on some seeds
-    tol: float = 1e-3  # epsilon on max sigma
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,18 @@ graph), mean channel gains, the devices' local data and the paper's constants.""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import numpy as np
 
 from simfl.radio import gain_from_path_loss, path_loss_db
-from simfl.scenario import Scenario
 from simfl.streams import keyed_rng, rng, streams
 from simfl.units import dbm_to_w
+
+if TYPE_CHECKING:
+    from simfl.scenario import Scenario
+
 
 @dataclass(frozen=True)
 class Constants:

@@ -19,7 +19,7 @@ from simfl.optim.learning_curve import error_sum_target, local_error
 from simfl.optim.paper_setup import PAPER_SCENARIO, multicell_world, paper_world
 from simfl.plan import check_plan, plan_costs
 from simfl.radio import power_for_latency_w
-from simfl.scenario import CrossEntropy
+from simfl.optim.cross_entropy import CrossEntropy
 from simfl.world import rng
 
 SEEDS = (1, 2, 3)

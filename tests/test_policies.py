@@ -1,6 +1,7 @@
 """Every registered policy against its definition (Section V-B), plus the conformance
 checks run over all of them: valid plans, deterministic under a seed."""
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -174,3 +175,23 @@ def test_a_policy_in_a_file_is_found_by_path_and_class(tmp_path):
         resolve(f"{tmp_path}/missing.py:Greedy")
     with pytest.raises(PolicyNotFound, match="cannot import"):
         resolve("no_such_module_xyz:Greedy")
+
+
+def test_validating_a_scenario_runs_no_policy_code(tmp_path):
+    # a policy file that leaves a mark when imported: naming it in a scenario must not import it
+    mark = tmp_path / "imported"
+    user = tmp_path / "mine.py"
+    user.write_text(f"open({str(mark)!r}, 'w').close()\n")
+    raw = scenario_dict(policies=["fimi", "tfl", f"{user}:Mine"])
+    import subprocess
+    import sys
+
+    code = ("import sys, json; from simfl.scenario import scenario_from_dict; "
+            f"scenario_from_dict(json.loads({json.dumps(raw)!r})); "
+            "print(','.join(m for m in sys.modules if m.startswith('policies.') or m == 'torch'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""  # no policy module, no torch
+    assert not mark.exists()
+    with pytest.raises(Exception, match="unknown policy 'fimy'; did you mean 'fimi'"):
+        scenario_from_dict(scenario_dict(policies=["fimy"]))

@@ -35,7 +35,7 @@ import multiprocessing
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -45,8 +45,10 @@ from torch import nn
 from simfl.learning.data import ImageDataset
 from simfl.learning.models import build_model
 from simfl.learning.protocol import SERVER, LocalUpdate, RoundMetrics, TrainingData
-from simfl.scenario import Task
 from simfl.streams import rng
+
+if TYPE_CHECKING:
+    from simfl.scenario import Task
 
 EVAL_BATCH = 2000
 PRECISIONS = ("float32", "bfloat16")

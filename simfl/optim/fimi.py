@@ -13,13 +13,12 @@ import numpy as np
 from simfl.errors import InfeasiblePlan
 from simfl.optim.communication import CommunicationStage, fixed_band_stage, solve_p7
 from simfl.optim.computation import ComputationStage, computation_stage
-from simfl.optim.cross_entropy import DEFAULT_SETTINGS, CEResult, cross_entropy_search
+from simfl.optim.cross_entropy import DEFAULT_SETTINGS, CEResult, CrossEntropy, cross_entropy_search
 from simfl.optim.exact import DeviceProblem, solve_dual
 from simfl.optim.infeasibility import check_learning_target, time_split_bounds
 from simfl.optim.learning_curve import global_error
 from simfl.optim.waterfill import waterfill
 from simfl.plan import Plan, plan_costs
-from simfl.scenario import CrossEntropy
 from simfl.world import World
 
 SOLVERS = ("ce", "exact")
