@@ -12,8 +12,8 @@ import pandas as pd
 from simfl.errors import SimflError
 from simfl.experiment import prepare, run_policy
 from simfl.metrics import format_table, summary_table
-from simfl.plots import accuracy_curves, ce_convergence, similarity_boxes, synthetic_allocation
-from simfl.records import SIMILARITY_FILE, read_rounds
+from simfl.plots import accuracy_curves, ce_convergence, participation, similarity_boxes, synthetic_allocation, timeline
+from simfl.records import EVENTS_FILE, SIMILARITY_FILE, read_rounds
 from simfl.registry import create
 from simfl.scenario import Scenario
 
@@ -74,4 +74,19 @@ def write_report(out_dir: Path, scenario: Scenario, names: Sequence[str], stream
         info = plans / f"{name}.json"
         if info.exists():
             ce_convergence(info, out_dir / f"ce-{name}.png", f"CE search of {name}")
+    # The dynamic world's figures; folders written before the engine recorded
+    # participation (no `selected` column) have none.
+    mine = rounds[rounds["policy"].isin(names)] if "selected" in rounds.columns else pd.DataFrame()
+    if not mine.empty:
+        participation(mine, out_dir / "participation.png", f"who took part in each round, {scenario.name}")
+        events_path, availability_path = out_dir / EVENTS_FILE, out_dir / "availability.csv"
+        events = pd.read_csv(events_path) if events_path.exists() and events_path.stat().st_size else pd.DataFrame()
+        availability = (pd.read_csv(availability_path)
+                        if availability_path.exists() and availability_path.stat().st_size else None)
+        for name in names:
+            jobs = events[events["policy"] == name] if not events.empty else events
+            played = mine[mine["policy"] == name]
+            if not jobs.empty and not played.empty:
+                timeline(jobs, played, out_dir / f"timeline-{name}.png", f"{name} on {scenario.name}",
+                         availability=availability)
     return table

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Iterable
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -98,10 +103,175 @@ def ce_convergence(info_path: Path, path: Path, title: str = "") -> Path | None:
     return _save(fig, path, title)
 
 
-def _save(fig: plt.Figure, path: Path, title: str) -> Path:
+# A job's phases in the order they happen, with their colours and legend text in the timeline.
+PHASES = {"download": ("tab:green", "receiving the model"), "compute": ("tab:blue", "computing"),
+          "upload": ("tab:orange", "sending the update")}
+# How a job that did not deliver ended (events.csv `outcome`): marker, colour, legend text.
+JOB_ENDS = {
+    "straggler": ("x", "tab:red", "cut at the deadline (straggler)"),
+    "offline": ("v", "0.2", "went offline (dropout)"),
+    "battery": ("s", "tab:purple", "battery emptied"),
+}
+OFFLINE_COLOUR = "0.75"
+TIMELINE_MAX_DEVICES = 60
+
+
+def plotted_rounds(rounds: pd.DataFrame, max_rounds: int) -> pd.DataFrame:
+    """The rows of rounds.csv (one policy) of the first `max_rounds` rounds, by round index."""
+    first = np.sort(rounds["round"].unique())[:max_rounds]
+    return rounds[rounds["round"].isin(first)].sort_values("round")
+
+
+def timeline_bars(events: pd.DataFrame, rounds: pd.DataFrame, max_rounds: int) -> pd.DataFrame:
+    """The timeline's bars: per selected device of the first `max_rounds` rounds, one row
+    per phase it spent time in, receiving the model (download_start_s..compute_start_s),
+    computing (compute_start_s..compute_end_s) and sending (upload_start_s..upload_end_s).
+    Columns device, round, phase, start_s, duration_s; zero-length phases are left out
+    (a job stopped early has its later phases at the stop time, with no length)."""
+    jobs = events[events["round"].isin(plotted_rounds(rounds, max_rounds)["round"])]
+    spans = {"download": ("download_start_s", "compute_start_s"), "compute": ("compute_start_s", "compute_end_s"),
+             "upload": ("upload_start_s", "upload_end_s")}
+    bars = pd.concat([pd.DataFrame({"device": jobs["device"].astype(int), "round": jobs["round"].astype(int),
+                                    "phase": phase, "start_s": jobs[a], "duration_s": jobs[b] - jobs[a]})
+                      for phase, (a, b) in spans.items()], ignore_index=True)
+    bars = bars[bars["duration_s"] > 0]
+    order = bars["phase"].map({p: k for k, p in enumerate(PHASES)})
+    return bars.assign(_order=order).sort_values(["device", "round", "_order"]).drop(columns="_order").reset_index(drop=True)
+
+
+def job_ends(events: pd.DataFrame, rounds: pd.DataFrame, max_rounds: int) -> pd.DataFrame:
+    """Where each job of the first `max_rounds` rounds stopped: columns device, round,
+    time_s (its upload_end_s, the moment it delivered or was stopped) and outcome."""
+    jobs = events[events["round"].isin(plotted_rounds(rounds, max_rounds)["round"])]
+    return pd.DataFrame({"device": jobs["device"].astype(int), "round": jobs["round"].astype(int),
+                         "time_s": jobs["upload_end_s"], "outcome": jobs["outcome"]}).reset_index(drop=True)
+
+
+def offline_bars(availability: pd.DataFrame, t0_s: float, t1_s: float,
+                 devices: Iterable[int] | None = None) -> pd.DataFrame:
+    """The offline periods within [t0_s, t1_s]: the complement of each device's online
+    intervals (`availability`: columns device, start_s, end_s, as in an availability
+    trace; end_s may be inf). A device in `devices` that has no interval is offline
+    throughout, as a trace treats a device it does not name. Columns device, start_s,
+    duration_s."""
+    online = availability.sort_values(["device", "start_s"])
+    by_device = online.groupby("device")["end_s"]
+    # The gap before each interval starts where the intervals before it end.
+    before = pd.DataFrame({"device": online["device"],
+                           "start_s": by_device.cummax().groupby(online["device"]).shift().fillna(-math.inf),
+                           "end_s": online["start_s"]})
+    after = pd.DataFrame({"device": by_device.max().index, "start_s": by_device.max().to_numpy(), "end_s": math.inf})
+    never = sorted(set(devices if devices is not None else ()) - set(online["device"]))
+    absent = pd.DataFrame({"device": never, "start_s": -math.inf, "end_s": math.inf})
+    parts = [g for g in (before, after, absent) if not g.empty]
+    if not parts:
+        return pd.DataFrame({"device": pd.Series(dtype=int), "start_s": pd.Series(dtype=float),
+                             "duration_s": pd.Series(dtype=float)})
+    gaps = pd.concat(parts, ignore_index=True)
+    if devices is not None:
+        gaps = gaps[gaps["device"].isin(list(devices))]
+    start, end = gaps["start_s"].clip(lower=t0_s), gaps["end_s"].clip(upper=t1_s)
+    bars = pd.DataFrame({"device": gaps["device"].astype(int), "start_s": start, "duration_s": end - start})
+    return bars[bars["duration_s"] > 0].sort_values(["device", "start_s"]).reset_index(drop=True)
+
+
+def timeline(events: pd.DataFrame, rounds: pd.DataFrame, path: Path, title: str = "", max_rounds: int = 5,
+             availability: pd.DataFrame | None = None) -> Path:
+    """What each device did in the first `max_rounds` rounds of one policy: a row per
+    device with its download, compute and upload bars, a marker where a job was cut
+    (deadline, offline, battery), the round boundaries, and in grey the periods it was
+    offline when an `availability` frame (online intervals: device, start_s, end_s) is
+    given. At most the first 60 devices are drawn; the title then says so."""
+    shown = plotted_rounds(rounds, max_rounds)
+    t0, t1 = float(shown["start_s"].min()), float(shown["end_s"].max())
+    known = [events["device"].max(), -1 if availability is None or availability.empty else availability["device"].max()]
+    n_devices = int(np.nanmax(np.asarray(known, dtype=float))) + 1
+    rows = min(n_devices, TIMELINE_MAX_DEVICES)
+    if rows < n_devices:
+        title = f"{title} (first {rows} of {n_devices} devices)".strip()
+    fig, ax = plt.subplots(figsize=(11, max(3.2, 0.2 * rows + 1.8)))
+    if availability is not None:
+        gaps = offline_bars(availability, t0, t1, range(rows))
+        for device, mine in gaps.groupby("device"):
+            ax.broken_barh(list(zip(mine["start_s"], mine["duration_s"])), (device - 0.5, 1.0),
+                           facecolors=OFFLINE_COLOUR, edgecolor="none", zorder=0)
+    bars = timeline_bars(events, rounds, max_rounds)
+    for (device, phase), mine in bars[bars["device"] < rows].groupby(["device", "phase"]):
+        ax.broken_barh(list(zip(mine["start_s"], mine["duration_s"])), (device - 0.32, 0.64),
+                       facecolors=PHASES[phase][0], edgecolor="none", zorder=2)
+    ends = job_ends(events, rounds, max_rounds)
+    ends = ends[ends["device"] < rows]
+    for outcome, (marker, colour, _) in JOB_ENDS.items():
+        mine = ends[ends["outcome"] == outcome]
+        ax.scatter(mine["time_s"], mine["device"], marker=marker, color=colour, s=30, linewidths=1.5, zorder=3)
+    for t in np.unique(np.concatenate([shown["start_s"].to_numpy(), shown["end_s"].to_numpy()])):
+        ax.axvline(t, color="0.3", linewidth=0.8, linestyle="--", zorder=2.5)
+    rounds_axis = ax.secondary_xaxis("top")
+    rounds_axis.set_xticks((shown["start_s"] + shown["end_s"]).to_numpy() / 2, [str(r) for r in shown["round"]])
+    rounds_axis.tick_params(length=0, labelsize=8, labelcolor="0.3")
+    rounds_axis.set_xlabel("round", fontsize=8, color="0.3")
+    ax.set_xlim(t0 - 0.01 * (t1 - t0), t1 + 0.01 * (t1 - t0))
+    ax.set_ylim(rows - 0.5, -0.5)  # device 0 on top
+    if rows <= 30:
+        ax.set_yticks(range(rows))
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("device")
+    handles = [Patch(color=colour, label=text) for colour, text in PHASES.values()]
+    if availability is not None:
+        handles.append(Patch(color=OFFLINE_COLOUR, label="offline"))
+    handles += [Line2D([], [], marker=m, color=c, linestyle="none", markersize=7, markeredgewidth=2, label=text)
+                for m, c, text in JOB_ENDS.values()]
+    handles.append(Line2D([], [], color="0.3", linewidth=0.8, linestyle="--", label="round boundary"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    return _save(fig, path, title)
+
+
+# The outcomes of the selected devices, stacked in this order (they add up to `selected`).
+PARTICIPATION = {"participants": ("tab:green", "aggregated"), "stragglers": ("tab:red", "stragglers"),
+                 "dropouts": ("0.3", "went offline"), "depleted": ("tab:purple", "battery emptied")}
+
+
+def participation(rounds: pd.DataFrame, path: Path, title: str = "") -> Path:
+    """Per policy (one panel each) and round: the selected devices as a stack of what
+    became of them (aggregated, stragglers, went offline, battery emptied), outlined by
+    their number, and the devices available at the round's start as a line."""
+    names = list(dict.fromkeys(rounds["policy"]))
+    ncols = 1 if len(names) <= 2 else 2
+    nrows = math.ceil(len(names) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7.5 * ncols, 2.4 * nrows + 1.4), sharex=True, sharey=True,
+                             squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        mine = rounds[rounds["policy"] == name].sort_values("round")
+        x = mine["round"].to_numpy()
+        edges = np.append(x - 0.5, x[-1] + 0.5)  # rounds are consecutive
+        bottom = np.zeros(len(mine))
+        for column, (colour, label) in PARTICIPATION.items():
+            ax.bar(x, mine[column], 1.0, bottom=bottom, color=colour, label=label, linewidth=0)
+            bottom += mine[column].to_numpy()
+        ax.stairs(mine["selected"], edges, baseline=None, color="black", linewidth=0.8, label="selected")
+        ax.stairs(mine["available"], edges, baseline=None, color="tab:cyan", linewidth=2.0, label="available")
+        ax.set_title(name, fontsize=10)
+        ax.set_ylim(0, 1.08 * max(float(rounds["available"].max()), 1.0))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3, axis="y")
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    for col in range(ncols):  # the lowest visible panel of each column carries the round axis
+        lowest = axes[(len(names) - 1 - col) // ncols, col]
+        lowest.xaxis.set_tick_params(labelbottom=True)
+        lowest.set_xlabel("round")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("devices")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=9, frameon=False)
+    return _save(fig, path, title, rect=(0, 0.6 / fig.get_figheight(), 1, 1))  # room for the legend below
+
+
+def _save(fig: plt.Figure, path: Path, title: str, rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> Path:
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
