@@ -13,7 +13,7 @@ from simfl.errors import SimflError
 from simfl.experiment import prepare, run_policy
 from simfl.metrics import format_table, summary_table
 from simfl.plots import accuracy_curves, ce_convergence, participation, similarity_boxes, synthetic_allocation, timeline
-from simfl.records import EVENTS_FILE, SIMILARITY_FILE, read_rounds
+from simfl.records import AVAILABILITY_FILE, EVENTS_FILE, SIMILARITY_FILE, read_rounds
 from simfl.registry import create
 from simfl.scenario import Scenario
 
@@ -79,7 +79,7 @@ def write_report(out_dir: Path, scenario: Scenario, names: Sequence[str], stream
     mine = rounds[rounds["policy"].isin(names)] if "selected" in rounds.columns else pd.DataFrame()
     if not mine.empty:
         participation(mine, out_dir / "participation.png", f"who took part in each round, {scenario.name}")
-        events_path, availability_path = out_dir / EVENTS_FILE, out_dir / "availability.csv"
+        events_path, availability_path = out_dir / EVENTS_FILE, out_dir / AVAILABILITY_FILE
         events = pd.read_csv(events_path) if events_path.exists() and events_path.stat().st_size else pd.DataFrame()
         availability = (pd.read_csv(availability_path)
                         if availability_path.exists() and availability_path.stat().st_size else None)
