@@ -27,7 +27,7 @@ class Clsd(Policy):
     def plan(self, world: World, context: PlanContext) -> Plan:
         kept = Fimi().plan(world, context.restarted()).d_gen_per_class.sum(axis=0)
         # The device part of the plan is never executed; it only has to be valid.
-        return replace(EqualShare().plan(world, context), generator="diffusion", server_synthetic_per_class=kept)
+        return replace(EqualShare().plan(world, context), generator=context.generator, server_synthetic_per_class=kept)
 
     def select(self, state: RoundState, context: PlanContext) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)

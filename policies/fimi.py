@@ -1,7 +1,7 @@
 """FIMI (Li et al., IEEE TMC 2024): the optimiser of Section IV decides each device's
 synthetic amount and its CPU frequency, sub-band and power (Algorithms 1-3, or the exact
-solver); water-filling (Theorem 3) spreads the amount over classes; the diffusion model
-serves the images."""
+solver); water-filling (Theorem 3) spreads the amount over classes; the scenario's generator
+(`generator.kind`, the diffusion model by default) serves the images."""
 
 from __future__ import annotations
 
@@ -21,15 +21,15 @@ class Fimi(Policy):
     """Filling the missing: optimised amounts, water-filled over classes, diffusion data."""
 
     name = "fimi"
-    generator = "diffusion"
+    generator: str | None = None  # None: the scenario's generator.kind (diffusion by default)
     equal_bandwidth = False
 
     def plan(self, world: World, context: PlanContext) -> Plan:
         solution = solve(world, solver=context.solver, rng=context.rng,
-                         settings=context.scenario.optimisation.cross_entropy, equal_bandwidth=self.equal_bandwidth)
+                         settings=context.cross_entropy, equal_bandwidth=self.equal_bandwidth)
         # the policy's own class split of the whole samples (water-filling here, others in HDC and no-OA)
         per_class = self.spread(world, integer_d_gen(world, solution))
-        plan = plan_from_solution(world, solution, self.generator, d_gen_per_class=per_class)
+        plan = plan_from_solution(world, solution, self.generator or context.generator, d_gen_per_class=per_class)
         return replace(plan, info=solution_info(solution, plan))
 
     def spread(self, world: World, d_gen: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ class Sst(Policy):
 
     def plan(self, world: World, context: PlanContext) -> Plan:
         kept = Fimi().plan(world, context.restarted()).d_gen_per_class.sum(axis=0)
-        return replace(Tfl().plan(world, context.restarted()), generator="diffusion", server_synthetic_per_class=kept)
+        return replace(Tfl().plan(world, context.restarted()), generator=context.generator, server_synthetic_per_class=kept)
 
     def aggregate(self, updates: Sequence[LocalUpdate], server: Server, state: RoundState) -> Any:
         """FedAvg of the devices' updates and the server's own, weighted by samples; the

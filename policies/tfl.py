@@ -20,7 +20,7 @@ class Tfl(Policy):
 
     def plan(self, world: World, context: PlanContext) -> Plan:
         solution = solve(world, solver=context.solver, rng=context.rng,
-                         settings=context.scenario.optimisation.cross_entropy, synthesis=False)
+                         settings=context.cross_entropy, synthesis=False)
         plan = plan_from_solution(world, solution, generator=None)
         return replace(plan, info=solution_info(solution, plan))
 

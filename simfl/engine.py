@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Generator
+from typing import Any, Callable, Generator, cast
 
 import numpy as np
 import simpy
@@ -220,11 +220,11 @@ def server_process(env: simpy.Environment, run: _Run, world: World, network: Net
         pending, lost, delivered = set(selected.tolist()), False, []
         while pending:
             get = run.updates.get()
-            fired = yield get | deadline
+            fired: Any = yield get | deadline
             if get not in fired:
                 get.cancel()
                 break
-            device, version, outcome = get.value
+            device, _, outcome = cast(tuple[int, int, str], get.value)  # (device, model version, outcome)
             pending.discard(device)
             if outcome == OK:
                 delivered.append(device)

@@ -49,6 +49,19 @@ class PlanContext:
     plan: Plan | None = None
     participants_per_round: int | None = None
 
+    @property
+    def cross_entropy(self) -> Any:
+        """The CE search's settings: the scenario's, or the defaults without a scenario."""
+        from simfl.optim.cross_entropy import DEFAULT_SETTINGS
+
+        return DEFAULT_SETTINGS if self.scenario is None else self.scenario.optimisation.cross_entropy
+
+    @property
+    def generator(self) -> str:
+        """The generative model the scenario chose (`generator.kind`), for policies that
+        do not insist on one."""
+        return "diffusion" if self.scenario is None else self.scenario.generator.kind
+
     def restarted(self) -> PlanContext:
         """The context with the policy stream from its start: what a policy passes to
         another policy whose plan it reuses (SST's TFL resources, CLSD's FIMI amounts), so

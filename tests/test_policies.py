@@ -195,3 +195,14 @@ def test_validating_a_scenario_runs_no_policy_code(tmp_path):
     assert not mark.exists()
     with pytest.raises(Exception, match="unknown policy 'fimy'; did you mean 'fimi'"):
         scenario_from_dict(scenario_dict(policies=["fimy"]))
+
+
+def test_the_scenarios_generator_kind_is_the_one_fimi_uses(world_and_scenario):
+    from dataclasses import replace
+
+    world, scenario = world_and_scenario
+    gan_scenario = replace(scenario, generator=replace(scenario.generator, kind="gan"))
+    assert plan_of("fimi", world, scenario).generator == "diffusion"
+    assert plan_of("fimi", world, gan_scenario).generator == "gan"
+    assert plan_of("sst", world, gan_scenario).generator == "gan"
+    assert plan_of("gan", world, scenario).generator == "gan"  # the GAN baseline insists on its model

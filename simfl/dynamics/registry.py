@@ -10,14 +10,14 @@ from __future__ import annotations
 import difflib
 from typing import Any, Callable
 
-AVAILABILITY: dict[str, type] = {}
-MOBILITY: dict[str, type] = {}
-FADING: dict[str, type] = {}
+AVAILABILITY: dict[str, Any] = {}
+MOBILITY: dict[str, Any] = {}
+FADING: dict[str, Any] = {}
 
 Fail = Callable[[str, str], None]  # (field path, message)
 
 
-def register(registry: dict[str, type]) -> Callable[[type], type]:
+def register(registry: dict[str, Any]) -> Callable[[type], type]:
     """Class decorator: add a component under its `kind`; a name used twice is an error."""
 
     def add(cls: type) -> type:
@@ -30,7 +30,7 @@ def register(registry: dict[str, type]) -> Callable[[type], type]:
     return add
 
 
-def parse_component(registry: dict[str, type], value: Any, where: str, fail: Fail, default: str,
+def parse_component(registry: dict[str, Any], value: Any, where: str, fail: Fail, default: str,
                     context: dict[str, Any] | None = None) -> Any:
     """The component a scenario value names, built from its fields; None after a problem."""
     _load_builtins()
@@ -52,7 +52,7 @@ def parse_component(registry: dict[str, type], value: Any, where: str, fail: Fai
     return cls.from_config(params, f"{where}.{name}" if params is not None else where, fail, context or {})
 
 
-def _forms(registry: dict[str, type]) -> str:
+def _forms(registry: dict[str, Any]) -> str:
     return " | ".join(getattr(cls, "form", kind) for kind, cls in sorted(registry.items()))
 
 
