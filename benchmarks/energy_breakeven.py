@@ -10,13 +10,17 @@ than (TFL J/round) / (FIMI J/round) of TFL's rounds: the last column.
 from __future__ import annotations
 
 import copy
+import sys
+from pathlib import Path
 
 import numpy as np
 
 from simfl.optim.fimi import solve
-from simfl.optim.paper_setup import PAPER_MODEL_BITS, PAPER_SCENARIO
 from simfl.scenario import scenario_from_dict
 from simfl.world import build_world
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the paper's set-up, shared with the tests
+from paper_setup import PAPER_MODEL_BITS, PAPER_SCENARIO  # noqa: E402
 
 CNN_MODEL_BITS = 32.0 * 114_314
 SEEDS = range(1, 6)

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from simfl.optim.fimi import solve
-from simfl.optim.paper_setup import multicell_world, paper_world
 from simfl.world import World, rng
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the paper's set-up, shared with the tests
+from paper_setup import multicell_world, paper_world  # noqa: E402
 
 
 def world_of(n_devices: int, seed: int) -> World:

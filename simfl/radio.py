@@ -45,10 +45,3 @@ def power_for_latency_w(b_hz: ArrayLike, gain: ArrayLike, n0_w_per_hz: ArrayLike
 def rayleigh_power_gain(rng: np.random.Generator, size: int) -> np.ndarray:
     """Small-scale Rayleigh fading: |h|^2 ~ Exp(1), so the mean gain is unchanged."""
     return rng.exponential(1.0, size=size)
-
-
-def shadowing_gain(rng: np.random.Generator, std_db: float, size: int) -> np.ndarray:
-    """Log-normal shadowing: a factor 10^(X/10) with X ~ N(0, std_db^2)."""
-    if std_db == 0.0:
-        return np.ones(size)
-    return 10.0 ** (rng.normal(0.0, std_db, size=size) / 10.0)

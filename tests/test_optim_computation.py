@@ -8,7 +8,7 @@ from scipy.optimize import minimize
 
 from simfl.optim.computation import computation_stage, eta_min, solve_p6
 from simfl.optim.learning_curve import error_sum_target, local_error
-from simfl.optim.paper_setup import paper_world
+from paper_setup import paper_world
 
 BETA, GAMMA = 0.3, 0.1
 

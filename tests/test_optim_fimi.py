@@ -16,7 +16,7 @@ from simfl.optim.fimi import (_Setup, equal_bandwidth_hz, plan_from_solution, pl
                               solve_resources)
 from simfl.optim.infeasibility import check_learning_target, time_split_bounds
 from simfl.optim.learning_curve import error_sum_target, local_error
-from simfl.optim.paper_setup import PAPER_SCENARIO, multicell_world, paper_world
+from paper_setup import PAPER_SCENARIO, multicell_world, paper_world
 from simfl.plan import check_plan, plan_costs
 from simfl.radio import power_for_latency_w
 from simfl.optim.cross_entropy import CrossEntropy

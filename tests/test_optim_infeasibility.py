@@ -11,7 +11,7 @@ import pytest
 from simfl.errors import InfeasiblePlan
 from simfl.optim.fimi import _Setup, solve
 from simfl.optim.infeasibility import check_learning_target, time_split_bounds
-from simfl.optim.paper_setup import PAPER_SCENARIO, paper_world
+from paper_setup import PAPER_SCENARIO, paper_world
 from simfl.world import rng
 
 DEVICE = {"f_max_hz": 1.5e9, "eps": 5e-27, "p_max_dbm": 21.0}

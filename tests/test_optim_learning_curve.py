@@ -9,7 +9,7 @@ import pytest
 
 from simfl.optim.learning_curve import (d_mix_for_error, error_sum_target, estimate_zeta, fit_learning_curve,
                                         global_error, learning_curve_plot, local_error, rounds_needed)
-from simfl.optim.paper_setup import paper_world
+from paper_setup import paper_world
 
 
 def test_local_error_is_eq1_by_hand():

@@ -12,7 +12,7 @@ import pytest
 
 from simfl.errors import InfeasiblePlan
 from simfl.optim.fimi import plan_from_solution, solve
-from simfl.optim.paper_setup import PAPER_SCENARIO, paper_world
+from paper_setup import PAPER_SCENARIO, paper_world
 from simfl.plan import check_plan
 from simfl.world import rng
 
