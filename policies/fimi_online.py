@@ -48,10 +48,10 @@ def deadline_keepers(world: World, state: RoundState, candidates: np.ndarray, d_
 
     A device needs at least b_min (eq. (31)) to upload S bits at P_max in the time left
     after training its D_loc + D_gen samples at f_max; the devices of a cell can all be on
-    time iff their b_min add up to at most the cell's band B (then a plan exists; the
-    same test as simfl.optim.infeasibility.time_split_bounds). Per cell the devices with
-    the smallest b_min are kept first, which keeps as many devices as possible (ties by
-    lower index). Returns the kept devices, sorted.
+    time iff their b_min add up to at most the cell's band B (the test of
+    simfl.optim.infeasibility.time_split_bounds; here less a 1 Hz idle band per candidate
+    and a 1e-6 margin). Per cell the devices with the smallest b_min are kept first, which
+    keeps as many devices as possible (ties by lower index). Returns them sorted.
     """
     k = world.constants
     idx = np.asarray(candidates, dtype=np.int64)
@@ -66,7 +66,10 @@ def deadline_keepers(world: World, state: RoundState, candidates: np.ndarray, d_
     for c in np.unique(cell):
         members = np.flatnonzero(cell == c)
         order = members[np.argsort(need[members], kind="stable")]
-        fits = np.cumsum(need[order]) <= world.bandwidth_hz[c] * (1.0 - _BAND_MARGIN)
+        # an idle band is held back for every candidate, so whatever `select` keeps,
+        # `plan_round` can serve even if it has to idle some of them
+        room = (world.bandwidth_hz[c] - len(members) * _IDLE_BAND_HZ) * (1.0 - _BAND_MARGIN)
+        fits = np.cumsum(need[order]) <= room
         keep[order[fits]] = True
     return np.sort(idx[keep])
 
@@ -141,7 +144,8 @@ class FimiOnline(Fimi):
             return RoundPlan(f_hz=f, b_hz=b, p_w=p)
         served = deadline_keepers(world, state, selected, plan.d_gen)
         idle = np.setdiff1d(selected, served)
-        f[idle], b[idle], p[idle] = world.f_max_hz[idle] * _IDLE_FRACTION, _IDLE_BAND_HZ, world.p_max_w[idle] * _IDLE_FRACTION
+        f[idle], p[idle] = world.f_max_hz[idle] * _IDLE_FRACTION, world.p_max_w[idle] * _IDLE_FRACTION
+        b[idle] = _IDLE_BAND_HZ
         if len(served):
             taken = np.bincount(state.cell_of[idle], minlength=world.n_cells) * _IDLE_BAND_HZ
             sub = replace(restricted_world(world, state, served), bandwidth_hz=world.bandwidth_hz - taken)
