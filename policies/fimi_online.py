@@ -96,15 +96,9 @@ class FimiOnline(Fimi):
 
     name = "fimi-online"
 
-    def __init__(self) -> None:
-        # The world's limits (f_max, P_max, D_loc, bands), which `select` needs but is not
-        # given: kept from `plan` and from every `plan_round`.
-        self._world: World | None = None
-
     def plan(self, world: World, context: PlanContext) -> Plan:
         """FIMI's static plan (Fimi.plan): its synthetic amounts and class split are kept
         for the whole run; its resources are the fall-back of an empty round."""
-        self._world = world
         return super().plan(world, context)
 
     def select(self, state: RoundState, context: PlanContext) -> np.ndarray:
@@ -117,25 +111,24 @@ class FimiOnline(Fimi):
 
         Keeping the common draw and filtering it (rather than drawing among the
         feasible) keeps a comparison with static FIMI to the resource decision alone.
-        The world's limits come from `plan` (or an earlier round); a policy instance that
-        never saw the world keeps every default participant this round and `plan_round`
-        idles the hopeless ones.
+        The world's limits come from `context.world`; without it (a hook called outside
+        the engine) every default participant is kept and `plan_round` idles the
+        hopeless ones.
         """
         chosen = super().select(state, context)
-        if self._world is None or context.plan is None or len(chosen) == 0:
+        if context.world is None or context.plan is None or len(chosen) == 0:
             return chosen
-        return deadline_keepers(self._world, state, chosen, context.plan.d_gen)
+        return deadline_keepers(context.world, state, chosen, context.plan.d_gen)
 
     def plan_round(self, world: World, state: RoundState, context: PlanContext) -> RoundPlan:
         """f, b, P of the selected devices by the exact solver of (P1) with D_gen fixed
         to the static plan's amounts, for the selected devices alone with this round's
         gains and cells (`restricted_world`); the other entries keep the static plan's.
 
-        A selected device that cannot be on time (only possible when `select` did not
-        know the world) is told to idle: f, P at a millionth of their limits and a 1 Hz
+        A selected device that cannot be on time (only possible when `select` was called
+        without the world) is told to idle: f, P at a millionth of their limits and a 1 Hz
         band, taken from its cell's band before the others are solved for.
         """
-        self._world = world
         plan = context.plan
         assert plan is not None
         selected = np.asarray(state.selected, dtype=np.int64)

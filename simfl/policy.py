@@ -39,8 +39,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class PlanContext:
     """What a policy may use besides the world: the scenario (for its settings), a random
-    generator of its own stream, the solver, and (in the round hooks) the seed and the
-    static plan the policy made."""
+    generator of its own stream, the solver, and (in the round hooks) the seed, the
+    static plan the policy made, K and the run's world."""
 
     scenario: Scenario | None
     rng: np.random.Generator
@@ -48,6 +48,7 @@ class PlanContext:
     seed: int = 0
     plan: Plan | None = None
     participants_per_round: int | None = None
+    world: World | None = None  # in the round hooks: the world of the run (its limits)
 
     @property
     def cross_entropy(self) -> Any:

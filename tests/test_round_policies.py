@@ -52,9 +52,9 @@ def fimi_world(n=6, fading=False, **task):
     return world_of(raw)
 
 
-def exact_context(scenario, plan=None):
+def exact_context(scenario, plan=None, world=None):
     return PlanContext(scenario=scenario, rng=rng(scenario.seed, "policy"), solver="exact", seed=scenario.seed,
-                       plan=plan, participants_per_round=scenario.task.participants_per_round)
+                       plan=plan, participants_per_round=scenario.task.participants_per_round, world=world)
 
 
 def round_times_s(world, plan, round_plan, state, devices):
@@ -69,7 +69,7 @@ def round_times_s(world, plan, round_plan, state, devices):
 def planned_round(policy, world, scenario, state):
     """The policy's plan, then select and plan_round on `state`, as the engine calls them."""
     plan = policy.plan(world, exact_context(scenario))
-    context = exact_context(scenario, plan)
+    context = exact_context(scenario, plan, world)
     state = replace(state, selected=np.asarray(policy.select(state, context), dtype=np.int64))
     return plan, state, policy.plan_round(world, state, context)
 
@@ -187,11 +187,11 @@ def test_a_device_in_a_fade_no_allocation_survives_is_left_out():
     assert round_times_s(world, plan, round_plan, state, state.selected) == pytest.approx(np.full(5, 60.0), rel=1e-9)
 
 
-def test_a_policy_that_never_saw_the_world_idles_a_hopeless_device_instead_of_crashing():
+def test_hooks_called_without_the_world_idle_a_hopeless_device_instead_of_crashing():
     world, scenario = fimi_world()
     plan = Fimi().plan(world, exact_context(scenario))
-    context = exact_context(scenario, plan)
-    fresh = FimiOnline()  # the plan was made by another instance: select cannot filter
+    context = exact_context(scenario, plan)  # no world: select cannot filter
+    fresh = FimiOnline()
     state = deep_fade(world, 2)
     state = replace(state, selected=fresh.select(state, context))
     assert list(state.selected) == list(range(6))
@@ -200,8 +200,8 @@ def test_a_policy_that_never_saw_the_world_idles_a_hopeless_device_instead_of_cr
     others = np.array([0, 1, 3, 4, 5])
     assert (round_times_s(world, plan, round_plan, state, others) <= 60.0 * (1 + 1e-9)).all()
     assert round_plan.f_hz[2] <= world.f_max_hz[2] * 1e-6  # idles: almost no energy spent
-    # and from the next round on it knows the world and leaves the device out
-    assert 2 not in fresh.select(replace(state, round=1), context)
+    # with the world, as the engine gives it, select leaves the device out
+    assert 2 not in fresh.select(replace(state, round=1), replace(context, world=world))
 
 
 def test_after_a_handover_each_cell_shares_its_own_band():
