@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 import numpy as np
 import pandas as pd
 
+from simfl import guard, runfolder
 from simfl.engine import EngineState, RoundRecord, run
 from simfl.errors import SimflError
 from simfl.plan import Plan, check_plan, plan_costs
@@ -77,8 +78,8 @@ def prepare(scenario: Scenario) -> Setup:
 def make_plan(setup: Setup, policy: Policy, solver: str | None = None) -> Plan:
     context = PlanContext(scenario=setup.scenario, rng=rng(setup.scenario.seed, "policy"),
                           solver=solver or setup.scenario.optimisation.solver)
-    plan = policy.plan(setup.world, context)
-    check_plan(setup.world, plan)
+    plan = guard.call(policy, "plan", setup.world, context, expect=Plan)  # user code: see simfl.guard
+    guard.check_result(policy, "plan", check_plan, setup.world, plan)
     return plan
 
 
@@ -94,6 +95,8 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
 
     scenario, world = setup.scenario, setup.world
     out_dir = Path(out_dir)
+    # before anything is written: the folder is ours, of this scenario and seed, undamaged
+    runfolder.open_run(out_dir, scenario, policy.name, resume=resume)
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = plan if plan is not None else make_plan(setup, policy, solver)
     synthetic, server_set, downlink = _synthesise(setup, policy, plan, progress)
@@ -118,7 +121,7 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     last_round = None if done is None else int(done.iloc[-1]["round"])
     if resume and done is not None and _checkpoint(checkpoints, policy.name, last_round).exists():
         last = done.iloc[-1]
-        trainer.load_global_state(torch.load(_checkpoint(checkpoints, policy.name, last_round), weights_only=True))
+        trainer.load_global_state(runfolder.load_checkpoint(_checkpoint(checkpoints, policy.name, last_round)))
         state = EngineState(next_round=int(last["round"]) + 1, time_s=float(last["end_s"]),
                             cum_energy_j=float(last["cum_energy_j"]),
                             cum_uplink_bits=float(last["cum_uplink_bits"]))
@@ -186,12 +189,7 @@ def _checkpoint(folder: Path, policy: str, round_index: int | None) -> Path:
 
 
 def _save_atomically(state: dict, path: Path) -> None:
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".part")
-    torch.save(state, partial)
-    partial.replace(path)
+    runfolder.save_checkpoint(state, path)  # atomic, with its checksum in the folder's manifest
 
 
 def _finished_rounds(out_dir: Path, policy: str) -> pd.DataFrame | None:
