@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 
 import pytest
 
@@ -43,3 +44,16 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temporary_cache(tmp_path_factory):
+    """Generators and pools the tests train go to a temporary cache, never the user's
+    (~/.cache/simfl or $SIMFL_CACHE); set in the environment so CLI subprocesses inherit it."""
+    before = os.environ.get("SIMFL_CACHE")
+    os.environ["SIMFL_CACHE"] = str(tmp_path_factory.mktemp("simfl-cache"))
+    yield
+    if before is None:
+        os.environ.pop("SIMFL_CACHE", None)
+    else:
+        os.environ["SIMFL_CACHE"] = before
