@@ -116,6 +116,10 @@ def open_run(out_dir: Path, scenario: Any, policy: str, *, resume: bool = False)
         from simfl.experiment import _checkpoint  # the one place checkpoint names are made
 
         path = _checkpoint(out_dir / "checkpoints", policy, last)
+        if not path.exists() and _checkpoint(out_dir / "checkpoints", policy, last + 1).exists():
+            raise RunFolderError(f"{where}: ends at round {last} of policy {policy!r}, but the model of round "
+                                 f"{last + 1} was saved and round {last}'s was dropped after its row was written: "
+                                 "rounds.csv lost its last row. Choose another --out (or delete the folder) and run again")
         if not path.exists():
             raise RunFolderError(f"{path}: missing, so round {last} of policy {policy!r} cannot be continued "
                                  "(the checkpoint was deleted, or rounds.csv damaged). Choose another --out "
