@@ -32,7 +32,7 @@ def compare(scenario: Scenario, out_dir: Path, policies: Sequence[str] | None = 
     instances = [create(name) for name in names]  # fail on a bad name before any training
     _check_unique(instances, names)
     out_dir = Path(out_dir)
-    runfolder.open_folder(out_dir, scenario, resume=resume)  # owned, same scenario and seed, torn lines repaired
+    runfolder.open_folder(out_dir, scenario)  # owned, same scenario and seed, torn lines repaired
     existing = read_rounds(out_dir)
     if not existing.empty and not resume:
         raise SimflError(f"{out_dir}: already holds a comparison; pass --resume to continue it or choose another --out")

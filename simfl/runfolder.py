@@ -59,7 +59,7 @@ class RunFolderError(SimflError):
 # --------------------------------------------------------------------------- opening
 
 
-def open_folder(out_dir: Path, scenario: Any, *, resume: bool = False) -> None:
+def open_folder(out_dir: Path, scenario: Any) -> None:
     """Create `out_dir` if needed, take its lock, check (or write) its manifest and drop a
     torn last line of its CSV files. Idempotent within a process."""
     out_dir = Path(out_dir)
@@ -78,7 +78,7 @@ def open_run(out_dir: Path, scenario: Any, policy: str, *, resume: bool = False)
     (with `resume`) or that there are none (without); drop event rows of a round that
     never finished. Raises RunFolderError naming the damaged file otherwise."""
     out_dir = Path(out_dir)
-    open_folder(out_dir, scenario, resume=resume)
+    open_folder(out_dir, scenario)
     rounds = _read(out_dir / ROUNDS_FILE)
     mine = rounds[rounds["policy"] == policy] if not rounds.empty else rounds
     finished = sorted(int(r) for r in mine["round"]) if not mine.empty else []

@@ -5,6 +5,7 @@ runs never share a folder; nothing is written outside the folders the scenario n
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -120,7 +121,15 @@ def test_bad_command_arguments_are_clear(tmp_path, capsys):
     assert_clear(code, err, f"--out {afile / 'below'}: cannot create the directory")
 
 
-def test_a_closed_pipe_ends_plan_quietly():
+def test_a_closed_pipe_ends_plan_quietly(monkeypatch, capsys):
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["plan", TINY, "--policy", "tfl"]) == 141  # as a shell reports a command ended by SIGPIPE
+    assert capsys.readouterr().err == ""
+    # and through a real pipe (whether it closes before simfl writes depends on timing)
     result = subprocess.run(f"{sys.executable} -m simfl.cli plan {TINY} --policy tfl | head -1", shell=True,
                             capture_output=True, text=True, cwd=ROOT)
     assert result.stdout.count("\n") == 1
