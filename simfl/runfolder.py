@@ -79,7 +79,7 @@ def open_run(out_dir: Path, scenario: Any, policy: str, *, resume: bool = False)
     never finished. Raises RunFolderError naming the damaged file otherwise."""
     out_dir = Path(out_dir)
     open_folder(out_dir, scenario)
-    rounds = _read(out_dir / ROUNDS_FILE)
+    rounds = read_csv(out_dir / ROUNDS_FILE)
     mine = rounds[rounds["policy"] == policy] if not rounds.empty else rounds
     finished = sorted(int(r) for r in mine["round"]) if not mine.empty else []
     last = finished[-1] if finished else -1
@@ -89,7 +89,7 @@ def open_run(out_dir: Path, scenario: Any, policy: str, *, resume: bool = False)
                              f"(found {len(finished)} rows); the file is damaged or two runs wrote it. "
                              "Choose another --out (or delete the folder) and run again")
     progress = _manifest(out_dir).get("rows", {}).get(policy)
-    events = _read(out_dir / EVENTS_FILE)
+    events = read_csv(out_dir / EVENTS_FILE)
     my_events = events[events["policy"] == policy] if not events.empty else events
     if progress is not None:
         # progress["round"] is recorded after a round's events and before its rounds.csv
@@ -416,10 +416,6 @@ def read_csv(path: Path, required: tuple[str, ...] = ("policy", "round")) -> pd.
     if "round" in required and len(frame) and not pd.api.types.is_integer_dtype(frame["round"]):
         raise RunFolderError(f"{path}: damaged (the round column holds something other than whole numbers)")
     return frame
-
-
-def _read(path: Path) -> pd.DataFrame:
-    return read_csv(path)
 
 
 def write_atomically(path: Path, data: bytes) -> None:

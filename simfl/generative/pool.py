@@ -171,7 +171,7 @@ class SynthesisService:
                 problem = f"it cannot be read ({exc})"
         if pool is not None and (pool.dtype != np.uint8 or pool.shape[1:] != tuple(self.generator.image_shape)):
             problem = f"it holds {pool.dtype} images of shape {pool.shape[1:]}"
-        if problem is None:
+        if problem is None and pool is not None:
             return pool
         if self.progress:
             self.progress(f"{path}: damaged ({problem}); not used, regenerating it")
