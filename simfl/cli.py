@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -18,6 +19,26 @@ def _scenario_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a scenario field, e.g. --set task.rounds=5 (repeatable)")
+
+
+def _policy_list(text: str | None) -> list[str] | None:
+    """`--policies a,b`; None when not given (the scenario's list), an error when given but empty."""
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise SimflError(f"--policies {text!r}: names no policy; give a comma-separated list, e.g. --policies tfl,fimi")
+    return names
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= 10**9:
+        raise argparse.ArgumentTypeError(f"must be in [1, 1000000000], got {value}")
+    return value
 
 
 def _load(args: argparse.Namespace, path: str | None = None) -> Scenario:
@@ -81,7 +102,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from simfl.compare import compare
 
     scenario = _load(args)
-    names = [n for n in args.policies.split(",") if n] if args.policies else None
+    names = _policy_list(args.policies)
     out = Path(args.out)
     try:
         if args.seeds:
@@ -104,7 +125,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from simfl.report import report
 
     scenario = _load(args)
-    names = [n for n in args.policies.split(",") if n] if args.policies else None
+    names = _policy_list(args.policies)
     report(scenario, Path(args.out), names)
     print(f"\nrewrote {args.out}/summary.csv and the figures")
     return 0
@@ -137,7 +158,7 @@ def cmd_fit_curve(args: argparse.Namespace) -> int:
     from simfl.optim.learning_curve import learning_curve_plot
 
     scenario = _load(args)
-    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else fitcurve.default_sizes(scenario.task.public_samples)
+    sizes = _sizes(args.sizes, scenario.task.public_samples) if args.sizes else fitcurve.default_sizes(scenario.task.public_samples)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     frame = fitcurve.measure_learning_curve(scenario, sizes, epochs=args.epochs, min_steps=args.min_steps)
@@ -157,6 +178,18 @@ def cmd_fit_curve(args: argparse.Namespace) -> int:
     (out / "learning-curve.yaml").write_text("\n".join(lines) + "\n")
     print(f"wrote {out}/learning-curve.csv, .png and .yaml (paste the constants into your scenario)")
     return 0
+
+
+def _sizes(text: str, public_samples: int) -> list[int]:
+    """`--sizes 50,100,...`: subset sizes of the public split."""
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        sizes = []
+    if len(sizes) < 3 or any(not 1 <= n <= public_samples for n in sizes):
+        raise SimflError(f"--sizes {text!r}: give at least three comma-separated subset sizes in [1, {public_samples}] "
+                         "(task.public_samples), e.g. --sizes 50,200,1000")
+    return sizes
 
 
 def _print_plan_table(document: dict) -> None:
@@ -199,8 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario")
     p.add_argument("--out", default="runs/fit-curve", help="where to write the table, plot and constants")
     p.add_argument("--sizes", default=None, help="comma-separated subset sizes (default: 8 from 50 to public_samples)")
-    p.add_argument("--epochs", type=int, default=5, help="passes over each subset (at least --min-steps SGD steps)")
-    p.add_argument("--min-steps", type=int, default=300)
+    p.add_argument("--epochs", type=_positive_int, default=5, help="passes over each subset (at least --min-steps SGD steps)")
+    p.add_argument("--min-steps", type=_positive_int, default=300)
     p.add_argument("--zeta-from", default=None, metavar="RUN_DIR", help="estimate zeta from a run's rounds.csv via (3)/(4)")
     p.add_argument("--zeta-policy", default="tfl", help="which policy's rounds to use with --zeta-from")
     _scenario_options(p)
@@ -241,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The `simfl` command. Every error a user can cause (a bad file, field, policy, run
+    folder or path) ends it with one message on stderr and exit status 2; a traceback
+    means a bug in simfl."""
+    from simfl import runfolder
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -248,6 +286,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SimflError as exc:
         print(f"simfl: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`simfl plan ... | head -1`): nothing more to say to it, and
+        # the interpreter's own flush at exit must not fail again on the closed pipe
+        _silence_stdout()
+        return 141  # what a shell reports for a command ended by SIGPIPE
+    except OSError as exc:
+        # a path the user named that cannot be read or written (--out a file, a full disk,
+        # no permission): the OS's reason and the path are the whole story
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"simfl: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("simfl: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        runfolder.release_all()
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # no real stdout (e.g. captured in a test): nothing will flush into a closed pipe
 
 
 if __name__ == "__main__":

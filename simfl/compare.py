@@ -9,8 +9,9 @@ from typing import Sequence, TextIO
 
 import pandas as pd
 
+from simfl import runfolder
 from simfl.errors import SimflError
-from simfl.experiment import prepare, run_policy
+from simfl.experiment import make_plan, prepare, run_policy
 from simfl.metrics import format_table, summary_table
 from simfl.plots import accuracy_curves, ce_convergence, participation, similarity_boxes, synthetic_allocation, timeline
 from simfl.records import AVAILABILITY_FILE, EVENTS_FILE, SIMILARITY_FILE, read_rounds
@@ -29,22 +30,37 @@ def compare(scenario: Scenario, out_dir: Path, policies: Sequence[str] | None = 
         raise SimflError(f"{scenario.source}: policies: no policies to compare; list them in the "
                          "scenario's `policies` or pass --policies a,b,c")
     instances = [create(name) for name in names]  # fail on a bad name before any training
+    _check_unique(instances, names)
     out_dir = Path(out_dir)
+    runfolder.open_folder(out_dir, scenario)  # owned, same scenario and seed, torn lines repaired
     existing = read_rounds(out_dir)
     if not existing.empty and not resume:
         raise SimflError(f"{out_dir}: already holds a comparison; pass --resume to continue it or choose another --out")
     setup = prepare(scenario)
     rounds = scenario.task.rounds
+    todo = [p for p in instances if (0 if existing.empty else int((existing["policy"] == p.name).sum())) < rounds]
+    # every policy plans before any trains: a policy whose plan fails (a user's file) is
+    # named now, not after the others have trained for an hour
+    plans = {p.name: make_plan(setup, p, solver) for p in todo}
     for index, policy in enumerate(instances):
-        done = 0 if existing.empty else int((existing["policy"] == policy.name).sum())
-        if done >= rounds:
+        if policy not in todo:
             if progress:
-                print(f"[{policy.name}] {done} rounds already done", file=progress)
+                print(f"[{policy.name}] {int((existing['policy'] == policy.name).sum())} rounds already done", file=progress)
             continue
         if progress:
             print(f"== policy {index + 1}/{len(instances)}: {policy.name}", file=progress)
-        run_policy(setup, policy, out_dir, resume=resume, solver=solver, progress=progress)
+        run_policy(setup, policy, out_dir, resume=resume, solver=solver, progress=progress, plan=plans[policy.name])
     return write_report(out_dir, scenario, [p.name for p in instances], sys.stdout if progress else None)
+
+
+def _check_unique(instances: Sequence[object], names: Sequence[str]) -> None:
+    seen: dict[str, str] = {}
+    for policy, reference in zip(instances, names):
+        name = policy.name  # type: ignore[attr-defined]
+        if name in seen:
+            raise SimflError(f"policies {seen[name]!r} and {reference!r} are both named {name!r}: their rows would "
+                             "mix in rounds.csv; give each policy its own name")
+        seen[name] = reference
 
 
 def write_report(out_dir: Path, scenario: Scenario, names: Sequence[str], stream: TextIO | None = sys.stdout) -> pd.DataFrame:

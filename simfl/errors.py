@@ -20,3 +20,8 @@ class InfeasiblePlan(SimflError):
 
 class DataNotFound(SimflError):
     """A data set, checkpoint or other input file is missing."""
+
+
+class PolicyError(SimflError):
+    """A policy's own code failed: it raised, exited, or returned something that is not a
+    plan. The message names the policy's file, the method and what happened."""

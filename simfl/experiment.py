@@ -12,11 +12,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, cast
 
 import numpy as np
 import pandas as pd
 
+from simfl import guard, runfolder
 from simfl.engine import DeviceRecord, EngineState, RoundRecord, run
 from simfl.errors import SimflError
 from simfl.plan import Plan, check_plan, plan_costs
@@ -83,9 +84,10 @@ def plan_context(setup: Setup, solver: str | None = None) -> PlanContext:
 
 def make_plan(setup: Setup, policy: Policy, solver: str | None = None) -> Plan:
     """The policy's plan, made on the world as planners see it (`World.for_planning`:
-    the mean channel, or its outage quantile) and checked against the world's limits."""
-    plan = policy.plan(setup.world.for_planning(), plan_context(setup, solver))
-    check_plan(setup.world, plan)
+    the mean channel, or its outage quantile) and checked against the world's limits.
+    The policy's code is called through simfl.guard, which names it when it fails."""
+    plan = guard.call(policy, "plan", setup.world.for_planning(), plan_context(setup, solver), expect=Plan)
+    guard.check_result(policy, "plan", check_plan, setup.world, plan)
     return plan
 
 
@@ -95,12 +97,13 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     """Plan, synthesise and train `policy` for the scenario's rounds, appending to
     `out_dir`/rounds.csv and events.csv as rounds finish. With `resume`, rounds already
     in rounds.csv are kept and training continues from the last saved global model."""
-    import torch
 
     from simfl.learning.trainer import TorchTrainer
 
     scenario, world = setup.scenario, setup.world
     out_dir = Path(out_dir)
+    # before anything is written: the folder is ours, of this scenario and seed, undamaged
+    runfolder.open_run(out_dir, scenario, policy.name, resume=resume)
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = plan if plan is not None else make_plan(setup, policy, solver)
     synthetic, server_set, downlink = _synthesise(setup, policy, plan, progress)
@@ -112,7 +115,7 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
         synthetic=synthetic,
         server_synthetic=server_set,
         seed=scenario.seed,
-        training_set=policy.training_set,
+        training_set=guard.GuardedHooks(policy).training_set,
     )
 
     state = EngineState()
@@ -120,11 +123,12 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     done = _finished_rounds(out_dir, policy.name)
     last_round = None if done is None else int(done.iloc[-1]["round"])
     if resume and done is not None and _checkpoint(checkpoints, policy.name, last_round).exists():
-        trainer.load_global_state(torch.load(_checkpoint(checkpoints, policy.name, last_round), weights_only=True))
-        snapshot = _snapshot(checkpoints, policy.name, last_round)
-        if snapshot.exists():
-            state = EngineState.from_json(snapshot.read_text())
+        saved = runfolder.load_checkpoint(_checkpoint(checkpoints, policy.name, last_round))
+        if ENGINE_KEY in saved:
+            trainer.load_global_state(saved[MODEL_KEY])
+            state = EngineState.from_json(saved[ENGINE_KEY])
         else:  # a folder written before snapshots existed: its runs had no dynamics to restore
+            trainer.load_global_state(saved)
             last = done.iloc[-1]
             state = EngineState(next_round=int(last["round"]) + 1, time_s=float(last["end_s"]),
                                 cum_energy_j=float(last["cum_energy_j"]),
@@ -143,19 +147,19 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     rounds = scenario.task.rounds
 
     def on_round(record: RoundRecord, devices: list[DeviceRecord], snapshot: EngineState) -> None:
-        # The model and the snapshot first, then the row: a round in rounds.csv always has
-        # them on disk, and the previous ones are dropped only once the new row is written.
-        _save_atomically(trainer.global_state(), _checkpoint(checkpoints, policy.name, record.round))
-        _write_atomically(snapshot.to_json(), _snapshot(checkpoints, policy.name, record.round))
+        # The checkpoint (model and snapshot) first, then the row: a round in rounds.csv
+        # always has it on disk, and the previous one is dropped only once the new row is written.
+        _save_atomically({MODEL_KEY: trainer.global_state(), ENGINE_KEY: snapshot.to_json()},
+                         _checkpoint(checkpoints, policy.name, record.round))
         recorder(record, devices)
         _checkpoint(checkpoints, policy.name, record.round - 1).unlink(missing_ok=True)
-        _snapshot(checkpoints, policy.name, record.round - 1).unlink(missing_ok=True)
         if progress:
             _print_progress(progress, policy.name, record, rounds, time.monotonic() - started)
 
     try:
-        final = run(world, plan, trainer, rounds, scenario.seed, state=state, on_round=on_round, policy=policy,
-                    context=plan_context(setup, solver), synthetic_bits=8.0 * downlink)
+        final = run(world, plan, trainer, rounds, scenario.seed, state=state, on_round=on_round,
+                    policy=cast(Policy, guard.GuardedHooks(policy)), context=plan_context(setup, solver),
+                    synthetic_bits=8.0 * downlink)
     finally:
         trainer.close()  # its worker processes
     if final.next_round < rounds and progress:
@@ -202,28 +206,17 @@ def _record_similarity(setup: Setup, policy: str, trainer: TorchTrainer, plan: P
                               "d_gen": int(plan.d_gen[i]), "similarity": float(v)} for i, v in enumerate(values))
 
 
+# A round's checkpoint holds the global model and the engine's snapshot (EngineState as
+# JSON) together, under one checksum.
+MODEL_KEY, ENGINE_KEY = "simfl_global_model", "simfl_engine_state"
+
+
 def _checkpoint(folder: Path, policy: str, round_index: int | None) -> Path:
     return folder / f"{policy}-round{round_index}.pt"
 
 
-def _snapshot(folder: Path, policy: str, round_index: int | None) -> Path:
-    return folder / f"{policy}-round{round_index}.json"
-
-
-def _write_atomically(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".part")
-    partial.write_text(text)
-    partial.replace(path)
-
-
 def _save_atomically(state: dict, path: Path) -> None:
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".part")
-    torch.save(state, partial)
-    partial.replace(path)
+    runfolder.save_checkpoint(state, path)  # atomic, with its checksum in the folder's manifest
 
 
 def _finished_rounds(out_dir: Path, policy: str) -> pd.DataFrame | None:

@@ -9,6 +9,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from simfl import runfolder
+
 ROUNDS_FILE = "rounds.csv"
 EVENTS_FILE = "events.csv"
 SIMILARITY_FILE = "similarity.csv"
@@ -16,7 +18,8 @@ AVAILABILITY_FILE = "availability.csv"  # online intervals of every device (devi
 
 
 class CsvAppender:
-    """Appends rows to one CSV file, writing the header only when the file is new."""
+    """Appends rows to one CSV file, writing the header only when the file is new; each
+    call is one write (simfl.runfolder.append_rows), so a crash never leaves half a row set."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -25,9 +28,7 @@ class CsvAppender:
         frame = pd.DataFrame(list(rows))
         if frame.empty:
             return
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(self.path, mode="a", header=new, index=False)
+        runfolder.append_rows(self.path, frame)
 
 
 class RunRecorder:
@@ -35,26 +36,33 @@ class RunRecorder:
 
     def __init__(self, out_dir: Path, policy: str) -> None:
         self.policy = policy
-        self.rounds = CsvAppender(Path(out_dir) / ROUNDS_FILE)
-        self.events = CsvAppender(Path(out_dir) / EVENTS_FILE)
+        self.out_dir = Path(out_dir)
+        self.rounds = CsvAppender(self.out_dir / ROUNDS_FILE)
+        self.events = CsvAppender(self.out_dir / EVENTS_FILE)
+        events = runfolder.read_csv(self.out_dir / EVENTS_FILE)
+        self.events_rows = int((events["policy"] == policy).sum()) if not events.empty else 0
 
     def __call__(self, record: Any, devices: list[Any]) -> None:
-        # events first: a round is only "finished" once its rounds.csv row exists
+        # events first: a round is only "finished" once its rounds.csv row exists; the
+        # manifest notes the events in between, so a resume can tell lost rows from a crash
         self.events.append({"policy": self.policy, **asdict(d)} for d in devices)
+        self.events_rows += len(devices)
+        runfolder.record_round(self.out_dir, self.policy, record.round, self.events_rows)
         self.rounds.append([{"policy": self.policy, **asdict(record)}])
 
 
 def read_rounds(out_dir: Path) -> pd.DataFrame:
-    path = Path(out_dir) / ROUNDS_FILE
-    return pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame()
+    """rounds.csv as a DataFrame (empty when absent); RunFolderError naming the file when
+    it is torn or unreadable, never a silently wrong table."""
+    return runfolder.read_csv(Path(out_dir) / ROUNDS_FILE)
 
 
 def truncate_events(out_dir: Path, policy: str, keep_rounds: int) -> None:
     """Drop event rows of `policy` from rounds >= keep_rounds (left by an interrupted round)."""
     path = Path(out_dir) / EVENTS_FILE
-    if not path.exists() or not path.stat().st_size:
+    events = runfolder.read_csv(path)
+    if events.empty:
         return
-    events = pd.read_csv(path)
     stale = (events["policy"] == policy) & (events["round"] >= keep_rounds)
     if stale.any():
-        events[~stale].to_csv(path, index=False)
+        runfolder.write_csv_atomically(path, events[~stale])

@@ -14,7 +14,8 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from simfl.errors import PolicyNotFound
+from simfl import guard
+from simfl.errors import PolicyNotFound, SimflError
 from simfl.policy import Policy
 
 ENTRY_POINT_GROUP = "simfl.policies"
@@ -30,6 +31,7 @@ def builtin_policies() -> dict[str, type[Policy]]:
     origins: dict[str, str] = {}
 
     def add(cls: type[Policy], origin: str) -> None:
+        guard.check_class(cls)
         name = cls.name
         if name in found and found[name] is not cls:
             raise PolicyNotFound(f"policy name {name!r} is defined twice: in {origins[name]} and in {origin}")
@@ -115,29 +117,54 @@ def resolve(reference: str) -> type[Policy]:
 
 
 def create(reference: str) -> Policy:
-    return resolve(reference)()
+    """An instance of the policy `reference` names; its class and constructor go through
+    simfl.guard, so a broken user policy is named, not a traceback."""
+    cls = resolve(reference)
+    return guard.instantiate(cls, reference if ":" in reference else None)
 
 
 def _from_path(reference: str) -> type[Policy]:
     target, _, attr = reference.rpartition(":")
+    if not target or not attr:
+        raise PolicyNotFound(f"policy {reference!r}: give module.path:Class or path/to/file.py:Class")
+    module_name = None
     try:
         if target.endswith(".py") or "/" in target:
             path = Path(target)
-            if not path.exists():
+            if not path.is_file():
                 raise PolicyNotFound(f"policy {reference!r}: no file {target}")
             module_name = f"simfl_user_policy_{abs(hash(str(path.resolve())))}"
             spec = importlib.util.spec_from_file_location(module_name, path)
-            assert spec is not None and spec.loader is not None
+            if spec is None or spec.loader is None:
+                raise PolicyNotFound(f"policy {reference!r}: {target} is not a Python file")
             module = importlib.util.module_from_spec(spec)
             sys.modules[module_name] = module
             spec.loader.exec_module(module)
         else:
             module = importlib.import_module(target)
+    except PolicyNotFound:
+        raise
+    except SyntaxError as exc:
+        _forget(module_name)
+        raise PolicyNotFound(f"policy {reference!r}: syntax error in {exc.filename or target} line {exc.lineno}: "
+                             f"{exc.msg}") from None
     except ImportError as exc:
+        _forget(module_name)
         raise PolicyNotFound(f"policy {reference!r}: cannot import {target} ({exc})") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 (a user's module may raise anything, or sys.exit, on import)
+        _forget(module_name)
+        what = f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else f"raised {type(exc).__name__}: {exc}"
+        raise PolicyNotFound(f"policy {reference!r}: importing {target} {what}") from None
     cls = getattr(module, attr, None)
     if not (inspect.isclass(cls) and issubclass(cls, Policy)):
         raise PolicyNotFound(f"policy {reference!r}: {target} has no Policy subclass named {attr!r}")
-    if not getattr(cls, "name", None):
-        raise PolicyNotFound(f"policy {reference!r}: class {attr} must set a `name`")
+    guard.check_class(cls, reference)
     return cls
+
+
+def _forget(module_name: str | None) -> None:
+    """Drop a half-imported user module, so a fixed file is imported afresh."""
+    if module_name:
+        sys.modules.pop(module_name, None)

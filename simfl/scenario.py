@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from simfl.dynamics.availability import AlwaysOn
 from simfl.dynamics.fading import NoFading
 from simfl.dynamics.mobility import Static
 from simfl.errors import ScenarioError
+from simfl.limits import IMAGE_SIDES, MODEL_SIDE_DIVISORS, TEST_SIZES, TRAIN_SIZES, int_range
 from simfl.optim.cross_entropy import CrossEntropy
 
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "gtsrb")
@@ -166,24 +168,77 @@ class Scenario:
 # --------------------------------------------------------------------------- loading
 
 
+MAX_FILE_BYTES = 10_000_000  # a scenario is a page of YAML; more is the wrong file
+
+
 def load_scenario(path: str | Path, overrides: list[str] | None = None, seed: int | None = None) -> Scenario:
     """Read, override and validate a scenario file. Raises ScenarioError listing every problem."""
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text()
+        if path.is_dir():
+            raise ScenarioError(f"{source}: is a directory, not a scenario file.")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ScenarioError(f"{source}: {path.stat().st_size} bytes is not a scenario file (a YAML file of at "
+                                f"most {MAX_FILE_BYTES} bytes).")
+        data = path.read_bytes()
     except OSError as exc:
         raise ScenarioError(f"{source}: cannot read the scenario file ({exc.strerror}).") from None
+    raw = parse_yaml(_decode(data, source), source)
+    return scenario_from_dict(raw, source, overrides=overrides, seed=seed)
+
+
+def _decode(data: bytes, source: str) -> str:
+    """The file's text; a binary or non-UTF-8 file is named, not half-read."""
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise ScenarioError(f"{source}: is a binary file (a NUL byte at offset {nul}), not a YAML scenario.")
     try:
-        raw = yaml.safe_load(text)
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ScenarioError(f"{source}: is not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line}); "
+                            "save the scenario as UTF-8.") from None
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping: PyYAML would keep the
+    last silently, so a second `task:` block would replace the first."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    seen: dict[Any, Any] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.get(key)
+        except TypeError:  # an unhashable key: let PyYAML report it
+            continue
+        if first is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first at line {first.line + 1})", key_node.start_mark)
+        seen[key] = key_node.start_mark
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_yaml(text: str, source: str, what: str = "The file must be a YAML mapping.") -> Any:
+    """YAML text -> Python objects (safe types only, no duplicate keys); ScenarioError naming
+    the line otherwise."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)
         if mark is not None:
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError(f"{source}: malformed YAML{where}: {problem}. The file must be a YAML mapping.") from None
-    return scenario_from_dict(raw, source, overrides=overrides, seed=seed)
+        raise ScenarioError(f"{source}: malformed YAML{where}: {problem}. {what}") from None
+    except RecursionError:
+        raise ScenarioError(f"{source}: YAML nested too deeply. {what}") from None
 
 
 def scenario_from_dict(raw: Any, source: str = "<scenario>", overrides: list[str] | None = None, seed: int | None = None) -> Scenario:
@@ -196,6 +251,7 @@ def scenario_from_dict(raw: Any, source: str = "<scenario>", overrides: list[str
     if seed is not None:
         raw["seed"] = seed
     checker = _Checker(source)
+    _check_finite(raw, "", checker)
     scenario = _build(raw, checker, source)
     checker.raise_if_any()
     assert scenario is not None
@@ -209,8 +265,10 @@ def apply_override(raw: dict, item: str, source: str = "<scenario>") -> None:
         raise ScenarioError(f"{source}: --set {item!r}: expected FIELD=VALUE, e.g. --set task.rounds=5.")
     key, value_text = item.split("=", 1)
     try:
-        value = yaml.safe_load(value_text)
-    except yaml.YAMLError:
+        value = yaml.load(value_text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.constructor.ConstructorError as exc:
+        raise ScenarioError(f"{source}: --set {item!r}: {exc.problem}.") from None
+    except (yaml.YAMLError, RecursionError):
         value = value_text
     parts = [p for p in key.replace("[", ".").replace("]", "").split(".") if p]
     if not parts:
@@ -261,7 +319,15 @@ class _Checker:
         self.base_dir = str(Path(source).parent) if Path(source).exists() else None
 
     def fail(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
+        line = f"{path}: {message}"
+        if line not in self.problems:  # the finiteness walk and a field's own check may agree
+            self.problems.append(line)
+
+    def _fail_unless_named(self, where: str, path: str, message: str) -> None:
+        """Record a problem unless one under `where` is already recorded (a non-finite
+        number the finiteness walk named more precisely)."""
+        if not any(line.startswith(where) for line in self.problems):
+            self.fail(path, message)
 
     def raise_if_any(self) -> None:
         if not self.problems:
@@ -300,20 +366,30 @@ class _Checker:
             if value is None:
                 self.fail(where, f"must be {'an integer' if integer else 'a number'}, got {_describe(node[key])}")
                 return default
-        if integer and (not float(value).is_integer()):
+        if not _finite(value):
+            self.fail(where, f"must be finite, got {_show(value)}")
+            return default
+        if integer and isinstance(value, float) and not value.is_integer():
             self.fail(where, f"must be an integer, got {node[key]!r}")
             return default
-        if not math.isfinite(value):
-            self.fail(where, f"must be finite, got {value!r}")
-            return default
+        before = len(self.problems)
         if minimum is not None and value < minimum:
-            self.fail(where, f"must be >= {minimum:g}, got {value:g}")
+            self.fail(where, f"must be >= {minimum:g}, got {_show(value)}")
         if above is not None and value <= above:
-            self.fail(where, f"must be > {above:g}, got {value:g}")
+            self.fail(where, f"must be > {above:g}, got {_show(value)}")
         if maximum is not None and value > maximum:
-            self.fail(where, f"must be <= {maximum:g}, got {value:g}")
+            self.fail(where, f"must be <= {maximum:g}, got {_show(value)}")
         if below is not None and value >= below:
-            self.fail(where, f"must be < {below:g}, got {value:g}")
+            self.fail(where, f"must be < {below:g}, got {_show(value)}")
+        if integer and len(self.problems) == before:
+            # every integer has a sane range (simfl.limits), so a typo like 1e300 fails here
+            # instead of overflowing or running until it is killed
+            low, high = int_range(where)
+            if not low <= value <= high:
+                self.fail(where, f"must be an integer in [{low}, {high}], got {_show(value)}")
+                return default
+        if len(self.problems) > before:
+            return default
         return int(value) if integer else float(value)
 
     def choice(self, node: dict, key: str, path: str, options: tuple[str, ...], default: str | None) -> Any:
@@ -347,14 +423,14 @@ class _Checker:
         dist: Distribution | None = None
         if not isinstance(value, (dict, bool)):
             number = value if isinstance(value, (int, float)) else _parse_number(value)
-            if number is not None:
+            if number is not None and _finite(number):
                 dist = Distribution("constant", (float(number),))
         elif isinstance(value, dict) and len(value) == 1:
             kind, params = next(iter(value.items()))
             if kind in ("uniform", "linspace"):
                 nums = _numbers(params)
                 if nums is None or len(nums) != 2:
-                    self.fail(_join(where, kind), f"must be a list [low, high] of two numbers, got {params!r}")
+                    self._fail_unless_named(where, _join(where, kind), f"must be a list [low, high] of two numbers, got {params!r}")
                     return None
                 if kind == "uniform" and nums[0] > nums[1]:
                     self.fail(_join(where, kind), f"low {nums[0]:g} > high {nums[1]:g}")
@@ -363,12 +439,14 @@ class _Checker:
             elif kind == "values":
                 nums = _numbers(params)
                 if nums is None or not nums:
-                    self.fail(_join(where, kind), f"must be a non-empty list of numbers, got {params!r}")
+                    self._fail_unless_named(where, _join(where, kind), f"must be a non-empty list of numbers, got {params!r}")
                     return None
                 if count is not None and len(nums) != count:
                     self.fail(_join(where, kind), f"has {len(nums)} values but the group has count {count}")
                     return None
                 dist = Distribution(kind, tuple(nums))
+        if dist is None and any(line.startswith(where) for line in self.problems):
+            return None  # a non-finite number inside it, already named by the finiteness walk
         if dist is None:
             self.fail(where, f"must be a number, {{uniform: [low, high]}}, {{linspace: [first, last]}} or {{values: [...]}}; got {value!r}")
             return None
@@ -499,9 +577,9 @@ def _build_task(m: dict, c: _Checker) -> Task:
     if nums is None or not nums or any(not 0 < t <= 1 for t in nums):
         c.fail(_join(p, "target_accuracies"), f"must be a list of accuracies in (0, 1], e.g. [0.7, 0.8]; got {targets!r}")
         nums = list(d.target_accuracies)
-    return Task(
+    task = Task(
         dataset=c.choice(m, "dataset", p, DATASETS, d.dataset),
-        data_dir=c.string(m, "data_dir", p, d.data_dir),
+        data_dir=_directory(c, m, "data_dir", p, d.data_dir),
         model=c.choice(m, "model", p, MODELS, d.model),
         dirichlet_z=c.number(m, "dirichlet_z", p, d.dirichlet_z, above=0),
         samples_per_device=c.number(m, "samples_per_device", p, d.samples_per_device, minimum=1, integer=True),
@@ -517,6 +595,20 @@ def _build_task(m: dict, c: _Checker) -> Task:
         eval_samples=c.number(m, "eval_samples", p, d.eval_samples, minimum=1, integer=True),
         precision=c.choice(m, "precision", p, ("float32", "bfloat16"), d.precision),
     )
+    side, divisor = IMAGE_SIDES.get(task.dataset), MODEL_SIDE_DIVISORS.get(task.model)
+    if side and divisor and side % divisor:
+        fits = [name for name, k in MODEL_SIDE_DIVISORS.items() if side % k == 0]
+        c.fail(_join(p, "model"), f"{task.model} needs an image side divisible by {divisor}, but {task.dataset} "
+                                  f"images are {side}x{side}; use {' or '.join(fits)} with {task.dataset}")
+    test_size = TEST_SIZES.get(task.dataset)
+    if test_size and task.eval_samples is not None and task.eval_samples > test_size:
+        c.fail(_join(p, "eval_samples"), f"must be at most the {test_size} test images of {task.dataset}, "
+                                         f"got {task.eval_samples}")
+    train_size = TRAIN_SIZES.get(task.dataset)
+    if train_size and task.public_samples >= train_size:
+        c.fail(_join(p, "public_samples"), f"must be less than the {train_size} training images of "
+                                           f"{task.dataset}, got {task.public_samples}")
+    return task
 
 
 def _build_optimisation(m: dict, c: _Checker) -> Optimisation:
@@ -560,7 +652,7 @@ def _build_generator(m: dict, c: _Checker) -> Generator:
     return Generator(
         kind=c.choice(m, "kind", p, GENERATOR_KINDS, d.kind),
         config=c.choice(m, "config", p, ("default", "quick", "tiny"), d.config),
-        cache_dir=c.string(m, "cache_dir", p, d.cache_dir),
+        cache_dir=_directory(c, m, "cache_dir", p, d.cache_dir),
         guidance=c.number(m, "guidance", p, d.guidance, minimum=0),
         sampling_steps=c.number(m, "sampling_steps", p, d.sampling_steps, minimum=1, integer=True),
     )
@@ -595,13 +687,62 @@ def _describe(value: Any) -> str:
 
 
 def _parse_number(value: Any) -> float | None:
-    """YAML 1.1 reads `1e6` as a string; accept numeric strings like that."""
-    if isinstance(value, str):
+    """YAML 1.1 reads `1e6` as a string; accept numeric strings like that (not words like
+    'nan' or 'infinity', which float() would also take)."""
+    if isinstance(value, str) and _NUMERIC.match(value.strip()):
         try:
             return float(value)
         except ValueError:
             return None
     return None
+
+
+_NUMERIC = re.compile(r"^[+-]?(\d[\d_]*\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _finite(value: float | int) -> bool:
+    if isinstance(value, int):
+        return abs(value) < 2**1023  # float() of a larger int overflows
+    return math.isfinite(value)
+
+
+def _show(value: float | int) -> str:
+    if isinstance(value, int) and abs(value) >= 10**16:
+        return f"{value:.3g}" if _finite(value) else f"a {len(str(abs(value)))}-digit integer"
+    return f"{value:g}"
+
+
+def _check_finite(node: Any, path: str, c: _Checker, seen: set[int] | None = None) -> None:
+    """Every number anywhere in the scenario must be finite: NaN and infinity (YAML's
+    .nan/.inf, or a string like 1e999) are refused here, field by field, for fields
+    added later too, before any field's own check can misread them."""
+    seen = set() if seen is None else seen
+    if isinstance(node, (dict, list)):
+        if id(node) in seen:  # YAML aliases share nodes: visit each once
+            return
+        seen.add(id(node))
+        items = node.items() if isinstance(node, dict) else ((f"[{i}]", v) for i, v in enumerate(node))
+        for key, value in items:
+            where = f"{path}{key}" if isinstance(node, list) else _join(path, str(key))
+            _check_finite(value, where, c, seen)
+        return
+    if isinstance(node, bool):
+        return
+    number = node if isinstance(node, (int, float)) else _parse_number(node)
+    if number is not None and not _finite(number):
+        c.fail(path, f"must be finite, got {_show(number)}")
+
+
+def _directory(c: _Checker, m: dict, key: str, path: str, default: str | None) -> str | None:
+    """A directory field: it may not exist yet, but it must not be a file."""
+    value = c.string(m, key, path, default)
+    if value is not None:
+        where = Path(value).expanduser()
+        if where.exists() and not where.is_dir():
+            c.fail(_join(path, key), f"{value} is a file, not a directory")
+        elif not value.strip():
+            c.fail(_join(path, key), "must be a directory path, got an empty string")
+    return value
 
 
 def _numbers(values: Any) -> list[float] | None:
@@ -612,10 +753,12 @@ def _numbers(values: Any) -> list[float] | None:
         if isinstance(v, bool):
             return None
         if isinstance(v, (int, float)):
+            if not _finite(v):
+                return None
             out.append(float(v))
         else:
             n = _parse_number(v)
-            if n is None:
+            if n is None or not _finite(n):
                 return None
             out.append(n)
     return out

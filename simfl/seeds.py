@@ -20,6 +20,7 @@ import pandas as pd
 
 from simfl.compare import SUMMARY_FILE, compare
 from simfl.errors import SimflError
+from simfl.limits import MAX_SEEDS, SEED_RANGE
 from simfl.metrics import HEADINGS, QUANTITIES, render, table_header, target_tag
 from simfl.plots import accuracy_curves_over_seeds
 from simfl.records import read_rounds
@@ -34,6 +35,8 @@ def parse_seeds(text: str) -> list[int]:
     try:
         if "-" in text and "," not in text:
             low, high = (int(part) for part in text.split("-"))
+            if high - low >= MAX_SEEDS:
+                raise SimflError(f"--seeds {text!r}: {high - low + 1} seeds; at most {MAX_SEEDS} in one comparison")
             seeds = list(range(low, high + 1))
         else:
             seeds = [int(part) for part in text.split(",") if part.strip()]
@@ -41,13 +44,16 @@ def parse_seeds(text: str) -> list[int]:
         seeds = []
     if not seeds:
         raise SimflError(f"--seeds {text!r}: give seeds as 1,2,3 or a range 1-5")
+    if len(seeds) > MAX_SEEDS:
+        raise SimflError(f"--seeds {text!r}: {len(seeds)} seeds; at most {MAX_SEEDS} in one comparison")
     return seeds
 
 
 def seed_scenarios(scenario: Scenario, seeds: Sequence[int]) -> list[Scenario]:
     """The scenario once per seed, all with the scenario's own public split."""
-    if not seeds or len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
-        raise SimflError(f"--seeds: give distinct non-negative integers, e.g. 1,2,3; got {list(seeds)}")
+    low, high = SEED_RANGE
+    if not seeds or len(set(seeds)) != len(seeds) or any(not low <= s <= high for s in seeds):
+        raise SimflError(f"--seeds: give distinct integers in [{low}, {high}], e.g. 1,2,3; got {list(seeds)}")
     task = replace(scenario.task, public_split_seed=scenario.split_seed)
     return [replace(scenario, seed=int(s), task=task) for s in seeds]
 

@@ -13,6 +13,7 @@ from typing import Sequence, TextIO
 
 import pandas as pd
 
+from simfl import runfolder
 from simfl.compare import SUMMARY_FILE
 from simfl.errors import SimflError
 from simfl.experiment import prepare, run_policy
@@ -37,7 +38,10 @@ def sweep(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_dir: Path,
     policy = create(policy_name)
     out_dir = Path(out_dir)
     for index, (label, scenario) in enumerate(runs):
+        if "/" in label or label in (".", ".."):
+            raise SimflError(f"--vary: the value in {label!r} names a directory of the sweep; it cannot contain '/'")
         run_dir = out_dir / label
+        runfolder.open_folder(run_dir, scenario)  # owned, same scenario and seed, torn lines repaired
         done = read_rounds(run_dir)
         if not done.empty and not resume:
             raise SimflError(f"{run_dir}: already holds a run; pass --resume to continue the sweep or choose another --out")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 
 import numpy as np
 import pytest
@@ -72,3 +73,16 @@ class StandInTrainer:
     def evaluate(self):
         round_index = self.calls[-1][0] if self.calls else 0
         return RoundMetrics(accuracy=self.aggregated / 100.0 + round_index / 1000.0, loss=1.0 / (round_index + 1))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temporary_cache(tmp_path_factory):
+    """Generators and pools the tests train go to a temporary cache, never the user's
+    (~/.cache/simfl or $SIMFL_CACHE); set in the environment so CLI subprocesses inherit it."""
+    before = os.environ.get("SIMFL_CACHE")
+    os.environ["SIMFL_CACHE"] = str(tmp_path_factory.mktemp("simfl-cache"))
+    yield
+    if before is None:
+        os.environ.pop("SIMFL_CACHE", None)
+    else:
+        os.environ["SIMFL_CACHE"] = before

@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from simfl.errors import DataNotFound
+from simfl.errors import DataNotFound, SimflError
+from simfl.runfolder import sha256_file
 
 
 def default_cache_dir() -> Path:
@@ -42,21 +43,39 @@ def checkpoint_path(cache_dir: Path, stem: str) -> Path:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write `state` atomically to `path`."""
+    """Write `state` atomically to `path`, with its SHA-256 beside it (`<path>.sha256`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(state, tmp)
+    sums = _sum_path(path)
+    sums_tmp = sums.with_name(f".{sums.name}.{os.getpid()}.tmp")
+    sums_tmp.write_text(sha256_file(tmp) + "\n")
+    os.replace(sums_tmp, sums)  # the sum first: a checkpoint on disk always has its sum
     os.replace(tmp, path)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint written by `save_checkpoint`; DataNotFound when absent or unreadable."""
+    """Read a checkpoint written by `save_checkpoint`; DataNotFound when absent or
+    unreadable, DamagedCheckpoint when its SHA-256 is not the recorded one. (Checkpoints
+    of simfl versions before checksums have none; they are read as before.)"""
     if not path.exists():
         raise DataNotFound(f"no generator checkpoint at {path}")
+    sums = _sum_path(path)
+    if sums.exists() and sums.read_text().strip() != sha256_file(path):
+        raise DamagedCheckpoint(f"{path}: damaged (its SHA-256 differs from {sums.name}, recorded when it was "
+                                "saved); it is not used. Delete it and train the generator again")
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # a truncated or foreign file: say which and how to recover
         raise DataNotFound(f"cannot read the generator checkpoint {path} ({exc}); delete it and train again") from None
+
+
+class DamagedCheckpoint(SimflError):
+    """A checkpoint whose checksum does not match: refused, not retrained over silently."""
+
+
+def _sum_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
 
 
 __all__ = ["checkpoint_path", "checkpoint_stem", "default_cache_dir", "load_checkpoint", "resolve_cache_dir",

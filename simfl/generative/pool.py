@@ -13,6 +13,7 @@ and only the shortfall is ever generated.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -25,6 +26,7 @@ import numpy as np
 from simfl.errors import SimflError
 from simfl.generative.checkpoint import default_cache_dir
 from simfl.generative.train import TrainedGenerator
+from simfl.runfolder import sha256_file
 
 CHUNK = 32  # images generated per class per chunk: the unit of the pool's seeding (small: sampling is costly)
 
@@ -60,7 +62,7 @@ class SynthesisService:
                  progress: Callable[[str], None] | None = _stderr) -> None:
         self.generator = generator
         self.progress = progress
-        root = Path(pool_dir).expanduser() if pool_dir is not None else default_cache_dir() / "pools"
+        root = Path(pool_dir).expanduser() if pool_dir is not None else default_pool_dir(generator)
         self.dir = root / generator.key / generator.sampler_tag
         self.stats = SynthesisStats()
 
@@ -135,6 +137,48 @@ class SynthesisService:
     def _path(self, c: int) -> Path:
         return self.dir / f"class_{c:03d}.npy"
 
+    def _sum_path(self, c: int) -> Path:
+        return self._path(c).with_suffix(".json")
+
+    def _identity(self, c: int) -> dict:
+        """What a pool file must be: this generator's, this sampler's, this class's images."""
+        return {"generator": self.generator.key, "sampler": self.generator.sampler_tag, "class": int(c),
+                "shape": list(self.generator.image_shape), "dtype": "uint8"}
+
+    def _load(self, c: int) -> np.ndarray:
+        """Class c's pool as saved, or an empty one when there is none or it is damaged: a
+        file whose SHA-256, class, generator or shape is not the one recorded beside it is
+        named and regenerated (its chunks are seeded, so it comes back identical)."""
+        path, empty = self._path(c), np.zeros((0, *self.generator.image_shape), dtype=np.uint8)
+        if not path.exists():
+            return empty
+        problem = None
+        try:
+            record = json.loads(self._sum_path(c).read_text())
+            if {k: record.get(k) for k in self._identity(c)} != self._identity(c):
+                problem = "it belongs to another generator, sampler or class"
+            elif record.get("sha256") != sha256_file(path):
+                problem = "its SHA-256 differs from the one recorded when it was written"
+        except FileNotFoundError:
+            problem = f"it has no checksum file {self._sum_path(c).name}"
+        except (ValueError, OSError) as exc:
+            problem = f"its checksum file is unreadable ({exc})"
+        pool = None
+        if problem is None:
+            try:
+                pool = np.load(path, allow_pickle=False)
+            except (ValueError, OSError) as exc:
+                problem = f"it cannot be read ({exc})"
+        if pool is not None and (pool.dtype != np.uint8 or pool.shape[1:] != tuple(self.generator.image_shape)):
+            problem = f"it holds {pool.dtype} images of shape {pool.shape[1:]}"
+        if problem is None and pool is not None:
+            return pool
+        if self.progress:
+            self.progress(f"{path}: damaged ({problem}); not used, regenerating it")
+        path.unlink(missing_ok=True)
+        self._sum_path(c).unlink(missing_ok=True)
+        return empty
+
     def pool_size(self, c: int) -> int:
         path = self._path(c)
         if not path.exists():
@@ -146,7 +190,7 @@ class SynthesisService:
         if not 0 <= c < self.n_classes:
             raise SimflError(f"unknown class {c}; the generator {self.generator.key} has classes 0..{self.n_classes - 1}")
         path = self._path(c)
-        pool = np.load(path) if path.exists() else np.zeros((0, *self.generator.image_shape), dtype=np.uint8)
+        pool = self._load(c)
         if len(pool) < n:
             start = time.perf_counter()
             chunks = [pool]
@@ -160,7 +204,7 @@ class SynthesisService:
                               f"(pool now {len(new)})")
             self.stats.generation_s += time.perf_counter() - start
             self.stats.generated_images += len(new) - len(pool)
-            self._save(path, new)
+            self._save(c, new)
             pool = new
         return pool[:n]
 
@@ -168,11 +212,27 @@ class SynthesisService:
         seed = np.random.SeedSequence([int(self.generator.meta["seed"]), c, j]).generate_state(1)[0]
         return self.generator.sample(np.full(CHUNK, c, dtype=np.int64), seed=int(seed))
 
-    def _save(self, path: Path, pool: np.ndarray) -> None:
+    def _save(self, c: int, pool: np.ndarray) -> None:
+        path = self._path(c)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
         np.save(tmp, pool)
+        # the checksum first, then the file it describes: a crash in between leaves a
+        # mismatch, which `_load` regenerates, never a file taken on trust
+        record = {**self._identity(c), "sha256": sha256_file(tmp), "images": int(len(pool))}
+        sums = self._sum_path(c)
+        sums_tmp = sums.with_name(f".{sums.name}.{os.getpid()}.tmp")
+        sums_tmp.write_text(json.dumps(record, indent=1))
+        os.replace(sums_tmp, sums)
         os.replace(tmp, path)
 
 
-__all__ = ["CHUNK", "SynthesisService", "SynthesisStats"]
+def default_pool_dir(generator: TrainedGenerator) -> Path:
+    """`<cache>/pools` of the cache the generator's checkpoint is in, so pools follow
+    generator.cache_dir (and --cache-dir) and nothing is written to another cache."""
+    if generator.path.parent.name == "generators":
+        return generator.path.parent.parent / "pools"
+    return default_cache_dir() / "pools"
+
+
+__all__ = ["CHUNK", "SynthesisService", "SynthesisStats", "default_pool_dir"]

@@ -31,7 +31,10 @@ participates, however many workers train them, and across a resume from a checkp
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
+import os
+import signal
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -373,7 +376,8 @@ class TorchTrainer:
             global _WORKER
             _WORKER = self
             try:
-                self._pool = multiprocessing.get_context("fork").Pool(self.workers, initializer=_worker_init)
+                self._pool = multiprocessing.get_context("fork").Pool(self.workers, initializer=_worker_init,
+                                                                      initargs=(os.getpid(),))
             finally:
                 _WORKER = None
             self._finalizer = weakref.finalize(self, self._pool.terminate)
@@ -418,12 +422,28 @@ class TorchTrainer:
 _WORKER: TorchTrainer | None = None  # the trainer a forked worker inherited
 
 
-def _worker_init() -> None:
+def _worker_init(parent_pid: int) -> None:
+    _exit_with_parent(parent_pid)
     trainer = _WORKER
     assert trainer is not None, "simfl training workers must be forked by TorchTrainer"
     trainer._pool = None  # a worker never forks workers of its own
     trainer._finalizer = None
     torch.set_num_threads(trainer.threads)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """A worker whose parent is killed ends at once (Linux: SIGKILL on the parent's death),
+    instead of living on to fail on the broken pipe to it with a BrokenPipeError traceback."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return  # not Linux: orphans end when they next touch the pipe, as before
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(0)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _worker_train(job: tuple[int, int, list[np.ndarray]]) -> tuple[list[np.ndarray], float]:
