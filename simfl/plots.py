@@ -4,19 +4,20 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+# No matplotlib.use() here: importing simfl must not change a notebook's backend;
+# without a display matplotlib picks a non-interactive one itself, and every figure is
+# saved and closed.
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.artist import Artist
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -216,7 +217,7 @@ def timeline(events: pd.DataFrame, rounds: pd.DataFrame, path: Path, title: str 
         ax.set_yticks(range(rows))
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("device")
-    handles = [Patch(color=colour, label=text) for colour, text in PHASES.values()]
+    handles: list[Artist] = [Patch(color=colour, label=text) for colour, text in PHASES.values()]
     if availability is not None:
         handles.append(Patch(color=OFFLINE_COLOUR, label="offline"))
     handles += [Line2D([], [], marker=m, color=c, linestyle="none", markersize=7, markeredgewidth=2, label=text)

@@ -227,9 +227,6 @@ def _format(table: pd.DataFrame) -> str:
 def save_grid(generator: TrainedGenerator, path: str | Path, per_class: int = 10, pool_dir: str | Path | None = None,
               title: str | None = None) -> Path:
     """A PNG of `per_class` samples per class (rows = classes, the first images of the pool)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     service = SynthesisService(generator, pool_dir)

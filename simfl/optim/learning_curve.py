@@ -113,9 +113,6 @@ def estimate_zeta(rounds: ArrayLike, global_errors: ArrayLike, mean_local_error:
 def learning_curve_plot(sizes: ArrayLike, errors: ArrayLike, fit: CurveFit, path: str | Path,
                         title: str = "Local error versus training-data amount") -> Path:
     """Fig. 3: measured local errors and the fitted power law (1), written to `path`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     d = np.asarray(sizes, float)
