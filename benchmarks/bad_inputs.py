@@ -109,7 +109,7 @@ def set_values() -> list[str]:
 POLICY_FILE = '''
 import sys
 from simfl.policy import Policy
-from policies.tfl import Tfl
+from simfl.policies.tfl import Tfl
 
 
 class ReturnsNone(Policy):

@@ -10,8 +10,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from policies.equal_share import EqualShare
-from policies.fimi import Fimi
+from simfl.policies.equal_share import EqualShare
+from simfl.policies.fimi import Fimi
 from simfl.learning.protocol import LocalUpdate, Server
 from simfl.network import RoundState
 from simfl.plan import Plan

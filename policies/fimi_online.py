@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from policies.fimi import Fimi
+from simfl.policies.fimi import Fimi
 from simfl.compute import compute_latency_s
 from simfl.network import RoundState
 from simfl.optim.communication import b_min_hz

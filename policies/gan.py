@@ -4,7 +4,7 @@ Fig. 5(e) is the same policy under its ablation name."""
 
 from __future__ import annotations
 
-from policies.fimi import Fimi
+from simfl.policies.fimi import Fimi
 
 
 class Gan(Fimi):

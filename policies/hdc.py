@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from policies.fimi import Fimi
+from simfl.policies.fimi import Fimi
 from simfl.world import World
 
 

@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from policies.tfl import Tfl
+from simfl.policies.tfl import Tfl
 from simfl.learning.protocol import LocalUpdate, Server
 from simfl.network import RoundState
 from simfl.policy import PlanContext

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from policies.ablations import FimiNoOa
+from simfl.policies.ablations import FimiNoOa
 from simfl.learning.protocol import TrainingData
 
 

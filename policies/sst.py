@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Sequence
 
-from policies.fimi import Fimi
-from policies.tfl import Tfl
+from simfl.policies.fimi import Fimi
+from simfl.policies.tfl import Tfl
 from simfl.learning.protocol import LocalUpdate, Server
 from simfl.network import RoundState
 from simfl.plan import Plan

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from policies.fimi import solution_info
+from simfl.policies.fimi import solution_info
 from simfl.optim.fimi import plan_from_solution, solve
 from simfl.plan import Plan
 from simfl.policy import Policy, PlanContext

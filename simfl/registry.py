@@ -25,7 +25,7 @@ ENTRY_POINT_GROUP = "simfl.policies"
 def builtin_policies() -> dict[str, type[Policy]]:
     """name -> class for every Policy subclass defined in the `policies` package and in
     installed entry points. A name defined twice is an error, not a silent override."""
-    import policies as package
+    import simfl.policies as package
 
     found: dict[str, type[Policy]] = {}
     origins: dict[str, str] = {}
@@ -38,7 +38,7 @@ def builtin_policies() -> dict[str, type[Policy]]:
         found[name], origins[name] = cls, origin
 
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"policies.{info.name}")
+        module = importlib.import_module(f"simfl.policies.{info.name}")
         for _, obj in inspect.getmembers(module, inspect.isclass):
             if issubclass(obj, Policy) and obj.__module__ == module.__name__ and not inspect.isabstract(obj):
                 add(obj, f"policies/{info.name}.py")
@@ -58,7 +58,7 @@ def declared_names() -> dict[str, str]:
     """name -> where, for every policy the `policies` package and installed entry points
     declare, read from the source (each class's `name = "..."`) without importing it:
     validating a scenario runs no policy code."""
-    import policies as package
+    import simfl.policies as package
 
     found: dict[str, str] = {}
     for folder in package.__path__:

@@ -158,7 +158,7 @@ def test_sweep_runs_each_value_on_the_same_world_and_tabulates_them(tmp_path):
 
 def test_seeds_table_finds_a_policy_given_by_path(tmp_path):
     mine = tmp_path / "mine.py"
-    mine.write_text("from policies.equal_share import EqualShare\n\n\n"
+    mine.write_text("from simfl.policies.equal_share import EqualShare\n\n\n"
                     "class Mine(EqualShare):\n    name = 'mine'\n")
     out = tmp_path / "seeds"
     result = simfl("compare", TINY, "--out", str(out), "--seeds", "1,2", "--set", "task.rounds=1",

@@ -10,8 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from policies.equal_share import EqualShare
-from policies.tfl import Tfl
+from simfl.policies.equal_share import EqualShare
+from simfl.policies.tfl import Tfl
 from simfl.compute import compute_latency_s
 from simfl.dynamics.availability import AvailabilityTimeline, MarkovOnOff, online_intervals
 from simfl.dynamics.fading import FadingProcess, GaussMarkov, Rayleigh

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from simfl.learning.data import ImageDataset, load_dataset
-from policies.semi import Semi
+from simfl.policies.semi import Semi
 from simfl.learning.protocol import LocalUpdate, RoundMetrics, Trainer
 from simfl.learning.trainer import LabelledImages, TorchTrainer, intra_op_threads
 from simfl.scenario import Task

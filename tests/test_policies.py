@@ -206,3 +206,15 @@ def test_the_scenarios_generator_kind_is_the_one_fimi_uses(world_and_scenario):
     assert plan_of("fimi", world, gan_scenario).generator == "gan"
     assert plan_of("sst", world, gan_scenario).generator == "gan"
     assert plan_of("gan", world, scenario).generator == "gan"  # the GAN baseline insists on its model
+
+
+def test_the_built_in_policies_install_under_simfls_namespace(tmp_path):
+    # run outside the repository, so only what is installed can be imported
+    import subprocess
+    import sys
+
+    code = ("import importlib.util, simfl.policies.fimi as f; "
+            "print(f.Fimi.name, importlib.util.find_spec('policies') is None)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["fimi", "True"]

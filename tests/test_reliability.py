@@ -141,7 +141,7 @@ def test_a_closed_pipe_ends_plan_quietly(monkeypatch, capsys):
 POLICIES = '''
 import sys
 from simfl.policy import Policy
-from policies.tfl import Tfl as TFL
+from simfl.policies.tfl import Tfl as TFL
 
 
 class ReturnsNone(Policy):

@@ -13,10 +13,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from policies.fimi import Fimi
-from policies.fimi_online import FimiOnline
-from policies.power_of_choice import CANDIDATE_KEY, PowerOfChoice
-from policies.tfl import Tfl
+from simfl.policies.fimi import Fimi
+from simfl.policies.fimi_online import FimiOnline
+from simfl.policies.power_of_choice import CANDIDATE_KEY, PowerOfChoice
+from simfl.policies.tfl import Tfl
 from simfl.compute import compute_latency_s
 from simfl.engine import run
 from simfl.learning.protocol import LocalUpdate
