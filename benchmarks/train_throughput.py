@@ -35,7 +35,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from simfl.learning.data import ImageDataset, load_dataset
 from simfl.learning.models import build_model, forward_flops
 from simfl.learning.partition import dirichlet_partition
-from simfl.learning.trainer import PRECISIONS, TorchTrainer, fedavg
+from simfl.learning.protocol import PRECISIONS
+from simfl.learning.trainer import TorchTrainer
 from simfl.scenario import Task
 from simfl.world import rng
 
@@ -72,7 +73,8 @@ def plain_round(task: Task, dataset: ImageDataset, tensors: list[TensorDataset],
                 opt.step()
         states.append(model.state_dict())
         weights.append(len(data))
-    return fedavg(states, weights)
+    total = float(sum(weights))  # the plain weighted average of the state dicts
+    return {name: sum(state[name] * (w / total) for state, w in zip(states, weights)) for name in states[0]}
 
 
 CONFIGS = {  # label: (precision, threads, workers)

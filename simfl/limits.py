@@ -38,14 +38,6 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "generator.sampling_steps": (1, 10_000),
 }
 
-# Sizes of the built-in data sets' splits and image sides, so that `validate` catches a
-# request a data set cannot meet before anything is loaded. GTSRB is read from folders
-# of any size, so only its image side (resized to 32) is known.
-TEST_SIZES: dict[str, int] = {"fashion-mnist": 10_000, "mnist": 10_000, "cifar10": 10_000}
-TRAIN_SIZES: dict[str, int] = {"fashion-mnist": 60_000, "mnist": 60_000, "cifar10": 50_000}
-IMAGE_SIDES: dict[str, int] = {"fashion-mnist": 28, "mnist": 28, "cifar10": 32, "gtsrb": 32}
-MODEL_SIDE_DIVISORS: dict[str, int] = {"cnn": 4, "vgg9": 8}  # simfl.learning.models.build_model
-
 MAX_SEEDS = 1_000  # `compare --seeds`: a range like 1-1000000000 is a typo
 
 _INDEX = re.compile(r"\[\d+\]")
@@ -56,5 +48,4 @@ def int_range(path: str) -> tuple[int, int]:
     return INT_RANGES.get(_INDEX.sub("[*]", path), DEFAULT_INT_RANGE)
 
 
-__all__ = ["DEFAULT_INT_RANGE", "IMAGE_SIDES", "INT_RANGES", "MAX_SEEDS", "MODEL_SIDE_DIVISORS", "SEED_RANGE",
-           "TEST_SIZES", "TRAIN_SIZES", "int_range"]
+__all__ = ["DEFAULT_INT_RANGE", "INT_RANGES", "MAX_SEEDS", "SEED_RANGE", "int_range"]

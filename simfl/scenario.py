@@ -21,13 +21,14 @@ from simfl.dynamics.availability import AlwaysOn
 from simfl.dynamics.fading import NoFading
 from simfl.dynamics.mobility import Static
 from simfl.errors import ScenarioError
-from simfl.limits import IMAGE_SIDES, MODEL_SIDE_DIVISORS, TEST_SIZES, TRAIN_SIZES, int_range
+from simfl.generative import CONFIG_NAMES, KINDS as GENERATOR_KINDS
+from simfl.learning.data import DATASETS
+from simfl.learning.models import MODELS
+from simfl.learning.protocol import PRECISIONS
+from simfl.limits import int_range
+from simfl.optim.fimi import SOLVERS
 from simfl.optim.cross_entropy import CrossEntropy
 
-DATASETS = ("fashion-mnist", "mnist", "cifar10", "gtsrb")
-MODELS = ("cnn", "vgg9")
-GENERATOR_KINDS = ("diffusion", "gan")
-SOLVERS = ("ce", "exact")
 
 
 # --------------------------------------------------------------------------- schema
@@ -578,9 +579,9 @@ def _build_task(m: dict, c: _Checker) -> Task:
         c.fail(_join(p, "target_accuracies"), f"must be a list of accuracies in (0, 1], e.g. [0.7, 0.8]; got {targets!r}")
         nums = list(d.target_accuracies)
     task = Task(
-        dataset=c.choice(m, "dataset", p, DATASETS, d.dataset),
+        dataset=c.choice(m, "dataset", p, tuple(DATASETS), d.dataset),
         data_dir=_directory(c, m, "data_dir", p, d.data_dir),
-        model=c.choice(m, "model", p, MODELS, d.model),
+        model=c.choice(m, "model", p, tuple(sorted(MODELS)), d.model),
         dirichlet_z=c.number(m, "dirichlet_z", p, d.dirichlet_z, above=0),
         samples_per_device=c.number(m, "samples_per_device", p, d.samples_per_device, minimum=1, integer=True),
         public_samples=c.number(m, "public_samples", p, d.public_samples, minimum=1, integer=True),
@@ -593,18 +594,19 @@ def _build_task(m: dict, c: _Checker) -> Task:
                                         integer=True),
         target_accuracies=tuple(nums),
         eval_samples=c.number(m, "eval_samples", p, d.eval_samples, minimum=1, integer=True),
-        precision=c.choice(m, "precision", p, ("float32", "bfloat16"), d.precision),
+        precision=c.choice(m, "precision", p, PRECISIONS, d.precision),
     )
-    side, divisor = IMAGE_SIDES.get(task.dataset), MODEL_SIDE_DIVISORS.get(task.model)
-    if side and divisor and side % divisor:
-        fits = [name for name, k in MODEL_SIDE_DIVISORS.items() if side % k == 0]
-        c.fail(_join(p, "model"), f"{task.model} needs an image side divisible by {divisor}, but {task.dataset} "
-                                  f"images are {side}x{side}; use {' or '.join(fits)} with {task.dataset}")
-    test_size = TEST_SIZES.get(task.dataset)
+    data, net = DATASETS.get(task.dataset), MODELS.get(task.model)
+    if data is not None and net is not None and data.image_side % net.side_divisor:
+        side = data.image_side
+        fits = [name for name, spec in MODELS.items() if side % spec.side_divisor == 0]
+        c.fail(_join(p, "model"), f"{task.model} needs an image side divisible by {net.side_divisor}, but "
+                                  f"{task.dataset} images are {side}x{side}; use {' or '.join(fits)} with {task.dataset}")
+    test_size = data.test_size if data is not None else None
     if test_size and task.eval_samples is not None and task.eval_samples > test_size:
         c.fail(_join(p, "eval_samples"), f"must be at most the {test_size} test images of {task.dataset}, "
                                          f"got {task.eval_samples}")
-    train_size = TRAIN_SIZES.get(task.dataset)
+    train_size = data.train_size if data is not None else None
     if train_size and task.public_samples >= train_size:
         c.fail(_join(p, "public_samples"), f"must be less than the {train_size} training images of "
                                            f"{task.dataset}, got {task.public_samples}")
@@ -651,7 +653,7 @@ def _build_generator(m: dict, c: _Checker) -> Generator:
     c.unknown(m, set(Generator.__dataclass_fields__), p)
     return Generator(
         kind=c.choice(m, "kind", p, GENERATOR_KINDS, d.kind),
-        config=c.choice(m, "config", p, ("default", "quick", "tiny"), d.config),
+        config=c.choice(m, "config", p, CONFIG_NAMES, d.config),
         cache_dir=_directory(c, m, "cache_dir", p, d.cache_dir),
         guidance=c.number(m, "guidance", p, d.guidance, minimum=0),
         sampling_steps=c.number(m, "sampling_steps", p, d.sampling_steps, minimum=1, integer=True),

@@ -8,3 +8,8 @@ checkpointed under the cache directory, served through an on-disk pool of images
 
 Modules import torch; this package itself does not, so `import simfl.generative` is cheap.
 """
+
+# The generators a scenario may name (generator.kind) and their training configurations
+# (generator.config); simfl.generative.train holds one configuration per pair.
+KINDS = ("diffusion", "gan")
+CONFIG_NAMES = ("default", "quick", "tiny")

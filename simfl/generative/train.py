@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from simfl.errors import DataNotFound, SimflError
+from simfl.generative import CONFIG_NAMES, KINDS
 from simfl.generative import diffusion as dm
 from simfl.generative.checkpoint import (checkpoint_path, checkpoint_stem, load_checkpoint, resolve_cache_dir,
                                          save_checkpoint)
@@ -34,7 +35,6 @@ from simfl.generative.gan import Discriminator, GANConfig, Generator, gan_sample
 from simfl.generative.unet import UNet, UNetConfig
 
 Progress = Callable[[str], None]
-KINDS = ("diffusion", "gan")
 
 # --------------------------------------------------------------------------- configurations
 
@@ -87,7 +87,7 @@ CONFIGS: dict[tuple[str, str], Any] = {
 }
 
 
-CONFIG_NAMES = ("default", "quick", "tiny")
+assert set(CONFIGS) == {(k, c) for k in KINDS for c in CONFIG_NAMES}, "one training configuration per kind and name"
 
 
 def training_config(kind: str, config: str, in_channels: int) -> Any:

@@ -26,7 +26,7 @@ import pickle
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -43,12 +43,40 @@ IDX_FILES = {
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 MNIST_CLASSES = tuple(str(d) for d in range(10))
-DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10", "gtsrb")
 GTSRB_SIZE = 32
 IMAGE_SUFFIXES = (".ppm", ".png", ".jpg", ".jpeg", ".bmp")
 
 # IDX magic: two zero bytes, the element type (0x08 = unsigned byte), the number of dimensions.
 _IDX_UBYTE = 0x08
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered data set: its loader and what a scenario can be checked against
+    before anything is loaded (None where it depends on the user's files)."""
+
+    loader: Callable[[str | None], ImageDataset]
+    image_side: int
+    train_size: int | None = None
+    test_size: int | None = None
+
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def dataset(name: str, *, image_side: int, train_size: int | None = None,
+            test_size: int | None = None) -> Callable[[Callable[[str | None], ImageDataset]],
+                                                      Callable[[str | None], ImageDataset]]:
+    """Register a loader `f(data_dir) -> ImageDataset` under `name` (`task.dataset`):
+    adding a data set is one decorated function. A name used twice is an error."""
+
+    def add(loader: Callable[[str | None], ImageDataset]) -> Callable[[str | None], ImageDataset]:
+        if name in DATASETS:
+            raise ValueError(f"data set {name!r} is registered twice")
+        DATASETS[name] = DatasetSpec(loader, image_side, train_size, test_size)
+        return loader
+
+    return add
 
 
 @dataclass(frozen=True)
@@ -89,14 +117,14 @@ def load_dataset(name: str, data_dir: str | None = None) -> ImageDataset:
     DataNotFound
         The files are missing or malformed; the message says where to put what.
     """
-    if name not in DATASET_NAMES:
-        raise DataNotFound(f"unknown data set {name!r}; known: {', '.join(DATASET_NAMES)}")
+    if name not in DATASETS:
+        raise DataNotFound(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
     return _cached(name, None if data_dir is None else str(Path(data_dir).expanduser().resolve()))
 
 
 @functools.lru_cache(maxsize=8)
 def _cached(name: str, data_dir: str | None) -> ImageDataset:
-    dataset = _LOADERS[name](data_dir)
+    dataset = DATASETS[name].loader(data_dir)
     # The cache hands one object to every caller: make the arrays read-only so no caller
     # can change another's data.
     for array in (dataset.train_images, dataset.train_labels, dataset.test_images, dataset.test_labels):
@@ -195,6 +223,7 @@ def _missing_idx(directory: Path | None) -> list[str]:
 _IDX_LIST = ", ".join(f"{s}[.gz]" for s in IDX_FILES.values())
 
 
+@dataset("fashion-mnist", image_side=28, train_size=60_000, test_size=10_000)
 def _load_fashion_mnist(data_dir: str | None) -> ImageDataset:
     if not _missing_idx(DEBIAN_FASHION_MNIST):
         return _load_idx_set("fashion-mnist", DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES)
@@ -208,6 +237,7 @@ def _load_fashion_mnist(data_dir: str | None) -> ImageDataset:
         f"({_IDX_LIST}) in a directory and set task.data_dir to it.")
 
 
+@dataset("mnist", image_side=28, train_size=60_000, test_size=10_000)
 def _load_mnist(data_dir: str | None) -> ImageDataset:
     directory = Path(data_dir) if data_dir else None
     if directory is not None and not _missing_idx(directory):
@@ -286,6 +316,7 @@ def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return raw.reshape(len(labels), 3, 32, 32), labels
 
 
+@dataset("cifar10", image_side=32, train_size=50_000, test_size=10_000)
 def _load_cifar10(data_dir: str | None) -> ImageDataset:
     names = [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch", "batches.meta"]
     hint = ("Put the CIFAR-10 python batches (data_batch_1..5, test_batch, batches.meta, i.e. "
@@ -320,6 +351,7 @@ def _load_cifar10(data_dir: str | None) -> ImageDataset:
 # --------------------------------------------------------------------------- GTSRB
 
 
+@dataset("gtsrb", image_side=GTSRB_SIZE)
 def _load_gtsrb(data_dir: str | None) -> ImageDataset:
     hint = ("Lay GTSRB out as image folders: <data_dir>/train/<class_id>/*.ppm (or .png/.jpg) and "
             "<data_dir>/test/<class_id>/..., class ids 0..42 as folder names, then set "
@@ -366,7 +398,4 @@ def _class_key(path: Path) -> tuple[int, int | str]:
     return (0, int(path.name)) if path.name.isdigit() else (1, path.name)
 
 
-_LOADERS = {"fashion-mnist": _load_fashion_mnist, "mnist": _load_mnist,
-            "cifar10": _load_cifar10, "gtsrb": _load_gtsrb}
-
-__all__ = ["DATASET_NAMES", "ImageDataset", "load_dataset", "public_private_split", "read_idx"]
+__all__ = ["DATASETS", "DatasetSpec", "ImageDataset", "dataset", "load_dataset", "public_private_split", "read_idx"]

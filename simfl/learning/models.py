@@ -16,11 +16,36 @@ with PyTorch's default schemes, so building a model never touches the global RNG
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is imported where a model is built, so the registry is cheap to read
+    from torch import nn
 
-MODEL_NAMES = ("cnn", "vgg9")
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: its builder `f(in_channels, n_classes, image_side)` and the
+    number its input side must be divisible by (its pooling)."""
+
+    builder: Callable[..., nn.Module]
+    side_divisor: int
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def model(name: str, *, side_divisor: int) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a model builder under `name` (`task.model`): adding a model is one
+    decorated function. A name used twice is an error."""
+
+    def add(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in MODELS:
+            raise ValueError(f"model {name!r} is registered twice")
+        MODELS[name] = ModelSpec(builder, side_divisor)
+        return builder
+
+    return add
 
 
 # Where a ReLU meets a 2x2 max-pool the pool comes first: max and ReLU commute (ReLU is
@@ -28,8 +53,11 @@ MODEL_NAMES = ("cnn", "vgg9")
 # 4x fewer values, which is measurable on a CPU.
 
 
+@model("vgg9", side_divisor=8)
 def vgg9(in_channels: int, n_classes: int, image_size: int = 32) -> nn.Sequential:
     """VGG-9 as in FedMA / the paper; the flattened size is 256 x (image_size/8)^2."""
+    from torch import nn
+
     def conv(cin: int, cout: int) -> nn.Conv2d:
         return nn.Conv2d(cin, cout, kernel_size=3, padding=1)
 
@@ -48,8 +76,11 @@ def vgg9(in_channels: int, n_classes: int, image_size: int = 32) -> nn.Sequentia
     )
 
 
+@model("cnn", side_divisor=4)
 def cnn(in_channels: int, n_classes: int, image_size: int = 28) -> nn.Sequential:
     """Compact CNN: conv5x5(16)-pool-conv5x5(32)-pool-fc64-fc(C), 'same' padding."""
+    from torch import nn
+
     side = image_size // 4
     return nn.Sequential(
         nn.Conv2d(in_channels, 16, kernel_size=5, padding=2), nn.MaxPool2d(2), nn.ReLU(inplace=True),
@@ -58,9 +89,6 @@ def cnn(in_channels: int, n_classes: int, image_size: int = 28) -> nn.Sequential
         nn.Linear(32 * side * side, 64), nn.ReLU(inplace=True),
         nn.Linear(64, n_classes),
     )
-
-
-_BUILDERS = {"cnn": cnn, "vgg9": vgg9}
 
 
 def build_model(name: str, image_shape: tuple[int, int, int], n_classes: int, seed: int) -> nn.Module:
@@ -73,18 +101,20 @@ def build_model(name: str, image_shape: tuple[int, int, int], n_classes: int, se
     seed
         Seeds a private ``torch.Generator`` for the initial weights.
     """
-    if name not in _BUILDERS:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
+    import torch
+
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
     c, h, w = image_shape
     if h != w:
         raise ValueError(f"{name} expects square images, got {h}x{w}")
-    divisor = 8 if name == "vgg9" else 4
+    divisor = MODELS[name].side_divisor
     if h % divisor:
         raise ValueError(f"{name} needs an image side divisible by {divisor}, got {h}")
     # nn.Conv2d / nn.Linear draw default weights from the global RNG when constructed;
     # fork_rng restores its state afterwards, and init_weights redraws from our generator.
     with torch.random.fork_rng(devices=[]):
-        model = _BUILDERS[name](c, n_classes, h)
+        model = MODELS[name].builder(c, n_classes, h)
     init_weights(model, seed)
     return model
 
@@ -92,6 +122,9 @@ def build_model(name: str, image_shape: tuple[int, int, int], n_classes: int, se
 def init_weights(model: nn.Module, seed: int) -> None:
     """PyTorch's default Conv/Linear initialisation, drawn from a seeded private generator:
     W ~ kaiming_uniform(a=sqrt(5)), b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    import torch
+    from torch import nn
+
     gen = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
         for module in model.modules():
@@ -116,6 +149,9 @@ def model_bits(model: nn.Module) -> int:
 def forward_flops(model: nn.Module, image_shape: tuple[int, int, int]) -> int:
     """Multiply-accumulates x 2 of one forward pass of one image, counted analytically
     over the Conv2d and Linear layers (activations and pooling are negligible)."""
+    import torch
+    from torch import nn
+
     flops = 0
     x = torch.zeros(1, *image_shape)
     with torch.no_grad():
@@ -130,5 +166,5 @@ def forward_flops(model: nn.Module, image_shape: tuple[int, int, int]) -> int:
     return flops
 
 
-__all__ = ["MODEL_NAMES", "build_model", "cnn", "forward_flops", "init_weights", "model_bits",
-           "parameter_count", "vgg9"]
+__all__ = ["MODELS", "ModelSpec", "build_model", "cnn", "forward_flops", "init_weights", "model_bits",
+           "model", "parameter_count", "vgg9"]

@@ -15,6 +15,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 SERVER = -1  # the client id of the server's own update (SST, CLSD)
+PRECISIONS = ("float32", "bfloat16")  # task.precision: what a trainer computes in
 
 
 @dataclass(frozen=True)
@@ -82,4 +83,4 @@ class Trainer(Server, Protocol):
         ...
 
 
-__all__ = ["SERVER", "LocalUpdate", "RoundMetrics", "Server", "Trainer", "TrainingData"]
+__all__ = ["PRECISIONS", "SERVER", "LocalUpdate", "RoundMetrics", "Server", "Trainer", "TrainingData"]

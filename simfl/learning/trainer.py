@@ -47,14 +47,13 @@ from torch import nn
 
 from simfl.learning.data import ImageDataset
 from simfl.learning.models import build_model
-from simfl.learning.protocol import SERVER, LocalUpdate, RoundMetrics, TrainingData
+from simfl.learning.protocol import PRECISIONS, SERVER, LocalUpdate, RoundMetrics, TrainingData
 from simfl.streams import rng
 
 if TYPE_CHECKING:
     from simfl.scenario import Task
 
 EVAL_BATCH = 2000
-PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclass(frozen=True)
