@@ -145,24 +145,18 @@ def device_process(env: simpy.Environment, device: int, run: _Run) -> Generator[
         entry = run.log[device]
         entry["download_start_s"] = env.now
         try:
-            if job.download_s > 0:
-                yield env.timeout(min(job.download_s, job.stop_at_s - env.now))
-                if env.now >= job.stop_at_s:
-                    _stop_short(entry, env.now, job.stop_cause, run, device)
-                    continue
-            entry["compute_start_s"] = env.now
-            if env.now + job.compute_s > job.stop_at_s:
-                yield env.timeout(job.stop_at_s - env.now)
+            if job.download_s > 0 and not (yield from _phase(env, job.download_s, job)):
                 _stop_short(entry, env.now, job.stop_cause, run, device)
                 continue
-            yield env.timeout(job.compute_s)
+            entry["compute_start_s"] = env.now
+            if not (yield from _phase(env, job.compute_s, job)):
+                _stop_short(entry, env.now, job.stop_cause, run, device)
+                continue
             entry["compute_end_s"] = env.now
             entry["upload_start_s"] = env.now
-            if env.now + job.upload_s > job.stop_at_s:
-                yield env.timeout(job.stop_at_s - env.now)
+            if not (yield from _phase(env, job.upload_s, job)):
                 _stop_short(entry, env.now, job.stop_cause, run, device)
                 continue
-            yield env.timeout(job.upload_s)
             entry["upload_end_s"] = env.now
             entry["outcome"] = OK
             run.updates.put((device, job.version, OK))
@@ -172,6 +166,16 @@ def device_process(env: simpy.Environment, device: int, run: _Run) -> Generator[
             entry.setdefault("upload_start_s", env.now)
             entry["upload_end_s"] = env.now
             entry["outcome"] = STRAGGLER
+
+
+def _phase(env: simpy.Environment, seconds: float, job: Job) -> Generator[simpy.Event, Any, bool]:
+    """Spend `seconds` on one phase of a job, or only until the job stops short (the device
+    goes offline or its battery empties); True when the phase completed."""
+    if env.now + seconds > job.stop_at_s:
+        yield env.timeout(job.stop_at_s - env.now)
+        return False
+    yield env.timeout(seconds)
+    return True
 
 
 def _stop_short(entry: dict[str, Any], now: float, cause: str, run: _Run, device: int) -> None:

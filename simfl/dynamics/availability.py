@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from simfl.dynamics.registry import AVAILABILITY, Fail, number_field, register, unknown_fields
+from simfl.dynamics.registry import WithoutFields, AVAILABILITY, Fail, number_field, register, unknown_fields
 from simfl.streams import keyed_rng
 
 INF = math.inf
@@ -23,18 +23,11 @@ INF = math.inf
 
 @register(AVAILABILITY)
 @dataclass(frozen=True)
-class AlwaysOn:
+class AlwaysOn(WithoutFields):
     """Online for the whole run (the paper's assumption)."""
 
     kind: ClassVar[str] = "always"
     form: ClassVar[str] = "always"
-
-    @classmethod
-    def from_config(cls, params: Any, where: str, fail: Fail, context: dict) -> AlwaysOn | None:
-        if params is not None:
-            fail(where, "`always` takes no fields")
-            return None
-        return cls()
 
     def period(self, seed: int, device: int, k: int, start_s: float, was_online: bool) -> tuple[bool, float]:
         return True, INF

@@ -11,25 +11,18 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from simfl.dynamics.registry import FADING, Fail, number_field, register, unknown_fields
+from simfl.dynamics.registry import WithoutFields, FADING, Fail, number_field, register, unknown_fields
 from simfl.radio import rayleigh_power_gain
 from simfl.streams import keyed_rng
 
 
 @register(FADING)
 @dataclass(frozen=True)
-class NoFading:
+class NoFading(WithoutFields):
     """The channel gain is the mean gain (path loss and shadowing only)."""
 
     kind: ClassVar[str] = "none"
     form: ClassVar[str] = "none"
-
-    @classmethod
-    def from_config(cls, params: Any, where: str, fail: Fail, context: dict) -> NoFading | None:
-        if params is not None:
-            fail(where, "`none` takes no fields")
-            return None
-        return cls()
 
     def quantile(self, q: float) -> float:
         """The q-quantile of the power gain factor |h|^2: there is no fading."""
@@ -38,18 +31,11 @@ class NoFading:
 
 @register(FADING)
 @dataclass(frozen=True)
-class Rayleigh:
+class Rayleigh(WithoutFields):
     """|h|^2 ~ Exp(1), drawn anew for every round."""
 
     kind: ClassVar[str] = "rayleigh"
     form: ClassVar[str] = "rayleigh"
-
-    @classmethod
-    def from_config(cls, params: Any, where: str, fail: Fail, context: dict) -> Rayleigh | None:
-        if params is not None:
-            fail(where, "`rayleigh` takes no fields")
-            return None
-        return cls()
 
     def quantile(self, q: float) -> float:
         """F^-1(q) of Exp(1): a plan for this gain misses it with probability q."""

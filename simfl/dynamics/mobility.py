@@ -10,24 +10,17 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from simfl.dynamics.registry import MOBILITY, Fail, number_field, register, unknown_fields
+from simfl.dynamics.registry import WithoutFields, MOBILITY, Fail, number_field, register, unknown_fields
 from simfl.streams import keyed_rng
 
 
 @register(MOBILITY)
 @dataclass(frozen=True)
-class Static:
+class Static(WithoutFields):
     """The device stays where it was placed."""
 
     kind: ClassVar[str] = "static"
     form: ClassVar[str] = "static"
-
-    @classmethod
-    def from_config(cls, params: Any, where: str, fail: Fail, context: dict) -> Static | None:
-        if params is not None:
-            fail(where, "`static` takes no fields")
-            return None
-        return cls()
 
 
 @register(MOBILITY)

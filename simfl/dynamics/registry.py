@@ -8,7 +8,7 @@ fields through `from_config`, reporting each problem with its field path.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 AVAILABILITY: dict[str, Any] = {}
 MOBILITY: dict[str, Any] = {}
@@ -59,6 +59,19 @@ def _forms(registry: dict[str, Any]) -> str:
 def _load_builtins() -> None:
     # imported for their @register side effect
     from simfl.dynamics import availability, fading, mobility  # noqa: F401
+
+
+class WithoutFields:
+    """A component written as a bare name (`always`, `static`, `none`, `rayleigh`)."""
+
+    kind: ClassVar[str]
+
+    @classmethod
+    def from_config(cls, params: Any, where: str, fail: Fail, context: dict) -> Any:
+        if params is not None:
+            fail(where, f"`{cls.kind}` takes no fields")
+            return None
+        return cls()
 
 
 def number_field(params: Any, key: str, where: str, fail: Fail, *, above: float | None = None,
