@@ -72,6 +72,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"simfl: interrupted; finished rounds are in {out} (continue with --resume)", file=sys.stderr)
         return 130
+    from simfl.compare import dynamics_figures
+
+    dynamics_figures(out, scenario.name)  # the folder's participation.png and timeline-<policy>.png
     mine = frame[frame["policy"] == policy.name]
     last = mine.iloc[-1]
     print(f"{policy.name}: {len(mine)} rounds, best accuracy {mine['accuracy'].max():.4f}, "

@@ -63,6 +63,30 @@ def _check_unique(instances: Sequence[object], names: Sequence[str]) -> None:
         seen[name] = reference
 
 
+def dynamics_figures(out_dir: Path, title: str, names: Sequence[str] | None = None,
+                     rounds: pd.DataFrame | None = None) -> None:
+    """participation.png and timeline-<policy>.png of the policies `names` (default: every
+    policy in the folder). Folders written before the engine recorded participation (no
+    `selected` column) have none."""
+    rounds = read_rounds(out_dir) if rounds is None else rounds
+    if rounds.empty or "selected" not in rounds.columns:
+        return
+    names = list(rounds["policy"].unique()) if names is None else list(names)
+    mine = rounds[rounds["policy"].isin(names)]
+    if mine.empty:
+        return
+    participation(mine, out_dir / "participation.png", f"who took part in each round, {title}")
+    events_path, availability_path = out_dir / EVENTS_FILE, out_dir / AVAILABILITY_FILE
+    events = pd.read_csv(events_path) if events_path.exists() and events_path.stat().st_size else pd.DataFrame()
+    availability = (pd.read_csv(availability_path)
+                    if availability_path.exists() and availability_path.stat().st_size else None)
+    for name in names:
+        jobs = events[events["policy"] == name] if not events.empty else events
+        played = mine[mine["policy"] == name]
+        if not jobs.empty and not played.empty:
+            timeline(jobs, played, out_dir / f"timeline-{name}.png", f"{name} on {title}", availability=availability)
+
+
 def write_report(out_dir: Path, scenario: Scenario, names: Sequence[str], stream: TextIO | None = sys.stdout) -> pd.DataFrame:
     """summary.csv, the printed Table I and the PNG figures, from the files in out_dir."""
     rounds = read_rounds(out_dir)
@@ -90,19 +114,5 @@ def write_report(out_dir: Path, scenario: Scenario, names: Sequence[str], stream
         info = plans / f"{name}.json"
         if info.exists():
             ce_convergence(info, out_dir / f"ce-{name}.png", f"CE search of {name}")
-    # The dynamic world's figures; folders written before the engine recorded
-    # participation (no `selected` column) have none.
-    mine = rounds[rounds["policy"].isin(names)] if "selected" in rounds.columns else pd.DataFrame()
-    if not mine.empty:
-        participation(mine, out_dir / "participation.png", f"who took part in each round, {scenario.name}")
-        events_path, availability_path = out_dir / EVENTS_FILE, out_dir / AVAILABILITY_FILE
-        events = pd.read_csv(events_path) if events_path.exists() and events_path.stat().st_size else pd.DataFrame()
-        availability = (pd.read_csv(availability_path)
-                        if availability_path.exists() and availability_path.stat().st_size else None)
-        for name in names:
-            jobs = events[events["policy"] == name] if not events.empty else events
-            played = mine[mine["policy"] == name]
-            if not jobs.empty and not played.empty:
-                timeline(jobs, played, out_dir / f"timeline-{name}.png", f"{name} on {scenario.name}",
-                         availability=availability)
+    dynamics_figures(out_dir, scenario.name, names, rounds)
     return table

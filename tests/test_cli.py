@@ -222,3 +222,5 @@ def test_a_dynamic_run_killed_mid_way_resumes_byte_identical(tmp_path):
     rounds = pd.read_csv(whole / "rounds.csv")
     assert rounds["dropouts"].sum() > 0 and rounds["depleted"].sum() > 0 and (rounds["selected"] <= 4).all()
     assert (whole / "availability.csv").exists()
+    # every run draws the dynamic world's figures
+    assert (whole / "timeline-tfl.png").stat().st_size > 0 and (whole / "participation.png").stat().st_size > 0
