@@ -146,16 +146,16 @@ def device_process(env: simpy.Environment, device: int, run: _Run) -> Generator[
         entry["download_start_s"] = env.now
         try:
             if job.download_s > 0 and not (yield from _phase(env, job.download_s, job)):
-                _stop_short(entry, env.now, job.stop_cause, run, device)
+                _stop_short(entry, env.now, job, run, device)
                 continue
             entry["compute_start_s"] = env.now
             if not (yield from _phase(env, job.compute_s, job)):
-                _stop_short(entry, env.now, job.stop_cause, run, device)
+                _stop_short(entry, env.now, job, run, device)
                 continue
             entry["compute_end_s"] = env.now
             entry["upload_start_s"] = env.now
             if not (yield from _phase(env, job.upload_s, job)):
-                _stop_short(entry, env.now, job.stop_cause, run, device)
+                _stop_short(entry, env.now, job, run, device)
                 continue
             entry["upload_end_s"] = env.now
             entry["outcome"] = OK
@@ -178,13 +178,13 @@ def _phase(env: simpy.Environment, seconds: float, job: Job) -> Generator[simpy.
     return True
 
 
-def _stop_short(entry: dict[str, Any], now: float, cause: str, run: _Run, device: int) -> None:
+def _stop_short(entry: dict[str, Any], now: float, job: Job, run: _Run, device: int) -> None:
     entry.setdefault("compute_start_s", now)
     entry.setdefault("compute_end_s", now)
     entry.setdefault("upload_start_s", now)
     entry["upload_end_s"] = now
-    entry["outcome"] = cause
-    run.updates.put((device, -1, cause))
+    entry["outcome"] = job.stop_cause
+    run.updates.put((device, job.version, job.stop_cause))
 
 
 def server_process(env: simpy.Environment, run: _Run, world: World, network: Network, policy: Policy,
@@ -244,7 +244,7 @@ def server_process(env: simpy.Environment, run: _Run, world: World, network: Net
 
         devices = _device_records(world, k.model_bits, r, view, round_plan, run.log, state.version, network)
         participants = np.array(sorted(delivered), dtype=np.int64)
-        updates = trainer.local_updates(r, participants) if len(participants) else []
+        updates = trainer.local_updates(r, participants, state.version) if len(participants) else []
         new_global = policy.aggregate(updates, trainer, view)
         if new_global is not None:
             trainer.set_global(new_global)

@@ -55,10 +55,12 @@ class StandInTrainer:
 
     def __init__(self):
         self.calls = []
+        self.versions = []
         self.aggregated = 0
 
     def local_updates(self, round_index, devices, version=0):
         self.calls.append((round_index, np.asarray(devices).copy()))
+        self.versions.append(version)
         return [LocalUpdate(client=int(i), base_version=version, samples=1, params=None) for i in devices]
 
     def server_update(self, round_index, version=0):

@@ -183,3 +183,15 @@ def test_check_plan_names_the_device_and_constraint():
     loud = Plan(d_gen_per_class=plan.d_gen_per_class, f_hz=plan.f_hz, b_hz=plan.b_hz, p_w=world.p_max_w * 2)
     with pytest.raises(InfeasiblePlan, match=r"device 0: transmit power .* exceeds P_max .* \(12f\)"):
         check_plan(world, loud)
+
+
+def test_updates_carry_the_model_version_they_started_from():
+    # synchronous rounds: every update of round r starts from version r, and the round's
+    # aggregation makes version r + 1
+    world = world_of(scenario_dict())
+    trainer = StandInTrainer()
+    rows = []
+    run(world, fixed_plan(world), trainer, rounds=4, seed=2, on_round=lambda r, d, s: rows.append((r, d, s)))
+    assert trainer.versions == [0, 1, 2, 3]
+    assert [r.version for r, _, _ in rows] == [1, 2, 3, 4] == [s.version for _, _, s in rows]
+    assert all(d.version == r.round for r, devices, _ in rows for d in devices)

@@ -70,8 +70,9 @@ class Server(Protocol):
 class Trainer(Server, Protocol):
     """Local updates, aggregation and evaluation of the global model."""
 
-    def local_updates(self, round_index: int, devices: np.ndarray) -> list[LocalUpdate]:
-        """Each device in ``devices`` trained from the current global model, in index order."""
+    def local_updates(self, round_index: int, devices: np.ndarray, version: int = 0) -> list[LocalUpdate]:
+        """Each device in ``devices`` trained from the current global model (whose version
+        is ``version``), in index order."""
         ...
 
     def set_global(self, params: Any) -> None:
