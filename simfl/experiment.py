@@ -97,7 +97,6 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     """Plan, synthesise and train `policy` for the scenario's rounds, appending to
     `out_dir`/rounds.csv and events.csv as rounds finish. With `resume`, rounds already
     in rounds.csv are kept and training continues from the last saved global model."""
-
     from simfl.learning.trainer import TorchTrainer
 
     scenario, world = setup.scenario, setup.world
@@ -108,6 +107,7 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     plan = plan if plan is not None else make_plan(setup, policy, solver)
     synthetic, server_set, downlink = _synthesise(setup, policy, plan, progress)
     _write_plan(out_dir, policy.name, world, plan, downlink)
+    hooks = cast(Policy, guard.GuardedHooks(policy))  # the policy's round hooks, called through the guard
     trainer = TorchTrainer(
         task=scenario.task,
         dataset=setup.dataset,
@@ -115,7 +115,7 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
         synthetic=synthetic,
         server_synthetic=server_set,
         seed=scenario.seed,
-        training_set=guard.GuardedHooks(policy).training_set,
+        training_set=hooks.training_set,
     )
 
     state = EngineState()
@@ -158,7 +158,7 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
 
     try:
         final = run(world, plan, trainer, rounds, scenario.seed, state=state, on_round=on_round,
-                    policy=cast(Policy, guard.GuardedHooks(policy)), context=plan_context(setup, solver),
+                    policy=hooks, context=plan_context(setup, solver),
                     synthetic_bits=8.0 * downlink)
     finally:
         trainer.close()  # its worker processes
