@@ -429,22 +429,42 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout_s: float = 120) -> Non
         time.sleep(0.05)
 
 
+HELD_POLICY = """
+import os, time
+from simfl.policies.tfl import Tfl
+
+
+class Held(Tfl):
+    \"\"\"TFL that holds each round until the test lets it go: the two runs surely overlap.\"\"\"
+    name = "held"
+
+    def plan_round(self, world, state, context):
+        gate = os.environ["SIMFL_TEST_GATE"]
+        deadline = time.monotonic() + 120
+        while not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return super().plan_round(world, state, context)
+"""
+
+
 def test_a_second_run_into_a_busy_folder_is_refused_naming_the_first_pid(tmp_path, capsys):
-    out = tmp_path / "busy"
-    first = subprocess.Popen([sys.executable, "-m", "simfl.cli", "compare", TINY, "--out", str(out),
-                              "--policies", "tfl", "--set", "task.rounds=25"],
-                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    out, gate = tmp_path / "busy", tmp_path / "gate"
+    policy = tmp_path / "held.py"
+    policy.write_text(HELD_POLICY)
+    args = ["compare", TINY, "--out", str(out), "--policies", f"{policy}:Held", "--set", "task.rounds=5"]
+    first = subprocess.Popen([sys.executable, "-m", "simfl.cli", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, "SIMFL_TEST_GATE": str(gate)})
     try:
         _wait_for(out / ".simfl.lock", first)
         for extra in ((), ("--resume",)):
-            code, _, err = cli(capsys, "compare", TINY, "--out", out, "--policies", "tfl",
-                               "--set", "task.rounds=25", *extra)
+            code, _, err = cli(capsys, *args, *extra)
             assert_clear(code, err, f"{out}: in use by another simfl run (pid {first.pid}")
     finally:
+        gate.touch()  # let the first run go on
         _, first_err = first.communicate(timeout=300)
     assert first.returncode == 0, first_err
     rounds = (out / "rounds.csv").read_text().splitlines()
-    assert len(rounds) == 1 + 25  # header and each round once
+    assert len(rounds) == 1 + 5  # header and each round once
 
 
 def test_after_sigkill_workers_end_quietly_and_resume_is_byte_identical(runs, tmp_path, capsys):
