@@ -197,25 +197,49 @@ def test_report_redraws_table_one_for_other_targets_without_training(tmp_path):
 TINY_DYNAMIC = str(ROOT / "tests" / "data" / "tiny-dynamic.yaml")
 
 
+HELD_AT_ROUND_3 = """
+import os, time
+from simfl.policies.tfl import Tfl
+
+
+class HeldTfl(Tfl):
+    \"\"\"TFL that waits at round 3 while the test's gate file is missing, so a kill lands there.\"\"\"
+    name = "tfl"
+
+    def plan_round(self, world, state, context):
+        while state.round == 3 and not os.path.exists(os.environ["SIMFL_TEST_GATE"]):
+            time.sleep(0.02)
+        return super().plan_round(world, state, context)
+"""
+
+
 def test_a_dynamic_run_killed_mid_way_resumes_byte_identical(tmp_path):
     # Every dynamic at once (availability, batteries, mobility, correlated fading, downlink,
-    # partial participation), real training, SIGKILL after the third round's row.
+    # partial participation), real training, SIGKILL inside round 3 (its first three rounds
+    # written), then --resume.
+    import os
     import signal
 
+    policy = tmp_path / "held.py"
+    policy.write_text(HELD_AT_ROUND_3)
+    gate = tmp_path / "gate"
+    env = {**os.environ, "SIMFL_TEST_GATE": str(gate)}
+    args = [sys.executable, "-m", "simfl.cli", "run", TINY_DYNAMIC, "--policy", f"{policy}:HeldTfl", "--out"]
     whole, part = tmp_path / "whole", tmp_path / "part"
-    assert simfl("run", TINY_DYNAMIC, "--policy", "tfl", "--out", str(whole)).returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "simfl.cli", "run", TINY_DYNAMIC, "--policy", "tfl", "--out",
-                             str(part)], stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    gate.touch()
+    assert subprocess.run([*args, str(whole)], capture_output=True, text=True, cwd=ROOT, env=env).returncode == 0
+    gate.unlink()
+    proc = subprocess.Popen([*args, str(part)], stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     assert proc.stderr is not None
     for line in proc.stderr:
-        if "round 3/6" in line:
+        if "round 3/6" in line:  # the third round's row is written; the fourth waits at the gate
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    kept = pd.read_csv(part / "rounds.csv")
-    assert 3 <= len(kept) < 6
-    resumed = simfl("run", TINY_DYNAMIC, "--policy", "tfl", "--out", str(part), "--resume")
+    assert len(pd.read_csv(part / "rounds.csv")) == 3
+    gate.touch()
+    resumed = subprocess.run([*args, str(part), "--resume"], capture_output=True, text=True, cwd=ROOT, env=env)
     assert resumed.returncode == 0, resumed.stderr
     for name in ("rounds.csv", "events.csv"):
         assert (whole / name).read_bytes() == (part / name).read_bytes(), name
