@@ -38,14 +38,18 @@ def compare(scenario: Scenario, out_dir: Path, policies: Sequence[str] | None = 
         raise SimflError(f"{out_dir}: already holds a comparison; pass --resume to continue it or choose another --out")
     setup = prepare(scenario)
     rounds = scenario.task.rounds
-    todo = [p for p in instances if (0 if existing.empty else int((existing["policy"] == p.name).sum())) < rounds]
+    over = runfolder.ended(out_dir)  # runs that ended early for good: nothing to resume
+    todo = [p for p in instances if p.name not in over
+            and (0 if existing.empty else int((existing["policy"] == p.name).sum())) < rounds]
     # every policy plans before any trains: a policy whose plan fails (a user's file) is
     # named now, not after the others have trained for an hour
     plans = {p.name: make_plan(setup, p, solver) for p in todo}
     for index, policy in enumerate(instances):
         if policy not in todo:
             if progress:
-                print(f"[{policy.name}] {int((existing['policy'] == policy.name).sum())} rounds already done", file=progress)
+                done = int((existing["policy"] == policy.name).sum())
+                why = " (it ended early: no device could take part any more)" if policy.name in over else ""
+                print(f"[{policy.name}] {done} rounds already done{why}", file=progress)
             continue
         if progress:
             print(f"== policy {index + 1}/{len(instances)}: {policy.name}", file=progress)

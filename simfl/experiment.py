@@ -162,9 +162,11 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
                     synthetic_bits=8.0 * downlink)
     finally:
         trainer.close()  # its worker processes
-    if final.next_round < rounds and progress:
-        print(f"[{policy.name}] the run ended after {final.next_round} of {rounds} rounds: no device can take part "
-              "any more (every one is offline for good or out of battery)", file=progress)
+    if final.next_round < rounds:
+        runfolder.mark_ended(out_dir, policy.name, final.next_round)
+        if progress:
+            print(f"[{policy.name}] the run ended after {final.next_round} of {rounds} rounds: no device can take "
+                  "part any more (every one is offline for good or out of battery)", file=progress)
     frame = read_rounds(out_dir)
     _write_availability(setup, out_dir, float(frame["end_s"].max()) if not frame.empty else 0.0)
     return frame

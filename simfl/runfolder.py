@@ -280,6 +280,21 @@ def record_round(out_dir: Path, policy: str, round_index: int, events_rows: int)
     _write_manifest(out_dir, manifest)
 
 
+def mark_ended(out_dir: Path, policy: str, rounds_played: int) -> None:
+    """Record that `policy`'s run ended for good after `rounds_played` rounds, before the
+    scenario's count (no device could take part any more): a resume has nothing to add."""
+    manifest = _manifest(out_dir)
+    if not manifest:
+        return
+    manifest.setdefault("ended", {})[policy] = int(rounds_played)
+    _write_manifest(out_dir, manifest)
+
+
+def ended(out_dir: Path) -> dict[str, int]:
+    """policy -> rounds played, for the runs of the folder that ended early for good."""
+    return {str(k): int(v) for k, v in _manifest(out_dir).get("ended", {}).items()}
+
+
 def _manifest(out_dir: Path) -> dict[str, Any]:
     path = Path(out_dir) / MANIFEST_FILE
     if not path.exists():
@@ -453,6 +468,6 @@ def _plain(value: Any) -> Any:
 
 
 __all__ = ["LOCK_FILE", "MANIFEST_FILE", "RunFolderError", "append_rows", "check_csv", "check_manifest", "claim",
-           "fingerprint", "load_checkpoint", "make_dir", "open_folder", "open_run", "read_csv", "record_round",
-           "release", "release_all", "repair_torn_line", "save_checkpoint", "sha256_file", "verify_checkpoint",
-           "write_atomically", "write_csv_atomically"]
+           "ended", "fingerprint", "load_checkpoint", "make_dir", "mark_ended", "open_folder", "open_run",
+           "read_csv", "record_round", "release", "release_all", "repair_torn_line", "save_checkpoint",
+           "sha256_file", "verify_checkpoint", "write_atomically", "write_csv_atomically"]

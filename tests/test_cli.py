@@ -248,3 +248,18 @@ def test_a_dynamic_run_killed_mid_way_resumes_byte_identical(tmp_path):
     assert (whole / "availability.csv").exists()
     # every run draws the dynamic world's figures
     assert (whole / "timeline-tfl.png").stat().st_size > 0 and (whole / "participation.png").stat().st_size > 0
+
+
+def test_a_run_that_ends_early_says_so_and_a_resume_leaves_it_alone(tmp_path):
+    # batteries of 1 mJ: every device empties in its first job, so the run ends for good
+    out = tmp_path / "drained"
+    args = ("compare", TINY_DYNAMIC, "--out", str(out), "--policies", "tfl", "--set", "devices.battery_j=0.001")
+    first = simfl(*args)
+    assert first.returncode == 0, first.stderr
+    assert "[tfl] the run ended after" in first.stderr and "no device can take part any more" in first.stderr
+    played = pd.read_csv(out / "rounds.csv")
+    assert 0 < len(played) < 6 and played["depleted"].sum() == 6
+    again = simfl(*args, "--resume")
+    assert again.returncode == 0, again.stderr
+    assert "(it ended early: no device could take part any more)" in again.stderr
+    assert pd.read_csv(out / "rounds.csv").equals(played)
