@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 import numpy as np
 
 from simfl.plan import Plan, RoundPlan
-from simfl.streams import keyed_rng
+from simfl.optim.cross_entropy import DEFAULT_SETTINGS, CrossEntropy
+from simfl.streams import keyed_rng, rng
 from simfl.world import World
 
 if TYPE_CHECKING:
@@ -51,10 +52,8 @@ class PlanContext:
     world: World | None = None  # in the round hooks: the world of the run (its limits)
 
     @property
-    def cross_entropy(self) -> Any:
+    def cross_entropy(self) -> CrossEntropy:
         """The CE search's settings: the scenario's, or the defaults without a scenario."""
-        from simfl.optim.cross_entropy import DEFAULT_SETTINGS
-
         return DEFAULT_SETTINGS if self.scenario is None else self.scenario.optimisation.cross_entropy
 
     @property
@@ -67,8 +66,6 @@ class PlanContext:
         """The context with the policy stream from its start: what a policy passes to
         another policy whose plan it reuses (SST's TFL resources, CLSD's FIMI amounts), so
         the reused plan is exactly the one that policy makes on its own."""
-        from simfl.streams import rng
-
         return replace(self, rng=rng(self.seed, "policy"))
 
 
