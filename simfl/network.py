@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from simfl.dynamics.availability import AvailabilityTimeline
+from simfl.dynamics.availability import AlwaysOn, AvailabilityTimeline
 from simfl.dynamics.fading import FadingProcess
-from simfl.dynamics.mobility import MobilityTimeline
+from simfl.dynamics.mobility import MobilityTimeline, Static
 from simfl.world import World
 
 
@@ -54,9 +54,9 @@ class Network:
     def __init__(self, world: World, seed: int) -> None:
         self.world, self.seed = world, seed
         n = world.n_devices
-        self.availability = AvailabilityTimeline(world.availability or [_always()] * n, seed)
+        self.availability = AvailabilityTimeline(world.availability or [AlwaysOn()] * n, seed)
         home = world.home_cell if len(world.home_cell) == n else world.cell_of
-        self.mobility = MobilityTimeline(world.mobility or [_static()] * n, world.position_m,
+        self.mobility = MobilityTimeline(world.mobility or [Static()] * n, world.position_m,
                                          world.bs_position_m[home] if len(world.bs_position_m) else world.position_m,
                                          world.cell_radius_m[home] if len(world.cell_radius_m) else np.ones(n), seed)
         self.fading = FadingProcess(world.fading, n, seed)
@@ -98,14 +98,3 @@ class Network:
         self.fading.load_state_dict(state["fading"])
         self.battery_j = np.array(state["battery_j"], dtype=float)
 
-
-def _always() -> Any:
-    from simfl.dynamics.availability import AlwaysOn
-
-    return AlwaysOn()
-
-
-def _static() -> Any:
-    from simfl.dynamics.mobility import Static
-
-    return Static()

@@ -72,26 +72,39 @@ class RoundPlan:
 def check_round_plan(world: World, plan: RoundPlan, cell_of: np.ndarray, selected: np.ndarray) -> None:
     """Raise InfeasiblePlan naming the first selected device and the limit of (P1) that
     this round's resources break (12d-f), with the cells the devices are in now."""
+    sel = np.asarray(selected, dtype=np.int64)
+    _check_values(world, plan, sel, "round plan .")
+    _check_limits(world, plan, sel, cell_of, "this round's ")
+
+
+def _check_values(world: World, plan: Plan | RoundPlan, devices: np.ndarray, label: str) -> None:
+    """f, b, P of the right shape, finite and > 0 for `devices`."""
     n = world.n_devices
     for name, arr in (("f_hz", plan.f_hz), ("b_hz", plan.b_hz), ("p_w", plan.p_w)):
         if np.shape(arr) != (n,):
-            raise InfeasiblePlan(f"round plan .{name} has shape {np.shape(arr)}, expected ({n},) for {n} devices")
-        bad = [i for i in selected if not (np.isfinite(arr[i]) and arr[i] > 0)]
-        if bad:
-            raise InfeasiblePlan(f"device {bad[0]}: round plan .{name} = {arr[bad[0]]!r}; it must be finite and > 0")
-    sel = np.asarray(selected, dtype=np.int64)
-    over = sel[plan.f_hz[sel] > world.f_max_hz[sel] * (1 + _SLACK)]
+            raise InfeasiblePlan(f"{label}{name} has shape {np.shape(arr)}, expected ({n},) for {n} devices")
+        bad = devices[~np.isfinite(arr[devices]) | (arr[devices] <= 0)]
+        if bad.size:
+            raise InfeasiblePlan(f"device {bad[0]}: {label}{name} = {arr[bad[0]]!r}; it must be finite and > 0")
+
+
+def _check_limits(world: World, plan: Plan | RoundPlan, devices: np.ndarray, cell_of: np.ndarray,
+                  band_label: str) -> None:
+    """(12d) f <= f_max, (12f) P <= P_max for `devices`, and (12e) their sub-bands within
+    each cell's band, the cells being `cell_of`."""
+    over = devices[plan.f_hz[devices] > world.f_max_hz[devices] * (1 + _SLACK)]
     if over.size:
         i = over[0]
         raise InfeasiblePlan(f"device {i}: CPU frequency {plan.f_hz[i]:.4g} Hz exceeds f_max {world.f_max_hz[i]:.4g} Hz (12d)")
-    over = sel[plan.p_w[sel] > world.p_max_w[sel] * (1 + _SLACK)]
+    over = devices[plan.p_w[devices] > world.p_max_w[devices] * (1 + _SLACK)]
     if over.size:
         i = over[0]
         raise InfeasiblePlan(f"device {i}: transmit power {plan.p_w[i]:.4g} W exceeds P_max {world.p_max_w[i]:.4g} W (12f)")
-    used = np.bincount(cell_of[sel], weights=plan.b_hz[sel], minlength=world.n_cells)
-    for k in np.flatnonzero(used > world.bandwidth_hz * (1 + _SLACK)):
-        raise InfeasiblePlan(f"cell {world.cell_names[k]}: this round's sub-bands add up to {used[k]:.6g} Hz, over "
-                             f"the cell's band B = {world.bandwidth_hz[k]:.6g} Hz (12e)")
+    for k in range(world.n_cells):
+        used = plan.b_hz[devices[cell_of[devices] == k]].sum()
+        if used > world.bandwidth_hz[k] * (1 + _SLACK):
+            raise InfeasiblePlan(f"cell {world.cell_names[k]}: {band_label}sub-bands add up to {used:.6g} Hz, over "
+                                 f"the cell's band B = {world.bandwidth_hz[k]:.6g} Hz (12e)")
 
 
 @dataclass(frozen=True)
@@ -135,26 +148,11 @@ def check_plan(world: World, plan: Plan) -> None:
     """Raise InfeasiblePlan naming the first device and constraint of (P1) the plan breaks
     (resource limits only: the learning constraint is a policy's own business)."""
     n, c = world.n_devices, world.n_classes
-    for name, arr in (("f_hz", plan.f_hz), ("b_hz", plan.b_hz), ("p_w", plan.p_w)):
-        if np.shape(arr) != (n,):
-            raise InfeasiblePlan(f"plan.{name} has shape {np.shape(arr)}, expected ({n},) for {n} devices")
-        bad = np.flatnonzero(~np.isfinite(arr) | (arr <= 0))
-        if bad.size:
-            raise InfeasiblePlan(f"device {bad[0]}: plan.{name} = {arr[bad[0]]!r}; it must be finite and > 0")
+    every = np.arange(n)
+    _check_values(world, plan, every, "plan.")
     if plan.d_gen_per_class.shape != (n, c):
         raise InfeasiblePlan(f"plan.d_gen_per_class has shape {plan.d_gen_per_class.shape}, expected ({n}, {c})")
     if (plan.d_gen_per_class < 0).any():
         i = int(np.argwhere(plan.d_gen_per_class < 0)[0][0])
         raise InfeasiblePlan(f"device {i}: negative synthetic amount in d_gen_per_class")
-    over = np.flatnonzero(plan.f_hz > world.f_max_hz * (1 + _SLACK))
-    if over.size:
-        i = over[0]
-        raise InfeasiblePlan(f"device {i}: CPU frequency {plan.f_hz[i]:.4g} Hz exceeds f_max {world.f_max_hz[i]:.4g} Hz (12d)")
-    over = np.flatnonzero(plan.p_w > world.p_max_w * (1 + _SLACK))
-    if over.size:
-        i = over[0]
-        raise InfeasiblePlan(f"device {i}: transmit power {plan.p_w[i]:.4g} W exceeds P_max {world.p_max_w[i]:.4g} W (12f)")
-    for k in range(world.n_cells):
-        used = plan.b_hz[world.cell_of == k].sum()
-        if used > world.bandwidth_hz[k] * (1 + _SLACK):
-            raise InfeasiblePlan(f"cell {world.cell_names[k]}: sub-bands add up to {used:.6g} Hz, over the cell's band B = {world.bandwidth_hz[k]:.6g} Hz (12e)")
+    _check_limits(world, plan, every, world.cell_of, "")
