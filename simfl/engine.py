@@ -145,32 +145,29 @@ def device_process(env: simpy.Environment, device: int, run: _Run) -> Generator[
         entry = run.log[device]
         entry["download_start_s"] = env.now
         try:
-            if job.download_s > 0 and not (yield from _phase(env, job.download_s, job)):
-                _stop_short(entry, env.now, job, run, device)
-                continue
-            entry["compute_start_s"] = env.now
-            if not (yield from _phase(env, job.compute_s, job)):
-                _stop_short(entry, env.now, job, run, device)
-                continue
-            entry["compute_end_s"] = env.now
-            entry["upload_start_s"] = env.now
-            if not (yield from _phase(env, job.upload_s, job)):
-                _stop_short(entry, env.now, job, run, device)
-                continue
-            entry["upload_end_s"] = env.now
-            entry["outcome"] = OK
-            run.updates.put((device, job.version, OK))
-        except simpy.Interrupt:  # the deadline passed
-            entry.setdefault("compute_start_s", env.now)
-            entry.setdefault("compute_end_s", env.now)
-            entry.setdefault("upload_start_s", env.now)
-            entry["upload_end_s"] = env.now
-            entry["outcome"] = STRAGGLER
+            finished = yield from _work(env, job, entry)
+        except simpy.Interrupt:  # the deadline passed: the server has moved on
+            _end_job(entry, env.now, STRAGGLER)
+            continue
+        _end_job(entry, env.now, OK if finished else job.stop_cause)
+        run.updates.put((device, job.version, entry["outcome"]))
+
+
+def _work(env: simpy.Environment, job: Job, entry: dict[str, Any]) -> Generator[simpy.Event, Any, bool]:
+    """Receive, compute and upload, recording when each phase starts; False when the job
+    stopped short (the device went offline or its battery emptied)."""
+    if job.download_s > 0 and not (yield from _phase(env, job.download_s, job)):
+        return False
+    entry["compute_start_s"] = env.now
+    if not (yield from _phase(env, job.compute_s, job)):
+        return False
+    entry["compute_end_s"] = entry["upload_start_s"] = env.now
+    return (yield from _phase(env, job.upload_s, job))
 
 
 def _phase(env: simpy.Environment, seconds: float, job: Job) -> Generator[simpy.Event, Any, bool]:
-    """Spend `seconds` on one phase of a job, or only until the job stops short (the device
-    goes offline or its battery empties); True when the phase completed."""
+    """Spend `seconds` on one phase of a job, or only until the job stops short; True when
+    the phase completed."""
     if env.now + seconds > job.stop_at_s:
         yield env.timeout(job.stop_at_s - env.now)
         return False
@@ -178,13 +175,13 @@ def _phase(env: simpy.Environment, seconds: float, job: Job) -> Generator[simpy.
     return True
 
 
-def _stop_short(entry: dict[str, Any], now: float, job: Job, run: _Run, device: int) -> None:
+def _end_job(entry: dict[str, Any], now: float, outcome: str) -> None:
+    """Close a job's log at `now`: phases it never reached start and end there."""
     entry.setdefault("compute_start_s", now)
     entry.setdefault("compute_end_s", now)
     entry.setdefault("upload_start_s", now)
     entry["upload_end_s"] = now
-    entry["outcome"] = job.stop_cause
-    run.updates.put((device, job.version, job.stop_cause))
+    entry["outcome"] = outcome
 
 
 def server_process(env: simpy.Environment, run: _Run, world: World, network: Network, policy: Policy,
