@@ -63,8 +63,16 @@ class StandInTrainer:
         self.versions.append(version)
         return [LocalUpdate(client=int(i), base_version=version, samples=1, params=None) for i in devices]
 
+    def train(self, jobs):
+        self.calls.append((jobs[0].key if jobs else 0, np.array([j.client for j in jobs])))
+        self.versions.append([j.base_version for j in jobs])
+        return [LocalUpdate(client=j.client, base_version=j.base_version, samples=1, params=None) for j in jobs]
+
     def server_update(self, round_index, version=0):
         return LocalUpdate(client=-1, base_version=version, samples=1, params=None)
+
+    def global_params(self):
+        return self.aggregated
 
     def fedavg(self, updates, weights=None):
         return len(updates)

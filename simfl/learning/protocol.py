@@ -36,6 +36,19 @@ class LocalUpdate:
     samples: int
     params: Any
     loss: float | None = None  # mean training loss of its last local epoch (client selection uses it)
+    base: Any = None  # the global model's params it started from (what its delta is measured against)
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One local training to run: `client` from the model `base` (params as `global_params`
+    returns them; None: the current global model), whose version is `base_version`,
+    seeded by (`key`, client): the round in synchronous rounds, the job number otherwise."""
+
+    client: int
+    key: int
+    base_version: int = 0
+    base: Any = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,23 @@ class Server(Protocol):
         """The global model trained on the server's own synthetic set (SST, CLSD)."""
         ...
 
+    def global_params(self) -> Any:
+        """The current global model (do not modify it: ``set_global`` replaces it)."""
+        ...
+
+    def average_delta(self, updates: Sequence[LocalUpdate], weights: Sequence[float] | None = None) -> Any:
+        """sum_k w_k (theta_k - base_k) / sum_k w_k: the updates' pseudo-gradient, each
+        measured against the model it started from; None when the weights sum to 0."""
+        ...
+
+    def step(self, params: Any, delta: Any, scale: float) -> Any:
+        """params + scale * delta (a server step along a pseudo-gradient)."""
+        ...
+
+    def mix(self, start: Any, end: Any, weight: float) -> Any:
+        """(1 - weight) start + weight end, exactly ``end`` at weight 1 (torch.lerp)."""
+        ...
+
 
 @runtime_checkable
 class Trainer(Server, Protocol):
@@ -73,6 +103,10 @@ class Trainer(Server, Protocol):
     def local_updates(self, round_index: int, devices: np.ndarray, version: int = 0) -> list[LocalUpdate]:
         """Each device in ``devices`` trained from the current global model (whose version
         is ``version``), in index order."""
+        ...
+
+    def train(self, jobs: Sequence[TrainJob]) -> list[LocalUpdate]:
+        """Each job's local update, in the jobs' order (a device with no data gives none)."""
         ...
 
     def set_global(self, params: Any) -> None:
@@ -84,4 +118,4 @@ class Trainer(Server, Protocol):
         ...
 
 
-__all__ = ["PRECISIONS", "SERVER", "LocalUpdate", "RoundMetrics", "Server", "Trainer", "TrainingData"]
+__all__ = ["PRECISIONS", "SERVER", "LocalUpdate", "RoundMetrics", "Server", "TrainJob", "Trainer", "TrainingData"]

@@ -37,7 +37,7 @@ import os
 import signal
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,7 +47,7 @@ from torch import nn
 
 from simfl.learning.data import ImageDataset
 from simfl.learning.models import build_model
-from simfl.learning.protocol import PRECISIONS, SERVER, LocalUpdate, RoundMetrics, TrainingData
+from simfl.learning.protocol import PRECISIONS, SERVER, LocalUpdate, RoundMetrics, TrainingData, TrainJob
 from simfl.streams import rng
 
 if TYPE_CHECKING:
@@ -216,14 +216,22 @@ class TorchTrainer:
         increasing index order (so a sum over them is the same however the caller orders
         them); duplicates count once, and a device with no data gives no update."""
         members = np.unique(np.asarray(devices, dtype=np.int64))
-        if members.size and (members[0] < 0 or members[-1] >= self.n_devices):
-            raise IndexError(f"devices must be indices in [0, {self.n_devices}), got {members.tolist()}")
-        active = [int(i) for i in members if len(self._y[int(i)]) > 0]
+        return self.train([TrainJob(client=int(i), key=round_index, base_version=version) for i in members])
+
+    def train(self, jobs: Sequence[TrainJob]) -> list[LocalUpdate]:
+        """Each job's client trained from the job's base model (default: the current
+        global one), seeded by (key, client), in the jobs' order; a device with no data
+        gives no update."""
+        for job in jobs:
+            if not 0 <= job.client < self.n_devices:
+                raise IndexError(f"devices must be indices in [0, {self.n_devices}), got {job.client}")
+        active = [replace(job, base=self._global if job.base is None else job.base)
+                  for job in jobs if len(self._y[job.client]) > 0]
         with intra_op_threads(self.threads):
-            return [LocalUpdate(client=c, base_version=version, samples=len(self._y[c]),
+            return [LocalUpdate(client=job.client, base_version=job.base_version, samples=len(self._y[job.client]),
                                 params=[p.clone() if self.workers <= 1 or len(active) <= 1 else p for p in params],
-                                loss=loss)
-                    for c, (params, loss) in zip(active, self._train_clients(round_index, active))]
+                                loss=loss, base=job.base)
+                    for job, (params, loss) in zip(active, self._train_clients(active))]
 
     def server_update(self, round_index: int, version: int = 0) -> LocalUpdate:
         """The global model trained on the server's synthetic set (SST, CLSD), seeded as
@@ -231,9 +239,10 @@ class TorchTrainer:
         if self._server_y is None:
             raise ValueError("server_update needs a non-empty server_synthetic set")
         with intra_op_threads(self.threads):
-            params, loss = next(self._train_clients(round_index, [self.n_devices]))
+            job = TrainJob(client=self.n_devices, key=round_index, base_version=version, base=self._global)
+            params, loss = next(self._train_clients([job]))
             return LocalUpdate(client=SERVER, base_version=version, samples=len(self._server_y),
-                               params=[p.clone() for p in params], loss=loss)
+                               params=[p.clone() for p in params], loss=loss, base=self._global)
 
     def fedavg(self, updates: Sequence[LocalUpdate], weights: Sequence[float] | None = None) -> list[torch.Tensor] | None:
         """FedAvg (S4): sum_k w_k theta_k / sum_j w_j, in the order given; weights default
@@ -249,6 +258,38 @@ class TorchTrainer:
             for update, w in zip(updates, weights):
                 torch._foreach_add_(acc, update.params, alpha=w / total)
         return acc
+
+    def global_params(self) -> list[torch.Tensor]:
+        """The current global model's tensors (``set_global`` replaces them; never modify)."""
+        return self._global
+
+    def average_delta(self, updates: Sequence[LocalUpdate], weights: Sequence[float] | None = None) -> list[torch.Tensor] | None:
+        """sum_k w_k (theta_k - base_k) / sum_j w_j in the order given (each difference
+        taken first, so a small step keeps its precision); weights default to samples.
+        None when the weights sum to 0."""
+        weights = [u.samples for u in updates] if weights is None else list(weights)
+        if len(weights) != len(updates):
+            raise ValueError(f"average_delta needs one weight per update, got {len(updates)} updates and {len(weights)} weights")
+        total = float(sum(weights))
+        if total <= 0:
+            return None
+        acc = [torch.zeros_like(g) for g in self._global]
+        with intra_op_threads(self.threads):
+            for update, w in zip(updates, weights):
+                base = self._global if update.base is None else update.base
+                torch._foreach_add_(acc, torch._foreach_sub(update.params, base), alpha=w / total)
+        return acc
+
+    def step(self, params: Sequence[torch.Tensor], delta: Sequence[torch.Tensor], scale: float) -> list[torch.Tensor]:
+        """params + scale * delta, as new tensors."""
+        with intra_op_threads(self.threads):
+            return list(torch._foreach_add(list(params), list(delta), alpha=scale))
+
+    def mix(self, start: Sequence[torch.Tensor], end: Sequence[torch.Tensor], weight: float) -> list[torch.Tensor]:
+        """(1 - weight) start + weight end, as new tensors; exactly ``end`` at weight 1
+        (torch.lerp computes end - (1 - w)(end - start) for w >= 0.5)."""
+        with intra_op_threads(self.threads):
+            return [torch.lerp(a, b, weight) for a, b in zip(start, end)]
 
     def set_global(self, params: Sequence[torch.Tensor]) -> None:
         """Make ``params`` (laid out like the model's parameters) the global model."""
@@ -351,20 +392,20 @@ class TorchTrainer:
         with intra_op_threads(self.threads):
             return self._training_set(device)
 
-    def _train_clients(self, round_index: int, clients: list[int]) -> Iterator[tuple[list[torch.Tensor], float]]:
-        """Each client's model after local training from the global one, and its mean
-        training loss over the last local epoch, in client order. A yielded list is only
-        valid until the next one is asked for."""
-        if self.workers <= 1 or len(clients) <= 1:
-            for client in clients:
-                self._load(self._global)
-                x, y = self._training_set(client)
-                loss = self._local_sgd(x, y, self._generator(round_index, client))
+    def _train_clients(self, jobs: list[TrainJob]) -> Iterator[tuple[list[torch.Tensor], float]]:
+        """Each job's model after local training from its base (a list of tensors), and
+        its mean training loss over the last local epoch, in job order. A yielded list
+        is only valid until the next one is asked for."""
+        if self.workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                self._load(job.base)
+                x, y = self._training_set(job.client)
+                loss = self._local_sgd(x, y, self._generator(job.key, job.client))
                 yield [p.detach() for p in self._params], loss
             return
-        arrays = [g.numpy() for g in self._global]
-        jobs = [(round_index, client, arrays) for client in clients]
-        for trained, loss in self._ensure_pool().imap(_worker_train, jobs, chunksize=1):
+        arrays: dict[int, list[np.ndarray]] = {}  # one conversion per distinct base model
+        work = [(job.key, job.client, arrays.setdefault(id(job.base), [g.numpy() for g in job.base])) for job in jobs]
+        for trained, loss in self._ensure_pool().imap(_worker_train, work, chunksize=1):
             yield [torch.from_numpy(a) for a in trained], loss
 
     def _ensure_pool(self) -> Any:
@@ -385,9 +426,9 @@ class TorchTrainer:
     def _autocast(self) -> torch.autocast:
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
 
-    def _generator(self, round_index: int, client: int) -> torch.Generator:
-        # One independent stream per (round, client): the same draw whoever else participates.
-        state = np.random.SeedSequence([self._shuffle_root, int(round_index), int(client)]).generate_state(2, np.uint32)
+    def _generator(self, key: int, client: int) -> torch.Generator:
+        # One independent stream per (round or job, client): the same draw whoever else participates.
+        state = np.random.SeedSequence([self._shuffle_root, int(key), int(client)]).generate_state(2, np.uint32)
         return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
     def _load(self, tensors: list[torch.Tensor]) -> None:
@@ -448,12 +489,12 @@ _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 def _worker_train(job: tuple[int, int, list[np.ndarray]]) -> tuple[list[np.ndarray], float]:
     """Local training of one client in a worker: the same steps, seeds and thread count
     as in the parent, so the result is bit for bit the one the parent would get."""
-    round_index, client, global_arrays = job
+    key, client, base_arrays = job
     trainer = _WORKER
     assert trainer is not None
-    trainer._load([torch.from_numpy(a) for a in global_arrays])
+    trainer._load([torch.from_numpy(a) for a in base_arrays])
     x, y = trainer._training_set(client)
-    loss = trainer._local_sgd(x, y, trainer._generator(round_index, client))
+    loss = trainer._local_sgd(x, y, trainer._generator(key, client))
     return [p.detach().numpy() for p in trainer._params], loss
 
 
