@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Sequence
 
+from simfl.aggregation import default_aggregate
 from simfl.policies.fimi import Fimi
 from simfl.policies.tfl import Tfl
 from simfl.learning.protocol import LocalUpdate, Server
@@ -29,4 +30,5 @@ class Sst(Policy):
     def aggregate(self, updates: Sequence[LocalUpdate], server: Server, state: RoundState) -> Any:
         """FedAvg of the devices' updates and the server's own, weighted by samples; the
         server always contributes, so with no device arriving the global model is its."""
-        return server.fedavg([*updates, server.server_update(state.round)])
+        return default_aggregate([*updates, server.server_update(state.round, state.version)], server,
+                                 state.version, state.aggregation)

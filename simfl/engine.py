@@ -66,6 +66,7 @@ class DeviceRecord:
     download_start_s: float
     battery_j: float  # left after the round; inf when mains powered
     version: int  # the global model version the device started from
+    staleness: int = 0  # versions between its base and the model it was aggregated into; -1: not aggregated
 
 
 @dataclass(frozen=True)
@@ -106,13 +107,19 @@ class EngineState:
     version: int = 0
     network: dict[str, Any] = field(default_factory=dict)
     policy: dict[str, Any] = field(default_factory=dict)  # Policy.state_dict()
+    asynchronous: dict[str, Any] = field(default_factory=dict)  # FedBuff/FedAsync: jobs in flight, buffer
+    # The base models that jobs in flight and buffered updates started from, by version
+    # (the trainer's own tensors: saved beside the JSON in the checkpoint, not in it).
+    models: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        data = asdict(replace(self, models={}))
+        del data["models"]
+        return json.dumps(data)
 
     @staticmethod
-    def from_json(text: str) -> EngineState:
-        return EngineState(**json.loads(text))
+    def from_json(text: str, models: dict[int, Any] | None = None) -> EngineState:
+        return EngineState(**json.loads(text), models=dict(models or {}))
 
 
 @dataclass(frozen=True)
@@ -191,12 +198,7 @@ def server_process(env: simpy.Environment, run: _Run, world: World, network: Net
                    result: list[EngineState]) -> Generator[simpy.Event, Any, None]:
     """Synchronous rounds until `rounds` are played (or no device can ever take part)."""
     k = world.constants
-    if state.next_round == 0 and env.now == 0.0 and synthetic_bits is not None:
-        # The synthetic data reach the devices over the downlink before the first round.
-        first = network.observe(env.now, 0, state.version)
-        wait = downlink_time_s(world, first, synthetic_bits)
-        if len(wait) and wait.max() > 0:
-            yield env.timeout(float(wait.max()))
+    yield from synthetic_download(env, world, network, state, synthetic_bits)
     while state.next_round < rounds:
         r = state.next_round
         start = env.now
@@ -208,7 +210,7 @@ def server_process(env: simpy.Environment, run: _Run, world: World, network: Net
             yield env.timeout(wake - env.now)
             continue
         selected = _checked_selection(policy.select(view, context), view)
-        view = replace(view, selected=selected)
+        view = replace(view, selected=selected, aggregation=k.aggregation)
         round_plan = policy.plan_round(world, view, context)
         check_round_plan(world, round_plan, view.cell_of, selected)
 
@@ -239,7 +241,7 @@ def server_process(env: simpy.Environment, run: _Run, world: World, network: Net
             yield deadline  # the server cannot know a silent device is gone: it waits out T_max
         run.updates.items.clear()
 
-        devices = _device_records(world, k.model_bits, r, view, round_plan, run.log, state.version, network)
+        devices = _device_records(world, r, view, round_plan, run.log, state.version, network)
         participants = np.array(sorted(delivered), dtype=np.int64)
         updates = trainer.local_updates(r, participants, state.version) if len(participants) else []
         new_global = policy.aggregate(updates, trainer, view)
@@ -265,6 +267,17 @@ def server_process(env: simpy.Environment, run: _Run, world: World, network: Net
         result[0] = state
         if on_round is not None:
             on_round(record, devices, state)
+
+
+def synthetic_download(env: simpy.Environment, world: World, network: Network, state: EngineState,
+                       synthetic_bits: np.ndarray | None) -> Generator[simpy.Event, Any, None]:
+    """At a run's very start, wait until every device has received its synthetic data
+    over the downlink (nothing to wait for without one, or on a resume)."""
+    if state.next_round == 0 and env.now == 0.0 and not state.asynchronous and synthetic_bits is not None:
+        first = network.observe(env.now, 0, state.version)
+        wait = downlink_time_s(world, first, synthetic_bits)
+        if len(wait) and wait.max() > 0:
+            yield env.timeout(float(wait.max()))
 
 
 def _checked_selection(selected: Any, view: RoundState) -> np.ndarray:
@@ -324,31 +337,48 @@ def make_jobs(world: World, plan: Plan | None, round_plan: RoundPlan, view: Roun
     return jobs
 
 
-def _device_records(world: World, model_bits: float, round_index: int, view: RoundState, round_plan: RoundPlan,
+def _device_records(world: World, round_index: int, view: RoundState, round_plan: RoundPlan,
                     log: dict[int, dict[str, Any]], version: int, network: Network) -> list[DeviceRecord]:
-    """One record per selected device, charging its batteries: power while computing is
-    eps f^3 (eq. 5 with D = f T / (tau omega)), while sending P; energy is power times the
-    time actually spent, which equals eqs. (5) and (9) for a device that finishes."""
+    """One record per selected device of a synchronous round, charging its battery."""
     records = []
     for i in sorted(log):
-        e = log[i]
-        outcome = e["outcome"]
-        cmp_s = e["compute_end_s"] - e["compute_start_s"]
-        up_s = e["upload_end_s"] - e["upload_start_s"]
-        e_cmp = float(world.eps[i] * round_plan.f_hz[i] ** 3 * cmp_s)
-        e_com = float(round_plan.p_w[i] * up_s)
-        bits = model_bits if outcome == OK else e["rate_bps"] * up_s
-        if math.isfinite(network.battery_j[i]):
-            network.battery_j[i] = 0.0 if outcome == BATTERY else max(network.battery_j[i] - e_cmp - e_com, 0.0)
-        records.append(DeviceRecord(
-            round=round_index, device=i, cell=int(view.cell_of[i]), gain=float(view.gain[i]), rate_bps=e["rate_bps"],
-            compute_start_s=e["compute_start_s"], compute_end_s=e["compute_end_s"],
-            upload_start_s=e["upload_start_s"], upload_end_s=e["upload_end_s"],
-            e_cmp_j=e_cmp, e_com_j=e_com, bits_sent=float(bits), straggler=outcome == STRAGGLER,
-            outcome=outcome, download_start_s=e["download_start_s"], battery_j=float(network.battery_j[i]),
-            version=version,
-        ))
+        charge_battery(network, i, log[i]["outcome"], *job_energy_j(world, i, round_plan.f_hz[i], round_plan.p_w[i], log[i]))
+        records.append(device_record(world, round_index, i, int(view.cell_of[i]), float(view.gain[i]), round_plan.f_hz[i],
+                                     round_plan.p_w[i], log[i], version, float(network.battery_j[i]),
+                                     0 if log[i]["outcome"] == OK else -1))
     return records
+
+
+def job_energy_j(world: World, device: int, f_hz: float, p_w: float, entry: dict[str, Any]) -> tuple[float, float]:
+    """Compute and upload energy of a job from its log: power while computing is eps f^3
+    (eq. 5 with D = f T / (tau omega)), while sending P; energy is power times the time
+    actually spent, which equals eqs. (5) and (9) for a job that finishes."""
+    cmp_s = entry["compute_end_s"] - entry["compute_start_s"]
+    up_s = entry["upload_end_s"] - entry["upload_start_s"]
+    return float(world.eps[device] * f_hz ** 3 * cmp_s), float(p_w * up_s)
+
+
+def charge_battery(network: Network, device: int, outcome: str, e_cmp: float, e_com: float) -> None:
+    """Take a finished job's energy from the device's battery (empty when it ran out)."""
+    if math.isfinite(network.battery_j[device]):
+        network.battery_j[device] = 0.0 if outcome == BATTERY else max(network.battery_j[device] - e_cmp - e_com, 0.0)
+
+
+def device_record(world: World, round_index: int, device: int, cell: int, gain: float, f_hz: float, p_w: float,
+                  entry: dict[str, Any], version: int, battery_left_j: float, staleness: int) -> DeviceRecord:
+    """A job's row of events.csv from its log (phase times, outcome, uplink rate)."""
+    e_cmp, e_com = job_energy_j(world, device, f_hz, p_w, entry)
+    outcome = entry["outcome"]
+    up_s = entry["upload_end_s"] - entry["upload_start_s"]
+    bits = world.constants.model_bits if outcome == OK else entry["rate_bps"] * up_s
+    return DeviceRecord(
+        round=round_index, device=device, cell=cell, gain=gain, rate_bps=entry["rate_bps"],
+        compute_start_s=entry["compute_start_s"], compute_end_s=entry["compute_end_s"],
+        upload_start_s=entry["upload_start_s"], upload_end_s=entry["upload_end_s"],
+        e_cmp_j=e_cmp, e_com_j=e_com, bits_sent=float(bits), straggler=outcome == STRAGGLER,
+        outcome=outcome, download_start_s=entry["download_start_s"], battery_j=battery_left_j,
+        version=version, staleness=staleness,
+    )
 
 
 def run(world: World, plan: Plan, trainer: Trainer, rounds: int, seed: int,
@@ -373,9 +403,19 @@ def run(world: World, plan: Plan, trainer: Trainer, rounds: int, seed: int,
     if state.policy:
         policy.load_state_dict(state.policy)
     env = simpy.Environment(initial_time=state.time_s)
-    sim = _Run(env, world.n_devices)
     result = [state]
-    env.process(server_process(env, sim, world, network, policy, context, trainer, rounds, state,
-                               synthetic_bits, on_round, result))
+    if world.constants.aggregation.asynchronous:
+        from simfl.asynchronous import AsyncServer
+
+        def asynchronous() -> Generator[simpy.Event, Any, None]:
+            yield from synthetic_download(env, world, network, state, synthetic_bits)
+            server = AsyncServer(env, world, network, policy, context, trainer, state)
+            yield from server.process(rounds, on_round, result)
+
+        env.process(asynchronous())
+    else:
+        sim = _Run(env, world.n_devices)
+        env.process(server_process(env, sim, world, network, policy, context, trainer, rounds, state,
+                                   synthetic_bits, on_round, result))
     env.run()
     return result[0]

@@ -36,6 +36,8 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     # DDIM steps; at or above the model's T (300 at most in simfl's configurations) it is
     # ancestral DDPM over T steps, so more than this is never useful
     "generator.sampling_steps": (1, 10_000),
+    "aggregation.buffer_size": (1, 1_000_000),
+    "aggregation.eval_every": (1, 100_000),
 }
 
 MAX_SEEDS = 1_000  # `compare --seeds`: a range like 1-1000000000 is a typo

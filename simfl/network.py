@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from simfl.aggregation import Aggregation
 from simfl.dynamics.availability import AlwaysOn, AvailabilityTimeline
 from simfl.dynamics.fading import FadingProcess
 from simfl.dynamics.mobility import MobilityTimeline, Static
@@ -42,6 +43,8 @@ class RoundState:
     gain: np.ndarray
     battery_j: np.ndarray
     selected: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    aggregation: Aggregation = Aggregation()  # the mode the server runs (its `aggregate` default follows it)
+    band_free_hz: np.ndarray | None = None  # per cell, the band not held by jobs in flight (None: all of it)
 
     @property
     def n_devices(self) -> int:

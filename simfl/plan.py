@@ -54,27 +54,47 @@ class RoundPlan:
     p_w: np.ndarray  # (I,)
 
     @staticmethod
-    def fitted(world: World, plan: Plan, cell_of: np.ndarray, selected: np.ndarray) -> RoundPlan:
+    def fitted(world: World, plan: Plan, cell_of: np.ndarray, selected: np.ndarray,
+               concurrency: int | None = None, band_hz: np.ndarray | None = None) -> RoundPlan:
         """The static plan's resources, with the selected devices' sub-bands scaled down
-        in proportion in any cell whose band they would overfill (after a handover)."""
+        in proportion in any cell whose band they would overfill (after a handover).
+
+        Asynchronous modes (`concurrency` M, `band_hz` the band per cell that jobs in
+        flight leave free): the static plan shares each cell's band among all its
+        devices, but at most min(M, n_cell) of them transmit at once, so every device's
+        planned share is first scaled up by B / (the sum of the min(M, n_cell) largest
+        planned shares of its home cell): any min(M, n_cell) of them then fit the band.
+        The selected devices are then fitted into the free band of the cell they are in.
+        """
         b = np.array(plan.b_hz, dtype=float)
-        if not np.array_equal(cell_of, world.cell_of):
-            members = np.zeros(world.n_devices, dtype=bool)
-            members[selected] = True
+        if concurrency is not None:
             for k in range(world.n_cells):
-                mine = members & (cell_of == k)
-                used = b[mine].sum()
-                if used > world.bandwidth_hz[k]:
-                    b[mine] *= world.bandwidth_hz[k] / used
+                home = world.cell_of == k
+                at_once = min(concurrency, int(home.sum()))
+                top = np.sort(b[home])[::-1][:at_once].sum()
+                if top > 0:
+                    b[home] *= world.bandwidth_hz[k] / top
+        if band_hz is None and np.array_equal(cell_of, world.cell_of):
+            return RoundPlan(f_hz=plan.f_hz, b_hz=b, p_w=plan.p_w)
+        budget = world.bandwidth_hz if band_hz is None else band_hz
+        members = np.zeros(world.n_devices, dtype=bool)
+        members[selected] = True
+        for k in range(world.n_cells):
+            mine = members & (cell_of == k)
+            used = b[mine].sum()
+            if used > budget[k]:
+                b[mine] *= budget[k] / used
         return RoundPlan(f_hz=plan.f_hz, b_hz=b, p_w=plan.p_w)
 
 
-def check_round_plan(world: World, plan: RoundPlan, cell_of: np.ndarray, selected: np.ndarray) -> None:
+def check_round_plan(world: World, plan: RoundPlan, cell_of: np.ndarray, selected: np.ndarray,
+                     band_hz: np.ndarray | None = None) -> None:
     """Raise InfeasiblePlan naming the first selected device and the limit of (P1) that
-    this round's resources break (12d-f), with the cells the devices are in now."""
+    this round's resources break (12d-f), with the cells the devices are in now; `band_hz`
+    is each cell's band still free (asynchronous modes: what jobs in flight do not hold)."""
     sel = np.asarray(selected, dtype=np.int64)
     _check_values(world, plan, sel, "round plan .")
-    _check_limits(world, plan, sel, cell_of, "this round's ")
+    _check_limits(world, plan, sel, cell_of, "this round's ", band_hz)
 
 
 def _check_values(world: World, plan: Plan | RoundPlan, devices: np.ndarray, label: str) -> None:
@@ -89,7 +109,7 @@ def _check_values(world: World, plan: Plan | RoundPlan, devices: np.ndarray, lab
 
 
 def _check_limits(world: World, plan: Plan | RoundPlan, devices: np.ndarray, cell_of: np.ndarray,
-                  band_label: str) -> None:
+                  band_label: str, band_hz: np.ndarray | None = None) -> None:
     """(12d) f <= f_max, (12f) P <= P_max for `devices`, and (12e) their sub-bands within
     each cell's band, the cells being `cell_of`."""
     over = devices[plan.f_hz[devices] > world.f_max_hz[devices] * (1 + _SLACK)]
@@ -102,6 +122,10 @@ def _check_limits(world: World, plan: Plan | RoundPlan, devices: np.ndarray, cel
         raise InfeasiblePlan(f"device {i}: transmit power {plan.p_w[i]:.4g} W exceeds P_max {world.p_max_w[i]:.4g} W (12f)")
     for k in range(world.n_cells):
         used = plan.b_hz[devices[cell_of[devices] == k]].sum()
+        if band_hz is not None and used > band_hz[k] * (1 + _SLACK) + 1e-9:
+            raise InfeasiblePlan(f"cell {world.cell_names[k]}: {band_label}sub-bands add up to {used:.6g} Hz, over "
+                                 f"the {band_hz[k]:.6g} Hz of the cell's band B = {world.bandwidth_hz[k]:.6g} Hz that "
+                                 "jobs in flight leave free (12e)")
         if used > world.bandwidth_hz[k] * (1 + _SLACK):
             raise InfeasiblePlan(f"cell {world.cell_names[k]}: {band_label}sub-bands add up to {used:.6g} Hz, over "
                                  f"the cell's band B = {world.bandwidth_hz[k]:.6g} Hz (12e)")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import numpy as np
 
+from simfl.aggregation import default_aggregate
 from simfl.plan import Plan, RoundPlan
 from simfl.optim.cross_entropy import DEFAULT_SETTINGS, CrossEntropy
 from simfl.streams import keyed_rng, rng
@@ -102,14 +103,20 @@ class Policy(ABC):
         """f, b and P of every device for this round (entries of devices not selected are
         ignored). Default: the static plan; where devices moved into a cell whose band
         their planned sub-bands overfill, the selected devices' sub-bands in that cell
-        are scaled down in proportion to fit it."""
+        are scaled down in proportion to fit it. In the asynchronous modes the planned
+        shares are scaled up so that the max_concurrency devices that may transmit at
+        once fill the band, and fitted into what the jobs in flight leave free
+        (`RoundPlan.fitted`)."""
         assert context.plan is not None
-        return RoundPlan.fitted(world, context.plan, state.cell_of, state.selected)
+        concurrency = state.aggregation.max_concurrency if state.aggregation.asynchronous else None
+        return RoundPlan.fitted(world, context.plan, state.cell_of, state.selected, concurrency, state.band_free_hz)
 
     def aggregate(self, updates: Sequence[LocalUpdate], server: Server, state: RoundState) -> Any:
-        """The new global model from this round's updates (None: unchanged). Default:
-        FedAvg weighted by each update's training samples (S4)."""
-        return server.fedavg(updates) if updates else None
+        """The new global model from the updates that arrived (None: unchanged). Default:
+        the rule of the scenario's `aggregation.mode` (`simfl.aggregation`): FedAvg
+        weighted by each update's training samples (S4) in synchronous rounds, one
+        staleness-weighted FedBuff step over the buffer, or FedAsync's mix."""
+        return default_aggregate(updates, server, state.version, state.aggregation)
 
     def training_set(self, data: TrainingData) -> tuple[Any, Any]:
         """What a device trains on this round, as (inputs, labels) tensors. Default: its

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from simfl.aggregation import MODES, Aggregation
 from simfl.dynamics import AVAILABILITY, FADING, MOBILITY, parse_component
 from simfl.dynamics.availability import AlwaysOn
 from simfl.dynamics.fading import NoFading
@@ -155,6 +156,7 @@ class Scenario:
     generator: Generator
     policies: tuple[str, ...]
     raw: dict = field(repr=False, compare=False, default_factory=dict)
+    aggregation: Aggregation = field(default_factory=Aggregation)
 
     @property
     def n_devices(self) -> int:
@@ -460,7 +462,8 @@ class _Checker:
 
 
 def _build(raw: dict, c: _Checker, source: str) -> Scenario | None:
-    c.unknown(raw, {"name", "description", "seed", "cells", "devices", "task", "optimisation", "generator", "policies"}, "")
+    c.unknown(raw, {"name", "description", "seed", "cells", "devices", "task", "optimisation", "generator", "policies",
+                    "aggregation"}, "")
     name = c.string(raw, "name", "", Path(source).stem)
     seed = c.number(raw, "seed", "", 0, minimum=0, integer=True)
 
@@ -474,8 +477,10 @@ def _build(raw: dict, c: _Checker, source: str) -> Scenario | None:
     optimisation = _build_optimisation(c.mapping(raw.get("optimisation"), "optimisation"), c)
     generator = _build_generator(c.mapping(raw.get("generator"), "generator"), c)
     policies = _build_policies(raw.get("policies"), c)
+    aggregation = _build_aggregation(c.mapping(raw.get("aggregation"), "aggregation"), c, n_devices if devices else None)
     return Scenario(name=name, source=source, seed=seed, cells=cells, devices=devices, task=task,
-                    optimisation=optimisation, generator=generator, policies=policies, raw=raw)
+                    optimisation=optimisation, generator=generator, policies=policies, raw=raw,
+                    aggregation=aggregation)
 
 
 def _build_cells(node: Any, c: _Checker) -> tuple[Cell, ...]:
@@ -658,6 +663,40 @@ def _build_generator(m: dict, c: _Checker) -> Generator:
         guidance=c.number(m, "guidance", p, d.guidance, minimum=0),
         sampling_steps=c.number(m, "sampling_steps", p, d.sampling_steps, minimum=1, integer=True),
     )
+
+
+def _build_aggregation(m: dict, c: _Checker, n_devices: int | None) -> Aggregation:
+    p = "aggregation"
+    d = Aggregation()
+    c.unknown(m, set(Aggregation.__dataclass_fields__), p)
+    concurrency = c.number(m, "max_concurrency", p, d.max_concurrency, minimum=1, integer=True)
+    if concurrency is not None and n_devices is not None and concurrency > n_devices:
+        c.fail(_join(p, "max_concurrency"), f"must be <= the number of devices ({n_devices}), got {concurrency}")
+    return Aggregation(
+        mode=c.choice(m, "mode", p, MODES, d.mode),
+        buffer_size=c.number(m, "buffer_size", p, d.buffer_size, minimum=1, integer=True),
+        max_concurrency=concurrency,
+        staleness=_staleness(m, c, d.staleness),
+        server_lr=c.number(m, "server_lr", p, d.server_lr, above=0),
+        mixing=c.number(m, "mixing", p, d.mixing, above=0, maximum=1),
+        eval_every=c.number(m, "eval_every", p, d.eval_every, minimum=1, integer=True),
+    )
+
+
+def _staleness(m: dict, c: _Checker, default: float) -> float:
+    """`staleness: constant` (exponent 0) or `{polynomial: a}` with a >= 0."""
+    where = "aggregation.staleness"
+    value = m.get("staleness")
+    if value is None:
+        return default
+    if value == "constant":
+        return 0.0
+    if isinstance(value, dict) and set(value) == {"polynomial"}:
+        exponent = c.number(value, "polynomial", where, None, minimum=0, required=True)
+        return default if exponent is None else float(exponent)
+    c.fail(where, f"must be constant or {{polynomial: a}} with an exponent a >= 0 (weight (1 + staleness)^-a), "
+                  f"got {value!r}")
+    return default
 
 
 def _build_policies(node: Any, c: _Checker) -> tuple[str, ...]:

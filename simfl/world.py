@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 import numpy as np
 
+from simfl.aggregation import Aggregation
 from simfl.radio import gain_from_path_loss, path_loss_db
 from simfl.streams import keyed_rng, rng, streams
 from simfl.units import dbm_to_w
@@ -34,6 +35,7 @@ class Constants:
     rounds: int  # N
     participants_per_round: int | None = None  # K of N; None: every available device
     outage: float = 0.0  # q: plan on the fading's q-quantile instead of the mean channel
+    aggregation: Aggregation = Aggregation()  # sync rounds, FedBuff or FedAsync
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,7 @@ def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarr
         rounds=task.rounds,
         participants_per_round=task.participants_per_round,
         outage=opt.outage,
+        aggregation=scenario.aggregation,
     )
     world = World(
         cell_names=tuple(c.name for c in cells),

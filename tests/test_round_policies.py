@@ -9,6 +9,7 @@ Joshi, AISTATS 2022) selects the K highest-loss devices of d uniformly drawn can
 import itertools
 import json
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from simfl.policies.fimi import Fimi
 from simfl.policies.fimi_online import FimiOnline
 from simfl.policies.power_of_choice import CANDIDATE_KEY, PowerOfChoice
 from simfl.policies.tfl import Tfl
+from simfl.aggregation import Aggregation
 from simfl.compute import compute_latency_s
 from simfl.engine import run
 from simfl.learning.protocol import LocalUpdate
@@ -29,6 +31,8 @@ from simfl.streams import keyed_rng
 from simfl.world import build_world, rng
 
 from conftest import StandInTrainer, scenario_dict
+
+SYNC_STATE = SimpleNamespace(version=0, aggregation=Aggregation())  # what aggregate reads of a round's state
 
 S_BITS = 32 * 3_491_530  # the paper's CNN
 FIMI_OPT = {"t_max_s": 60, "err_max": 0.2, "dgen_max": 5000, "zeta": 68}
@@ -236,7 +240,7 @@ def poc_context(seed, k):
 def reported(policy, losses, round_index=0):
     """Feed `policy` the updates of devices with the given losses, as the engine does."""
     updates = [LocalUpdate(client=i, base_version=0, samples=1, params=None, loss=v) for i, v in losses.items()]
-    policy.aggregate(updates, StandInTrainer(), None)
+    policy.aggregate(updates, StandInTrainer(), SYNC_STATE)
 
 
 def candidates_in_test(seed, round_index, available, d):
@@ -275,7 +279,7 @@ def test_the_last_reported_loss_counts_and_a_missing_or_diverged_one_is_ignored(
     policy = PowerOfChoice()
     reported(policy, {0: 1.0, 1: 2.0})
     reported(policy, {0: 3.0, 1: float("nan")})
-    policy.aggregate([LocalUpdate(client=1, base_version=0, samples=1, params=None)], StandInTrainer(), None)
+    policy.aggregate([LocalUpdate(client=1, base_version=0, samples=1, params=None)], StandInTrainer(), SYNC_STATE)
     assert policy.state_dict() == {"loss": {"0": 3.0, "1": 2.0}}
 
 

@@ -43,12 +43,15 @@ class LocalUpdate:
 class TrainJob:
     """One local training to run: `client` from the model `base` (params as `global_params`
     returns them; None: the current global model), whose version is `base_version`,
-    seeded by (`key`, client): the round in synchronous rounds, the job number otherwise."""
+    seeded by (`key`, client, `repeat`): in synchronous rounds the round, in asynchronous
+    modes the base version, with `repeat` counting the device's earlier jobs from that
+    same version (so FedBuff with no staleness trains exactly what synchronous rounds do)."""
 
     client: int
     key: int
     base_version: int = 0
     base: Any = None
+    repeat: int = 0
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ class Server(Protocol):
         to each update's samples."""
         ...
 
-    def server_update(self, round_index: int) -> LocalUpdate:
+    def server_update(self, round_index: int, version: int = 0) -> LocalUpdate:
         """The global model trained on the server's own synthetic set (SST, CLSD)."""
         ...
 

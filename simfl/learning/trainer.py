@@ -400,11 +400,11 @@ class TorchTrainer:
             for job in jobs:
                 self._load(job.base)
                 x, y = self._training_set(job.client)
-                loss = self._local_sgd(x, y, self._generator(job.key, job.client))
+                loss = self._local_sgd(x, y, self._generator(job.key, job.client, job.repeat))
                 yield [p.detach() for p in self._params], loss
             return
         arrays: dict[int, list[np.ndarray]] = {}  # one conversion per distinct base model
-        work = [(job.key, job.client, arrays.setdefault(id(job.base), [g.numpy() for g in job.base])) for job in jobs]
+        work = [(job.key, job.client, job.repeat, arrays.setdefault(id(job.base), [g.numpy() for g in job.base])) for job in jobs]
         for trained, loss in self._ensure_pool().imap(_worker_train, work, chunksize=1):
             yield [torch.from_numpy(a) for a in trained], loss
 
@@ -426,9 +426,11 @@ class TorchTrainer:
     def _autocast(self) -> torch.autocast:
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
 
-    def _generator(self, key: int, client: int) -> torch.Generator:
-        # One independent stream per (round or job, client): the same draw whoever else participates.
-        state = np.random.SeedSequence([self._shuffle_root, int(key), int(client)]).generate_state(2, np.uint32)
+    def _generator(self, key: int, client: int, repeat: int = 0) -> torch.Generator:
+        # One independent stream per (round or base version, client, repeat): the same draw
+        # whoever else participates.
+        entropy = [self._shuffle_root, int(key), int(client)] + ([int(repeat)] if repeat else [])
+        state = np.random.SeedSequence(entropy).generate_state(2, np.uint32)
         return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
     def _load(self, tensors: list[torch.Tensor]) -> None:
@@ -486,15 +488,15 @@ def _exit_with_parent(parent_pid: int) -> None:
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _worker_train(job: tuple[int, int, list[np.ndarray]]) -> tuple[list[np.ndarray], float]:
+def _worker_train(job: tuple[int, int, int, list[np.ndarray]]) -> tuple[list[np.ndarray], float]:
     """Local training of one client in a worker: the same steps, seeds and thread count
     as in the parent, so the result is bit for bit the one the parent would get."""
-    key, client, base_arrays = job
+    key, client, repeat, base_arrays = job
     trainer = _WORKER
     assert trainer is not None
     trainer._load([torch.from_numpy(a) for a in base_arrays])
     x, y = trainer._training_set(client)
-    loss = trainer._local_sgd(x, y, trainer._generator(key, client))
+    loss = trainer._local_sgd(x, y, trainer._generator(key, client, repeat))
     return [p.detach().numpy() for p in trainer._params], loss
 
 

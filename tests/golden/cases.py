@@ -9,6 +9,15 @@ else is the scenario as shipped. The "tiny" generator (trained in seconds into a
 temporary cache) stands in for the diffusion model where a policy synthesises.
 Regenerate only when an issue changes results on purpose, and say so in its note:
     python tests/golden/cases.py
+
+Training (accuracy, loss) depends on the CPU's vector instructions: torch dispatches its
+kernels by the CPU capability (AVX2, AVX512, ...), which changes the last bits of a step
+and, over rounds, the accuracy. rounds.csv and events.csv were written on a CPU with
+AVX-512; a machine of another capability keeps its training columns in
+`training-<capability>.csv` beside them, written by
+    python tests/golden/cases.py --training
+on such a machine (by the same code as the main files, so a change of results shows on
+every machine). Everything else the simulator computes does not depend on training.
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 FILES = ("rounds.csv", "events.csv")
+TRAINING_COLUMNS = ("accuracy", "loss")
+MAIN_CAPABILITY = "AVX512"  # the CPU capability torch used when rounds.csv/events.csv were written
 TINY_GENERATOR = ["generator.config=tiny", "generator.sampling_steps=5"]
 
 # name -> (scenario, policy, overrides)
@@ -62,13 +73,37 @@ def run_case(name: str, out: Path, cache: Path) -> Path:
     return out
 
 
+def cpu_capability() -> str:
+    """The vector instruction set torch's kernels run with here (AVX2, AVX512, ...)."""
+    import torch
+
+    return str(torch.backends.cpu.get_cpu_capability())
+
+
+def training_file(name: str, capability: str) -> Path:
+    """Where a case keeps the training columns of a CPU capability other than the main one."""
+    return HERE / name / f"training-{capability}.csv"
+
+
 if __name__ == "__main__":
-    names = sys.argv[1:] or list(CASES)
+    import pandas as pd
+
+    training_only = "--training" in sys.argv
+    names = [a for a in sys.argv[1:] if not a.startswith("--")] or list(CASES)
+    capability = cpu_capability()
+    if not training_only and capability != MAIN_CAPABILITY:
+        sys.exit(f"this CPU runs torch with {capability}, the main golden files were written with {MAIN_CAPABILITY}: "
+                 "write its training columns with --training, or change MAIN_CAPABILITY on purpose")
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             out = run_case(name, Path(tmp) / name, Path(tmp) / "cache")
             target = HERE / name
             target.mkdir(exist_ok=True)
+            if training_only:
+                rounds = pd.read_csv(out / "rounds.csv", dtype=str, keep_default_na=False)
+                rounds[["round", *TRAINING_COLUMNS]].to_csv(training_file(name, capability), index=False)
+                print(f"wrote {training_file(name, capability)}")
+                continue
             for file in FILES:
                 if (out / file).exists():  # CLSD: no device, so no events.csv
                     shutil.copyfile(out / file, target / file)
