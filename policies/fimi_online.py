@@ -51,7 +51,9 @@ def deadline_keepers(world: World, state: RoundState, candidates: np.ndarray, d_
     time iff their b_min add up to at most the cell's band B (the test of
     simfl.optim.infeasibility.time_split_bounds; here less a 1 Hz idle band per candidate
     and a 1e-6 margin). Per cell the devices with the smallest b_min are kept first, which
-    keeps as many devices as possible (ties by lower index). Returns them sorted.
+    keeps as many devices as possible (ties by lower index). In the asynchronous modes
+    the band is what the jobs in flight leave free (`state.band_free_hz`). Returns them
+    sorted.
     """
     k = world.constants
     idx = np.asarray(candidates, dtype=np.int64)
@@ -63,15 +65,22 @@ def deadline_keepers(world: World, state: RoundState, candidates: np.ndarray, d_
     need[ok] = b_min_hz(k.model_bits, t_left[ok], state.gain[idx][ok], world.p_max_w[idx][ok],
                         world.noise_w_per_hz[cell[ok]])
     keep = np.zeros(len(idx), dtype=bool)
+    band = free_band_hz(world, state)
     for c in np.unique(cell):
         members = np.flatnonzero(cell == c)
         order = members[np.argsort(need[members], kind="stable")]
         # an idle band is held back for every candidate, so whatever `select` keeps,
         # `plan_round` can serve even if it has to idle some of them
-        room = (world.bandwidth_hz[c] - len(members) * _IDLE_BAND_HZ) * (1.0 - _BAND_MARGIN)
+        room = (band[c] - len(members) * _IDLE_BAND_HZ) * (1.0 - _BAND_MARGIN)
         fits = np.cumsum(need[order]) <= room
         keep[order[fits]] = True
     return np.sort(idx[keep])
+
+
+def free_band_hz(world: World, state: RoundState) -> np.ndarray:
+    """Each cell's band this decision may share: all of it in synchronous rounds, what
+    the jobs in flight leave free in the asynchronous modes."""
+    return world.bandwidth_hz if state.band_free_hz is None else np.asarray(state.band_free_hz, dtype=float)
 
 
 def restricted_world(world: World, state: RoundState, idx: np.ndarray) -> World:
@@ -123,7 +132,9 @@ class FimiOnline(Fimi):
     def plan_round(self, world: World, state: RoundState, context: PlanContext) -> RoundPlan:
         """f, b, P of the selected devices by the exact solver of (P1) with D_gen fixed
         to the static plan's amounts, for the selected devices alone with this round's
-        gains and cells (`restricted_world`); the other entries keep the static plan's.
+        gains and cells (`restricted_world`) in the band they may share (in the
+        asynchronous modes what jobs in flight leave free); the other entries keep the
+        static plan's.
 
         A selected device that cannot be on time (only possible when `select` was called
         without the world) is told to idle: f, P at a millionth of their limits and a 1 Hz
@@ -141,7 +152,7 @@ class FimiOnline(Fimi):
         b[idle] = _IDLE_BAND_HZ
         if len(served):
             taken = np.bincount(state.cell_of[idle], minlength=world.n_cells) * _IDLE_BAND_HZ
-            sub = replace(restricted_world(world, state, served), bandwidth_hz=world.bandwidth_hz - taken)
+            sub = replace(restricted_world(world, state, served), bandwidth_hz=free_band_hz(world, state) - taken)
             solution = solve_resources(sub, plan.d_gen[served], solver="exact")
             f[served], b[served], p[served] = solution.f_hz, solution.b_hz, solution.p_w
         return RoundPlan(f_hz=f, b_hz=b, p_w=p)

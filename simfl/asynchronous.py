@@ -190,10 +190,10 @@ class AsyncServer:
         yield settled(env)  # a resumed run: jobs that finished at this very instant report first
         while True:
             for job in sorted(self.mailbox.take(), key=lambda j: self.flights[j].device):
-                if self.state.next_round >= rounds:
+                if self._over(rounds):
                     return
-                self._arrive(self.flights.pop(job), rounds, on_round, result)
-            if self.state.next_round >= rounds:
+                self._arrive(self.flights.pop(job), on_round, result)
+            if self._over(rounds):
                 return
             self._dispatch()
             waits = [self.mailbox.signal] if self.flights else []
@@ -206,7 +206,11 @@ class AsyncServer:
             yield env.any_of(waits)
             yield settled(env)
 
-    def _arrive(self, flight: Flight, rounds: int, on_round: OnRound | None, result: list[EngineState]) -> None:
+    def _over(self, rounds: int) -> bool:
+        """`rounds` aggregations done, or the scenario's simulated-time budget spent."""
+        return self.state.next_round >= rounds or self.state.time_s >= self.world.constants.max_time_s
+
+    def _arrive(self, flight: Flight, on_round: OnRound | None, result: list[EngineState]) -> None:
         """A job reported: charge its battery; keep its update (a lost job's energy and
         record wait for the next aggregation); aggregate when the mode says so."""
         from simfl.engine import OK, charge_battery, job_energy_j
@@ -218,7 +222,7 @@ class AsyncServer:
             return
         self.buffer.append(flight)
         if self.settings.mode == FEDASYNC or len(self.buffer) >= self.settings.buffer_size:
-            self._aggregate(rounds, on_round, result)
+            self._aggregate(on_round, result)
 
     # ------------------------------------------------------------------ dispatch
 
@@ -293,7 +297,7 @@ class AsyncServer:
 
     # ------------------------------------------------------------------ aggregation
 
-    def _aggregate(self, rounds: int, on_round: OnRound | None, result: list[EngineState]) -> None:
+    def _aggregate(self, on_round: OnRound | None, result: list[EngineState]) -> None:
         """Train the buffered updates from their base models, aggregate them through the
         policy, and write the row: energy and bits spent since the last one."""
         from simfl.engine import BATTERY, OFFLINE, STRAGGLER, EngineState, RoundRecord
@@ -309,9 +313,10 @@ class AsyncServer:
         new_global = self.policy.aggregate(updates, self.trainer, view)
         if new_global is not None:
             self.trainer.set_global(new_global)
-        # every eval_every-th aggregation and the scenario's last (not the call's, so that
-        # a run stopped and resumed evaluates the same rows)
-        evaluate = row + 1 >= self.world.constants.rounds or (row + 1) % self.settings.eval_every == 0
+        # every eval_every-th aggregation and the scenario's last (by its rounds or its
+        # time budget; not the call's, so that a run stopped and resumed evaluates the same rows)
+        k = self.world.constants
+        evaluate = row + 1 >= k.rounds or now >= k.max_time_s or (row + 1) % self.settings.eval_every == 0
         metrics = self.trainer.evaluate() if evaluate else None
 
         for f in self.lost:
@@ -352,8 +357,8 @@ class AsyncServer:
                              staleness)
 
     def _models_needed(self) -> dict[int, Any]:
-        """The base models of the jobs in flight and the buffered updates, and the current
-        global one (the next dispatch's base)."""
+        """The base models of the jobs in flight and the buffered updates (the current
+        global model is saved as the checkpoint's own)."""
         needed = {f.base_version for f in [*self.flights.values(), *self.buffer]}
         return {v: m for v, m in self.bases.items() if v in needed}
 

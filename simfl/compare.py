@@ -13,8 +13,9 @@ from simfl import runfolder
 from simfl.errors import SimflError
 from simfl.experiment import make_plan, prepare, run_policy
 from simfl.metrics import format_table, summary_table
-from simfl.plots import accuracy_curves, ce_convergence, participation, similarity_boxes, synthetic_allocation, timeline
-from simfl.records import AVAILABILITY_FILE, EVENTS_FILE, SIMILARITY_FILE, read_rounds
+from simfl.plots import (accuracy_curves, ce_convergence, participation, similarity_boxes, staleness_histogram,
+                         synthetic_allocation, timeline)
+from simfl.records import AVAILABILITY_FILE, EVENTS_FILE, SIMILARITY_FILE, read_rounds, run_finished
 from simfl.registry import create
 from simfl.scenario import Scenario
 
@@ -40,7 +41,8 @@ def compare(scenario: Scenario, out_dir: Path, policies: Sequence[str] | None = 
     rounds = scenario.task.rounds
     over = runfolder.ended(out_dir)  # runs that ended early for good: nothing to resume
     todo = [p for p in instances if p.name not in over
-            and (0 if existing.empty else int((existing["policy"] == p.name).sum())) < rounds]
+            and not run_finished(existing[existing["policy"] == p.name] if not existing.empty else existing, rounds,
+                                 scenario.task.max_time_s)]
     # every policy plans before any trains: a policy whose plan fails (a user's file) is
     # named now, not after the others have trained for an hour
     plans = {p.name: make_plan(setup, p, solver) for p in todo}
@@ -82,6 +84,8 @@ def dynamics_figures(out_dir: Path, title: str, names: Sequence[str] | None = No
     participation(mine, out_dir / "participation.png", f"who took part in each round, {title}")
     events_path, availability_path = out_dir / EVENTS_FILE, out_dir / AVAILABILITY_FILE
     events = pd.read_csv(events_path) if events_path.exists() and events_path.stat().st_size else pd.DataFrame()
+    staleness_figure(events[events["policy"].isin(names)] if not events.empty else events,
+                     out_dir / "staleness.png", title)
     availability = (pd.read_csv(availability_path)
                     if availability_path.exists() and availability_path.stat().st_size else None)
     for name in names:
@@ -91,6 +95,12 @@ def dynamics_figures(out_dir: Path, title: str, names: Sequence[str] | None = No
             timeline(jobs, played, out_dir / f"timeline-{name}.png", f"{name} on {title}", availability=availability)
 
 
+def staleness_figure(events: pd.DataFrame, path: Path, title: str) -> None:
+    """staleness.png when any update was aggregated stale (an asynchronous mode ran)."""
+    if "staleness" in events.columns and (events["staleness"] > 0).any():
+        staleness_histogram(events, path, f"staleness of the aggregated updates, {title}")
+
+
 def write_report(out_dir: Path, scenario: Scenario, names: Sequence[str], stream: TextIO | None = sys.stdout) -> pd.DataFrame:
     """summary.csv, the printed Table I and the PNG figures, from the files in out_dir."""
     rounds = read_rounds(out_dir)
@@ -98,7 +108,9 @@ def write_report(out_dir: Path, scenario: Scenario, names: Sequence[str], stream
     table = summary_table(rounds, targets, names)
     table.to_csv(out_dir / SUMMARY_FILE, index=False, na_rep="N/A")
     if stream:
-        print(f"\nTable I on {scenario.name} (seed {scenario.seed}, {scenario.task.rounds} rounds):\n", file=stream)
+        budget = f" or {scenario.task.max_time_s:g} s simulated" if scenario.task.max_time_s else ""
+        print(f"\nTable I on {scenario.name} (seed {scenario.seed}, {scenario.task.rounds} rounds{budget}):\n",
+              file=stream)
         print(format_table(table, targets), file=stream)
     accuracy_curves(rounds[rounds["policy"].isin(names)], out_dir / "accuracy.png", scenario.name)
     similarity_path = out_dir / SIMILARITY_FILE

@@ -199,7 +199,7 @@ def server_process(env: simpy.Environment, run: _Run, world: World, network: Net
     """Synchronous rounds until `rounds` are played (or no device can ever take part)."""
     k = world.constants
     yield from synthetic_download(env, world, network, state, synthetic_bits)
-    while state.next_round < rounds:
+    while state.next_round < rounds and state.time_s < k.max_time_s:
         r = state.next_round
         start = env.now
         view = network.observe(start, r, state.version)

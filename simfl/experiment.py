@@ -8,9 +8,10 @@ done once and shared.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, cast
 
@@ -82,10 +83,22 @@ def plan_context(setup: Setup, solver: str | None = None) -> PlanContext:
                        solver=solver or scenario.optimisation.solver, seed=scenario.seed)
 
 
+def in_mode(setup: Setup, policy: Policy) -> Setup:
+    """The setup with the world in the policy's own aggregation mode (`tfl@fedbuff`),
+    or unchanged when the policy runs the scenario's."""
+    mode = policy.aggregation_mode
+    k = setup.world.constants
+    if mode is None or mode == k.aggregation.mode:
+        return setup
+    constants = replace(k, aggregation=replace(k.aggregation, mode=mode))
+    return replace(setup, world=replace(setup.world, constants=constants))
+
+
 def make_plan(setup: Setup, policy: Policy, solver: str | None = None) -> Plan:
     """The policy's plan, made on the world as planners see it (`World.for_planning`:
     the mean channel, or its outage quantile) and checked against the world's limits.
     The policy's code is called through simfl.guard, which names it when it fails."""
+    setup = in_mode(setup, policy)
     plan = guard.call(policy, "plan", setup.world.for_planning(), plan_context(setup, solver), expect=Plan)
     guard.check_result(policy, "plan", check_plan, setup.world, plan)
     return plan
@@ -99,6 +112,7 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     in rounds.csv are kept and training continues from the last saved global model."""
     from simfl.learning.trainer import TorchTrainer
 
+    setup = in_mode(setup, policy)
     scenario, world = setup.scenario, setup.world
     out_dir = Path(out_dir)
     # before anything is written: the folder is ours, of this scenario and seed, undamaged
@@ -126,7 +140,7 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
         saved = runfolder.load_checkpoint(_checkpoint(checkpoints, policy.name, last_round))
         if ENGINE_KEY in saved:
             trainer.load_global_state(saved[MODEL_KEY])
-            state = EngineState.from_json(saved[ENGINE_KEY])
+            state = EngineState.from_json(saved[ENGINE_KEY], saved.get(BASES_KEY))
         else:  # a folder written before snapshots existed: its runs had no dynamics to restore
             trainer.load_global_state(saved)
             last = done.iloc[-1]
@@ -143,18 +157,18 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     if state.next_round == 0:
         _record_similarity(setup, policy.name, trainer, plan, out_dir)
     recorder = RunRecorder(out_dir, policy.name)
-    started = time.monotonic()
     rounds = scenario.task.rounds
+    show = _Progress(progress, policy.name, rounds, world.constants.max_time_s, state) if progress else None
 
     def on_round(record: RoundRecord, devices: list[DeviceRecord], snapshot: EngineState) -> None:
         # The checkpoint (model and snapshot) first, then the row: a round in rounds.csv
         # always has it on disk, and the previous one is dropped only once the new row is written.
-        _save_atomically({MODEL_KEY: trainer.global_state(), ENGINE_KEY: snapshot.to_json()},
-                         _checkpoint(checkpoints, policy.name, record.round))
+        _save_atomically({MODEL_KEY: trainer.global_state(), ENGINE_KEY: snapshot.to_json(),
+                          BASES_KEY: dict(snapshot.models)}, _checkpoint(checkpoints, policy.name, record.round))
         recorder(record, devices)
         _checkpoint(checkpoints, policy.name, record.round - 1).unlink(missing_ok=True)
-        if progress:
-            _print_progress(progress, policy.name, record, rounds, time.monotonic() - started)
+        if show is not None:
+            show(record)
 
     try:
         final = run(world, plan, trainer, rounds, scenario.seed, state=state, on_round=on_round,
@@ -162,7 +176,11 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
                     synthetic_bits=8.0 * downlink)
     finally:
         trainer.close()  # its worker processes
-    if final.next_round < rounds:
+    if final.next_round < rounds and final.time_s >= world.constants.max_time_s:
+        if progress:
+            print(f"[{policy.name}] the simulated-time budget task.max_time_s = {world.constants.max_time_s:g} s is "
+                  f"spent after {final.next_round} rounds", file=progress)
+    elif final.next_round < rounds:
         runfolder.mark_ended(out_dir, policy.name, final.next_round)
         if progress:
             print(f"[{policy.name}] the run ended after {final.next_round} of {rounds} rounds: no device can take "
@@ -208,9 +226,10 @@ def _record_similarity(setup: Setup, policy: str, trainer: TorchTrainer, plan: P
                               "d_gen": int(plan.d_gen[i]), "similarity": float(v)} for i, v in enumerate(values))
 
 
-# A round's checkpoint holds the global model and the engine's snapshot (EngineState as
-# JSON) together, under one checksum.
-MODEL_KEY, ENGINE_KEY = "simfl_global_model", "simfl_engine_state"
+# A round's checkpoint holds the global model, the engine's snapshot (EngineState as JSON)
+# and, in the asynchronous modes, the older global models that jobs in flight and
+# buffered updates started from (by version), together under one checksum.
+MODEL_KEY, ENGINE_KEY, BASES_KEY = "simfl_global_model", "simfl_engine_state", "simfl_base_models"
 
 
 def _checkpoint(folder: Path, policy: str, round_index: int | None) -> Path:
@@ -308,10 +327,35 @@ def jsonable(value: object) -> object:
     return str(value)
 
 
-def _print_progress(stream: TextIO, name: str, record: RoundRecord, rounds: int, wall_s: float) -> None:
-    eta = wall_s / (record.round + 1) * (rounds - record.round - 1) if record.round >= 0 else 0.0
-    late = f"  stragglers {record.stragglers}" if record.stragglers else ""
-    print(f"[{name}] round {record.round + 1}/{rounds}  sim {record.end_s / 60:7.2f} min  "
-          f"energy {record.cum_energy_j:9.1f} J  acc {record.accuracy:.4f}{late}  "
-          f"(wall {wall_s:5.0f} s, ~{eta:4.0f} s left)", file=stream, flush=True)
+class _Progress:
+    """One line per round on `stream`: simulated time, energy, accuracy and the wall time
+    left, estimated from the share of the run done (by rounds, or by the simulated-time
+    budget when that ends it first). Rows without an accuracy (asynchronous modes between
+    evaluations) are printed only every PROGRESS_QUIET_S of wall time."""
+
+    def __init__(self, stream: TextIO, name: str, rounds: int, max_time_s: float, state: EngineState) -> None:
+        self.stream, self.name, self.rounds, self.max_time_s = stream, name, rounds, max_time_s
+        self.started = self.last = time.monotonic()
+        self.done_at_start = self._done(state.next_round, state.time_s)
+
+    def _done(self, rows: int, time_s: float) -> float:
+        by_time = time_s / self.max_time_s if math.isfinite(self.max_time_s) else 0.0
+        return min(max(rows / self.rounds, by_time), 1.0)
+
+    def __call__(self, record: RoundRecord) -> None:
+        now = time.monotonic()
+        if math.isnan(record.accuracy) and now - self.last < PROGRESS_QUIET_S:
+            return
+        self.last = now
+        wall_s = now - self.started
+        done = self._done(record.round + 1, record.end_s)
+        eta = wall_s / (done - self.done_at_start) * (1.0 - done) if done > self.done_at_start else 0.0
+        late = f"  stragglers {record.stragglers}" if record.stragglers else ""
+        accuracy = "   -  " if math.isnan(record.accuracy) else f"{record.accuracy:.4f}"
+        print(f"[{self.name}] round {record.round + 1}/{self.rounds}  sim {record.end_s / 60:7.2f} min  "
+              f"energy {record.cum_energy_j:9.1f} J  acc {accuracy}{late}  "
+              f"(wall {wall_s:5.0f} s, ~{eta:4.0f} s left)", file=self.stream, flush=True)
+
+
+PROGRESS_QUIET_S = 10.0
 

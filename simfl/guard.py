@@ -16,7 +16,7 @@ from typing import Any
 from simfl.errors import InfeasiblePlan, PolicyError, SimflError
 
 # A policy's name names files (plans/<name>.csv, checkpoints/<name>-round<r>.pt) and CSV rows.
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@-]{0,63}$")  # @: a policy in another aggregation mode (tfl@fedbuff)
 
 
 def origin(cls: type) -> str:
@@ -42,7 +42,7 @@ def check_class(cls: type, reference: str | None = None) -> None:
         raise PolicyError(f"{who} is abstract: it does not define {', '.join(m + '()' for m in abstract)}")
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise PolicyError(f"{who}: `name` must be a string of letters, digits and . _ + - (at most 64, no "
+        raise PolicyError(f"{who}: `name` must be a string of letters, digits and . _ + - @ (at most 64, no "
                           f"spaces or slashes: it names files), got {name!r}")
     for hook in ("plan", "select", "plan_round", "aggregate", "training_set", "state_dict", "load_state_dict"):
         if not callable(getattr(cls, hook, None)):

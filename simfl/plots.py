@@ -27,7 +27,8 @@ def accuracy_curves(rounds: pd.DataFrame, path: Path, title: str = "") -> Path:
     """Fig. 4: test accuracy against cumulative device energy and against simulated time."""
     fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(11, 4.2))
     for name, mine in rounds.groupby("policy", sort=False):
-        mine = mine.sort_values("round")
+        # asynchronous runs evaluate every `eval_every` aggregations: NaN rows are not gaps
+        mine = mine.dropna(subset=["accuracy"]).sort_values("round")
         ax_e.plot(mine["cum_energy_j"], 100 * mine["accuracy"], label=name)
         ax_t.plot(mine["end_s"] / 3600.0, 100 * mine["accuracy"], label=name)
     _label_accuracy_axes(ax_e, ax_t, "cumulative device energy (J)", "simulated time (h)", "test accuracy (%)")
@@ -39,7 +40,7 @@ def accuracy_curves_over_seeds(rounds: pd.DataFrame, path: Path, title: str = ""
     standard deviation) against the mean cumulative energy and the mean simulated time."""
     fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(11, 4.2))
     for name, mine in rounds.groupby("policy", sort=False):
-        per_round = mine.groupby("round").agg(acc=("accuracy", "mean"), sd=("accuracy", "std"),
+        per_round = mine.dropna(subset=["accuracy"]).groupby("round").agg(acc=("accuracy", "mean"), sd=("accuracy", "std"),
                                               energy=("cum_energy_j", "mean"), end=("end_s", "mean"))
         acc, sd = 100 * per_round["acc"], 100 * per_round["sd"].fillna(0.0)
         for ax, x in ((ax_e, per_round["energy"]), (ax_t, per_round["end"] / 3600.0)):
@@ -267,6 +268,27 @@ def participation(rounds: pd.DataFrame, path: Path, title: str = "") -> Path:
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=9, frameon=False)
     return _save(fig, path, title, rect=(0, 0.6 / fig.get_figheight(), 1, 1))  # room for the legend below
+
+
+def staleness_histogram(events: pd.DataFrame, path: Path, title: str = "") -> Path:
+    """Per policy, the share of its aggregated updates by staleness (global versions
+    between an update's base model and the aggregation that used it; 0 in synchronous
+    rounds). Lost jobs (staleness -1) are not updates and are left out."""
+    used = events[events["staleness"] >= 0]
+    names = list(dict.fromkeys(used["policy"]))
+    top = int(used["staleness"].max()) if len(used) else 0
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    width = 0.8 / max(len(names), 1)
+    for index, name in enumerate(names):
+        counts = np.bincount(used.loc[used["policy"] == name, "staleness"].to_numpy(dtype=np.int64), minlength=top + 1)
+        share = 100.0 * counts / max(counts.sum(), 1)
+        ax.bar(np.arange(top + 1) + (index - (len(names) - 1) / 2) * width, share, width, label=name)
+    ax.set_xlabel("staleness (global versions since the update's base model)")
+    ax.set_ylabel("aggregated updates (%)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend()
+    return _save(fig, path, title)
 
 
 def _save(fig: plt.Figure, path: Path, title: str, rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> Path:

@@ -77,9 +77,13 @@ class Policy(ABC):
     ----------
     name:
         The id users type (`--policy fimi`).
+    aggregation_mode:
+        None: the scenario's `aggregation.mode`. `tfl@fedbuff` names tfl run in FedBuff
+        (the registry makes that subclass), so one comparison can hold several modes.
     """
 
     name: ClassVar[str]
+    aggregation_mode: ClassVar[str | None] = None
 
     @abstractmethod
     def plan(self, world: World, context: PlanContext) -> Plan:

@@ -51,6 +51,14 @@ class RunRecorder:
         self.rounds.append([{"policy": self.policy, **asdict(record)}])
 
 
+def run_finished(rows: pd.DataFrame, rounds: int, max_time_s: float | None) -> bool:
+    """Whether a run's rows (one policy's) are complete: `rounds` of them, or the last
+    ending at or after the scenario's simulated-time budget."""
+    if len(rows) >= rounds:
+        return True
+    return max_time_s is not None and not rows.empty and float(rows["end_s"].max()) >= max_time_s
+
+
 def read_rounds(out_dir: Path) -> pd.DataFrame:
     """rounds.csv as a DataFrame (empty when absent); RunFolderError naming the file when
     it is torn or unreadable, never a silently wrong table."""

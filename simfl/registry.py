@@ -79,9 +79,31 @@ def declared_names() -> dict[str, str]:
     return found
 
 
+def split_mode(reference: str) -> tuple[str, str | None]:
+    """`tfl@fedbuff` -> (`tfl`, `fedbuff`): a policy run in another aggregation mode than
+    the scenario's. A reference without `@mode` (paths may hold an `@` before their last
+    `/` or `:`) -> (reference, None)."""
+    base, at, mode = reference.rpartition("@")
+    if not at or "/" in mode or ":" in mode:
+        return reference, None
+    return base, mode
+
+
+def _mode_problem(reference: str, mode: str) -> str | None:
+    from simfl.aggregation import MODES
+
+    if mode in MODES:
+        return None
+    return (f"policy {reference!r}: unknown aggregation mode {mode!r} after '@'; allowed: {', '.join(MODES)} "
+            "(e.g. tfl@fedbuff)")
+
+
 def name_problem(name: str) -> str | None:
     """What is wrong with a policy reference, or None (used to validate scenario files).
     Names and paths are checked without importing or running the policy's code."""
+    name, mode = split_mode(name)
+    if mode is not None and (problem := _mode_problem(name, mode)):
+        return problem
     if ":" in name:
         target, _, attr = name.rpartition(":")
         if target.endswith(".py") or "/" in target:
@@ -119,8 +141,16 @@ def resolve(reference: str) -> type[Policy]:
 def create(reference: str) -> Policy:
     """An instance of the policy `reference` names; its class and constructor go through
     simfl.guard, so a broken user policy is named, not a traceback."""
-    cls = resolve(reference)
-    return guard.instantiate(cls, reference if ":" in reference else None)
+    base, mode = split_mode(reference)
+    if mode is not None and (problem := _mode_problem(reference, mode)):
+        raise PolicyNotFound(problem)
+    cls = resolve(base)
+    if mode is not None:
+        # a subclass, so that everything keyed by the policy's name (rows, checkpoints,
+        # plans, figures) tells the modes apart
+        cls = type(f"{cls.__name__}_{mode}", (cls,), {"name": f"{cls.name}@{mode}", "aggregation_mode": mode,
+                                                       "__module__": cls.__module__})
+    return guard.instantiate(cls, base if ":" in base else None)
 
 
 def _from_path(reference: str) -> type[Policy]:

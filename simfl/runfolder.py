@@ -46,7 +46,7 @@ MANIFEST_FORMAT = 1
 # Fields that may change between the runs of one folder without changing what a round
 # computes: how many rounds (resume to more), the report's targets, names, the policy list
 # and where data and generators are cached.
-_NOT_FINGERPRINTED = {("name",), ("source",), ("raw",), ("policies",), ("seed",), ("task", "rounds"),
+_NOT_FINGERPRINTED = {("name",), ("source",), ("raw",), ("policies",), ("seed",), ("task", "rounds"), ("task", "max_time_s"),
                       ("task", "target_accuracies"), ("task", "data_dir"), ("generator", "cache_dir")}
 
 _held: dict[Path, int] = {}  # folder -> fd of its lock, for the folders this process owns

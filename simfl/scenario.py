@@ -114,6 +114,9 @@ class Task:
     batch_size: int = 64
     local_epochs: int = 1
     rounds: int = 200
+    # stop once the simulated time reaches this (the row that crosses it is the last),
+    # even before `rounds` rows: modes whose rows mean different work compare at equal time
+    max_time_s: float | None = None
     participants_per_round: int | None = None  # K of N drawn each round; None: every available device
     target_accuracies: tuple[float, ...] = (0.7,)
     eval_samples: int | None = None  # None: the whole test set
@@ -595,6 +598,7 @@ def _build_task(m: dict, c: _Checker) -> Task:
         batch_size=c.number(m, "batch_size", p, d.batch_size, minimum=1, integer=True),
         local_epochs=c.number(m, "local_epochs", p, d.local_epochs, minimum=1, integer=True),
         rounds=c.number(m, "rounds", p, d.rounds, minimum=1, integer=True),
+        max_time_s=c.number(m, "max_time_s", p, d.max_time_s, above=0),
         participants_per_round=c.number(m, "participants_per_round", p, d.participants_per_round, minimum=1,
                                         integer=True),
         target_accuracies=tuple(nums),

@@ -14,12 +14,12 @@ from typing import Sequence, TextIO
 import pandas as pd
 
 from simfl import runfolder
-from simfl.compare import SUMMARY_FILE
+from simfl.compare import SUMMARY_FILE, staleness_figure
 from simfl.errors import SimflError
 from simfl.experiment import prepare, run_policy
 from simfl.metrics import format_table, summary_table
 from simfl.plots import accuracy_curves
-from simfl.records import read_rounds
+from simfl.records import EVENTS_FILE, read_rounds, run_finished
 from simfl.registry import create
 from simfl.scenario import Scenario
 
@@ -45,7 +45,7 @@ def sweep(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_dir: Path,
         done = read_rounds(run_dir)
         if not done.empty and not resume:
             raise SimflError(f"{run_dir}: already holds a run; pass --resume to continue the sweep or choose another --out")
-        if len(done) >= scenario.task.rounds:
+        if run_finished(done, scenario.task.rounds, scenario.task.max_time_s):
             if progress:
                 print(f"[{label}] {len(done)} rounds already done", file=progress)
             continue
@@ -73,4 +73,9 @@ def write_sweep_report(out_dir: Path, runs: Sequence[tuple[str, Scenario]], poli
         print(f"\nTable I of {policy} on {runs[0][1].name} over {', '.join(labels)}:\n", file=stream)
         print(format_table(table, targets), file=stream)
     accuracy_curves(rounds, Path(out_dir) / "accuracy.png", f"{policy} on {runs[0][1].name}")
+    events = [pd.read_csv(path).assign(policy=label) for label, _ in runs
+              if (path := Path(out_dir) / label / EVENTS_FILE).exists() and path.stat().st_size]
+    if events:
+        staleness_figure(pd.concat(events, ignore_index=True), Path(out_dir) / "staleness.png",
+                         f"{policy} on {runs[0][1].name}")
     return table

@@ -3,6 +3,7 @@ graph), mean channel gains, the devices' local data and the paper's constants.""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ class Constants:
     gamma: float
     zeta: float
     rounds: int  # N
+    max_time_s: float = math.inf  # the run stops at the first row ending at or after it
     participants_per_round: int | None = None  # K of N; None: every available device
     outage: float = 0.0  # q: plan on the fading's q-quantile instead of the mean channel
     aggregation: Aggregation = Aggregation()  # sync rounds, FedBuff or FedAsync
@@ -189,6 +191,7 @@ def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarr
         gamma=opt.gamma,
         zeta=opt.zeta,
         rounds=task.rounds,
+        max_time_s=math.inf if task.max_time_s is None else float(task.max_time_s),
         participants_per_round=task.participants_per_round,
         outage=opt.outage,
         aggregation=scenario.aggregation,

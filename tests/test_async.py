@@ -227,3 +227,50 @@ def test_bad_aggregation_settings_name_the_field(aggregation, field, says):
         scenario_from_dict(scenario_dict(aggregation=aggregation), source="s.yaml")
     message = str(error.value)
     assert field in message and says in message and "s.yaml" in message
+
+
+def test_a_time_budget_ends_the_run_at_the_first_row_that_reaches_it():
+    # FedAsync: an aggregation per arrival, at d0, 2 d0, d1, 3 d0, ... (d = 0.5, 1.3, 2.2 s
+    # plus ~1 ms uploads). A budget of 1.2 s ends the run at the arrival at d1 ~ 1.3 s, the
+    # first row ending at or after it, long before the 50 rounds; that row is evaluated.
+    world, plan = tiny_world({"mode": "fedasync", "eval_every": 10}, task={"max_time_s": 1.2})
+    d = job_times(world, plan)
+    rows, final = play(world, plan, VectorTrainer(3), rounds=50)
+    assert [r.end_s for r, _, _ in rows] == pytest.approx([d[0], 2 * d[0], d[1]], rel=1e-12)
+    assert np.isnan(rows[0][0].accuracy) and np.isnan(rows[1][0].accuracy) and not np.isnan(rows[2][0].accuracy)
+    assert final.next_round == 3 and final.time_s == pytest.approx(d[1], rel=1e-12)
+
+
+def test_a_time_budget_ends_synchronous_rounds_too():
+    # every round waits for the slowest device, d2 ~ 2.2 s: a 5 s budget is crossed by the
+    # third round (ending at ~6.6 s), which is the last
+    world, plan = tiny_world({"mode": "sync"}, task={"max_time_s": 5.0})
+    d = job_times(world, plan)
+    rows, final = play(world, plan, VectorTrainer(3), rounds=50)
+    assert [r.end_s for r, _, _ in rows] == pytest.approx([d[2], 2 * d[2], 3 * d[2]], rel=1e-12)
+    assert final.next_round == 3
+
+
+def test_a_policy_name_with_a_mode_runs_that_mode():
+    from simfl.errors import PolicyNotFound
+    from simfl.experiment import in_mode
+    from simfl.registry import create, name_problem, split_mode
+
+    assert split_mode("tfl@fedbuff") == ("tfl", "fedbuff")
+    assert split_mode("my@lab/policy.py:Mine") == ("my@lab/policy.py:Mine", None)  # an @ inside a path
+    policy = create("tfl@fedasync")
+    assert policy.name == "tfl@fedasync" and policy.aggregation_mode == "fedasync"
+    assert create("tfl").aggregation_mode is None
+    with pytest.raises(PolicyNotFound, match="unknown aggregation mode 'fedbuf'.*sync, fedbuff, fedasync"):
+        create("tfl@fedbuf")
+    assert "unknown aggregation mode" in name_problem("tfl@fedbuf")
+    assert name_problem("tfl@sync") is None
+
+
+    world, _ = tiny_world({"mode": "sync", "buffer_size": 2})
+    from simfl.experiment import Setup as RealSetup
+
+    setup = RealSetup(scenario=None, dataset=None, device_indices=(), world=world, public_idx=np.zeros(0))
+    moved = in_mode(setup, policy).world.constants.aggregation
+    assert moved.mode == "fedasync" and moved.buffer_size == 2  # the scenario's other settings stay
+    assert in_mode(setup, create("tfl")) is setup

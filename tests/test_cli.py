@@ -263,3 +263,47 @@ def test_a_run_that_ends_early_says_so_and_a_resume_leaves_it_alone(tmp_path):
     assert again.returncode == 0, again.stderr
     assert "(it ended early: no device could take part any more)" in again.stderr
     assert pd.read_csv(out / "rounds.csv").equals(played)
+
+
+FEDBUFF = ["--set", "aggregation.mode=fedbuff", "--set", "aggregation.buffer_size=2"]
+
+
+def test_a_fedbuff_run_resumes_byte_identical_with_jobs_in_flight(tmp_path):
+    # stopped after 3 aggregations with jobs in flight and an older model still needed
+    # (the checkpoint holds them), then continued to 6
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    args = ["run", TINY, "--policy", "tfl", *FEDBUFF]
+    assert simfl(*args, "--out", str(whole), "--set", "task.rounds=6").returncode == 0
+    assert simfl(*args, "--out", str(part), "--set", "task.rounds=3").returncode == 0
+    resumed = simfl(*args, "--out", str(part), "--set", "task.rounds=6", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    for name in ("rounds.csv", "events.csv"):
+        assert (whole / name).read_bytes() == (part / name).read_bytes(), name
+    events = pd.read_csv(whole / "events.csv")
+    assert (events["staleness"] > 0).any()  # the devices differ in speed: some updates are stale
+    assert (pd.read_csv(whole / "rounds.csv")["participants"] == 2).all()  # K = 2 updates per aggregation
+
+
+def test_compare_runs_a_policy_in_several_modes_and_draws_their_staleness(tmp_path):
+    out = tmp_path / "modes"
+    result = simfl("compare", TINY, "--policies", "tfl,tfl@fedbuff,tfl@fedasync", "--out", str(out),
+                   "--set", "aggregation.buffer_size=2", "--set", "task.max_time_s=30", "--set", "task.rounds=40")
+    assert result.returncode == 0, result.stderr
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["policy"]) == ["tfl", "tfl@fedbuff", "tfl@fedasync"]
+    rounds = pd.read_csv(out / "rounds.csv")
+    for name, mine in rounds.groupby("policy", sort=False):
+        ends = mine["end_s"].to_numpy()  # every run stops at its first row ending at or after the 30 s budget
+        assert ends[-1] >= 30 and (ends[:-1] < 30).all(), name
+    assert rounds.groupby("policy")["participants"].max().to_dict() == {"tfl": 3, "tfl@fedbuff": 2, "tfl@fedasync": 1}
+    assert (out / "staleness.png").stat().st_size > 0
+    assert "spent after" in result.stderr  # the budget, not a lack of devices, ended the runs
+
+
+def test_sweep_over_aggregation_modes(tmp_path):
+    out = tmp_path / "sweep"
+    result = simfl("sweep", TINY, "--policy", "tfl", "--vary", "aggregation.mode=sync,fedasync", "--out", str(out),
+                   "--set", "task.rounds=4")
+    assert result.returncode == 0, result.stderr
+    assert list(pd.read_csv(out / "summary.csv")["policy"]) == ["mode=sync", "mode=fedasync"]
+    assert (pd.read_csv(out / "mode=fedasync" / "rounds.csv")["participants"] == 1).all()
