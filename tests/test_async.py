@@ -50,7 +50,8 @@ class VectorTrainer:
         return self.train([TrainJob(client=int(i), key=round_index, base_version=version) for i in sorted(devices)])
 
     def server_update(self, round_index, version=0):
-        raise AssertionError("not used")
+        # the server's own update (SST, CLSD): its model plus a tenth of the ones vector
+        return LocalUpdate(client=-1, base_version=version, samples=self.samples, params=self.g + 0.1, base=self.g)
 
     def global_params(self):
         return self.g
@@ -274,3 +275,41 @@ def test_a_policy_name_with_a_mode_runs_that_mode():
     moved = in_mode(setup, policy).world.constants.aggregation
     assert moved.mode == "fedasync" and moved.buffer_size == 2  # the scenario's other settings stay
     assert in_mode(setup, create("tfl")) is setup
+
+
+@pytest.mark.parametrize("mode", ["fedbuff", "fedasync"])
+def test_every_policy_runs_in_the_asynchronous_modes_within_max_concurrency_and_deterministically(mode):
+    from simfl.policy import PlanContext
+    from simfl.registry import create, known_names
+    from simfl.world import rng
+
+    aggregation = {"mode": mode, "buffer_size": 3, "max_concurrency": 4}
+    raw = scenario_dict(devices={"count": 8, "f_max_hz": {"uniform": [0.5e9, 2e9]}}, aggregation=aggregation,
+                        task={"samples_per_device": 1250, "rounds": 200},  # N of the plans; 8 are played
+                        optimisation={"t_max_s": 60, "err_max": 0.2, "dgen_max": 5000, "zeta": 68,
+                                      "cross_entropy": {"samples": 16, "elite": 4, "iterations": 10}})
+    scenario = scenario_from_dict(raw)
+    draw = np.random.default_rng(3)
+    counts = np.array([draw.multinomial(1250, draw.dirichlet(0.4 * np.ones(10))) for _ in range(8)])
+    world = build_world(scenario, model_bits=S_BITS, d_loc_per_class=counts)
+    for name in known_names():
+        outcomes = []
+        for _ in range(2):
+            policy = create(name)
+            context = PlanContext(scenario=scenario, rng=rng(scenario.seed, "policy"), seed=scenario.seed)
+            plan = policy.plan(world, context)
+            rows = []
+            run(world, plan, VectorTrainer(8), rounds=8, seed=1, policy=policy, context=context,
+                on_round=lambda r, d, s: rows.append((r, d)))
+            outcomes.append([(r, tuple(d)) for r, d in rows])
+        assert outcomes[0] == outcomes[1], name
+        jobs = [e for _, events in outcomes[0] for e in events]
+        if name == "clsd":  # it selects nobody: no job, no aggregation
+            assert jobs == []
+            continue
+        assert len(outcomes[0]) == 8, name
+        # at every job's start, at most M = 4 jobs are running (from their logged times)
+        spans = [(e.download_start_s, e.upload_end_s) for e in jobs]
+        for start, _ in spans:
+            assert sum(a <= start < b for a, b in spans) <= 4, (name, start)
+        assert all(e.staleness >= 0 for e in jobs if e.outcome == "ok"), name
