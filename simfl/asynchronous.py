@@ -32,12 +32,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 from heapq import heappush
-from typing import TYPE_CHECKING, Any, Callable, Generator
+from typing import Any, Callable, Generator
 
 import numpy as np
 import simpy
 
 from simfl.aggregation import FEDASYNC, Aggregation
+from simfl.engine import (BATTERY, DEADLINE_GRACE, OFFLINE, OK, STRAGGLER, DeviceRecord, EngineState, RoundRecord,
+                          checked_selection, charge_battery, device_record, job_energy_j, make_jobs)
 from simfl.errors import InfeasiblePlan
 from simfl.learning.protocol import TrainJob, Trainer
 from simfl.network import Network, RoundState
@@ -45,10 +47,8 @@ from simfl.plan import check_round_plan
 from simfl.policy import PlanContext, Policy
 from simfl.world import World
 
-if TYPE_CHECKING:
-    from simfl.engine import DeviceRecord, EngineState, RoundRecord
 
-OnRound = Callable[["RoundRecord", list["DeviceRecord"], "EngineState"], None]
+OnRound = Callable[[RoundRecord, list[DeviceRecord], EngineState], None]
 
 # simpy's event priorities are URGENT = 0 and NORMAL = 1; a lower one runs after every
 # normal event of the same instant.
@@ -109,8 +109,6 @@ class Flight:
     def spent(self, world: World, time_s: float) -> tuple[float, float]:
         """Energy (J) and bits the job has spent by `time_s`: the final eqs. (5) and (9)
         once it has ended, power times elapsed time before."""
-        from simfl.engine import OK, job_energy_j
-
         if time_s >= self.end_s:
             e_cmp, e_com = job_energy_j(world, self.device, self.f_hz, self.p_w, self.entry())
             bits = world.constants.model_bits if self.outcome == OK else self.rate_bps * (self.end_s - self.compute_end_s)
@@ -213,8 +211,6 @@ class AsyncServer:
     def _arrive(self, flight: Flight, on_round: OnRound | None, result: list[EngineState]) -> None:
         """A job reported: charge its battery; keep its update (a lost job's energy and
         record wait for the next aggregation); aggregate when the mode says so."""
-        from simfl.engine import OK, charge_battery, job_energy_j
-
         charge_battery(self.network, flight.device, flight.outcome,
                        *job_energy_j(self.world, flight.device, flight.f_hz, flight.p_w, flight.entry()))
         if flight.outcome != OK:
@@ -231,8 +227,6 @@ class AsyncServer:
         free = self.max_concurrency - len(self.flights)
         if free <= 0:
             return
-        from simfl.engine import _checked_selection, make_jobs
-
         world, now = self.world, self.env.now
         view = self.network.observe(now, self.decisions, self.state.version)
         busy = np.zeros(world.n_devices, dtype=bool)
@@ -245,7 +239,7 @@ class AsyncServer:
             band_free[f.cell] -= f.b_hz
         view = replace(view, available=idle, aggregation=self.settings, band_free_hz=np.maximum(band_free, 0.0))
         self.decisions += 1
-        chosen = _checked_selection(self.policy.select(view, replace(self.context, participants_per_round=free)), view)
+        chosen = checked_selection(self.policy.select(view, replace(self.context, participants_per_round=free)), view)
         if len(chosen) > free:
             raise InfeasiblePlan(f"select() chose {len(chosen)} devices at {now:.6g} s, but only {free} of the "
                                  f"aggregation.max_concurrency = {self.max_concurrency} slots are free")
@@ -254,7 +248,7 @@ class AsyncServer:
         view = replace(view, selected=chosen)
         round_plan = self.policy.plan_round(world, view, self.context)
         check_round_plan(world, round_plan, view.cell_of, chosen, view.band_free_hz)
-        grace = world.constants.t_max_s * (1.0 + _deadline_grace())
+        grace = world.constants.t_max_s * (1.0 + DEADLINE_GRACE)
         self.bases.setdefault(self.state.version, self.trainer.global_params())
         for i, (job, rate) in zip(chosen.tolist(), make_jobs(world, self.context.plan, round_plan, view, chosen)):
             flight = self._flight(i, job, rate, now, now + grace, view, round_plan)
@@ -267,8 +261,6 @@ class AsyncServer:
         """A job's whole course from its dispatch: phases as a synchronous round plays them
         (each ends at its start plus its duration), stopped at the first of going offline,
         emptying the battery and T_max."""
-        from simfl.engine import OK, STRAGGLER
-
         download_end = now + job.download_s if job.download_s > 0 else now
         compute_end = download_end + job.compute_s
         upload_end = compute_end + job.upload_s
@@ -300,8 +292,6 @@ class AsyncServer:
     def _aggregate(self, on_round: OnRound | None, result: list[EngineState]) -> None:
         """Train the buffered updates from their base models, aggregate them through the
         policy, and write the row: energy and bits spent since the last one."""
-        from simfl.engine import BATTERY, OFFLINE, STRAGGLER, EngineState, RoundRecord
-
         world, state, now = self.world, self.state, self.env.now
         version, row = state.version, state.next_round
         buffer, self.buffer = self.buffer, []
@@ -350,8 +340,6 @@ class AsyncServer:
             on_round(record, records, self.state)
 
     def _record(self, flight: Flight, staleness: int) -> DeviceRecord:
-        from simfl.engine import device_record
-
         return device_record(self.world, self.state.next_round, flight.device, flight.cell, flight.gain, flight.f_hz,
                              flight.p_w, flight.entry(), flight.base_version, float(self.network.battery_j[flight.device]),
                              staleness)
@@ -366,12 +354,6 @@ class AsyncServer:
         return {"flights": [asdict(f) for f in sorted(self.flights.values(), key=lambda f: f.job)],
                 "buffer": [asdict(f) for f in self.buffer], "jobs": self.jobs, "decisions": self.decisions,
                 "last_base": {str(d): v for d, v in sorted(self.last_base.items())}, "since": dict(self.since)}
-
-
-def _deadline_grace() -> float:
-    from simfl.engine import DEADLINE_GRACE
-
-    return DEADLINE_GRACE
 
 
 __all__ = ["AsyncServer", "Flight", "at", "settled"]

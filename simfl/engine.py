@@ -209,7 +209,7 @@ def server_process(env: simpy.Environment, run: _Run, world: World, network: Net
                 break  # every device is offline for good or out of battery: the run ends
             yield env.timeout(wake - env.now)
             continue
-        selected = _checked_selection(policy.select(view, context), view)
+        selected = checked_selection(policy.select(view, context), view)
         view = replace(view, selected=selected, aggregation=k.aggregation)
         round_plan = policy.plan_round(world, view, context)
         check_round_plan(world, round_plan, view.cell_of, selected)
@@ -280,7 +280,7 @@ def synthetic_download(env: simpy.Environment, world: World, network: Network, s
             yield env.timeout(float(wait.max()))
 
 
-def _checked_selection(selected: Any, view: RoundState) -> np.ndarray:
+def checked_selection(selected: Any, view: RoundState) -> np.ndarray:
     from simfl.errors import InfeasiblePlan
 
     chosen = np.unique(np.asarray(selected, dtype=np.int64))
