@@ -486,45 +486,88 @@ def _build(raw: dict, c: _Checker, source: str) -> Scenario | None:
                     aggregation=aggregation)
 
 
+CELL_FIELDS = {"name", "position_m", "radius_m", "bandwidth_hz", "noise_dbm_per_hz", "path_loss", "downlink"}
+
+
 def _build_cells(node: Any, c: _Checker) -> tuple[Cell, ...]:
     if node is None:
         c.fail("cells", "missing required field: a list of cells, each with position_m, radius_m, bandwidth_hz")
         return ()
+    if isinstance(node, dict) and "hex_grid" in node:
+        return _hex_grid_cells(node, c)
     if not isinstance(node, list) or not node:
-        c.fail("cells", f"must be a non-empty list of cells, got {_describe(node)}")
+        c.fail("cells", f"must be a non-empty list of cells or {{hex_grid: {{rings, spacing_m, ...}}}}, "
+                        f"got {_describe(node)}")
         return ()
     cells = []
     names: set[str] = set()
     for i, item in enumerate(node):
         path = f"cells[{i}]"
         m = c.mapping(item, path)
-        c.unknown(m, {"name", "position_m", "radius_m", "bandwidth_hz", "noise_dbm_per_hz", "path_loss", "downlink"}, path)
-        name = c.string(m, "name", path, f"cell{i}")
-        if name in names:
-            c.fail(_join(path, "name"), f"duplicate cell name {name!r}")
-        names.add(name)
-        position = _point(m.get("position_m", [0.0, 0.0]), _join(path, "position_m"), c)
-        radius = c.number(m, "radius_m", path, 1.0, above=0, required=True)
-        bandwidth = c.number(m, "bandwidth_hz", path, 1.0, above=0, required=True)
-        noise = c.number(m, "noise_dbm_per_hz", path, -174.0, maximum=0)
-        pl_path = _join(path, "path_loss")
-        pl = c.mapping(m.get("path_loss"), pl_path)
-        c.unknown(pl, {"intercept_db", "slope_db", "shadowing_std_db", "fading"}, pl_path)
-        path_loss = PathLoss(
-            intercept_db=c.number(pl, "intercept_db", pl_path, 128.1),
-            slope_db=c.number(pl, "slope_db", pl_path, 37.6, above=0),
-            shadowing_std_db=c.number(pl, "shadowing_std_db", pl_path, 0.0, minimum=0),
-            fading=parse_component(FADING, pl.get("fading"), _join(pl_path, "fading"), c.fail, "none") or NoFading(),
-        )
-        downlink = None
-        if m.get("downlink") is not None:
-            dl_path = _join(path, "downlink")
-            dl = c.mapping(m.get("downlink"), dl_path)
-            c.unknown(dl, {"bandwidth_hz", "power_dbm"}, dl_path)
-            downlink = Downlink(bandwidth_hz=c.number(dl, "bandwidth_hz", dl_path, 1.0, above=0, required=True),
-                                power_dbm=c.number(dl, "power_dbm", dl_path, 46.0, required=True))
-        cells.append(Cell(name, position, radius, bandwidth, noise, path_loss, downlink))
+        c.unknown(m, CELL_FIELDS, path)
+        cell = _build_cell(m, path, c, f"cell{i}")
+        if cell.name in names:
+            c.fail(_join(path, "name"), f"duplicate cell name {cell.name!r}")
+        names.add(cell.name)
+        cells.append(cell)
     return tuple(cells)
+
+
+def _hex_grid_cells(node: dict, c: _Checker) -> tuple[Cell, ...]:
+    """`cells: {hex_grid: {rings: R, spacing_m: d, ...one cell's fields}}`: a base station
+    at the centre and 6r on each ring r <= R of a hexagonal grid whose neighbours are d
+    apart (1 + 3R(R + 1) cells), every one with the given fields; named <name><index>
+    (default cell0, cell1, ...), the centre first, then ring by ring counter-clockwise
+    from the east."""
+    c.unknown(node, {"hex_grid"}, "cells")
+    path = "cells.hex_grid"
+    m = c.mapping(node["hex_grid"], path)
+    c.unknown(m, (CELL_FIELDS - {"position_m"}) | {"rings", "spacing_m"}, path)
+    rings = c.number(m, "rings", path, 1, minimum=0, integer=True, required=True)
+    spacing = c.number(m, "spacing_m", path, 1.0, above=0, required=True)
+    prefix = c.string(m, "name", path, "cell")
+    template = _build_cell({k: v for k, v in m.items() if k not in ("rings", "spacing_m", "name")}, path, c, prefix)
+    return tuple(replace(template, name=f"{prefix}{i}", position_m=position)
+                 for i, position in enumerate(hex_grid_positions(int(rings or 0), float(spacing or 1.0))))
+
+
+def hex_grid_positions(rings: int, spacing_m: float) -> list[tuple[float, float]]:
+    """Base-station positions of a hexagonal grid: (0, 0), then each ring r = 1..rings
+    (6r sites at hexagonal distance r, neighbours `spacing_m` apart) counter-clockwise
+    from the east."""
+    sites = []
+    for q in range(-rings, rings + 1):
+        for r in range(-rings, rings + 1):
+            ring = max(abs(q), abs(r), abs(q + r))
+            if ring <= rings:
+                x, y = spacing_m * (q + r / 2.0), spacing_m * (r * math.sqrt(3.0) / 2.0)
+                sites.append((ring, math.atan2(y, x) % (2.0 * math.pi), (x, y)))
+    return [position for _, _, position in sorted(sites)]
+
+
+def _build_cell(m: dict, path: str, c: _Checker, default_name: str) -> Cell:
+    name = c.string(m, "name", path, default_name)
+    position = _point(m.get("position_m", [0.0, 0.0]), _join(path, "position_m"), c)
+    radius = c.number(m, "radius_m", path, 1.0, above=0, required=True)
+    bandwidth = c.number(m, "bandwidth_hz", path, 1.0, above=0, required=True)
+    noise = c.number(m, "noise_dbm_per_hz", path, -174.0, maximum=0)
+    pl_path = _join(path, "path_loss")
+    pl = c.mapping(m.get("path_loss"), pl_path)
+    c.unknown(pl, {"intercept_db", "slope_db", "shadowing_std_db", "fading"}, pl_path)
+    path_loss = PathLoss(
+        intercept_db=c.number(pl, "intercept_db", pl_path, 128.1),
+        slope_db=c.number(pl, "slope_db", pl_path, 37.6, above=0),
+        shadowing_std_db=c.number(pl, "shadowing_std_db", pl_path, 0.0, minimum=0),
+        fading=parse_component(FADING, pl.get("fading"), _join(pl_path, "fading"), c.fail, "none") or NoFading(),
+    )
+    downlink = None
+    if m.get("downlink") is not None:
+        dl_path = _join(path, "downlink")
+        dl = c.mapping(m.get("downlink"), dl_path)
+        c.unknown(dl, {"bandwidth_hz", "power_dbm"}, dl_path)
+        downlink = Downlink(bandwidth_hz=c.number(dl, "bandwidth_hz", dl_path, 1.0, above=0, required=True),
+                            power_dbm=c.number(dl, "power_dbm", dl_path, 46.0, required=True))
+    return Cell(name, position, radius, bandwidth, noise, path_loss, downlink)
 
 
 def _build_devices(node: Any, c: _Checker, cell_names: set[str]) -> tuple[DeviceGroup, ...]:

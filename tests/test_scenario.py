@@ -171,3 +171,40 @@ def test_validate_fails_on_a_malformed_copy_with_one_paragraph_and_no_traceback(
     assert result.returncode == 2
     assert result.stderr.strip() == f"simfl: error: {bad}: cells[0].radius_m: must be > 0, got 0"
     assert "Traceback" not in result.stderr
+
+
+def test_a_hex_grid_of_cells_puts_neighbours_one_spacing_apart():
+    from simfl.scenario import hex_grid_positions
+
+    raw = scenario_dict(cells={"hex_grid": {"rings": 1, "spacing_m": 1000, "radius_m": 577, "bandwidth_hz": 10e6,
+                                            "path_loss": {"shadowing_std_db": 4}}})
+    cells = scenario_from_dict(raw).cells
+    assert [c.name for c in cells] == [f"cell{i}" for i in range(7)]
+    assert all(c.bandwidth_hz == 10e6 and c.radius_m == 577 and c.path_loss.shadowing_std_db == 4 for c in cells)
+    centre, ring = np.array(cells[0].position_m), np.array([c.position_m for c in cells[1:]])
+    assert np.allclose(centre, 0.0)
+    # the first ring: 6 sites 1000 m from the centre, 60 degrees apart from the east, each
+    # 1000 m from its two ring neighbours
+    assert np.allclose(np.hypot(*ring.T), 1000.0)
+    assert np.allclose(np.degrees(np.arctan2(ring[:, 1], ring[:, 0])) % 360, [0, 60, 120, 180, 240, 300])
+    assert np.allclose(np.hypot(*(ring - np.roll(ring, 1, axis=0)).T), 1000.0)
+    # rings R hold 1 + 3R(R + 1) sites, no two closer than the spacing
+    assert hex_grid_positions(0, 500.0) == [(0.0, 0.0)]
+    for rings, count in ((2, 19), (3, 37)):
+        sites = np.array(hex_grid_positions(rings, 500.0))
+        assert len(sites) == count
+        gaps = np.hypot(*(sites[:, None, :] - sites[None, :, :]).transpose(2, 0, 1))
+        assert gaps[~np.eye(count, dtype=bool)].min() == pytest.approx(500.0)
+
+
+@pytest.mark.parametrize("grid, field, says", [
+    ({"rings": -1, "spacing_m": 1000, "radius_m": 500, "bandwidth_hz": 1e7}, "cells.hex_grid.rings", ">= 0"),
+    ({"rings": 1, "radius_m": 500, "bandwidth_hz": 1e7}, "cells.hex_grid.spacing_m", "missing required field"),
+    ({"rings": 1, "spacing_m": 1000, "radius_m": 500, "bandwidth_hz": 1e7, "position_m": [0, 0]},
+     "cells.hex_grid.position_m", "unknown"),
+    ({"rings": 1, "spacing_m": 1000, "radius_m": 500}, "cells.hex_grid.bandwidth_hz", "missing required field"),
+])
+def test_bad_hex_grids_name_the_field(grid, field, says):
+    with pytest.raises(ScenarioError) as error:
+        scenario_from_dict(scenario_dict(cells={"hex_grid": grid}), source="s.yaml")
+    assert field in str(error.value) and says in str(error.value)
