@@ -24,6 +24,7 @@ in every mode by calling it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -41,7 +42,10 @@ class Aggregation:
     `staleness` is the exponent a of the polynomial weight (1 + s)^-a (0: constant);
     `max_concurrency` None means every device may train at once (or
     `task.participants_per_round` when that is set); `eval_every` E evaluates the global
-    model after every E-th aggregation (and the last), for speed when there are many.
+    model after every E-th aggregation (and the last), for speed when there are many;
+    `eval_every_s` S instead evaluates the first aggregation at or after each multiple of
+    S seconds of simulated time, so that modes whose aggregations come at different
+    rates know their time to a target to the same resolution.
     """
 
     mode: str = SYNC
@@ -51,10 +55,18 @@ class Aggregation:
     server_lr: float = 1.0
     mixing: float = 0.6
     eval_every: int = 1
+    eval_every_s: float | None = None
 
     @property
     def asynchronous(self) -> bool:
         return self.mode != SYNC
+
+    def evaluates(self, row: int, previous_s: float, now_s: float) -> bool:
+        """Whether aggregation `row` (0-based), at `now_s` after the previous one at
+        `previous_s`, is evaluated (the run's last is, whatever this says)."""
+        if self.eval_every_s is not None:
+            return math.floor(now_s / self.eval_every_s) > math.floor(previous_s / self.eval_every_s)
+        return (row + 1) % self.eval_every == 0
 
 
 def staleness_weight(staleness: int, exponent: float) -> float:

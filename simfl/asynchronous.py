@@ -306,7 +306,7 @@ class AsyncServer:
         # every eval_every-th aggregation and the scenario's last (by its rounds or its
         # time budget; not the call's, so that a run stopped and resumed evaluates the same rows)
         k = self.world.constants
-        evaluate = row + 1 >= k.rounds or now >= k.max_time_s or (row + 1) % self.settings.eval_every == 0
+        evaluate = row + 1 >= k.rounds or now >= k.max_time_s or self.settings.evaluates(row, state.time_s, now)
         metrics = self.trainer.evaluate() if evaluate else None
 
         for f in self.lost:

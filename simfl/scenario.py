@@ -727,7 +727,16 @@ def _build_aggregation(m: dict, c: _Checker, n_devices: int | None) -> Aggregati
         server_lr=c.number(m, "server_lr", p, d.server_lr, above=0),
         mixing=c.number(m, "mixing", p, d.mixing, above=0, maximum=1),
         eval_every=c.number(m, "eval_every", p, d.eval_every, minimum=1, integer=True),
+        eval_every_s=_eval_every_s(m, c),
     )
+
+
+def _eval_every_s(m: dict, c: _Checker) -> float | None:
+    value = c.number(m, "eval_every_s", "aggregation", None, above=0)
+    if value is not None and m.get("eval_every") is not None:
+        c.fail("aggregation.eval_every_s", "give eval_every (aggregations) or eval_every_s (simulated seconds), "
+                                           "not both")
+    return value
 
 
 def _staleness(m: dict, c: _Checker, default: float) -> float:

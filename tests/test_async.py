@@ -234,7 +234,7 @@ def test_a_time_budget_ends_the_run_at_the_first_row_that_reaches_it():
     # FedAsync: an aggregation per arrival, at d0, 2 d0, d1, 3 d0, ... (d = 0.5, 1.3, 2.2 s
     # plus ~1 ms uploads). A budget of 1.2 s ends the run at the arrival at d1 ~ 1.3 s, the
     # first row ending at or after it, long before the 50 rounds; that row is evaluated.
-    world, plan = tiny_world({"mode": "fedasync", "eval_every": 10}, task={"max_time_s": 1.2})
+    world, plan = tiny_world({"mode": "fedasync", "eval_every": 10}, task={"max_time_s": 1.2, "rounds": 50})
     d = job_times(world, plan)
     rows, final = play(world, plan, VectorTrainer(3), rounds=50)
     assert [r.end_s for r, _, _ in rows] == pytest.approx([d[0], 2 * d[0], d[1]], rel=1e-12)
@@ -313,3 +313,14 @@ def test_every_policy_runs_in_the_asynchronous_modes_within_max_concurrency_and_
         for start, _ in spans:
             assert sum(a <= start < b for a, b in spans) <= 4, (name, start)
         assert all(e.staleness >= 0 for e in jobs if e.outcome == "ok"), name
+
+
+def test_eval_every_s_evaluates_the_first_aggregation_past_each_multiple_of_it():
+    # FedAsync arrivals at about 0.5, 1.0, 1.3, 1.5, 2.0, 2.2 s (d = 0.5, 1.3, 2.2 s plus
+    # ~1 ms uploads): with S = 1 s the ones just past 1 s and 2 s are evaluated, and the last
+    world, plan = tiny_world({"mode": "fedasync", "eval_every_s": 1.0}, task={"rounds": 6})
+    rows, _ = play(world, plan, VectorTrainer(3), rounds=6)
+    assert [round(r.end_s, 1) for r, _, _ in rows] == [0.5, 1.0, 1.3, 1.5, 2.0, 2.2]
+    assert [not np.isnan(r.accuracy) for r, _, _ in rows] == [False, True, False, False, True, True]
+    with pytest.raises(ScenarioError, match="aggregation.eval_every_s: give eval_every .* not both"):
+        scenario_from_dict(scenario_dict(aggregation={"eval_every": 2, "eval_every_s": 1.0}), source="s.yaml")
