@@ -95,6 +95,12 @@ def dynamics_figures(out_dir: Path, title: str, names: Sequence[str] | None = No
             timeline(jobs, played, out_dir / f"timeline-{name}.png", f"{name} on {title}", availability=availability)
 
 
+def run_length(scenario: Scenario) -> str:
+    """How long each run is: "30 rounds", or "5000 rounds or 300 s simulated"."""
+    budget = f" or {scenario.task.max_time_s:g} s simulated" if scenario.task.max_time_s else ""
+    return f"{scenario.task.rounds} rounds{budget}"
+
+
 def staleness_figure(events: pd.DataFrame, path: Path, title: str) -> None:
     """staleness.png when any update was aggregated stale (an asynchronous mode ran)."""
     if "staleness" in events.columns and (events["staleness"] > 0).any():
@@ -108,9 +114,7 @@ def write_report(out_dir: Path, scenario: Scenario, names: Sequence[str], stream
     table = summary_table(rounds, targets, names)
     table.to_csv(out_dir / SUMMARY_FILE, index=False, na_rep="N/A")
     if stream:
-        budget = f" or {scenario.task.max_time_s:g} s simulated" if scenario.task.max_time_s else ""
-        print(f"\nTable I on {scenario.name} (seed {scenario.seed}, {scenario.task.rounds} rounds{budget}):\n",
-              file=stream)
+        print(f"\nTable I on {scenario.name} (seed {scenario.seed}, {run_length(scenario)}):\n", file=stream)
         print(format_table(table, targets), file=stream)
     accuracy_curves(rounds[rounds["policy"].isin(names)], out_dir / "accuracy.png", scenario.name)
     similarity_path = out_dir / SIMILARITY_FILE

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 # No matplotlib.use() here: importing simfl must not change a notebook's backend;
 # without a display matplotlib picks a non-interactive one itself, and every figure is
@@ -37,18 +37,41 @@ def accuracy_curves(rounds: pd.DataFrame, path: Path, title: str = "") -> Path:
 
 def accuracy_curves_over_seeds(rounds: pd.DataFrame, path: Path, title: str = "") -> Path:
     """Fig. 4 over seeds: per policy and round, the mean test accuracy (band: +- one
-    standard deviation) against the mean cumulative energy and the mean simulated time."""
+    standard deviation) against the mean cumulative energy and the mean simulated time.
+    Runs evaluated only now and then (asynchronous modes) have no common rounds: their
+    seeds' curves are interpolated onto a common grid of energy and of time instead."""
     fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(11, 4.2))
     for name, mine in rounds.groupby("policy", sort=False):
-        per_round = mine.dropna(subset=["accuracy"]).groupby("round").agg(acc=("accuracy", "mean"), sd=("accuracy", "std"),
+        if mine["accuracy"].isna().any():
+            for ax, column, scale in ((ax_e, "cum_energy_j", 1.0), (ax_t, "end_s", 1 / 3600.0)):
+                x, acc, sd = _mean_over_seeds_on_a_grid(mine.dropna(subset=["accuracy"]), column)
+                _band(ax, scale * x, acc, sd, str(name))
+            continue
+        per_round = mine.groupby("round").agg(acc=("accuracy", "mean"), sd=("accuracy", "std"),
                                               energy=("cum_energy_j", "mean"), end=("end_s", "mean"))
         acc, sd = 100 * per_round["acc"], 100 * per_round["sd"].fillna(0.0)
         for ax, x in ((ax_e, per_round["energy"]), (ax_t, per_round["end"] / 3600.0)):
-            (line,) = ax.plot(x, acc, label=name)
-            ax.fill_between(x, acc - sd, acc + sd, color=line.get_color(), alpha=0.15, linewidth=0)
+            _band(ax, x, acc, sd, str(name))
     _label_accuracy_axes(ax_e, ax_t, "mean cumulative device energy (J)", "mean simulated time (h)",
                          "test accuracy (%), mean over seeds")
     return _save(fig, path, title)
+
+
+def _mean_over_seeds_on_a_grid(rows: pd.DataFrame, column: str, points: int = 200
+                               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each seed's accuracy (%) interpolated linearly at `points` values of `column` up to
+    where the shortest seed ends; their mean and standard deviation."""
+    seeds = [g.sort_values(column) for _, g in rows.groupby("seed")]
+    end = min(float(g[column].max()) for g in seeds)
+    start = max(float(g[column].min()) for g in seeds)
+    x = np.linspace(start, end, points)
+    curves = np.array([np.interp(x, g[column].to_numpy(), 100 * g["accuracy"].to_numpy()) for g in seeds])
+    return x, curves.mean(axis=0), curves.std(axis=0, ddof=1) if len(seeds) > 1 else np.zeros(points)
+
+
+def _band(ax: Axes, x: Any, mean: Any, sd: Any, label: str) -> None:
+    (line,) = ax.plot(x, mean, label=label)
+    ax.fill_between(x, mean - sd, mean + sd, color=line.get_color(), alpha=0.15, linewidth=0)
 
 
 def _label_accuracy_axes(ax_e: Axes, ax_t: Axes, energy_label: str, time_label: str, accuracy_label: str) -> None:

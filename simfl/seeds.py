@@ -18,7 +18,7 @@ from typing import Sequence, TextIO
 import numpy as np
 import pandas as pd
 
-from simfl.compare import SUMMARY_FILE, compare
+from simfl.compare import SUMMARY_FILE, compare, run_length
 from simfl.errors import SimflError
 from simfl.limits import MAX_SEEDS, SEED_RANGE
 from simfl.metrics import HEADINGS, QUANTITIES, render, table_header, target_tag
@@ -95,7 +95,7 @@ def write_seed_report(out_dir: Path, scenario: Scenario, seeds: Sequence[int], n
     table = seed_summary(per_seed, targets, names)
     table.to_csv(out_dir / SUMMARY_FILE, index=False, na_rep="N/A")
     if stream:
-        print(f"\nTable I on {scenario.name} over seeds {', '.join(map(str, seeds))} ({scenario.task.rounds} rounds): "
+        print(f"\nTable I on {scenario.name} over seeds {', '.join(map(str, seeds))} ({run_length(scenario)}): "
               "mean ± standard deviation over the seeds that reached the target, mean paired ratio, "
               "[seeds that reached it]\n", file=stream)
         print(format_seed_table(table, targets, len(seeds)), file=stream)

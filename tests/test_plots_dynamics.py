@@ -4,6 +4,8 @@ participation, leaving them out)."""
 
 import math
 
+import numpy as np
+
 import pandas as pd
 import pytest
 
@@ -143,3 +145,16 @@ def test_report_on_an_old_folder_skips_the_dynamics_figures(tmp_path, scenario):
     assert (tmp_path / "accuracy.png").stat().st_size > 0
     assert not (tmp_path / "timeline-a.png").exists()
     assert not (tmp_path / "participation.png").exists()
+
+
+def test_seeds_evaluated_at_different_times_are_averaged_on_a_common_grid():
+
+    from simfl.plots import _mean_over_seeds_on_a_grid
+
+    # seed 1: accuracy 0.2 + 0.1 t on t in [0, 4]; seed 2: 0.4 + 0.1 t, evaluated at other
+    # times, on [1, 5]: on the common span [1, 4] the mean is 30 + 10 t (%), the sd 10 sqrt(2)
+    rows = pd.DataFrame({"seed": [1, 1, 1, 2, 2, 2], "end_s": [0.0, 2.0, 4.0, 1.0, 3.0, 5.0],
+                         "accuracy": [0.2, 0.4, 0.6, 0.5, 0.7, 0.9]})
+    x, mean, sd = _mean_over_seeds_on_a_grid(rows, "end_s", points=4)
+    assert np.allclose(x, [1.0, 2.0, 3.0, 4.0])
+    assert np.allclose(mean, 30 + 10 * x) and np.allclose(sd, 10 * np.sqrt(2))
