@@ -33,15 +33,5 @@ class Setting:
     below: float | None = None
     integer: bool = False
 
-    def allowed(self) -> str:
-        """The range in words, for the README and messages."""
-        parts = [f">= {self.minimum:g}" if self.minimum is not None else "",
-                 f"> {self.above:g}" if self.above is not None else "",
-                 f"<= {self.maximum:g}" if self.maximum is not None else "",
-                 f"< {self.below:g}" if self.below is not None else ""]
-        kind = "an integer" if self.integer else "a number"
-        bounds = " and ".join(p for p in parts if p)
-        return f"{kind} {bounds}" if bounds else kind
-
 
 __all__ = ["Setting"]
