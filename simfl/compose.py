@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import numpy as np
 
+from simfl import guard
 from simfl.errors import PolicyNotFound
 from simfl.plan import Plan, RoundPlan
 from simfl.policy import PlanContext, Policy
@@ -67,8 +68,9 @@ class Composed(Policy):
     training_side: ClassVar[type[Policy]]
 
     def __init__(self) -> None:
-        self.data = self.data_side()
-        self.training = self.training_side()
+        # each part through the guard, so a failing constructor is named with its own file
+        self.data = guard.instantiate(self.data_side)
+        self.training = guard.instantiate(self.training_side)
 
     # the data side
     def plan(self, world: World, context: PlanContext) -> Plan:

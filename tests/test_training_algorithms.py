@@ -428,3 +428,30 @@ def test_the_readme_lists_every_training_side_algorithm_with_its_settings_and_de
         for setting in resolve(name).settings:
             assert f"`{setting.name}`" in row and f": {setting.default:g}" in row, (name, setting.name)
         assert f"{resolve(name).uplink_models} model" in row
+
+
+def test_a_users_own_training_algorithm_in_a_file_combines_by_path(linear, toy, tmp_path):
+    source = tmp_path / "halved.py"
+    source.write_text(
+        "from simfl.learning.local_rule import LocalRule\n"
+        "from simfl.policies.tfl import Tfl\n"
+        "from simfl.training_side import TrainingAlgorithm\n\n"
+        "class Half(LocalRule):\n"
+        "    def direction(self, grads, params):\n"
+        "        return [g * 0.5 for g in grads]\n\n"
+        "class Halved(TrainingAlgorithm, Tfl):\n"
+        "    name = 'halved'\n"
+        "    synchronous_only = False\n"
+        "    def local_rule(self, client):\n"
+        "        return Half()\n")
+    combined = create(f"equal-share+{source}:Halved")
+    assert combined.name == "equal-share+halved" and name_problem(f"equal-share+{source}:Halved") is None
+    # half the gradient at twice the learning rate is the same SGD (both factors are powers of two)
+    ruled = trainer_for(toy, PARTS, combined, batch=8, lr=0.2, workers=2)
+    try:
+        halved = ruled.local_updates(0, np.array([0, 1]))  # the rule, pickled into worker processes
+    finally:
+        ruled.close()
+    plain = trainer_for(toy, PARTS, batch=8, lr=0.1).local_updates(0, np.array([0, 1]))
+    for a, b in zip(halved, plain):
+        assert all(torch.equal(x, y) for x, y in zip(a.params, b.params))
