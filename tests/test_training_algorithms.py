@@ -455,3 +455,25 @@ def test_a_users_own_training_algorithm_in_a_file_combines_by_path(linear, toy, 
     plain = trainer_for(toy, PARTS, batch=8, lr=0.1).local_updates(0, np.array([0, 1]))
     for a, b in zip(halved, plain):
         assert all(torch.equal(x, y) for x, y in zip(a.params, b.params))
+
+
+@pytest.mark.parametrize("mode", ["sync", "fedbuff", "fedasync"])
+def test_fedprox_runs_in_every_aggregation_mode_and_with_mu_zero_is_the_default_training(linear, toy, mode):
+    from simfl.engine import run
+    from simfl.policy import PlanContext
+    from simfl.streams import rng
+    from simfl.world import build_world
+
+    scenario = scenario_from_dict(scenario_dict(aggregation={"mode": mode, "buffer_size": 2}))
+    world = build_world(scenario, model_bits=32 * 15)
+    plan = create("equal-share").plan(world, PlanContext(scenario=scenario, rng=rng(0, "policy")))
+    parts = [np.arange(12 * i, 12 * (i + 1)) for i in range(world.n_devices)]
+    finals = {}
+    for label, name, mu in (("default", "tfl", None), ("mu=0", "fedprox", 0.0), ("mu=1", "fedprox", 1.0)):
+        policy = create(name) if mu is None else configured(name, mu=mu)
+        trainer = trainer_for(toy, parts, policy, batch=4, lr=0.3)
+        state = run(world, plan, trainer, rounds=3, seed=0, policy=policy)
+        assert state.next_round == 3
+        finals[label] = [g.clone() for g in trainer.global_params()]
+    assert all(torch.equal(a, b) for a, b in zip(finals["default"], finals["mu=0"]))
+    assert not all(torch.equal(a, b) for a, b in zip(finals["default"], finals["mu=1"]))
