@@ -5,7 +5,10 @@ epochs of plain mini-batch SGD (learning rate and batch size from the task, no
 momentum: the paper names none) with cross-entropy on its mixed set D_mix = D_loc u D_gen;
 the server then (S4) averages the participants' models weighted by
 (D_loc + D_gen) / sum over participants, and evaluates the new global model on the
-test set.
+test set. A training-side policy may hand each job a `LocalRule`
+(simfl.learning.local_rule: FedProx's proximal term, SCAFFOLD's correction, FedNova's step
+count) that changes each step's direction and returns extras with the update; without
+one the plain path runs exactly as before.
 
 Speed: local training is where simfl spends its time, so the trainer
 - converts every device's mixed set to one normalised float tensor, channels-last, once;
