@@ -26,6 +26,7 @@ from simfl.policy import Policy, PlanContext
 from simfl.records import AVAILABILITY_FILE, SIMILARITY_FILE, CsvAppender, RunRecorder, read_rounds, truncate_events
 from simfl.scenario import Scenario
 from simfl.streams import rng
+from simfl.training_side import uplink_world
 from simfl.world import World, build_world
 
 if TYPE_CHECKING:  # torch-heavy modules, imported where they are used
@@ -84,23 +85,28 @@ def plan_context(setup: Setup, solver: str | None = None) -> PlanContext:
 
 
 def in_mode(setup: Setup, policy: Policy) -> Setup:
-    """The setup with the world in the policy's own aggregation mode (`tfl@fedbuff`),
-    or unchanged when the policy runs the scenario's."""
+    """The setup with the scenario and the world in the policy's own aggregation mode
+    (`tfl@fedbuff`), or unchanged when the policy runs the scenario's."""
     mode = policy.aggregation_mode
     k = setup.world.constants
     if mode is None or mode == k.aggregation.mode:
         return setup
-    constants = replace(k, aggregation=replace(k.aggregation, mode=mode))
-    return replace(setup, world=replace(setup.world, constants=constants))
+    aggregation = replace(k.aggregation, mode=mode)
+    world = replace(setup.world, constants=replace(k, aggregation=aggregation))
+    return replace(setup, scenario=replace(setup.scenario, aggregation=aggregation), world=world)
 
 
 def make_plan(setup: Setup, policy: Policy, solver: str | None = None) -> Plan:
     """The policy's plan, made on the world as planners see it (`World.for_planning`:
     the mean channel, or its outage quantile) and checked against the world's limits.
-    The policy's code is called through simfl.guard, which names it when it fails."""
+    The policy's code is called through simfl.guard, which names it when it fails. The
+    world is in the policy's aggregation mode (`in_mode`) and its uplink payload is what
+    the policy's devices send (`uplink_world`)."""
     setup = in_mode(setup, policy)
-    plan = guard.call(policy, "plan", setup.world.for_planning(), plan_context(setup, solver), expect=Plan)
-    guard.check_result(policy, "plan", check_plan, setup.world, plan)
+    guard.call(policy, "configure", setup.scenario)
+    world = uplink_world(setup.world, policy)
+    plan = guard.call(policy, "plan", world.for_planning(), plan_context(setup, solver), expect=Plan)
+    guard.check_result(policy, "plan", check_plan, world, plan)
     return plan
 
 
@@ -113,7 +119,8 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     from simfl.learning.trainer import TorchTrainer
 
     setup = in_mode(setup, policy)
-    scenario, world = setup.scenario, setup.world
+    guard.call(policy, "configure", setup.scenario)
+    scenario, world = setup.scenario, uplink_world(setup.world, policy)
     out_dir = Path(out_dir)
     # before anything is written: the folder is ours, of this scenario and seed, undamaged
     runfolder.open_run(out_dir, scenario, policy.name, resume=resume)
@@ -130,6 +137,7 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
         server_synthetic=server_set,
         seed=scenario.seed,
         training_set=hooks.training_set,
+        local_rule=hooks.local_rule,
     )
 
     state = EngineState()
@@ -140,6 +148,7 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
         saved = runfolder.load_checkpoint(_checkpoint(checkpoints, policy.name, last_round))
         if ENGINE_KEY in saved:
             trainer.load_global_state(saved[MODEL_KEY])
+            hooks.load_tensor_state(saved.get(POLICY_KEY, {}))
             state = EngineState.from_json(saved[ENGINE_KEY], saved.get(BASES_KEY))
         else:  # a folder written before snapshots existed: its runs had no dynamics to restore
             trainer.load_global_state(saved)
@@ -164,7 +173,8 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
         # The checkpoint (model and snapshot) first, then the row: a round in rounds.csv
         # always has it on disk, and the previous one is dropped only once the new row is written.
         _save_atomically({MODEL_KEY: trainer.global_state(), ENGINE_KEY: snapshot.to_json(),
-                          BASES_KEY: dict(snapshot.models)}, _checkpoint(checkpoints, policy.name, record.round))
+                          BASES_KEY: dict(snapshot.models), POLICY_KEY: hooks.tensor_state()},
+                         _checkpoint(checkpoints, policy.name, record.round))
         recorder(record, devices)
         _checkpoint(checkpoints, policy.name, record.round - 1).unlink(missing_ok=True)
         if show is not None:
@@ -230,6 +240,9 @@ def _record_similarity(setup: Setup, policy: str, trainer: TorchTrainer, plan: P
 # and, in the asynchronous modes, the older global models that jobs in flight and
 # buffered updates started from (by version), together under one checksum.
 MODEL_KEY, ENGINE_KEY, BASES_KEY = "simfl_global_model", "simfl_engine_state", "simfl_base_models"
+# ... and the policy's tensors (Policy.tensor_state: server momentum, Adam moments,
+# control variates), saved with torch.save like the model so they resume bit for bit.
+POLICY_KEY = "simfl_policy_tensors"
 
 
 def _checkpoint(folder: Path, policy: str, round_index: int | None) -> Path:

@@ -109,6 +109,18 @@ class GuardedHooks:
     def training_set(self, data: Any) -> Any:
         return call(self.policy, "training_set", data, expect=tuple)
 
+    def local_rule(self, client: int) -> Any:
+        return call(self.policy, "local_rule", client)
+
+    def configure(self, scenario: Any) -> Any:
+        return call(self.policy, "configure", scenario)
+
+    def tensor_state(self) -> Any:
+        return call(self.policy, "tensor_state", expect=dict)
+
+    def load_tensor_state(self, state: Any) -> Any:
+        return call(self.policy, "load_tensor_state", state)
+
     def state_dict(self) -> Any:
         return call(self.policy, "state_dict", expect=dict)
 

@@ -6,7 +6,14 @@ paper's behaviour:
 - `select(state, context)`: the participants among the available devices;
 - `plan_round(world, state, context)`: each participant's f, b, P for this round;
 - `aggregate(updates, server, state)`: the new global model from the arrived updates;
-- `training_set(data)`: what a device trains on, from its local and synthetic data.
+- `training_set(data)`: what a device trains on, from its local and synthetic data;
+- `local_rule(client)`: what changes in a device's local SGD (FedProx, SCAFFOLD, FedNova;
+  `simfl.learning.local_rule`), None for plain SGD.
+
+Training-side algorithms also declare `uplink_models` (how many model-sized tensors a
+device uploads: SCAFFOLD's control variates double it, and the experiment sizes the
+world's uplink payload S by it before planning) and `settings` (their fields under
+`policy_settings.<name>` in the scenario, read by `configure`).
 
 A new baseline is one class in one file under `policies/` (or anywhere importable):
 
@@ -29,10 +36,12 @@ import numpy as np
 from simfl.aggregation import default_aggregate
 from simfl.plan import Plan, RoundPlan
 from simfl.optim.cross_entropy import DEFAULT_SETTINGS, CrossEntropy
+from simfl.policy_settings import Setting
 from simfl.streams import keyed_rng, rng
 from simfl.world import World
 
 if TYPE_CHECKING:
+    from simfl.learning.local_rule import LocalRule
     from simfl.learning.protocol import LocalUpdate, Server, TrainingData
     from simfl.network import RoundState
     from simfl.scenario import Scenario
@@ -80,10 +89,24 @@ class Policy(ABC):
     aggregation_mode:
         None: the scenario's `aggregation.mode`. `tfl@fedbuff` names tfl run in FedBuff
         (the registry makes that subclass), so one comparison can hold several modes.
+    uplink_models:
+        Model-sized tensors a device uploads per update (1: its model; SCAFFOLD: 2).
+    settings:
+        The fields the policy reads from `policy_settings.<name>` in the scenario.
     """
 
     name: ClassVar[str]
     aggregation_mode: ClassVar[str | None] = None
+    uplink_models: ClassVar[int] = 1
+    settings: ClassVar[tuple[Setting, ...]] = ()
+
+    def configure(self, scenario: Scenario) -> None:
+        """Take the policy's `settings` from the scenario (validated there; defaults where
+        absent) as attributes of the same names. Called before planning and training."""
+        from simfl.scenario import policy_settings
+
+        for key, value in policy_settings(scenario, self.settings, self.name).items():
+            setattr(self, key, value)
 
     @abstractmethod
     def plan(self, world: World, context: PlanContext) -> Plan:
@@ -126,6 +149,21 @@ class Policy(ABC):
         """What a device trains on this round, as (inputs, labels) tensors. Default: its
         whole mixed set D_loc u D_gen with the generator's labels."""
         return data.x, data.y
+
+    def local_rule(self, client: int) -> LocalRule | None:
+        """How `client`'s local SGD differs from plain SGD in the job being dispatched
+        (a picklable `LocalRule`), or None: plain SGD (the default)."""
+        return None
+
+    def tensor_state(self) -> dict[str, Any]:
+        """What the policy remembers that is tensors (server momentum, Adam moments,
+        control variates): saved with torch.save in each round's checkpoint beside the
+        model, so it round-trips bit for bit. Nested dicts (string keys) and lists of
+        tensors. Default: nothing."""
+        return {}
+
+    def load_tensor_state(self, state: dict[str, Any]) -> None:
+        """Restore what `tensor_state` returned."""
 
     def state_dict(self) -> dict[str, Any]:
         """What the policy remembers between rounds (e.g. devices' last reported losses),

@@ -1,5 +1,6 @@
 """Finding policies by name (Gymnasium-style registry): a module in `policies/`, a
-`module.path:Class` string, or an installed package's `simfl.policies` entry point."""
+`module.path:Class` string, or an installed package's `simfl.policies` entry point; and
+`a+b`, the data side of a with the training side of b (simfl.compose)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from simfl import guard
+from simfl.compose import compose, split
 from simfl.errors import PolicyNotFound, SimflError
 from simfl.policy import Policy
 
@@ -100,10 +102,17 @@ def _mode_problem(reference: str, mode: str) -> str | None:
 
 def name_problem(name: str) -> str | None:
     """What is wrong with a policy reference, or None (used to validate scenario files).
-    Names and paths are checked without importing or running the policy's code."""
+    Names and paths are checked without importing or running the policy's code (whether
+    the two parts of `a+b` fit together is checked when it is created)."""
     name, mode = split_mode(name)
     if mode is not None and (problem := _mode_problem(name, mode)):
         return problem
+    try:
+        parts = split(name)
+    except PolicyNotFound as exc:
+        return str(exc)
+    if parts is not None:
+        return next((problem for problem in map(name_problem, parts) if problem), None)
     if ":" in name:
         target, _, attr = name.rpartition(":")
         if target.endswith(".py") or "/" in target:
@@ -126,7 +135,11 @@ def name_problem(name: str) -> str | None:
 
 
 def resolve(reference: str) -> type[Policy]:
-    """A policy class from a name, `module.path:Class` or `path/to/file.py:Class`."""
+    """A policy class from a name, `module.path:Class`, `path/to/file.py:Class`, or
+    `a+b` of two of these (PolicyNotFound saying why when they do not combine)."""
+    parts = split(reference)
+    if parts is not None:
+        return compose(resolve(parts[0]), resolve(parts[1]))
     if ":" in reference:
         return _from_path(reference)
     policies = builtin_policies()

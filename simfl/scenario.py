@@ -160,6 +160,8 @@ class Scenario:
     policies: tuple[str, ...]
     raw: dict = field(repr=False, compare=False, default_factory=dict)
     aggregation: Aggregation = field(default_factory=Aggregation)
+    # policy name -> its validated settings (`policy_settings:`; simfl.policy_settings)
+    policy_settings: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def n_devices(self) -> int:
@@ -466,7 +468,7 @@ class _Checker:
 
 def _build(raw: dict, c: _Checker, source: str) -> Scenario | None:
     c.unknown(raw, {"name", "description", "seed", "cells", "devices", "task", "optimisation", "generator", "policies",
-                    "aggregation"}, "")
+                    "aggregation", "policy_settings"}, "")
     name = c.string(raw, "name", "", Path(source).stem)
     seed = c.number(raw, "seed", "", 0, minimum=0, integer=True)
 
@@ -481,9 +483,10 @@ def _build(raw: dict, c: _Checker, source: str) -> Scenario | None:
     generator = _build_generator(c.mapping(raw.get("generator"), "generator"), c)
     policies = _build_policies(raw.get("policies"), c)
     aggregation = _build_aggregation(c.mapping(raw.get("aggregation"), "aggregation"), c, n_devices if devices else None)
+    settings = _build_policy_settings(c.mapping(raw.get("policy_settings"), "policy_settings"), c)
     return Scenario(name=name, source=source, seed=seed, cells=cells, devices=devices, task=task,
                     optimisation=optimisation, generator=generator, policies=policies, raw=raw,
-                    aggregation=aggregation)
+                    aggregation=aggregation, policy_settings=settings)
 
 
 CELL_FIELDS = {"name", "position_m", "radius_m", "bandwidth_hz", "noise_dbm_per_hz", "path_loss", "downlink"}
@@ -768,6 +771,53 @@ def _build_policies(node: Any, c: _Checker) -> tuple[str, ...]:
         if problem:
             c.fail(f"policies[{i}]", problem)
     return tuple(node)
+
+
+def _build_policy_settings(m: dict, c: _Checker) -> dict[str, dict[str, float]]:
+    """`policy_settings: {<policy name>: {<field>: value}}`, each checked against the
+    fields the policy declares (its class's `settings`). Only these policies' classes are
+    imported (built-in or installed ones: a policy in a user's file is never imported to
+    validate a scenario, so it cannot have settings here)."""
+    from simfl.registry import name_problem, resolve  # lazy: the registry imports policies
+
+    out: dict[str, dict[str, float]] = {}
+    for key, value in m.items():
+        where = _join("policy_settings", str(key))
+        if not isinstance(key, str) or "+" in key or ":" in key:
+            c.fail(where, "settings go under a built-in or installed policy's own name (for a combination "
+                          "like fimi+scaffold, under each part's name, e.g. scaffold)")
+            continue
+        problem = name_problem(key)
+        if problem:
+            c.fail(where, problem)
+            continue
+        out[key] = _check_settings(resolve(key).settings, c.mapping(value, where), where, key, c)
+    return out
+
+
+def _check_settings(settings: Any, m: dict, where: str, name: str, c: _Checker) -> dict[str, float]:
+    """The values of `settings` (a tuple of simfl.policy_settings.Setting) in `m`, their
+    defaults where absent, every problem recorded in `c`."""
+    if m and not settings:
+        c.fail(where, f"policy {name!r} takes no settings")
+        return {}
+    c.unknown(m, {s.name for s in settings}, where)
+    values = {}
+    for s in settings:
+        value = c.number(m, s.name, where, s.default, minimum=s.minimum, above=s.above, maximum=s.maximum,
+                         below=s.below, integer=s.integer)
+        values[s.name] = s.default if value is None else value
+    return values
+
+
+def policy_settings(scenario: Scenario, settings: Any, name: str) -> dict[str, float]:
+    """The values of a policy's declared `settings` from the scenario's
+    `policy_settings.<name>` (their defaults where absent); a ScenarioError naming the
+    file and field when one is out of range."""
+    c = _Checker(scenario.source)
+    values = _check_settings(settings, scenario.policy_settings.get(name, {}), _join("policy_settings", name), name, c)
+    c.raise_if_any()
+    return values
 
 
 # --------------------------------------------------------------------------- helpers

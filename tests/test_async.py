@@ -268,12 +268,14 @@ def test_a_policy_name_with_a_mode_runs_that_mode():
     assert name_problem("tfl@sync") is None
 
 
-    world, _ = tiny_world({"mode": "sync", "buffer_size": 2})
-    from simfl.experiment import Setup as RealSetup
+    from simfl.experiment import Setup
 
-    setup = RealSetup(scenario=None, dataset=None, device_indices=(), world=world, public_idx=np.zeros(0))
-    moved = in_mode(setup, policy).world.constants.aggregation
-    assert moved.mode == "fedasync" and moved.buffer_size == 2  # the scenario's other settings stay
+    scenario = scenario_from_dict(scenario_dict(aggregation={"mode": "sync", "buffer_size": 2}))
+    world = build_world(scenario, model_bits=S_BITS)
+    setup = Setup(scenario=scenario, dataset=None, device_indices=(), world=world, public_idx=np.zeros(0))
+    moved = in_mode(setup, policy)
+    for aggregation in (moved.world.constants.aggregation, moved.scenario.aggregation):
+        assert aggregation.mode == "fedasync" and aggregation.buffer_size == 2  # the scenario's other settings stay
     assert in_mode(setup, create("tfl")) is setup
 
 
@@ -293,6 +295,8 @@ def test_every_policy_runs_in_the_asynchronous_modes_within_max_concurrency_and_
     counts = np.array([draw.multinomial(1250, draw.dirichlet(0.4 * np.ones(10))) for _ in range(8)])
     world = build_world(scenario, model_bits=S_BITS, d_loc_per_class=counts)
     for name in known_names():
+        if getattr(create(name), "synchronous_only", False):
+            continue  # SCAFFOLD, FedNova, server optimisers: refused in these modes (test_training_algorithms)
         outcomes = []
         for _ in range(2):
             policy = create(name)

@@ -23,6 +23,9 @@ from conftest import StandInTrainer, scenario_dict
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_POLICIES = ["fimi", "tfl", "hdc", "sst", "gan", "clsd", "fimi-no-ba", "fimi-no-da", "fimi-no-dm", "fimi-no-oa",
                   "semi"]
+# training-side algorithms (simfl.training_side) and combinations a+b (simfl.compose)
+TRAINING_SIDE = ["fedprox", "scaffold", "fednova", "fedavgm", "fedadam", "fedyogi"]
+COMBINATIONS = [f"fimi+{name}" for name in TRAINING_SIDE] + ["hdc+fedprox", "semi+scaffold"]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +49,11 @@ def test_the_papers_policies_are_registered():
     assert set(PAPER_POLICIES) <= set(known_names())
 
 
-@pytest.mark.parametrize("name", sorted(set(known_names())))
+def test_the_training_side_algorithms_are_registered():
+    assert set(TRAINING_SIDE) <= set(known_names())
+
+
+@pytest.mark.parametrize("name", sorted(set(known_names())) + COMBINATIONS)
 def test_conformance_every_policy_gives_a_valid_deterministic_plan(name, world_and_scenario):
     world, scenario = world_and_scenario
     first = plan_of(name, world, scenario)
@@ -218,3 +225,75 @@ def test_the_built_in_policies_install_under_simfls_namespace(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["fimi", "True"]
+
+
+# --------------------------------------------------------------------------- runs
+
+TINY = ROOT / "tests" / "data" / "tiny.yaml"
+# FIMI's learning target is reachable in tiny's 3 rounds with these (about 100 synthetic samples a device)
+FEASIBLE = ["optimisation.zeta=0.5", "optimisation.err_max=0.5", "optimisation.dgen_max=200"]
+
+
+class Interrupted(Exception):
+    """Stands for a run killed after a round's row was written."""
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """The tiny scenario prepared once, and a tiny GAN (5 steps on noise) standing in for the
+    scenario's generator, so combinations with FIMI synthesise in a second."""
+    from simfl.experiment import prepare
+    from simfl.generative.checkpoint import checkpoint_path
+    from simfl.generative.train import TrainedGenerator, train_on_arrays
+    from simfl.scenario import load_scenario
+
+    draw = np.random.default_rng(0)
+    labels = np.arange(100) % 10
+    images = (draw.random((100, 1, 28, 28)) * 60 + labels[:, None, None, None] * 19).astype(np.uint8)
+    cache = tmp_path_factory.mktemp("cache")
+    path = train_on_arrays("gan", "tiny", images, labels, 10, checkpoint_path(cache, "gan-tiny"), seed=2,
+                           progress=None, steps=5)
+    return prepare(load_scenario(TINY, FEASIBLE)), TrainedGenerator.from_path(path)
+
+
+@pytest.mark.parametrize("name", TRAINING_SIDE + COMBINATIONS)
+def test_conformance_runs_are_deterministic_and_resume_byte_identical(name, tiny_runs, tmp_path, monkeypatch):
+    """Each training-side algorithm and combination: two runs write the same bytes, and a
+    run interrupted after round 1 and resumed writes what the uninterrupted one did (the
+    policy's tensors, e.g. SCAFFOLD's variates, restored from the checkpoint)."""
+    import simfl.experiment as experiment
+    from simfl.records import RunRecorder
+
+    setup, generator = tiny_runs
+    monkeypatch.setattr(experiment, "ensure_generator", lambda kind, scenario, progress=None: generator)
+    whole, again, part = tmp_path / "whole", tmp_path / "again", tmp_path / "part"
+    for folder in (whole, again):
+        experiment.run_policy(setup, create(name), folder, progress=None)
+
+    class StopAfterRoundOne(RunRecorder):
+        def __call__(self, record, devices):
+            super().__call__(record, devices)
+            if record.round == 1:
+                raise Interrupted
+
+    with monkeypatch.context() as patch:
+        patch.setattr(experiment, "RunRecorder", StopAfterRoundOne)
+        with pytest.raises(Interrupted):
+            experiment.run_policy(setup, create(name), part, progress=None)
+    experiment.run_policy(setup, create(name), part, resume=True, progress=None)
+    for file in ("rounds.csv", "events.csv"):
+        assert (whole / file).read_bytes() == (again / file).read_bytes(), file
+        assert (whole / file).read_bytes() == (part / file).read_bytes(), file
+    import pandas as pd
+
+    rounds, events = pd.read_csv(whole / "rounds.csv"), pd.read_csv(whole / "events.csv")
+    assert list(rounds["round"]) == [0, 1, 2] and rounds["accuracy"].between(0, 1).all()
+    # the uplink: the model times what the method sends, in bits, upload time and energy (eqs. 7-9)
+    sent = setup.world.constants.model_bits * create(name).uplink_models
+    ok = events[events["outcome"] == "ok"]
+    assert len(ok) and (ok["bits_sent"] == sent).all()
+    assert np.allclose(ok["upload_end_s"] - ok["upload_start_s"], sent / ok["rate_bps"], rtol=1e-9)
+    power = pd.read_csv(whole / "plans" / f"{name}.csv").set_index("device")["p_w"]
+    assert np.allclose(ok["e_com_j"], power[ok["device"]].to_numpy() * sent / ok["rate_bps"], rtol=1e-9)
+    if name.startswith("fimi+"):
+        assert pd.read_csv(whole / "plans" / f"{name}.csv")["d_gen"].sum() > 0

@@ -9,7 +9,7 @@ both; engine tests use a deterministic stand-in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -37,6 +37,9 @@ class LocalUpdate:
     params: Any
     loss: float | None = None  # mean training loss of its last local epoch (client selection uses it)
     base: Any = None  # the global model's params it started from (what its delta is measured against)
+    # What a training-side algorithm's local rule returns besides the params (SCAFFOLD's
+    # control-variate change, FedNova's local step count); empty for plain local SGD.
+    extras: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)

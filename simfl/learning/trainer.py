@@ -5,7 +5,10 @@ epochs of plain mini-batch SGD (learning rate and batch size from the task, no
 momentum: the paper names none) with cross-entropy on its mixed set D_mix = D_loc u D_gen;
 the server then (S4) averages the participants' models weighted by
 (D_loc + D_gen) / sum over participants, and evaluates the new global model on the
-test set.
+test set. A training-side policy may hand each job a `LocalRule`
+(simfl.learning.local_rule: FedProx's proximal term, SCAFFOLD's correction, FedNova's step
+count) that changes each step's direction and returns extras with the update; without
+one the plain path runs exactly as before.
 
 Speed: local training is where simfl spends its time, so the trainer
 - converts every device's mixed set to one normalised float tensor, channels-last, once;
@@ -46,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from simfl.learning.data import ImageDataset
+from simfl.learning.local_rule import LocalRule, extras_to_arrays, extras_to_tensors, local_steps
 from simfl.learning.models import build_model
 from simfl.learning.protocol import PRECISIONS, SERVER, LocalUpdate, RoundMetrics, TrainingData, TrainJob
 from simfl.streams import rng
@@ -151,17 +155,25 @@ class TorchTrainer:
         the compact CNN about 2x faster (measured here; on 8 FL rounds of Fashion-MNIST
         its accuracy stayed within 0.5 points of float32); results differ from float32 in
         the low bits but stay deterministic. None: ``task.precision`` if the task has one.
+    training_set
+        The policy's ``training_set`` hook: what a device trains on (default: its mixed set).
+    local_rule
+        The policy's ``local_rule`` hook: for a device, the ``LocalRule`` that changes its
+        local SGD (FedProx, SCAFFOLD, FedNova), or None for plain SGD; asked in this
+        process for every job, so it sees the policy's state at dispatch.
     """
 
     def __init__(self, task: Task, dataset: ImageDataset, device_indices: Sequence[np.ndarray],
                  synthetic: Sequence[SyntheticData] | None = None, server_synthetic: SyntheticData = None,
                  seed: int = 0, threads: int = 1, workers: int = 2, precision: str | None = None,
-                 training_set: Callable[[TrainingData], tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
+                 training_set: Callable[[TrainingData], tuple[torch.Tensor, torch.Tensor]] | None = None,
+                 local_rule: Callable[[int], LocalRule | None] | None = None) -> None:
         precision = precision or getattr(task, "precision", None) or "float32"
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.precision = precision
         self.training_set_hook = training_set
+        self.local_rule_hook = local_rule
         if threads < 1 or workers < 1:
             raise ValueError(f"threads and workers must be >= 1, got {threads} and {workers}")
         # Workers are forked (they inherit the data); where fork does not exist, train in-process.
@@ -227,11 +239,12 @@ class TorchTrainer:
                 raise IndexError(f"devices must be indices in [0, {self.n_devices}), got {job.client}")
         active = [replace(job, base=self._global if job.base is None else job.base)
                   for job in jobs if len(self._y[job.client]) > 0]
+        rules = [None if self.local_rule_hook is None else self.local_rule_hook(job.client) for job in active]
         with intra_op_threads(self.threads):
             return [LocalUpdate(client=job.client, base_version=job.base_version, samples=len(self._y[job.client]),
                                 params=[p.clone() if self.workers <= 1 or len(active) <= 1 else p for p in params],
-                                loss=loss, base=job.base)
-                    for job, (params, loss) in zip(active, self._train_clients(active))]
+                                loss=loss, base=job.base, extras=extras)
+                    for job, (params, loss, extras) in zip(active, self._train_clients(active, rules))]
 
     def server_update(self, round_index: int, version: int = 0) -> LocalUpdate:
         """The global model trained on the server's synthetic set (SST, CLSD), seeded as
@@ -240,7 +253,7 @@ class TorchTrainer:
             raise ValueError("server_update needs a non-empty server_synthetic set")
         with intra_op_threads(self.threads):
             job = TrainJob(client=self.n_devices, key=round_index, base_version=version, base=self._global)
-            params, loss = next(self._train_clients([job]))
+            params, loss, _ = next(self._train_clients([job], [None]))
             return LocalUpdate(client=SERVER, base_version=version, samples=len(self._server_y),
                                params=[p.clone() for p in params], loss=loss, base=self._global)
 
@@ -392,21 +405,35 @@ class TorchTrainer:
         with intra_op_threads(self.threads):
             return self._training_set(device)
 
-    def _train_clients(self, jobs: list[TrainJob]) -> Iterator[tuple[list[torch.Tensor], float]]:
-        """Each job's model after local training from its base (a list of tensors), and
-        its mean training loss over the last local epoch, in job order. A yielded list
-        is only valid until the next one is asked for."""
+    def _train_clients(self, jobs: list[TrainJob], rules: Sequence[LocalRule | None]
+                       ) -> Iterator[tuple[list[torch.Tensor], float, dict[str, Any]]]:
+        """Each job's model after local training from its base (a list of tensors), its
+        mean training loss over the last local epoch and its rule's extras, in job order.
+        A yielded list is only valid until the next one is asked for."""
         if self.workers <= 1 or len(jobs) <= 1:
-            for job in jobs:
+            for job, rule in zip(jobs, rules):
                 self._load(job.base)
                 x, y = self._training_set(job.client)
-                loss = self._local_sgd(x, y, self._generator(job.key, job.client, job.repeat))
-                yield [p.detach() for p in self._params], loss
+                loss, extras = self._train_loaded(x, y, job.key, job.client, job.repeat, rule)
+                yield [p.detach() for p in self._params], loss, extras
             return
         arrays: dict[int, list[np.ndarray]] = {}  # one conversion per distinct base model
-        work = [(job.key, job.client, job.repeat, arrays.setdefault(id(job.base), [g.numpy() for g in job.base])) for job in jobs]
-        for trained, loss in self._ensure_pool().imap(_worker_train, work, chunksize=1):
-            yield [torch.from_numpy(a) for a in trained], loss
+        work = [(job.key, job.client, job.repeat, arrays.setdefault(id(job.base), [g.numpy() for g in job.base]), rule)
+                for job, rule in zip(jobs, rules)]
+        for trained, loss, extras in self._ensure_pool().imap(_worker_train, work, chunksize=1):
+            yield [torch.from_numpy(a) for a in trained], loss, extras_to_tensors(extras)
+
+    def _train_loaded(self, x: torch.Tensor, y: torch.Tensor, key: int, client: int, repeat: int,
+                      rule: LocalRule | None) -> tuple[float, dict[str, Any]]:
+        """Local training of the loaded model on (x, y): plain SGD, or SGD under ``rule``
+        followed by what the rule returns besides the params."""
+        gen = self._generator(key, client, repeat)
+        if rule is None:
+            return self._local_sgd(x, y, gen), {}
+        rule.start(self._params)
+        loss = self._local_sgd(x, y, gen, rule)
+        steps = local_steps(len(y), self.task.batch_size, self.task.local_epochs)
+        return loss, rule.finish(self._params, steps, self.task.learning_rate)
 
     def _ensure_pool(self) -> Any:
         if self._pool is None:
@@ -437,8 +464,9 @@ class TorchTrainer:
         with torch.no_grad():
             torch._foreach_copy_(self._params, tensors)
 
-    def _local_sgd(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> float:
-        """tau epochs of plain mini-batch SGD on (x, y), in place on ``self.model``;
+    def _local_sgd(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, rule: LocalRule | None = None) -> float:
+        """tau epochs of plain mini-batch SGD on (x, y), in place on ``self.model``, each
+        step along the gradient or, with a ``rule``, along ``rule.direction`` of it;
         returns the mean cross-entropy over the last epoch's samples (as trained)."""
         lr, bs = self.task.learning_rate, self.task.batch_size
         params, model = self._params, self.model
@@ -454,7 +482,8 @@ class TorchTrainer:
                 loss = F.cross_entropy(logits.float(), ys[s: s + bs])
                 grads = torch.autograd.grad(loss, params)
                 with torch.no_grad():
-                    torch._foreach_add_(params, grads, alpha=-lr)
+                    step = grads if rule is None else rule.direction(list(grads), params)
+                    torch._foreach_add_(params, step, alpha=-lr)
                     loss_sum += loss.detach() * len(ys[s: s + bs])
         return float(loss_sum) / max(n, 1)
 
@@ -488,16 +517,17 @@ def _exit_with_parent(parent_pid: int) -> None:
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _worker_train(job: tuple[int, int, int, list[np.ndarray]]) -> tuple[list[np.ndarray], float]:
-    """Local training of one client in a worker: the same steps, seeds and thread count
-    as in the parent, so the result is bit for bit the one the parent would get."""
-    key, client, repeat, base_arrays = job
+def _worker_train(job: tuple[int, int, int, list[np.ndarray], LocalRule | None]
+                  ) -> tuple[list[np.ndarray], float, dict[str, Any]]:
+    """Local training of one client in a worker: the same steps, seeds, thread count and
+    local rule as in the parent, so the result is bit for bit the one the parent would get."""
+    key, client, repeat, base_arrays, rule = job
     trainer = _WORKER
     assert trainer is not None
     trainer._load([torch.from_numpy(a) for a in base_arrays])
     x, y = trainer._training_set(client)
-    loss = trainer._local_sgd(x, y, trainer._generator(key, client, repeat))
-    return [p.detach().numpy() for p in trainer._params], loss
+    loss, extras = trainer._train_loaded(x, y, key, client, repeat, rule)
+    return [p.detach().numpy() for p in trainer._params], loss, extras_to_arrays(extras)
 
 
 def _worker_eval(job: tuple[list[np.ndarray], int, int]) -> tuple[float, int]:
