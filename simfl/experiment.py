@@ -118,12 +118,13 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     in rounds.csv are kept and training continues from the last saved global model."""
     from simfl.learning.trainer import TorchTrainer
 
+    out_dir = Path(out_dir)
+    # before anything is written: the folder is ours, of this scenario and seed, undamaged
+    # (the scenario as given: a policy's own `@mode` is part of its name, not of the folder)
+    runfolder.open_run(out_dir, setup.scenario, policy.name, resume=resume)
     setup = in_mode(setup, policy)
     guard.call(policy, "configure", setup.scenario)
     scenario, world = setup.scenario, uplink_world(setup.world, policy)
-    out_dir = Path(out_dir)
-    # before anything is written: the folder is ours, of this scenario and seed, undamaged
-    runfolder.open_run(out_dir, scenario, policy.name, resume=resume)
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = plan if plan is not None else make_plan(setup, policy, solver)
     synthetic, server_set, downlink = _synthesise(setup, policy, plan, progress)
