@@ -260,16 +260,13 @@ class TorchTrainer:
     def fedavg(self, updates: Sequence[LocalUpdate], weights: Sequence[float] | None = None) -> list[torch.Tensor] | None:
         """FedAvg (S4): sum_k w_k theta_k / sum_j w_j, in the order given; weights default
         to each update's samples (D_loc + D_gen). None when the weights sum to 0."""
-        weights = [u.samples for u in updates] if weights is None else list(weights)
-        if len(weights) != len(updates):
-            raise ValueError(f"fedavg needs one weight per update, got {len(updates)} updates and {len(weights)} weights")
-        total = float(sum(weights))
-        if total <= 0:
+        shares = _shares(updates, weights, "fedavg")
+        if shares is None:
             return None
         acc = [torch.zeros_like(g) for g in self._global]
         with intra_op_threads(self.threads):
-            for update, w in zip(updates, weights):
-                torch._foreach_add_(acc, update.params, alpha=w / total)
+            for update, share in zip(updates, shares):
+                torch._foreach_add_(acc, update.params, alpha=share)
         return acc
 
     def global_params(self) -> list[torch.Tensor]:
@@ -280,17 +277,14 @@ class TorchTrainer:
         """sum_k w_k (theta_k - base_k) / sum_j w_j in the order given (each difference
         taken first, so a small step keeps its precision); weights default to samples.
         None when the weights sum to 0."""
-        weights = [u.samples for u in updates] if weights is None else list(weights)
-        if len(weights) != len(updates):
-            raise ValueError(f"average_delta needs one weight per update, got {len(updates)} updates and {len(weights)} weights")
-        total = float(sum(weights))
-        if total <= 0:
+        shares = _shares(updates, weights, "average_delta")
+        if shares is None:
             return None
         acc = [torch.zeros_like(g) for g in self._global]
         with intra_op_threads(self.threads):
-            for update, w in zip(updates, weights):
+            for update, share in zip(updates, shares):
                 base = self._global if update.base is None else update.base
-                torch._foreach_add_(acc, torch._foreach_sub(update.params, base), alpha=w / total)
+                torch._foreach_add_(acc, torch._foreach_sub(update.params, base), alpha=share)
         return acc
 
     def step(self, params: Sequence[torch.Tensor], delta: Sequence[torch.Tensor], scale: float) -> list[torch.Tensor]:
@@ -515,6 +509,18 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _shares(updates: Sequence[LocalUpdate], weights: Sequence[float] | None, what: str) -> list[float] | None:
+    """Each update's weight over their sum (weights default to the updates' samples);
+    None when they sum to 0."""
+    weights = [u.samples for u in updates] if weights is None else list(weights)
+    if len(weights) != len(updates):
+        raise ValueError(f"{what} needs one weight per update, got {len(updates)} updates and {len(weights)} weights")
+    total = float(sum(weights))
+    if total <= 0:
+        return None
+    return [w / total for w in weights]
 
 
 def _worker_train(job: tuple[int, int, int, list[np.ndarray], LocalRule | None]
