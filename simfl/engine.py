@@ -12,7 +12,9 @@ The server process plays synchronous rounds: observe the network (positions, ser
 cells, this round's fading, who is online), let the policy select the participants and
 set their resources, dispatch the jobs, collect the updates until all have arrived or the
 deadline passes, and aggregate them through the policy's hook. The engine asks a Trainer
-for accuracy; it knows nothing of torch, and of a policy only its hooks.
+for accuracy; it knows nothing of torch, and of a policy only its hooks. In the
+asynchronous modes (FedBuff, FedAsync) `simfl.asynchronous.AsyncServer` is the server
+process instead, with the same jobs, accounting and hooks.
 
 Everything a run carries from one round to the next is in an `EngineState` (simulated
 time, model version, totals, every device's battery, availability, position and fading
@@ -386,8 +388,10 @@ def run(world: World, plan: Plan, trainer: Trainer, rounds: int, seed: int,
         on_round: Callable[[RoundRecord, list[DeviceRecord], EngineState], None] | None = None,
         policy: Policy | None = None, context: PlanContext | None = None,
         synthetic_bits: np.ndarray | None = None) -> EngineState:
-    """Play rounds `state.next_round .. rounds-1` in one SimPy environment; call
-    `on_round(record, devices, state)` after each one with the state to resume from.
+    """Play rounds `state.next_round .. rounds-1` (aggregations, in the asynchronous
+    modes; fewer when `world.constants.max_time_s` is reached first) in one SimPy
+    environment; call `on_round(record, devices, state)` after each one with the state
+    to resume from.
 
     `policy` supplies the round hooks (default: the plan as given, every default hook);
     `synthetic_bits` per device are sent over modelled downlinks before the first round.
