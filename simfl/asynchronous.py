@@ -182,8 +182,9 @@ class AsyncServer:
 
     def process(self, rounds: int, on_round: OnRound | None, result: list[EngineState]) -> Generator[simpy.Event, Any, None]:
         """Handle what finished, fill the free slots, wait for the next arrival (or for an
-        idle device to come online); until `rounds` aggregations are done or no device
-        can ever take part again."""
+        idle device to come online); until `rounds` aggregations are done, the time
+        budget is spent, or nothing is in flight and nothing will change: no device will
+        come online again, or the policy selects nobody among the idle ones (CLSD)."""
         env = self.env
         yield settled(env)  # a resumed run: jobs that finished at this very instant report first
         while True:
