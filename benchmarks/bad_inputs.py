@@ -102,6 +102,11 @@ def set_values() -> list[str]:
         "devices.p_max_dbm=.inf", "devices.p_max_dbm={uniform: [-.inf, 20]}", "devices.distance_m={linspace: [1, .inf]}",
         "cells.0.position_m=[0, .nan]", "task.target_accuracies=[.nan]", "task.model=vgg9", "task.eval_samples=20000",
         "task.public_samples=60000", "optimisation.cross_entropy.samples=1e300", "task={rounds: 2, rounds: 3}",
+        # the aggregation modes and the training-side algorithms' settings
+        "aggregation.mode=fedsgd", "aggregation.buffer_size=0", "aggregation.max_concurrency=4",
+        "aggregation.staleness={polynomial: -1}", "aggregation.staleness=hinge", "aggregation.mixing=1.5",
+        "aggregation.eval_every_s=-2", "aggregation={eval_every: 2, eval_every_s: 1}", "task.max_time_s=0",
+        "policy_settings.fedprox.mu=-1", "policy_settings.fedadam.beta1=1", "policy_settings.nosuch.x=1",
     ]
     return cases
 
@@ -252,6 +257,9 @@ def run_policy_cases(p: Probe) -> None:
     p.record("bad policies", "compare tfl,<another policy named tfl>",
              p.simfl("compare", TINY, "--policies", f"tfl,{path}:Twin", "--out", p.work / "cmp-twin"))
     p.record("bad policies", "compare --policies ,,", p.simfl("compare", TINY, "--policies", ",,", "--out", p.work / "c"))
+    for name in ("tfl@fedsgd", "scaffold@fedbuff", "fimi+tfl", "fedprox+scaffold", "fimi+fedprox+scaffold",
+                 "fimi+nosuch"):
+        p.record("bad policies", f"plan --policy {name}", p.simfl("plan", TINY, "--policy", name))
     p.record("bad policies", "run with a select() hook that raises",
              p.simfl("run", TINY, "--policy", f"{path}:BadSelect", "--out", p.work / "sel"))
 

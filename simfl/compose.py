@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 import numpy as np
 
 from simfl import guard
-from simfl.errors import PolicyNotFound
+from simfl.aggregation import SYNC
+from simfl.errors import PolicyNotFound, ScenarioError
 from simfl.plan import Plan, RoundPlan
 from simfl.policy import PlanContext, Policy
 from simfl.training_side import TrainingAlgorithm
@@ -96,6 +97,10 @@ class Composed(Policy):
     # both
     def configure(self, scenario: Scenario) -> None:
         if self.aggregation_mode is not None:  # `fimi+fedprox@fedbuff`: the parts see the name's mode
+            if self.aggregation_mode != SYNC and getattr(self.training, "synchronous_only", False):
+                raise ScenarioError(f"policy {self.name!r}: {self.training.name!r} aggregates synchronous rounds "
+                                    f"only, not in {self.aggregation_mode}; drop the '@{self.aggregation_mode}', "
+                                    "or combine with fedprox, which aggregates by the mode's own rule")
             scenario = replace(scenario, aggregation=replace(scenario.aggregation, mode=self.aggregation_mode))
         self.data.configure(scenario)
         self.training.configure(scenario)

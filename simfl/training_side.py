@@ -42,7 +42,12 @@ class TrainingAlgorithm(Policy):
 
     def configure(self, scenario: Scenario) -> None:
         super().configure(scenario)
-        mode = self.aggregation_mode or scenario.aggregation.mode  # `scaffold@fedbuff` names its own
+        if self.synchronous_only and self.aggregation_mode not in (None, SYNC):  # `scaffold@fedbuff`
+            base = self.name.rpartition("@")[0]
+            raise ScenarioError(f"policy {self.name!r}: {base!r} aggregates synchronous rounds only, not in "
+                                f"{self.aggregation_mode}; run {base!r} (or {base}@sync), or fedprox, which trains "
+                                "differently but aggregates by the mode's own rule")
+        mode = self.aggregation_mode or scenario.aggregation.mode
         if self.synchronous_only and mode != SYNC:
             raise ScenarioError(f"{scenario.source}: aggregation.mode: policy {self.name!r} aggregates synchronous "
                                 f"rounds only (mode sync), got {mode}; use mode sync, or fedprox, which trains "
