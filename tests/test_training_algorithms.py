@@ -5,7 +5,6 @@ that tie each method to FedAvg, the uplink payload, and the scenario's settings.
 from __future__ import annotations
 
 import re
-
 from dataclasses import replace
 from types import SimpleNamespace
 
