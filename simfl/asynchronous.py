@@ -39,7 +39,7 @@ import simpy
 
 from simfl.aggregation import FEDASYNC, Aggregation
 from simfl.engine import (BATTERY, DEADLINE_GRACE, OFFLINE, OK, STRAGGLER, DeviceRecord, EngineState, RoundRecord,
-                          checked_selection, charge_battery, device_record, job_energy_j, make_jobs)
+                          checked_selection, charge_battery, device_record, job_bits, job_energy_j, make_jobs)
 from simfl.errors import InfeasiblePlan
 from simfl.learning.protocol import TrainJob, Trainer
 from simfl.network import Network, RoundState
@@ -111,8 +111,7 @@ class Flight:
         once it has ended, power times elapsed time before."""
         if time_s >= self.end_s:
             e_cmp, e_com = job_energy_j(world, self.device, self.f_hz, self.p_w, self.entry())
-            bits = world.constants.model_bits if self.outcome == OK else self.rate_bps * (self.end_s - self.compute_end_s)
-            return e_cmp + e_com, float(bits)
+            return e_cmp + e_com, job_bits(world, self.entry())
         cmp_s = max(min(time_s, self.compute_end_s) - self.compute_start_s, 0.0)
         up_s = max(time_s - self.compute_end_s, 0.0)
         return float(world.eps[self.device] * self.f_hz ** 3 * cmp_s + self.p_w * up_s), float(self.rate_bps * up_s)

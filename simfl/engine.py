@@ -360,6 +360,14 @@ def job_energy_j(world: World, device: int, f_hz: float, p_w: float, entry: dict
     return float(world.eps[device] * f_hz ** 3 * cmp_s), float(p_w * up_s)
 
 
+def job_bits(world: World, entry: dict[str, Any]) -> float:
+    """Bits a job put on the uplink: the whole update (S) when it arrived, else what its
+    rate carried until it stopped."""
+    if entry["outcome"] == OK:
+        return float(world.constants.model_bits)
+    return float(entry["rate_bps"] * (entry["upload_end_s"] - entry["upload_start_s"]))
+
+
 def charge_battery(network: Network, device: int, outcome: str, e_cmp: float, e_com: float) -> None:
     """Take a finished job's energy from the device's battery (empty when it ran out)."""
     if math.isfinite(network.battery_j[device]):
@@ -371,8 +379,7 @@ def device_record(world: World, round_index: int, device: int, cell: int, gain: 
     """A job's row of events.csv from its log (phase times, outcome, uplink rate)."""
     e_cmp, e_com = job_energy_j(world, device, f_hz, p_w, entry)
     outcome = entry["outcome"]
-    up_s = entry["upload_end_s"] - entry["upload_start_s"]
-    bits = world.constants.model_bits if outcome == OK else entry["rate_bps"] * up_s
+    bits = job_bits(world, entry)
     return DeviceRecord(
         round=round_index, device=device, cell=cell, gain=gain, rate_bps=entry["rate_bps"],
         compute_start_s=entry["compute_start_s"], compute_end_s=entry["compute_end_s"],
