@@ -8,11 +8,14 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from simfl.errors import SimflError
 from simfl.generative.cli import add_generator_commands
 from simfl.scenario import Scenario, load_scenario
+
+if TYPE_CHECKING:
+    from simfl.parallel import Cluster
 
 
 def _scenario_options(parser: argparse.ArgumentParser) -> None:
@@ -108,7 +111,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     names = _policy_list(args.policies)
     out = Path(args.out)
     try:
-        if args.seeds:
+        cluster = _cluster(args)
+        if cluster is not None:
+            _compare_on_ray(args, cluster, scenario, names, out)
+        elif args.seeds:
             from simfl.seeds import compare_seeds, parse_seeds
 
             compare_seeds(scenario, parse_seeds(args.seeds), out, names, resume=args.resume, solver=args.solver)
@@ -122,6 +128,46 @@ def cmd_compare(args: argparse.Namespace) -> int:
     else:
         print(f"\nwrote {out}/summary.csv, rounds.csv, events.csv and the figures")
     return 0
+
+
+def _cluster(args: argparse.Namespace) -> Cluster | None:
+    """The Ray cluster that --workers / --ray-address ask for, or None to run here in turn."""
+    if args.workers is None and args.ray_address is None:
+        return None
+    if args.workers is not None and args.ray_address is not None:
+        raise SimflError("--workers starts a local Ray and --ray-address joins a running one; give one of them")
+    from simfl.parallel import Cluster, require_ray
+
+    require_ray()
+    return Cluster(workers=args.workers, address=args.ray_address)
+
+
+def _compare_on_ray(args: argparse.Namespace, cluster: Cluster, scenario: Scenario, names: list[str] | None,
+                    out: Path) -> None:
+    from simfl.parallel import compare_parallel
+
+    if args.seeds:
+        from simfl.seeds import parse_seeds, seed_dir, seed_scenarios, write_seed_report
+
+        runs = [(s, seed_dir(out, s.seed)) for s in seed_scenarios(scenario, parse_seeds(args.seeds))]
+    else:
+        runs = [(scenario, out)]
+    with cluster:
+        compare_parallel(runs, names, cluster, resume=args.resume, solver=args.solver)
+    if args.seeds:
+        from simfl.registry import create
+
+        policy_names = [create(name).name for name in (names or scenario.policies)]
+        write_seed_report(out, scenario, [s.seed for s, _ in runs], policy_names)
+
+
+def _ray_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                        help="run the independent runs as tasks on a local Ray with N workers (one core each; "
+                             "needs pip install 'simfl[ray]')")
+    parser.add_argument("--ray-address", default=None, metavar="ADDR",
+                        help="run them on the Ray cluster at ADDR (e.g. auto, or ray://head:10001); --out, the "
+                             "data and the generator cache must be on a file system every node sees")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -146,7 +192,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                                                 seed=args.seed)) for v in values_list]
     out = Path(args.out)
     try:
-        sweep(runs, args.policy, out, resume=args.resume, solver=args.solver)
+        cluster = _cluster(args)
+        if cluster is not None:
+            from simfl.parallel import sweep_parallel
+
+            with cluster:
+                sweep_parallel(runs, args.policy, out, cluster, resume=args.resume, solver=args.solver)
+        else:
+            sweep(runs, args.policy, out, resume=args.resume, solver=args.solver)
     except KeyboardInterrupt:
         print(f"simfl: interrupted; finished rounds are in {out} (continue with --resume)", file=sys.stderr)
         return 130
@@ -251,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default=None, metavar="1,2,3",
                    help="repeat the comparison for each seed (or a range 1-5) into --out/seed-<s>; "
                         "summary.csv then holds mean, sd and reach counts over seeds")
+    _ray_options(p)
     _scenario_options(p)
     p.set_defaults(func=cmd_compare)
 
@@ -269,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory (one run directory per value)")
     p.add_argument("--solver", choices=("ce", "exact"), default=None)
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
+    _ray_options(p)
     _scenario_options(p)
     p.set_defaults(func=cmd_sweep)
 

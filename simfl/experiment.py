@@ -112,11 +112,13 @@ def make_plan(setup: Setup, policy: Policy, solver: str | None = None) -> Plan:
 
 def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = False,
                solver: str | None = None, progress: TextIO | None = sys.stderr,
-               plan: Plan | None = None) -> pd.DataFrame:
+               plan: Plan | None = None, train_workers: int = 2) -> pd.DataFrame:
     """Plan, synthesise and train `policy` for the scenario's rounds, appending to
     `out_dir`/rounds.csv and events.csv as rounds finish. With `resume`, rounds already
-    in rounds.csv are kept and training continues from the last saved global model."""
-    from simfl.learning.trainer import TorchTrainer
+    in rounds.csv are kept and training continues from the last saved global model.
+    `train_workers`: processes that train clients side by side (results do not depend on
+    it; a Ray worker, which has one core, uses 1)."""
+    from simfl.learning.trainer import intra_op_threads
 
     out_dir = Path(out_dir)
     # before anything is written: the folder is ours, of this scenario and seed, undamaged
@@ -129,6 +131,19 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     plan = plan if plan is not None else make_plan(setup, policy, solver)
     synthetic, server_set, downlink = _synthesise(setup, policy, plan, progress)
     _write_plan(out_dir, policy.name, world, plan, downlink)
+    # everything below computes with the run's thread count (task.threads), whichever
+    # process runs it: a result's low bits depend on it
+    with intra_op_threads(scenario.task.threads):
+        return _train(setup, policy, out_dir, plan, synthetic, server_set, downlink, resume=resume, solver=solver,
+                      progress=progress, train_workers=train_workers)
+
+
+def _train(setup: Setup, policy: Policy, out_dir: Path, plan: Plan, synthetic: list, server_set: SyntheticData,
+           downlink: np.ndarray, *, resume: bool, solver: str | None, progress: TextIO | None,
+           train_workers: int) -> pd.DataFrame:
+    from simfl.learning.trainer import TorchTrainer
+
+    scenario, world = setup.scenario, uplink_world(setup.world, policy)
     hooks = cast(Policy, guard.GuardedHooks(policy))  # the policy's round hooks, called through the guard
     trainer = TorchTrainer(
         task=scenario.task,
@@ -137,6 +152,8 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
         synthetic=synthetic,
         server_synthetic=server_set,
         seed=scenario.seed,
+        threads=scenario.task.threads,
+        workers=train_workers,
         training_set=hooks.training_set,
         local_rule=hooks.local_rule,
     )
@@ -287,6 +304,14 @@ def _synthesise(setup: Setup, policy: Policy, plan: Plan, progress: TextIO | Non
     server_set = service.server_set(np.asarray(server_counts, dtype=np.int64)) if wants_server else None
     downlink = service.downlink_bytes(plan.d_gen_per_class) if wants_devices else no_downlink
     return synthetic, server_set, downlink
+
+
+def prefill_synthesis(setup: Setup, policy: Policy, plan: Plan, progress: TextIO | None = sys.stderr) -> None:
+    """Generate into the on-disk pools the images a run of `policy` with `plan` will ask
+    for (training the generator first if needed), so that runs started in other processes
+    (Ray tasks) only read the cache: no two of them generate into one pool, and the images
+    are those this process, and so a sequential run, would make."""
+    _synthesise(in_mode(setup, policy), policy, plan, progress)
 
 
 def ensure_generator(kind: str, scenario: Scenario, progress: TextIO | None = sys.stderr) -> TrainedGenerator:

@@ -49,6 +49,10 @@ MANIFEST_FORMAT = 1
 _NOT_FINGERPRINTED = {("name",), ("source",), ("raw",), ("policies",), ("seed",), ("task", "rounds"), ("task", "max_time_s"),
                       ("task", "target_accuracies"), ("task", "data_dir"), ("generator", "cache_dir")}
 
+# Fields added after folders were written, left out of the fingerprint at their default so
+# that those folders (whose results used the default) stay resumable.
+_OMITTED_AT_DEFAULT: dict[tuple[str, ...], Any] = {("task", "threads"): 1}
+
 _held: dict[Path, int] = {}  # folder -> fd of its lock, for the folders this process owns
 
 
@@ -232,6 +236,8 @@ def fingerprint(scenario: Any) -> tuple[str, dict[str, Any]]:
     def walk(value: Any, path: tuple[str, ...]) -> None:
         if path in _NOT_FINGERPRINTED:
             return
+        if path in _OMITTED_AT_DEFAULT and value == _OMITTED_AT_DEFAULT[path]:
+            return
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             for f in dataclasses.fields(value):
                 walk(getattr(value, f.name), (*path, f.name))
@@ -311,6 +317,55 @@ def _manifest(out_dir: Path) -> dict[str, Any]:
 
 def _write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
     write_atomically(Path(out_dir) / MANIFEST_FILE, json.dumps(manifest, indent=1, sort_keys=True).encode())
+
+
+# --------------------------------------------------------------------------- staged runs
+
+
+def adopt_run(stage: Path, dest: Path, policy: str) -> None:
+    """Move `policy`'s finished run from its own folder `stage` (where a Ray worker wrote it)
+    into the comparison folder `dest` (owned by this process), so that `dest` ends up as a
+    sequential run of its policies in this order would have left it: rows appended after
+    the earlier policies' (similarity.csv rewritten without `policy`'s old rows first, as
+    `_record_similarity` does), its plan files and last checkpoint moved, and its progress,
+    early end and checkpoint sums recorded in `dest`'s manifest. Then `stage` is deleted."""
+    import shutil
+
+    stage, dest = Path(stage), Path(dest)
+    for name in CSV_FILES:
+        source = stage / name
+        if not source.exists() or source.stat().st_size == 0:
+            continue
+        data = source.read_bytes()
+        target = dest / name
+        if name == SIMILARITY_FILE and target.exists() and target.stat().st_size:
+            kept = pd.read_csv(target)
+            kept[kept["policy"] != policy].to_csv(target, index=False)
+        if target.exists() and target.stat().st_size:
+            header, _, body = data.partition(b"\n")
+            theirs = target.open("rb").readline().rstrip(b"\n")
+            if header != theirs:
+                raise RunFolderError(f"{source}: its columns differ from those of {target}; the two cannot be "
+                                     "one table. Choose another --out and run again")
+            data = body
+        with open(target, "ab") as f:
+            f.write(data)
+    theirs_manifest, mine = _manifest(stage), _manifest(dest)
+    for kind in ("plans", "checkpoints"):
+        folder = stage / kind
+        if folder.is_dir():
+            (dest / kind).mkdir(exist_ok=True)
+            for path in sorted(folder.iterdir()):
+                path.replace(dest / kind / path.name)
+                if kind == "checkpoints" and path.name in theirs_manifest.get("checkpoints", {}):
+                    mine.setdefault("checkpoints", {})[path.name] = theirs_manifest["checkpoints"][path.name]
+    for key in ("rows", "ended"):
+        if policy in theirs_manifest.get(key, {}):
+            mine.setdefault(key, {})[policy] = theirs_manifest[key][policy]
+    _write_manifest(dest, mine)
+    shutil.rmtree(stage)
+    if not any(stage.parent.iterdir()):
+        stage.parent.rmdir()
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -467,7 +522,7 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-__all__ = ["LOCK_FILE", "MANIFEST_FILE", "RunFolderError", "append_rows", "check_csv", "check_manifest", "claim",
+__all__ = ["LOCK_FILE", "MANIFEST_FILE", "RunFolderError", "adopt_run", "append_rows", "check_csv", "check_manifest", "claim",
            "ended", "fingerprint", "load_checkpoint", "make_dir", "mark_ended", "open_folder", "open_run",
            "read_csv", "record_round", "release", "release_all", "repair_torn_line", "save_checkpoint",
            "sha256_file", "verify_checkpoint", "write_atomically", "write_csv_atomically"]

@@ -121,6 +121,9 @@ class Task:
     target_accuracies: tuple[float, ...] = (0.7,)
     eval_samples: int | None = None  # None: the whole test set
     precision: str = "float32"  # "bfloat16": about 2x faster local training on CPUs with AMX/AVX512-BF16
+    # intra-op threads of every training and evaluation step: a result's low bits depend on
+    # it, so it is a setting of the run, the same in a sequential and a Ray run
+    threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -650,6 +653,7 @@ def _build_task(m: dict, c: _Checker) -> Task:
         target_accuracies=tuple(nums),
         eval_samples=c.number(m, "eval_samples", p, d.eval_samples, minimum=1, integer=True),
         precision=c.choice(m, "precision", p, PRECISIONS, d.precision),
+        threads=c.number(m, "threads", p, d.threads, minimum=1, integer=True),
     )
     data, net = DATASETS.get(task.dataset), MODELS.get(task.model)
     if data is not None and net is not None and data.image_side % net.side_divisor:

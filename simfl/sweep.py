@@ -29,6 +29,12 @@ def run_label(field: str, value: str) -> str:
     return f"{field.rsplit('.', 1)[-1]}={value}"
 
 
+def check_label(label: str) -> None:
+    """A value's label names its run directory: no '/' and not '.' or '..'."""
+    if "/" in label or label in (".", ".."):
+        raise SimflError(f"--vary: the value in {label!r} names a directory of the sweep; it cannot contain '/'")
+
+
 def sweep(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_dir: Path, *, resume: bool = False,
           solver: str | None = None, progress: TextIO | None = sys.stderr) -> pd.DataFrame:
     """Run `policy_name` on each (label, scenario) into out_dir/<label>, then write
@@ -38,8 +44,7 @@ def sweep(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_dir: Path,
     policy = create(policy_name)
     out_dir = Path(out_dir)
     for index, (label, scenario) in enumerate(runs):
-        if "/" in label or label in (".", ".."):
-            raise SimflError(f"--vary: the value in {label!r} names a directory of the sweep; it cannot contain '/'")
+        check_label(label)
         run_dir = out_dir / label
         runfolder.open_folder(run_dir, scenario)  # owned, same scenario and seed, torn lines repaired
         done = read_rounds(run_dir)

@@ -126,13 +126,16 @@ def trainer_similarities(trainer: TorchTrainer, iid_indices: np.ndarray, per_mod
         The virtual device's samples, indices into the training split (e.g. from
         ``class_uniform_indices`` over the public split).
     """
+    from simfl.learning.trainer import intra_op_threads
+
     dataset = trainer.dataset
     x = trainer.to_tensor(np.asarray(dataset.train_images[iid_indices]))
     y = torch.from_numpy(np.asarray(dataset.train_labels[iid_indices], dtype=np.int64))
     # a private copy: the trainer reuses its model object for every client
     model = copy.deepcopy(trainer.global_model())
     devices = [trainer.training_data(i) for i in range(trainer.n_devices)]
-    return similarity_to_iid(model, devices, x, y, per_module=per_module)
+    with intra_op_threads(trainer.threads):  # the run's thread count: its low bits depend on it
+        return similarity_to_iid(model, devices, x, y, per_module=per_module)
 
 
 __all__ = ["by_module", "class_uniform_indices", "gradient_similarity", "loss_gradient", "similarity_to_iid",

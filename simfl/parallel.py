@@ -1,0 +1,282 @@
+"""`--workers N` / `--ray-address ADDR`: the independent runs of a comparison or a sweep,
+one Ray task per (seed, policy) or per swept value.
+
+What stays in this process (the driver): every check a sequential run makes before it
+trains (the folders' locks and manifests, the policies' names and plans), training the
+generators and filling the synthetic-image pools (so the workers only read the cache, and
+the images are the ones a sequential run would generate), the reports. What a task does:
+`run_policy` of one policy on one scenario, into a folder of its own, with one core (the
+trainer's client processes are off: a task is one process; `task.threads` as always).
+
+A comparison folder holds several policies, so a task writes into `<folder>/.parts/<policy>`
+and the driver adopts the finished run into the folder in the policies' order
+(`runfolder.adopt_run`): rounds.csv, events.csv and summary.csv come out byte-identical to
+the sequential command's. A sweep's values have a folder each, and a task writes there
+directly. A run that fails is named with its error while the others finish; `--resume`
+continues the unfinished runs (a staged one from its own checkpoint). A policy that a
+sequential command left half-run in the folder is continued here, in this process, after
+the others, since its rows are already in the shared files.
+
+On a cluster, `--out`, the data and the generator cache must be on a file system every
+node sees (the tasks write there); scenario and policy files are read by the driver.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Sequence, TextIO, cast
+
+from simfl import runfolder
+from simfl.errors import SimflError
+from simfl.records import read_rounds, run_finished
+from simfl.registry import create
+from simfl.scenario import Scenario
+
+STAGE_DIR = ".parts"
+INSTALL_HINT = "pip install 'simfl[ray]'"
+
+
+def require_ray() -> ModuleType:
+    """The `ray` module, or a SimflError saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise SimflError(f"--workers and --ray-address run the comparison on Ray, which is not installed here; "
+                         f"install it with `{INSTALL_HINT}` (or `pip install ray`), or run without them") from None
+    return ray
+
+
+@dataclass
+class Cluster:
+    """Where tasks run: a local Ray with `workers` CPUs, or the cluster at `address`."""
+
+    workers: int | None = None
+    address: str | None = None
+    _ray: Any = field(default=None, repr=False)
+
+    def __enter__(self) -> "Cluster":
+        ray = require_ray()
+        # the threads' wait policy and count travel with every worker (see simfl.threads)
+        env = {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        options: dict[str, Any] = {"runtime_env": {"env_vars": env}, "log_to_driver": True,
+                                   "configure_logging": False}
+        # Ray starts its workers at nice 15, where any other busy process on the machine
+        # starves them (importing torch took 59 s instead of 4 beside one training job):
+        # a comparison's runs are the user's main work, so they run at the driver's priority
+        os.environ.setdefault("RAY_worker_niceness", "0")
+        try:
+            if self.address:
+                ray.init(address=self.address, **options)
+            else:
+                ray.init(num_cpus=self.workers, include_dashboard=False, **options)
+        except ConnectionError as exc:
+            raise SimflError(f"--ray-address {self.address}: no Ray cluster answers there ({exc}); start one with "
+                             "`ray start --head` or check the address") from None
+        self._ray = ray
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._ray.shutdown()
+
+    def run(self, units: Sequence["Unit"], on_done: Any, progress: TextIO | None) -> list[tuple["Unit", str]]:
+        """Run every unit as a task; call `on_done(unit)` as each finishes (in completion
+        order); return the (unit, error) of those that failed, after all have ended."""
+        ray = self._ray
+        remote = ray.remote(num_cpus=1, max_retries=0)(run_unit)
+        pending = {remote.remote(u.scenario, u.policy, str(u.folder), u.resume, u.solver, u.label,
+                                 os.getcwd(), list(sys.path)): u for u in units}
+        failures: list[tuple[Unit, str]] = []
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            unit = pending.pop(ready[0])
+            try:
+                ray.get(ready[0])
+            except Exception as exc:  # a task's error, whatever it was: the others go on
+                cause = getattr(exc, "cause", None) or exc
+                failures.append((unit, _one_line(cause)))
+                if progress:
+                    print(f"[{unit.label}] failed: {_one_line(cause)}", file=progress, flush=True)
+                continue
+            on_done(unit)
+        return failures
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One run: `policy` (a name as given to --policies) on `scenario` into `folder`."""
+
+    scenario: Scenario
+    policy: str
+    folder: Path
+    resume: bool
+    solver: str | None
+    label: str
+
+
+def run_unit(scenario: Scenario, policy: str, folder: str, resume: bool, solver: str | None, label: str,
+             cwd: str, path: list[str]) -> None:
+    """A Ray task: `run_policy` into `folder`, its progress lines prefixed by `label`."""
+    from simfl.experiment import prepare, run_policy
+
+    os.chdir(cwd)  # relative paths in the scenario (data_dir, a policy file) mean what they meant to the driver
+    sys.path[:0] = [p for p in path if p not in sys.path]
+    stream = cast(TextIO, _Prefixed(sys.stderr, label))
+    try:
+        run_policy(prepare(scenario), create(policy), Path(folder), resume=resume, solver=solver,
+                   progress=stream, train_workers=1)
+    except SimflError as exc:
+        raise RuntimeError(str(exc)) from None  # the message is the story; Ray adds the traceback otherwise
+    finally:
+        runfolder.release_all()
+
+
+class _Prefixed(io.TextIOBase):
+    """A text stream that prefixes each line with `(label)`, for the driver's console."""
+
+    def __init__(self, stream: TextIO, label: str) -> None:
+        super().__init__()
+        self.stream, self.label, self.fresh = stream, label, True
+
+    def write(self, text: str) -> int:  # type: ignore[override]
+        out = []
+        for piece in text.splitlines(keepends=True):
+            if self.fresh:
+                out.append(f"({self.label}) ")
+            out.append(piece)
+            self.fresh = piece.endswith("\n")
+        self.stream.write("".join(out))
+        self.stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
+
+
+# --------------------------------------------------------------------------- comparisons
+
+
+def staged_folder(folder: Path, policy_name: str) -> Path:
+    return Path(folder) / STAGE_DIR / policy_name
+
+
+def compare_parallel(runs: Sequence[tuple[Scenario, Path]], policies: Sequence[str] | None, cluster: Cluster, *,
+                     resume: bool = False, solver: str | None = None,
+                     progress: TextIO | None = sys.stderr) -> None:
+    """`compare` of each (scenario, folder) in `runs` (one per seed), every unfinished
+    policy a task; the folders then hold what the sequential command writes, reports
+    included. Raises SimflError naming the failed runs after the others finished."""
+    from simfl.compare import write_report
+    from simfl.experiment import make_plan, prefill_synthesis, prepare, run_policy
+
+    names = list(policies or runs[0][0].policies)
+    if not names:
+        raise SimflError(f"{runs[0][0].source}: policies: no policies to compare; list them in the "
+                         "scenario's `policies` or pass --policies a,b,c")
+    order: dict[Path, list[str]] = {}
+    units: list[Unit] = []
+    local: list[tuple[Scenario, Path, str]] = []
+    for scenario, folder in runs:
+        from simfl.compare import _check_unique
+
+        instances = [create(name) for name in names]
+        _check_unique(instances, names)
+        runfolder.open_folder(folder, scenario)
+        existing = read_rounds(folder)
+        staged = [staged_folder(folder, p.name) for p in instances]
+        if not resume and (not existing.empty or any(s.exists() for s in staged)):
+            raise SimflError(f"{folder}: already holds a comparison; pass --resume to continue it or choose another --out")
+        order[folder] = [p.name for p in instances]
+        over = runfolder.ended(folder)
+        setup = prepare(scenario)
+        for spec, policy, stage in zip(names, instances, staged):
+            mine = existing[existing["policy"] == policy.name] if not existing.empty else existing
+            if policy.name in over or run_finished(mine, scenario.task.rounds, scenario.task.max_time_s):
+                continue
+            plan = make_plan(setup, policy, solver)  # a bad plan is named before anything trains
+            prefill_synthesis(setup, policy, plan, progress)
+            label = f"seed {scenario.seed}/{policy.name}" if len(runs) > 1 else policy.name
+            if not mine.empty:
+                local.append((scenario, folder, spec))
+            else:
+                units.append(Unit(scenario, spec, stage, resume, solver, label))
+    adopted: dict[Path, int] = {folder: 0 for folder in order}
+    finished: set[Path] = set()
+    queued = {u.folder for u in units}
+
+    def adopt_ready(folder: Path) -> None:
+        """Adopt the folder's finished staged runs that have every earlier policy in place
+        (a failed or unfinished one stops the line: rows keep the policies' order)."""
+        names_here = order[folder]
+        while adopted[folder] < len(names_here):
+            stage = staged_folder(folder, names_here[adopted[folder]])
+            if stage in queued:
+                if stage not in finished:
+                    return
+                runfolder.adopt_run(stage, folder, names_here[adopted[folder]])
+            adopted[folder] += 1
+
+    def on_done(unit: Unit) -> None:
+        finished.add(unit.folder)
+        if progress:
+            print(f"[{unit.label}] done", file=progress, flush=True)
+        adopt_ready(unit.folder.parent.parent)
+
+    if progress:
+        print(f"running {len(units)} run(s) on Ray ({cluster.address or f'{cluster.workers} local workers'})",
+              file=progress, flush=True)
+    failures = cluster.run(units, on_done, progress) if units else []
+    for folder in order:
+        adopt_ready(folder)
+    failed = {u.folder.parent.parent for u, _ in failures}
+    for scenario, folder, spec in local:
+        if folder not in failed:
+            run_policy(prepare(scenario), create(spec), folder, resume=True, solver=solver, progress=progress)
+    for scenario, folder in runs:
+        if folder not in failed:
+            write_report(folder, scenario, order[folder], sys.stdout if progress else None)
+    _raise_failures(failures)
+
+
+def sweep_parallel(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_dir: Path, cluster: Cluster, *,
+                   resume: bool = False, solver: str | None = None, progress: TextIO | None = sys.stderr) -> None:
+    """`sweep` with each value a task writing its own run folder; then the sweep's report."""
+    from simfl.experiment import make_plan, prefill_synthesis, prepare
+    from simfl.sweep import check_label, write_sweep_report
+
+    units = []
+    for label, scenario in runs:
+        check_label(label)
+        folder = Path(out_dir) / label
+        runfolder.open_folder(folder, scenario)  # checked here, then left to the task
+        done = read_rounds(folder)
+        if not done.empty and not resume:
+            raise SimflError(f"{folder}: already holds a run; pass --resume to continue the sweep or choose another --out")
+        runfolder.release(folder)
+        if run_finished(done, scenario.task.rounds, scenario.task.max_time_s):
+            continue
+        setup, policy = prepare(scenario), create(policy_name)
+        plan = make_plan(setup, policy, solver)
+        prefill_synthesis(setup, policy, plan, progress)
+        units.append(Unit(scenario, policy_name, folder, resume, solver, label))
+    failures = cluster.run(units, lambda unit: progress and print(f"[{unit.label}] done", file=progress, flush=True),
+                           progress) if units else []
+    if not failures:
+        write_sweep_report(Path(out_dir), runs, create(policy_name).name, sys.stdout if progress else None)
+    _raise_failures(failures)
+
+
+def _raise_failures(failures: Sequence[tuple[Unit, str]]) -> None:
+    if failures:
+        listed = "; ".join(f"{u.label} ({u.folder}): {why}" for u, why in failures)
+        raise SimflError(f"{len(failures)} run(s) failed, the others finished: {listed}. Fix the cause and "
+                         "continue with --resume (finished runs are kept)")
