@@ -231,6 +231,9 @@ def _write_availability(setup: Setup, out_dir: Path, until_s: float) -> None:
 
 
 SIMILARITY_PER_CLASS = 100  # images per class of the virtual IID device of Fig. 5(h)
+# Fig. 5(h)'s boxes need a sample of the devices, not all of a city's 10,000 (one
+# gradient each); worlds up to this size record every device
+SIMILARITY_MAX_DEVICES = 500
 
 
 def _record_similarity(setup: Setup, policy: str, trainer: TorchTrainer, plan: Plan, out_dir: Path) -> None:
@@ -245,13 +248,16 @@ def _record_similarity(setup: Setup, policy: str, trainer: TorchTrainer, plan: P
     if per_class == 0:
         return  # a class without public images: no IID reference
     iid = setup.public_idx[class_uniform_indices(labels, per_class, rng(setup.scenario.seed, "similarity"))]
-    values = trainer_similarities(trainer, iid)
+    n = setup.world.n_devices
+    devices = (np.arange(n) if n <= SIMILARITY_MAX_DEVICES else
+               np.sort(rng(setup.scenario.seed, "similarity-devices").choice(n, SIMILARITY_MAX_DEVICES, replace=False)))
+    values = trainer_similarities(trainer, iid, devices=devices.tolist())
     path = out_dir / SIMILARITY_FILE
     if path.exists():
         kept = pd.read_csv(path)
         kept[kept["policy"] != policy].to_csv(path, index=False)
-    CsvAppender(path).append({"policy": policy, "device": i, "d_loc": int(setup.world.d_loc[i]),
-                              "d_gen": int(plan.d_gen[i]), "similarity": float(v)} for i, v in enumerate(values))
+    CsvAppender(path).append({"policy": policy, "device": int(i), "d_loc": int(setup.world.d_loc[i]),
+                              "d_gen": int(plan.d_gen[i]), "similarity": float(v)} for i, v in zip(devices, values))
 
 
 # A round's checkpoint holds the global model, the engine's snapshot (EngineState as JSON)

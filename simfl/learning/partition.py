@@ -67,7 +67,10 @@ def dirichlet_partition(labels: np.ndarray, n_devices: int, samples_per_device: 
         taken += counts
         parts.append(np.sort(np.concatenate(chosen)).astype(np.int64))
     if moved:
-        detail = ", ".join(f"device {i}: {k}" for i, k in moved)
+        shown = 10  # a city's warning names a few devices, not hundreds
+        detail = ", ".join(f"device {i}: {k}" for i, k in moved[:shown])
+        if len(moved) > shown:
+            detail += f", ... {len(moved)} devices, {sum(k for _, k in moved)} samples in all"
         warnings.warn(f"dirichlet_partition: some class pools ran out (z={z}); samples moved to other "
                       f"classes to keep {samples_per_device} per device ({detail})", stacklevel=2)
     return parts

@@ -114,7 +114,8 @@ def similarity_to_iid(model: nn.Module, device_sets: Sequence[tuple[torch.Tensor
     return out
 
 
-def trainer_similarities(trainer: TorchTrainer, iid_indices: np.ndarray, per_module: bool = False) -> np.ndarray:
+def trainer_similarities(trainer: TorchTrainer, iid_indices: np.ndarray, per_module: bool = False,
+                         devices: Sequence[int] | None = None) -> np.ndarray:
     """Fig. 5(h): eq. (52) for every device of a trainer, against the virtual IID device.
 
     Parameters
@@ -125,6 +126,8 @@ def trainer_similarities(trainer: TorchTrainer, iid_indices: np.ndarray, per_mod
     iid_indices
         The virtual device's samples, indices into the training split (e.g. from
         ``class_uniform_indices`` over the public split).
+    devices
+        Which devices (default: all), in this order.
     """
     from simfl.learning.trainer import intra_op_threads
 
@@ -133,9 +136,10 @@ def trainer_similarities(trainer: TorchTrainer, iid_indices: np.ndarray, per_mod
     y = torch.from_numpy(np.asarray(dataset.train_labels[iid_indices], dtype=np.int64))
     # a private copy: the trainer reuses its model object for every client
     model = copy.deepcopy(trainer.global_model())
-    devices = [trainer.training_data(i) for i in range(trainer.n_devices)]
+    which = range(trainer.n_devices) if devices is None else devices
+    sets = [trainer.training_data(int(i)) for i in which]
     with intra_op_threads(trainer.threads):  # the run's thread count: its low bits depend on it
-        return similarity_to_iid(model, devices, x, y, per_module=per_module)
+        return similarity_to_iid(model, sets, x, y, per_module=per_module)
 
 
 __all__ = ["by_module", "class_uniform_indices", "gradient_similarity", "loss_gradient", "similarity_to_iid",

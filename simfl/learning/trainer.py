@@ -192,19 +192,15 @@ class TorchTrainer:
         self._mean = torch.from_numpy(mean).view(1, -1, 1, 1)
         self._std = torch.from_numpy(std).view(1, -1, 1, 1)
 
+        # A device's data are indices into the one shared training split plus its own
+        # synthetic images (uint8), made into the model's float input only while it
+        # trains: memory grows with the images, not with the devices holding them.
         synthetic = list(synthetic or [])
-        self._x: list[torch.Tensor] = []
-        self._y: list[torch.Tensor] = []
-        for i, idx in enumerate(device_indices):
-            idx = np.asarray(idx, dtype=np.int64)
-            gen = _as_labelled(synthetic[i] if i < len(synthetic) else None, dataset.image_shape,
-                               f"device {i}", dataset.n_classes)
-            images = np.concatenate([dataset.train_images[idx], gen.images])
-            labels = np.concatenate([dataset.train_labels[idx], gen.labels.astype(np.int64)])
-            self._x.append(self._to_tensor(images))
-            self._y.append(torch.from_numpy(labels))
-        self.d_loc = np.array([len(np.asarray(idx)) for idx in device_indices], dtype=np.int64)
-        self.d_mix = np.array([len(y) for y in self._y], dtype=np.int64)
+        self._indices = [np.asarray(idx, dtype=np.int64) for idx in device_indices]
+        self._synthetic = [_as_labelled(synthetic[i] if i < len(synthetic) else None, dataset.image_shape,
+                                        f"device {i}", dataset.n_classes) for i in range(len(device_indices))]
+        self.d_loc = np.array([len(idx) for idx in self._indices], dtype=np.int64)
+        self.d_mix = self.d_loc + np.array([len(gen) for gen in self._synthetic], dtype=np.int64)
         self._server_x: torch.Tensor | None = None
         self._server_y: torch.Tensor | None = None
         if len(server_set):
@@ -238,10 +234,10 @@ class TorchTrainer:
             if not 0 <= job.client < self.n_devices:
                 raise IndexError(f"devices must be indices in [0, {self.n_devices}), got {job.client}")
         active = [replace(job, base=self._global if job.base is None else job.base)
-                  for job in jobs if len(self._y[job.client]) > 0]
+                  for job in jobs if self.d_mix[job.client] > 0]
         rules = [None if self.local_rule_hook is None else self.local_rule_hook(job.client) for job in active]
         with intra_op_threads(self.threads):
-            return [LocalUpdate(client=job.client, base_version=job.base_version, samples=len(self._y[job.client]),
+            return [LocalUpdate(client=job.client, base_version=job.base_version, samples=int(self.d_mix[job.client]),
                                 params=[p.clone() if self.workers <= 1 or len(active) <= 1 else p for p in params],
                                 loss=loss, base=job.base, extras=extras)
                     for job, (params, loss, extras) in zip(active, self._train_clients(active, rules))]
@@ -381,7 +377,17 @@ class TorchTrainer:
         if client == self.n_devices:
             assert self._server_x is not None and self._server_y is not None
             return self._server_x, self._server_y
-        return self._x[client], self._y[client]
+        return self.device_data(client)
+
+    def device_data(self, device: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``device``'s mixed set D_loc u D_gen as normalised float images and labels."""
+        idx, gen = self._indices[device], self._synthetic[device]
+        if not len(gen):
+            images, labels = self.dataset.train_images[idx], self.dataset.train_labels[idx].astype(np.int64)
+        else:
+            images = np.concatenate([self.dataset.train_images[idx], gen.images])
+            labels = np.concatenate([self.dataset.train_labels[idx], gen.labels.astype(np.int64)])
+        return self._to_tensor(images), torch.from_numpy(np.asarray(labels, dtype=np.int64))
 
     def _training_set(self, client: int) -> tuple[torch.Tensor, torch.Tensor]:
         """What ``client`` trains on this round, with the global model loaded: its mixed

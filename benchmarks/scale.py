@@ -1,0 +1,149 @@
+"""How simfl's cost grows with the world: scenarios/city.yaml at 10, 100, 1,000 and 10,000
+devices (70% mid-range, 30% older phones; K = min(N, 100) participants per round).
+
+    python benchmarks/scale.py [--sizes 10 100 1000 10000] [--rounds 5]
+
+Columns, each size measured in a fresh process (so its peak memory is its own):
+- build s: `prepare` (data set, partition, world);
+- plan s: FIMI's plan with the exact solver (TFL's too, for reference);
+- engine s/round: rounds played by the SimPy engine with a trainer that trains nothing
+  (every device's computation, uplink, energy and records, no PyTorch);
+- trainer setup s and train s/round: the PyTorch trainer built over every device, then
+  one round of K participants (local SGD, FedAvg, evaluation on task.eval_samples);
+- peak MiB: the process's peak resident memory (the trainer's worker processes excluded).
+Then the fitted growth exponent of each column (slope of log cost on log N over the sizes).
+Other jobs on the machine slow every number; run it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CITY = ROOT / "scenarios" / "city.yaml"
+COLUMNS = [("build_s", "build s"), ("plan_fimi_s", "plan fimi s"), ("plan_tfl_s", "plan tfl s"),
+           ("engine_s_per_round", "engine s/round"), ("trainer_setup_s", "trainer setup s"),
+           ("train_s_per_round", "train s/round"), ("peak_mib", "peak MiB")]
+
+
+class NoTraining:
+    """A trainer that trains nothing: the engine's own cost, alone."""
+
+    def __init__(self) -> None:
+        self.params: object = 0
+
+    def train(self, jobs):  # type: ignore[no-untyped-def]
+        from simfl.learning.protocol import LocalUpdate
+
+        return [LocalUpdate(client=j.client, base_version=j.base_version, samples=1, params=None) for j in jobs]
+
+    def local_updates(self, round_index, devices, version=0):  # type: ignore[no-untyped-def]
+        from simfl.learning.protocol import TrainJob
+
+        return self.train([TrainJob(client=int(i), key=round_index, base_version=version) for i in devices])
+
+    def fedavg(self, updates, weights=None):  # type: ignore[no-untyped-def]
+        return len(updates)
+
+    def global_params(self):  # type: ignore[no-untyped-def]
+        return self.params
+
+    def set_global(self, params):  # type: ignore[no-untyped-def]
+        self.params = params
+
+    def evaluate(self):  # type: ignore[no-untyped-def]
+        from simfl.learning.protocol import RoundMetrics
+
+        return RoundMetrics(accuracy=0.0, loss=0.0)
+
+
+def city(n: int):  # type: ignore[no-untyped-def]
+    from simfl.scenario import load_scenario
+
+    mid = max(1, round(0.7 * n))
+    return load_scenario(CITY, overrides=[f"devices.0.count={mid}", f"devices.1.count={n - mid}",
+                                          f"task.participants_per_round={min(n, 100)}"])
+
+
+def measure(n: int, rounds: int) -> dict[str, float]:
+    """Every column for one size, in this process."""
+    from simfl.engine import run
+    from simfl.experiment import make_plan, plan_context, prepare
+    from simfl.learning.trainer import TorchTrainer
+    from simfl.registry import create
+
+    scenario = city(n)
+    row: dict[str, float] = {"devices": n}
+    started = time.perf_counter()
+    setup = prepare(scenario)
+    row["build_s"] = time.perf_counter() - started
+    plans = {}
+    for name in ("fimi", "tfl"):
+        started = time.perf_counter()
+        plans[name] = make_plan(setup, create(name), "exact")
+        row[f"plan_{name}_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    run(setup.world, plans["fimi"], NoTraining(), rounds, scenario.seed,  # type: ignore[arg-type]
+        context=plan_context(setup, "exact"))
+    row["engine_s_per_round"] = (time.perf_counter() - started) / rounds
+    started = time.perf_counter()
+    trainer = TorchTrainer(scenario.task, setup.dataset, list(setup.device_indices), seed=scenario.seed,
+                           threads=scenario.task.threads)
+    row["trainer_setup_s"] = time.perf_counter() - started
+    participants = np.sort(np.random.default_rng(0).choice(n, min(n, 100), replace=False))
+    trainer.train_round(0, participants)  # the first round forks the worker processes
+    started = time.perf_counter()
+    trainer.train_round(1, participants)
+    row["train_s_per_round"] = time.perf_counter() - started
+    trainer.close()
+    row["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return row
+
+
+def growth(sizes: np.ndarray, values: np.ndarray) -> float:
+    """Slope of log(value) on log(N): cost ~ N^slope."""
+    return float(np.polyfit(np.log(sizes), np.log(np.maximum(values, 1e-9)), 1)[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
+    parser.add_argument("--rounds", type=int, default=5, help="engine rounds per size")
+    parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # a child's size
+    args = parser.parse_args()
+    if args.one is not None:
+        print(json.dumps(measure(args.one, args.rounds)))
+        return
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs",
+          flush=True)
+    rows = []
+    for n in args.sizes:
+        child = subprocess.run([sys.executable, __file__, "--one", str(n), "--rounds", str(args.rounds)],
+                               capture_output=True, text=True)
+        if child.returncode:
+            sys.exit(f"size {n} failed:\n{child.stderr}")
+        rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
+        print(f"measured {n} devices", file=sys.stderr, flush=True)
+    header = f"{'devices':>8} " + " ".join(f"{title:>15}" for _, title in COLUMNS)
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(f"{int(row['devices']):>8} " + " ".join(f"{row[key]:>15.3f}" for key, _ in COLUMNS))
+    if len(rows) > 1:
+        sizes = np.array([r["devices"] for r in rows], float)
+        print(f"{'growth':>8} " + " ".join(f"{'N^' + format(growth(sizes, np.array([r[k] for r in rows])), '.2f'):>15}"
+                                          for k, _ in COLUMNS))
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
