@@ -80,3 +80,12 @@ def test_without_ray_workers_says_how_to_install_it(tmp_path):
     assert result.returncode == 2
     assert "pip install 'simfl[ray]'" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "x").exists()  # nothing started
+
+
+def test_a_sweep_on_two_ray_workers_writes_what_the_sequential_sweep_writes(tmp_path):
+    common = ["sweep", TINY, "--policy", "tfl", "--vary", "optimisation.t_max_s=10,20", "--set", "task.rounds=2"]
+    assert simfl(*common, "--out", str(tmp_path / "seq")).returncode == 0
+    parallel = simfl(*common, "--out", str(tmp_path / "ray"), "--workers", "2")
+    assert parallel.returncode == 0, parallel.stderr
+    for name in ("summary.csv", "t_max_s=10/rounds.csv", "t_max_s=20/rounds.csv", "t_max_s=20/events.csv"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "seq" / name).read_bytes(), name

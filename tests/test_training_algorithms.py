@@ -117,8 +117,9 @@ def hand_scaffold_round(trainer: TorchTrainer, w, b, c, c_i, steps: int, lr: flo
     """One SCAFFOLD round of full-batch local GD in float64: the devices' models and new variates."""
     models, new_ci = [], []
     for i in range(trainer.n_devices):
-        x = trainer._x[i].reshape(len(trainer._y[i]), -1).double().numpy()
-        y = trainer._y[i].numpy()
+        x_i, y_i = trainer.device_data(i)
+        x = x_i.reshape(len(y_i), -1).double().numpy()
+        y = y_i.numpy()
         wi, bi = w.copy(), b.copy()
         for _ in range(steps):
             gw, gb = softmax_gradient(wi, bi, x, y)

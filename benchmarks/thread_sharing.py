@@ -1,0 +1,86 @@
+"""How a training job slows down when a second one shares the machine, under OpenMP's
+two thread wait policies.
+
+    python benchmarks/thread_sharing.py [--steps 30] [--threads 2]
+
+The job is what simfl runs longest on its own threads: training steps of the quick
+diffusion model's U-Net (batch 64, 32x32, random data; the data do not change the time).
+Each wait policy is measured twice: the job alone, then two copies at once. Under ACTIVE
+(spinning) a thread that waits at a barrier keeps its core busy, so when two jobs share
+the cores each spins while the other's thread it waits for cannot run; under PASSIVE it
+sleeps and gives the core away. simfl sets PASSIVE in every process it starts (simfl/
+__init__.py, the Ray workers) unless OMP_WAIT_POLICY is already set. The slowdown is the
+shared step time over the alone one: 2.0 is a fair share of the cores.
+Run it with nothing else on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+
+def job(steps: int, threads: int) -> float:
+    """Median seconds per training step of the quick diffusion U-Net."""
+    import statistics
+
+    import torch
+
+    from simfl.generative.train import training_config
+    from simfl.generative.unet import UNet
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cfg = training_config("diffusion", "quick", 1)
+    model = UNet(cfg.unet, 10)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.randn(cfg.batch_size, 1, cfg.resolution, cfg.resolution)
+    t = torch.randint(0, cfg.n_timesteps, (cfg.batch_size,))
+    y = torch.randint(0, 10, (cfg.batch_size,))
+    times = []
+    for step in range(steps + 2):
+        started = time.perf_counter()
+        loss = (model(x, t, y) - x).pow(2).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        if step >= 2:  # the first steps allocate
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def run_jobs(copies: int, policy: str, steps: int, threads: int) -> list[float]:
+    env = {**os.environ, "OMP_WAIT_POLICY": policy}
+    children = [subprocess.Popen([sys.executable, __file__, "--job", "--steps", str(steps), "--threads", str(threads)],
+                                 stdout=subprocess.PIPE, text=True, env=env) for _ in range(copies)]
+    return [float(child.communicate()[0].strip().splitlines()[-1]) for child in children]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--job", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.job:
+        print(job(args.steps, args.threads))
+        return
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs; "
+          f"{args.threads} threads per job")
+    header = f"{'wait policy':>12} {'alone ms/step':>14} {'two jobs ms/step':>17} {'slowdown':>9}"
+    print(header)
+    print("-" * len(header))
+    for policy in ("ACTIVE", "PASSIVE"):
+        alone = run_jobs(1, policy, args.steps, args.threads)[0]
+        shared = run_jobs(2, policy, args.steps, args.threads)
+        mean_shared = sum(shared) / len(shared)
+        print(f"{policy:>12} {1000 * alone:>14.0f} {1000 * mean_shared:>17.0f} {mean_shared / alone:>8.2f}x",
+              flush=True)
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
