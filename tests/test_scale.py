@@ -73,3 +73,14 @@ def test_the_engine_plays_ten_thousand_devices_with_a_hundred_participants_per_r
         latency = k.tau * k.omega_cycles * d_mix / plan.f_hz[ids] + k.model_bits / rate
         assert record.duration_s == pytest.approx(float(latency.max()), rel=1e-9)
     assert not np.array_equal(np.sort([d.device for d in events[0]]), np.sort([d.device for d in events[1]]))
+
+
+def test_the_cross_entropy_search_is_refused_for_the_city_with_a_pointer_to_the_exact_solver(city):
+    from simfl.errors import SimflError
+    from simfl.optim.fimi import CE_MAX_DEVICES, solve
+    from simfl.world import rng
+
+    _, setup, _ = city
+    assert setup.world.n_devices > CE_MAX_DEVICES
+    with pytest.raises(SimflError, match="does not converge for 10000 devices.*exact solver"):
+        solve(setup.world, "ce", rng(1, "policy"))
