@@ -31,7 +31,7 @@ def compare(scenario: Scenario, out_dir: Path, policies: Sequence[str] | None = 
         raise SimflError(f"{scenario.source}: policies: no policies to compare; list them in the "
                          "scenario's `policies` or pass --policies a,b,c")
     instances = [create(name) for name in names]  # fail on a bad name before any training
-    _check_unique(instances, names)
+    check_unique(instances, names)
     out_dir = Path(out_dir)
     runfolder.open_folder(out_dir, scenario)  # owned, same scenario and seed, torn lines repaired
     existing = read_rounds(out_dir)
@@ -59,7 +59,7 @@ def compare(scenario: Scenario, out_dir: Path, policies: Sequence[str] | None = 
     return write_report(out_dir, scenario, [p.name for p in instances], sys.stdout if progress else None)
 
 
-def _check_unique(instances: Sequence[object], names: Sequence[str]) -> None:
+def check_unique(instances: Sequence[object], names: Sequence[str]) -> None:
     seen: dict[str, str] = {}
     for policy, reference in zip(instances, names):
         name = policy.name  # type: ignore[attr-defined]

@@ -175,7 +175,7 @@ def compare_parallel(runs: Sequence[tuple[Scenario, Path]], policies: Sequence[s
     """`compare` of each (scenario, folder) in `runs` (one per seed), every unfinished
     policy a task; the folders then hold what the sequential command writes, reports
     included. Raises SimflError naming the failed runs after the others finished."""
-    from simfl.compare import write_report
+    from simfl.compare import check_unique, write_report
     from simfl.experiment import make_plan, prefill_synthesis, prepare, run_policy
 
     names = list(policies or runs[0][0].policies)
@@ -186,10 +186,8 @@ def compare_parallel(runs: Sequence[tuple[Scenario, Path]], policies: Sequence[s
     units: list[Unit] = []
     local: list[tuple[Scenario, Path, str]] = []
     for scenario, folder in runs:
-        from simfl.compare import _check_unique
-
         instances = [create(name) for name in names]
-        _check_unique(instances, names)
+        check_unique(instances, names)
         runfolder.open_folder(folder, scenario)
         existing = read_rounds(folder)
         staged = [staged_folder(folder, p.name) for p in instances]
