@@ -5,12 +5,11 @@ two thread wait policies.
 
 The job is what simfl runs longest on its own threads: training steps of the quick
 diffusion model's U-Net (batch 64, 32x32, random data; the data do not change the time).
-Each wait policy is measured twice: the job alone, then two copies at once. Under ACTIVE
-(spinning) a thread that waits at a barrier keeps its core busy, so when two jobs share
-the cores each spins while the other's thread it waits for cannot run; under PASSIVE it
-sleeps and gives the core away. simfl sets PASSIVE in every process it starts (simfl/
-__init__.py, the Ray workers) unless OMP_WAIT_POLICY is already set. The slowdown is the
-shared step time over the alone one: 2.0 is a fair share of the cores.
+Each setting is measured twice: the job alone, then two copies at once. A thread that
+waits at a barrier either spins (keeps its core busy, so when two jobs share the cores
+each spins while the thread it waits for cannot run) or sleeps (gives the core away, but
+pays a wake-up at every one of the step's many small parallel regions). The slowdown is
+the shared step time over the alone one: 2.0 is a fair share of the cores.
 Run it with nothing else on the machine.
 """
 
@@ -27,7 +26,7 @@ def job(steps: int, threads: int) -> float:
     """Median seconds per training step of the quick diffusion U-Net."""
     import statistics
 
-    import torch
+    import torch  # first: OpenMP reads its settings when torch loads it, before simfl can set its own
 
     from simfl.generative.train import training_config
     from simfl.generative.unet import UNet
@@ -52,8 +51,16 @@ def job(steps: int, threads: int) -> float:
     return statistics.median(times)
 
 
-def run_jobs(copies: int, policy: str, steps: int, threads: int) -> list[float]:
-    env = {**os.environ, "OMP_WAIT_POLICY": policy}
+# (label, OpenMP environment): libgomp's default spins about 300,000 times before it
+# sleeps; ACTIVE spins on; PASSIVE sleeps at once; a short spin count sits between
+# (the job imports torch before simfl, so "default" is libgomp's own, not simfl's PASSIVE)
+SETTINGS = [("default", {}), ("ACTIVE", {"OMP_WAIT_POLICY": "ACTIVE"}), ("PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"}),
+            ("spin 10000", {"GOMP_SPINCOUNT": "10000"})]
+
+
+def run_jobs(copies: int, setting: dict[str, str], steps: int, threads: int) -> list[float]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(setting)
     children = [subprocess.Popen([sys.executable, __file__, "--job", "--steps", str(steps), "--threads", str(threads)],
                                  stdout=subprocess.PIPE, text=True, env=env) for _ in range(copies)]
     return [float(child.communicate()[0].strip().splitlines()[-1]) for child in children]
@@ -73,12 +80,13 @@ def main() -> None:
     header = f"{'wait policy':>12} {'alone ms/step':>14} {'two jobs ms/step':>17} {'slowdown':>9}"
     print(header)
     print("-" * len(header))
-    for policy in ("ACTIVE", "PASSIVE"):
-        alone = run_jobs(1, policy, args.steps, args.threads)[0]
-        shared = run_jobs(2, policy, args.steps, args.threads)
+    for label, setting in SETTINGS:
+        alone = run_jobs(1, setting, args.steps, args.threads)[0]
+        shared = run_jobs(2, setting, args.steps, args.threads)
         mean_shared = sum(shared) / len(shared)
-        print(f"{policy:>12} {1000 * alone:>14.0f} {1000 * mean_shared:>17.0f} {mean_shared / alone:>8.2f}x",
+        print(f"{label:>12} {1000 * alone:>14.0f} {1000 * mean_shared:>17.0f} {mean_shared / alone:>8.2f}x",
               flush=True)
+    print("(slowdown: two jobs against the same setting alone; a fair share of 2 cores is 2.0x)")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
