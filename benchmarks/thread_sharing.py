@@ -26,7 +26,7 @@ def job(steps: int, threads: int) -> float:
     """Median seconds per training step of the quick diffusion U-Net."""
     import statistics
 
-    import torch  # first: OpenMP reads its settings when torch loads it, before simfl can set its own
+    import torch  # first: OpenMP reads its settings when torch loads it
 
     from simfl.generative.train import training_config
     from simfl.generative.unet import UNet
@@ -53,7 +53,7 @@ def job(steps: int, threads: int) -> float:
 
 # (label, OpenMP environment): libgomp's default spins about 300,000 times before it
 # sleeps; ACTIVE spins on; PASSIVE sleeps at once; a short spin count sits between
-# (the job imports torch before simfl, so "default" is libgomp's own, not simfl's PASSIVE)
+# (the job imports torch before anything else, so OpenMP reads exactly this environment)
 SETTINGS = [("default", {}), ("ACTIVE", {"OMP_WAIT_POLICY": "ACTIVE"}), ("PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"}),
             ("spin 10000", {"GOMP_SPINCOUNT": "10000"})]
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,8 +62,9 @@ class Cluster:
 
     def __enter__(self) -> "Cluster":
         ray = require_ray()
-        # the threads' wait policy and count travel with every worker (see simfl.threads)
-        env = {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        # one core per task: a run trains with task.threads (1 by default) in one process, and
+        # nothing else in it may start a thread pool per core of the machine
+        env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         options: dict[str, Any] = {"runtime_env": {"env_vars": env}, "log_to_driver": True,
                                    "configure_logging": False}
         # Ray starts its workers at nice 15, where any other busy process on the machine
@@ -199,6 +201,8 @@ def compare_parallel(runs: Sequence[tuple[Scenario, Path]], policies: Sequence[s
         for spec, policy, stage in zip(names, instances, staged):
             mine = existing[existing["policy"] == policy.name] if not existing.empty else existing
             if policy.name in over or run_finished(mine, scenario.task.rounds, scenario.task.max_time_s):
+                if stage.exists():  # adopted, and the driver stopped before it could delete the copy
+                    shutil.rmtree(stage)
                 continue
             plan = make_plan(setup, policy, solver)  # a bad plan is named before anything trains
             prefill_synthesis(setup, policy, plan, progress)

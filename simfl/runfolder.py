@@ -332,24 +332,16 @@ def adopt_run(stage: Path, dest: Path, policy: str) -> None:
     import shutil
 
     stage, dest = Path(stage), Path(dest)
-    for name in CSV_FILES:
-        source = stage / name
-        if not source.exists() or source.stat().st_size == 0:
-            continue
-        data = source.read_bytes()
+    # rounds.csv last: a run's rows there mean it is in place, so an adoption cut short
+    # (rows of `policy` in events.csv or similarity.csv but not in rounds.csv) is redone
+    # from the start by --resume, its partial rows dropped first
+    for name in (EVENTS_FILE, SIMILARITY_FILE):
         target = dest / name
-        if name == SIMILARITY_FILE and target.exists() and target.stat().st_size:
-            kept = pd.read_csv(target)
-            kept[kept["policy"] != policy].to_csv(target, index=False)
         if target.exists() and target.stat().st_size:
-            header, _, body = data.partition(b"\n")
-            theirs = target.open("rb").readline().rstrip(b"\n")
-            if header != theirs:
-                raise RunFolderError(f"{source}: its columns differ from those of {target}; the two cannot be "
-                                     "one table. Choose another --out and run again")
-            data = body
-        with open(target, "ab") as f:
-            f.write(data)
+            kept = pd.read_csv(target)
+            if name == SIMILARITY_FILE or (kept["policy"] == policy).any():
+                write_csv_atomically(target, kept[kept["policy"] != policy])
+        _append_table(stage / name, target)
     theirs_manifest, mine = _manifest(stage), _manifest(dest)
     for kind in ("plans", "checkpoints"):
         folder = stage / kind
@@ -363,9 +355,28 @@ def adopt_run(stage: Path, dest: Path, policy: str) -> None:
         if policy in theirs_manifest.get(key, {}):
             mine.setdefault(key, {})[policy] = theirs_manifest[key][policy]
     _write_manifest(dest, mine)
+    _append_table(stage / ROUNDS_FILE, dest / ROUNDS_FILE)
     shutil.rmtree(stage)
     if not any(stage.parent.iterdir()):
         stage.parent.rmdir()
+
+
+def _append_table(source: Path, target: Path) -> None:
+    """Append the rows of CSV file `source` to `target` (with the header when `target` is
+    new), byte for byte as the recorder wrote them."""
+    if not source.exists() or source.stat().st_size == 0:
+        return
+    data = source.read_bytes()
+    if target.exists() and target.stat().st_size:
+        header, _, body = data.partition(b"\n")
+        with open(target, "rb") as f:
+            theirs = f.readline().rstrip(b"\n")
+        if header != theirs:
+            raise RunFolderError(f"{source}: its columns differ from those of {target}; the two cannot be "
+                                 "one table. Choose another --out and run again")
+        data = body
+    with open(target, "ab") as f:
+        f.write(data)
 
 
 # --------------------------------------------------------------------------- checkpoints

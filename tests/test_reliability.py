@@ -568,3 +568,33 @@ def test_no_traceback_reaches_a_user_through_the_real_command(tmp_path):
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert result.stderr.count("simfl: error:") == 1
     assert os.environ.get("SIMFL_CACHE")  # the suite's temporary cache (conftest)
+
+
+def test_an_adoption_cut_short_is_redone_to_the_sequential_rows(tmp_path):
+    """A Ray task's run is adopted into its comparison folder (runfolder.adopt_run):
+    events first, rounds.csv last. If the driver dies in between, the folder holds the
+    run's events but no rounds; adopting again drops them first, and the folder then
+    holds what a sequential comparison writes."""
+    import pandas as pd
+
+    from simfl import runfolder
+    from simfl.compare import compare
+    from simfl.experiment import prepare, run_policy
+    from simfl.registry import create
+    from simfl.scenario import load_scenario
+
+    scenario = load_scenario(TINY, overrides=["task.rounds=2"])
+    reference, dest, stage = tmp_path / "sequential", tmp_path / "parallel", tmp_path / "parallel" / ".parts" / "tfl"
+    compare(scenario, reference, ["equal-share", "tfl"], progress=None)
+    compare(scenario, dest, ["equal-share"], progress=None)
+    run_policy(prepare(scenario), create("tfl"), stage, progress=None)
+    runfolder.release(stage)
+    with open(dest / "events.csv", "ab") as f:  # the cut-short adoption: tfl's events, no rounds
+        f.write((stage / "events.csv").read_bytes().partition(b"\n")[2])
+    runfolder.adopt_run(stage, dest, "tfl")
+    assert (dest / "rounds.csv").read_bytes() == (reference / "rounds.csv").read_bytes()
+    pd.testing.assert_frame_equal(pd.read_csv(dest / "events.csv"), pd.read_csv(reference / "events.csv"))
+    pd.testing.assert_frame_equal(pd.read_csv(dest / "similarity.csv"), pd.read_csv(reference / "similarity.csv"))
+    assert not stage.parent.exists()
+    assert (dest / "checkpoints" / "tfl-round1.pt").exists()
+    runfolder.verify_checkpoint(dest / "checkpoints" / "tfl-round1.pt")  # its sum moved into the manifest
