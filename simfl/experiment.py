@@ -250,7 +250,7 @@ def _record_similarity(setup: Setup, policy: str, trainer: TorchTrainer, plan: P
     iid = setup.public_idx[class_uniform_indices(labels, per_class, rng(setup.scenario.seed, "similarity"))]
     n = setup.world.n_devices
     devices = (np.arange(n) if n <= SIMILARITY_MAX_DEVICES else
-               np.sort(rng(setup.scenario.seed, "similarity-devices").choice(n, SIMILARITY_MAX_DEVICES, replace=False)))
+               np.sort(rng(setup.scenario.seed, "similarity_devices").choice(n, SIMILARITY_MAX_DEVICES, replace=False)))
     values = trainer_similarities(trainer, iid, devices=devices.tolist())
     path = out_dir / SIMILARITY_FILE
     if path.exists():

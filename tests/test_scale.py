@@ -84,3 +84,19 @@ def test_the_cross_entropy_search_is_refused_for_the_city_with_a_pointer_to_the_
     assert setup.world.n_devices > CE_MAX_DEVICES
     with pytest.raises(SimflError, match="does not converge for 10000 devices.*exact solver"):
         solve(setup.world, "ce", rng(1, "policy"))
+
+
+def test_similarity_is_recorded_for_a_seeded_sample_of_five_hundred_devices(city, tmp_path):
+    import pandas as pd
+
+    from simfl.experiment import SIMILARITY_MAX_DEVICES, _record_similarity
+    from simfl.learning.trainer import TorchTrainer
+
+    scenario, setup, plan = city
+    trainer = TorchTrainer(scenario.task, setup.dataset, list(setup.device_indices), seed=scenario.seed, workers=1)
+    _record_similarity(setup, "fimi", trainer, plan, tmp_path)
+    rows = pd.read_csv(tmp_path / "similarity.csv")
+    assert len(rows) == SIMILARITY_MAX_DEVICES == rows["device"].nunique()
+    assert rows["device"].is_monotonic_increasing and rows["device"].max() > 9000  # spread over the city
+    assert (rows["d_loc"] == 5).all() and (rows["d_gen"] == plan.d_gen[rows["device"]]).all()
+    assert rows["similarity"].between(-1, 1).all()
