@@ -134,16 +134,17 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     # everything below computes with the run's thread count (task.threads), whichever
     # process runs it: a result's low bits depend on it
     with intra_op_threads(scenario.task.threads):
-        return _train(setup, policy, out_dir, plan, synthetic, server_set, downlink, resume=resume, solver=solver,
-                      progress=progress, train_workers=train_workers)
+        return _train(setup, world, policy, out_dir, plan, synthetic, server_set, downlink, resume=resume,
+                      solver=solver, progress=progress, train_workers=train_workers)
 
 
-def _train(setup: Setup, policy: Policy, out_dir: Path, plan: Plan, synthetic: list, server_set: SyntheticData,
-           downlink: np.ndarray, *, resume: bool, solver: str | None, progress: TextIO | None,
-           train_workers: int) -> pd.DataFrame:
+def _train(setup: Setup, world: World, policy: Policy, out_dir: Path, plan: Plan, synthetic: list,
+           server_set: SyntheticData, downlink: np.ndarray, *, resume: bool, solver: str | None,
+           progress: TextIO | None, train_workers: int) -> pd.DataFrame:
+    """The rounds of `run_policy`, on `world` (the policy's uplink world)."""
     from simfl.learning.trainer import TorchTrainer
 
-    scenario, world = setup.scenario, uplink_world(setup.world, policy)
+    scenario = setup.scenario
     hooks = cast(Policy, guard.GuardedHooks(policy))  # the policy's round hooks, called through the guard
     trainer = TorchTrainer(
         task=scenario.task,

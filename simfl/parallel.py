@@ -253,17 +253,12 @@ def sweep_parallel(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_d
                    resume: bool = False, solver: str | None = None, progress: TextIO | None = sys.stderr) -> None:
     """`sweep` with each value a task writing its own run folder; then the sweep's report."""
     from simfl.experiment import make_plan, prefill_synthesis, prepare
-    from simfl.sweep import check_label, write_sweep_report
+    from simfl.sweep import open_value_folder, write_sweep_report
 
     units = []
     for label, scenario in runs:
-        check_label(label)
-        folder = Path(out_dir) / label
-        runfolder.open_folder(folder, scenario)  # checked here, then left to the task
-        done = read_rounds(folder)
-        if not done.empty and not resume:
-            raise SimflError(f"{folder}: already holds a run; pass --resume to continue the sweep or choose another --out")
-        runfolder.release(folder)
+        folder, done = open_value_folder(out_dir, label, scenario, resume)
+        runfolder.release(folder)  # checked here, then left to the task
         if run_finished(done, scenario.task.rounds, scenario.task.max_time_s):
             continue
         setup, policy = prepare(scenario), create(policy_name)

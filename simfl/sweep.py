@@ -35,6 +35,18 @@ def check_label(label: str) -> None:
         raise SimflError(f"--vary: the value in {label!r} names a directory of the sweep; it cannot contain '/'")
 
 
+def open_value_folder(out_dir: Path, label: str, scenario: Scenario, resume: bool) -> tuple[Path, pd.DataFrame]:
+    """The run folder of one swept value, opened (owned, same scenario and seed, torn lines
+    repaired), and its finished rounds; SimflError when it holds rounds and not `resume`."""
+    check_label(label)
+    run_dir = Path(out_dir) / label
+    runfolder.open_folder(run_dir, scenario)
+    done = read_rounds(run_dir)
+    if not done.empty and not resume:
+        raise SimflError(f"{run_dir}: already holds a run; pass --resume to continue the sweep or choose another --out")
+    return run_dir, done
+
+
 def sweep(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_dir: Path, *, resume: bool = False,
           solver: str | None = None, progress: TextIO | None = sys.stderr) -> pd.DataFrame:
     """Run `policy_name` on each (label, scenario) into out_dir/<label>, then write
@@ -44,12 +56,7 @@ def sweep(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_dir: Path,
     policy = create(policy_name)
     out_dir = Path(out_dir)
     for index, (label, scenario) in enumerate(runs):
-        check_label(label)
-        run_dir = out_dir / label
-        runfolder.open_folder(run_dir, scenario)  # owned, same scenario and seed, torn lines repaired
-        done = read_rounds(run_dir)
-        if not done.empty and not resume:
-            raise SimflError(f"{run_dir}: already holds a run; pass --resume to continue the sweep or choose another --out")
+        run_dir, done = open_value_folder(out_dir, label, scenario, resume)
         if run_finished(done, scenario.task.rounds, scenario.task.max_time_s):
             if progress:
                 print(f"[{label}] {len(done)} rounds already done", file=progress)
