@@ -336,7 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder or path) ends it with one message on stderr and exit status 2; a traceback
     means a bug in simfl."""
     from simfl import runfolder
+    from simfl.sharing import wait_politely
 
+    wait_politely()  # before anything loads torch (simfl.sharing says why)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

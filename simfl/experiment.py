@@ -30,6 +30,7 @@ from simfl.training_side import uplink_world
 from simfl.world import World, build_world
 
 if TYPE_CHECKING:  # torch-heavy modules, imported where they are used
+    from simfl.generative.pool import LazySynthesis
     from simfl.generative.train import TrainedGenerator
     from simfl.learning.data import ImageDataset
     from simfl.learning.trainer import SyntheticData, TorchTrainer
@@ -138,10 +139,11 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
                       solver=solver, progress=progress, train_workers=train_workers)
 
 
-def _train(setup: Setup, world: World, policy: Policy, out_dir: Path, plan: Plan, synthetic: list,
+def _train(setup: Setup, world: World, policy: Policy, out_dir: Path, plan: Plan, synthetic: list | LazySynthesis,
            server_set: SyntheticData, downlink: np.ndarray, *, resume: bool, solver: str | None,
            progress: TextIO | None, train_workers: int) -> pd.DataFrame:
     """The rounds of `run_policy`, on `world` (the policy's uplink world)."""
+    from simfl.generative.pool import LazySynthesis
     from simfl.learning.trainer import TorchTrainer
 
     scenario = setup.scenario
@@ -205,6 +207,11 @@ def _train(setup: Setup, world: World, policy: Policy, out_dir: Path, plan: Plan
                     synthetic_bits=8.0 * downlink)
     finally:
         trainer.close()  # its worker processes
+    if isinstance(synthetic, LazySynthesis) and progress:
+        stats = synthetic.service.stats
+        print(f"[{policy.name}] synthetic images made on demand: {synthetic.devices_served} of "
+              f"{int(np.count_nonzero(synthetic.counts()))} devices' sets ({stats.served_images} images; "
+              f"{stats.generated_images} newly generated in {stats.generation_s:.0f} s)", file=progress)
     if final.next_round < rounds and final.time_s >= world.constants.max_time_s:
         if progress:
             print(f"[{policy.name}] the simulated-time budget task.max_time_s = {world.constants.max_time_s:g} s is "
@@ -286,9 +293,16 @@ def _finished_rounds(out_dir: Path, policy: str) -> pd.DataFrame | None:
     return None if mine.empty else mine.sort_values("round")
 
 
-def _synthesise(setup: Setup, policy: Policy, plan: Plan, progress: TextIO | None) -> tuple[list, SyntheticData, np.ndarray]:
+def _synthesise(setup: Setup, policy: Policy, plan: Plan, progress: TextIO | None, *, eager: bool = False
+                ) -> tuple[list | LazySynthesis, SyntheticData, np.ndarray]:
     """Images for each device's request and the server's own set (step S2), and the
-    downlink bytes each device receives (the server's own set never leaves it)."""
+    downlink bytes each device receives (the server's own set never leaves it).
+
+    When not every device trains in the first round (participants_per_round below the
+    devices, or asynchronous aggregation), the devices' images are a lazy source, made when
+    a device first trains; `eager` makes them all now (a Ray driver, before its fan-out,
+    so that every image is made in the driver). The images are the same either way, and
+    the downlink is accounted as in the paper: every device receives its request."""
     shape = setup.dataset.image_shape
     empty = (np.zeros((0, *shape), np.uint8), np.zeros(0, np.int64))
     wants_devices = int(plan.d_gen.sum()) > 0
@@ -303,11 +317,15 @@ def _synthesise(setup: Setup, policy: Policy, plan: Plan, progress: TextIO | Non
         raise SimflError(f"policy {policy.name!r} asks for synthetic data but names no generator")
     generator = ensure_generator(plan.generator, setup.scenario, progress)
     service = SynthesisService(generator)
+    lazy = wants_devices and not eager and not everyone_trains_first(setup)
     if progress:
         print(f"[{policy.name}] synthesising {int(plan.d_gen.sum())} device samples"
+              + (" (each device's when it first trains)" if lazy else "")
               + (f" and {int(np.sum(server_counts))} server samples" if wants_server else "")
               + f" with the {plan.generator} model", file=progress)
-    synthetic = service.synthesize(plan.d_gen_per_class) if wants_devices else [empty] * setup.world.n_devices
+    synthetic: list | LazySynthesis = [empty] * setup.world.n_devices
+    if wants_devices:
+        synthetic = service.lazy(plan.d_gen_per_class) if lazy else service.synthesize(plan.d_gen_per_class)
     server_set = service.server_set(np.asarray(server_counts, dtype=np.int64)) if wants_server else None
     downlink = service.downlink_bytes(plan.d_gen_per_class) if wants_devices else no_downlink
     return synthetic, server_set, downlink
@@ -318,7 +336,15 @@ def prefill_synthesis(setup: Setup, policy: Policy, plan: Plan, progress: TextIO
     for (training the generator first if needed), so that runs started in other processes
     (Ray tasks) only read the cache: no two of them generate into one pool, and the images
     are those this process, and so a sequential run, would make."""
-    _synthesise(in_mode(setup, policy), policy, plan, progress)
+    _synthesise(in_mode(setup, policy), policy, plan, progress, eager=True)
+
+
+def everyone_trains_first(setup: Setup) -> bool:
+    """Whether every device trains in the first round, so that all their synthetic images
+    are needed at once: synchronous rounds without a participants_per_round below the
+    devices."""
+    k = setup.scenario.task.participants_per_round
+    return setup.scenario.aggregation.mode == "sync" and (k is None or k >= setup.world.n_devices)
 
 
 def ensure_generator(kind: str, scenario: Scenario, progress: TextIO | None = sys.stderr) -> TrainedGenerator:

@@ -37,6 +37,7 @@ from simfl.errors import SimflError
 from simfl.records import read_rounds, run_finished
 from simfl.registry import create
 from simfl.scenario import Scenario
+from simfl.sharing import wait_settings
 
 STAGE_DIR = ".parts"
 INSTALL_HINT = "pip install 'simfl[ray]'"
@@ -64,7 +65,7 @@ class Cluster:
         ray = require_ray()
         # one core per task: a run trains with task.threads (1 by default) in one process, and
         # nothing else in it may start a thread pool per core of the machine
-        env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **wait_settings()}
         options: dict[str, Any] = {"runtime_env": {"env_vars": env}, "log_to_driver": True,
                                    "configure_logging": False}
         # Ray starts its workers at nice 15, where any other busy process on the machine

@@ -99,3 +99,86 @@ def test_bad_requests_are_clear_errors(generators, tmp_path):
         service.server_set(np.array([-2, 0, 0]))
     with pytest.raises(SimflError, match="unknown class 3"):
         service.take(3, 1)
+
+
+REQUESTS = np.array([[20, 0, 5], [30, 1, 0], [0, 0, 40], [10, 2, 3]])
+
+
+def test_a_lazy_request_gives_the_eager_images_and_generates_only_the_chunks_it_touches(generators, tmp_path):
+    eager = SynthesisService(generators["gan"], tmp_path / "eager", progress=None).synthesize(REQUESTS)
+    service = SynthesisService(generators["gan"], tmp_path / "lazy", progress=None)
+    lazy = service.lazy(REQUESTS)
+    assert len(lazy) == 4 and lazy.counts().tolist() == [25, 31, 40, 15]
+    assert service.stats.generated_images == 0  # nothing is made before a device asks
+    images, labels = lazy[3]
+    # device 3 follows the devices before it: class 0 positions 50..59 (chunk 1 of 32),
+    # class 1 positions 1..2 (chunk 0), class 2 positions 45..47 (chunk 1): three chunks
+    assert service.stats.generated_images == 3 * CHUNK
+    assert np.array_equal(images, eager[3][0]) and np.array_equal(labels, eager[3][1])
+    for i in range(4):
+        assert all(np.array_equal(a, b) for a, b in zip(lazy[i], eager[i]))
+    # all four: class 0 positions 0..59 and class 2 0..47 (two chunks each), class 1 0..2 (one)
+    assert service.stats.generated_images == 5 * CHUNK
+    assert service.stats.served_images == 15 + 25 + 31 + 40 + 15
+
+
+def test_lazy_chunks_and_the_pool_serve_each_other(generators, tmp_path):
+    lazy_dir, eager_dir = tmp_path / "lazy", tmp_path / "eager"
+    made = SynthesisService(generators["gan"], lazy_dir, progress=None).lazy(REQUESTS)
+    wanted = [made[i] for i in range(4)]
+    # a later eager request takes the single-chunk files instead of generating again
+    again = SynthesisService(generators["gan"], lazy_dir, progress=None)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(again.synthesize(REQUESTS), wanted))
+    assert again.stats.generated_images == 0
+    # and a lazy request on an eagerly filled pool reads the pool
+    SynthesisService(generators["gan"], eager_dir, progress=None).synthesize(REQUESTS)
+    reader = SynthesisService(generators["gan"], eager_dir, progress=None)
+    assert all(np.array_equal(reader.lazy(REQUESTS)[i][0], wanted[i][0]) for i in range(4))
+    assert reader.stats.generated_images == 0
+
+
+def test_a_damaged_chunk_file_is_named_and_made_again(generators, tmp_path):
+    first = SynthesisService(generators["gan"], tmp_path, progress=None)
+    before = first.lazy(REQUESTS)[2]
+    (chunk,) = sorted((first.dir / "class_002.chunks").glob("000001-*.npy"))
+    data = bytearray(chunk.read_bytes())
+    data[-1] ^= 0xFF  # one flipped pixel
+    chunk.write_bytes(bytes(data))
+    lines: list[str] = []
+    second = SynthesisService(generators["gan"], tmp_path, progress=lines.append)
+    after = second.lazy(REQUESTS)[2]
+    assert np.array_equal(before[0], after[0])
+    assert second.stats.generated_images == CHUNK
+    assert any(str(chunk) in line and "SHA-256" in line for line in lines)
+
+
+def test_a_run_of_few_participants_trains_on_the_images_an_eagerly_filled_pool_gives(tmp_path):
+    """A run whose rounds train one device of three makes its devices' images lazily (in
+    single-chunk files); the same run after the pool was filled eagerly, as a Ray driver
+    does before its fan-out, reads them from the pool: the rows are the same bytes."""
+    import shutil
+    from pathlib import Path
+
+    from simfl.experiment import make_plan, prefill_synthesis, prepare, run_policy
+    from simfl.registry import create
+    from simfl.scenario import load_scenario
+
+    tiny = Path(__file__).parent / "data" / "tiny.yaml"
+    common = ["generator.kind=gan", "generator.config=tiny", "task.rounds=2", "optimisation.zeta=0.5",
+              "task.participants_per_round=1"]
+    runs = {}
+    for name in ("lazy", "filled"):
+        cache = tmp_path / name / "cache"
+        if name == "filled":  # the generator the lazy run trained, not one trained again
+            shutil.copytree(tmp_path / "lazy" / "cache" / "generators", cache / "generators")
+        setup = prepare(load_scenario(tiny, [*common, f"generator.cache_dir={cache}"]))
+        policy = create("fimi")
+        plan = make_plan(setup, policy)
+        assert plan.d_gen.sum() > 0
+        if name == "filled":
+            prefill_synthesis(setup, policy, plan, progress=None)
+        run_policy(setup, policy, tmp_path / name / "out", progress=None, train_workers=1)
+        runs[name] = (tmp_path / name / "out" / "rounds.csv").read_bytes()
+        chunk_dirs = list((cache / "pools").rglob("*.chunks"))
+        assert bool(chunk_dirs) == (name == "lazy")  # the two runs did take the two paths
+    assert runs["lazy"] == runs["filled"]

@@ -248,3 +248,39 @@ def test_with_no_confident_sample_a_device_trains_on_its_local_data_alone(fmnist
     semi.train_round(0, np.array([0]))
     a, b = alone.global_state(), semi.global_state()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class _AskedFor:
+    """A lazy synthetic source over fixed sets that records which devices were asked."""
+
+    def __init__(self, sets: list[LabelledImages]) -> None:
+        self.sets, self.asked = sets, []
+
+    def __len__(self) -> int:
+        return len(self.sets)
+
+    def counts(self) -> np.ndarray:
+        return np.array([len(s) for s in self.sets])
+
+    def __getitem__(self, i: int) -> LabelledImages:
+        self.asked.append(i)
+        return self.sets[i]
+
+
+def test_a_lazy_synthetic_source_trains_like_the_sets_and_is_asked_only_for_trainers(fmnist: ImageDataset) -> None:
+    sets = [_synthetic(fmnist, 16 + 8 * i) for i in range(4)]
+    for workers in (1, 2):
+        eager = TorchTrainer(TASK, fmnist, _parts(4, 32), synthetic=sets, seed=3, workers=workers)
+        source = _AskedFor(sets)
+        lazy = TorchTrainer(TASK, fmnist, _parts(4, 32), synthetic=source, seed=3, workers=workers)
+        assert lazy.d_mix.tolist() == eager.d_mix.tolist() == [48, 56, 64, 72]
+        assert source.asked == []  # the sample counts come from counts(), nothing is made
+        for r, members in enumerate(([1, 3], [3], [0, 3])):
+            eager.train_round(r, np.array(members))
+            lazy.train_round(r, np.array(members))
+        # each trainer made once, in this process (also with forked workers)
+        assert sorted(source.asked) == [0, 1, 3]
+        for name, value in eager.global_state().items():
+            assert torch.equal(value, lazy.global_state()[name])
+        eager.close()
+        lazy.close()

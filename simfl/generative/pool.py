@@ -9,6 +9,12 @@ requests. A request is served from the front of the pool: within one `synthesize
 the devices take consecutive slices (device 0 the first n_0c images of class c, device 1
 the next n_1c, ...), so two policies that ask for the same counts get the same images,
 and only the shortfall is ever generated.
+
+A run that trains only some devices (participants_per_round < devices) asks for its
+images lazily (`SynthesisService.lazy`): device i's images of class c are the same
+positions of the same sequence as above, but only the chunks they fall in are generated,
+the first time device i trains, and kept as single-chunk files beside the pool
+(`class_<c>.chunks/<j>-<sha256 prefix>.npy`), so a device that never trains costs nothing.
 """
 
 from __future__ import annotations
@@ -60,11 +66,19 @@ class SynthesisService:
 
     def __init__(self, generator: TrainedGenerator, pool_dir: str | Path | None = None,
                  progress: Callable[[str], None] | None = _stderr) -> None:
+        import torch
+
         self.generator = generator
         self.progress = progress
         root = Path(pool_dir).expanduser() if pool_dir is not None else default_pool_dir(generator)
         self.dir = root / generator.key / generator.sampler_tag
         self.stats = SynthesisStats()
+        # Every chunk is sampled at the thread count the service was made at, even when a
+        # lazy request is served from inside a block that trains at another: an image's
+        # low bits depend on it, and a chunk must not depend on who asked for it first.
+        self.threads = torch.get_num_threads()
+        self._prefixes: dict[int, np.ndarray] = {}
+        self._chunks: dict[tuple[int, int], np.ndarray] = {}
 
     @property
     def n_classes(self) -> int:
@@ -118,6 +132,30 @@ class SynthesisService:
             out.append(self._stack(images, labels))
         self.stats.served_images += int(req.sum())
         return out
+
+    def lazy(self, requests: np.ndarray) -> "LazySynthesis":
+        """`synthesize(requests)` served device by device, each device's images generated
+        the first time it is asked for: the same images, without making those of
+        devices that never ask."""
+        return LazySynthesis(self, self._check_counts(requests, "synthesis request", 2))
+
+    def images(self, c: int, start: int, stop: int) -> np.ndarray:
+        """Images start..stop-1 of class c's sequence, from the pool or its single-chunk
+        files, generating (and keeping) only the chunks neither holds."""
+        if not 0 <= c < self.n_classes:
+            raise SimflError(f"unknown class {c}; the generator {self.generator.key} has classes 0..{self.n_classes - 1}")
+        if stop <= start:
+            return np.zeros((0, *self.generator.image_shape), dtype=np.uint8)
+        if c not in self._prefixes:
+            self._prefixes[c] = self._load(c)
+        prefix = self._prefixes[c]
+        if stop <= len(prefix):
+            return prefix[start:stop]
+        first, last = start // CHUNK, -(-stop // CHUNK)
+        parts = [prefix[j * CHUNK:(j + 1) * CHUNK] if (j + 1) * CHUNK <= len(prefix) else self._kept_chunk(c, j)
+                 for j in range(first, last)]
+        run = np.concatenate(parts)
+        return run[start - first * CHUNK:stop - first * CHUNK]
 
     def server_set(self, counts_per_class: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A server-side synthetic set (e.g. for SST): the first counts[c] images of each class."""
@@ -193,24 +231,80 @@ class SynthesisService:
         pool = self._load(c)
         if len(pool) < n:
             start = time.perf_counter()
-            chunks = [pool]
+            chunks, generated = [pool], 0
             first, last = len(pool) // CHUNK, -(-n // CHUNK)
             for j in range(first, last):
-                chunks.append(self._chunk(c, j))
+                kept = self._chunk_file(c, j)  # made earlier by a lazy request
+                if kept is None:
+                    kept = self._chunk(c, j)
+                    generated += len(kept)
+                chunks.append(kept)
             new = np.concatenate(chunks)
             if self.progress:
                 self.progress(f"{self.generator.key} [{self.generator.sampler_tag}] class {c}: generated "
-                              f"{len(new) - len(pool)} images in {time.perf_counter() - start:.0f} s "
-                              f"(pool now {len(new)})")
+                              f"{generated} images in {time.perf_counter() - start:.0f} s (pool now {len(new)})")
             self.stats.generation_s += time.perf_counter() - start
-            self.stats.generated_images += len(new) - len(pool)
+            self.stats.generated_images += generated
             self._save(c, new)
             pool = new
         return pool[:n]
 
     def _chunk(self, c: int, j: int) -> np.ndarray:
+        from simfl.learning.trainer import intra_op_threads
+
         seed = np.random.SeedSequence([int(self.generator.meta["seed"]), c, j]).generate_state(1)[0]
-        return self.generator.sample(np.full(CHUNK, c, dtype=np.int64), seed=int(seed))
+        with intra_op_threads(self.threads):
+            return self.generator.sample(np.full(CHUNK, c, dtype=np.int64), seed=int(seed))
+
+    # ------------------------------------------------------------------ single chunks
+
+    def _chunk_dir(self, c: int) -> Path:
+        return self.dir / f"class_{c:03d}.chunks"
+
+    def _chunk_file(self, c: int, j: int) -> np.ndarray | None:
+        """Chunk j of class c from its single-chunk file, or None when there is none. A file
+        whose content does not hash to the prefix in its name is named and removed."""
+        for path in sorted(self._chunk_dir(c).glob(f"{j:06d}-*.npy")):
+            problem = None
+            if not sha256_file(path).startswith(path.stem.split("-", 1)[1]):
+                problem = "its SHA-256 is not the one in its name"
+            else:
+                try:
+                    chunk = np.load(path, allow_pickle=False)
+                except (ValueError, OSError) as exc:
+                    problem = f"it cannot be read ({exc})"
+                else:
+                    if chunk.dtype != np.uint8 or chunk.shape != (CHUNK, *self.generator.image_shape):
+                        problem = f"it holds {chunk.dtype} images of shape {chunk.shape}"
+            if problem is None:
+                return chunk
+            if self.progress:
+                self.progress(f"{path}: damaged ({problem}); not used, regenerating it")
+            path.unlink(missing_ok=True)
+        return None
+
+    def _kept_chunk(self, c: int, j: int) -> np.ndarray:
+        """Chunk j of class c: from memory, its file, or generated and written to its file."""
+        key = (c, j)
+        if key not in self._chunks:
+            chunk = self._chunk_file(c, j)
+            if chunk is None:
+                start = time.perf_counter()
+                chunk = self._chunk(c, j)
+                self.stats.generation_s += time.perf_counter() - start
+                self.stats.generated_images += len(chunk)
+                self._save_chunk(c, j, chunk)
+            self._chunks[key] = chunk
+        return self._chunks[key]
+
+    def _save_chunk(self, c: int, j: int, chunk: np.ndarray) -> None:
+        folder = self._chunk_dir(c)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{j:06d}.{os.getpid()}.tmp.npy"
+        np.save(tmp, chunk)
+        # the name carries the checksum, so a file and its record can never disagree; two
+        # processes making the same chunk make the same bytes, and either one's rename wins
+        os.replace(tmp, folder / f"{j:06d}-{sha256_file(tmp)[:16]}.npy")
 
     def _save(self, c: int, pool: np.ndarray) -> None:
         path = self._path(c)
@@ -227,6 +321,38 @@ class SynthesisService:
         os.replace(tmp, path)
 
 
+class LazySynthesis:
+    """Each device's images of a synthesis request, made when first asked for.
+
+    `lazy[i]` is what `SynthesisService.synthesize(requests)[i]` would be, bit for bit:
+    device i's images of class c are positions offset_ic .. offset_ic + requests[i, c] of
+    class c's sequence, offset_ic being what the devices before it take. Only the chunks
+    those positions fall in are generated.
+    """
+
+    def __init__(self, service: SynthesisService, requests: np.ndarray) -> None:
+        self.service = service
+        self.requests = requests
+        self._offsets = np.cumsum(requests, axis=0) - requests
+        self.devices_served = 0
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def counts(self) -> np.ndarray:
+        """Images each device is to get (I,), known without generating any."""
+        return self.requests.sum(axis=1)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        row, offsets = self.requests[i], self._offsets[i]
+        classes = np.flatnonzero(row)
+        images = [self.service.images(int(c), int(offsets[c]), int(offsets[c] + row[c])) for c in classes]
+        labels = [np.full(int(row[c]), c, dtype=np.int64) for c in classes]
+        self.service.stats.served_images += int(row.sum())
+        self.devices_served += 1
+        return self.service._stack(images, labels)
+
+
 def default_pool_dir(generator: TrainedGenerator) -> Path:
     """`<cache>/pools` of the cache the generator's checkpoint is in, so pools follow
     generator.cache_dir (and --cache-dir) and nothing is written to another cache."""
@@ -235,4 +361,4 @@ def default_pool_dir(generator: TrainedGenerator) -> Path:
     return default_cache_dir() / "pools"
 
 
-__all__ = ["CHUNK", "SynthesisService", "SynthesisStats", "default_pool_dir"]
+__all__ = ["CHUNK", "LazySynthesis", "SynthesisService", "SynthesisStats", "default_pool_dir"]

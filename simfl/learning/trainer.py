@@ -41,7 +41,7 @@ import signal
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -72,6 +72,19 @@ class LabelledImages:
 
 
 SyntheticData = LabelledImages | tuple[np.ndarray, np.ndarray] | None
+
+
+@runtime_checkable
+class LazySynthetic(Protocol):
+    """Per-device synthetic data made on first use (e.g. `SynthesisService.lazy`):
+    `counts()` gives each device's number of images without making any, `source[i]`
+    makes device i's."""
+
+    def __len__(self) -> int: ...
+
+    def counts(self) -> np.ndarray: ...
+
+    def __getitem__(self, i: int) -> SyntheticData: ...
 
 
 _NORMALISATION_CACHE: dict[int, tuple[weakref.ref, tuple[np.ndarray, np.ndarray]]] = {}
@@ -133,6 +146,9 @@ class TorchTrainer:
     synthetic
         Per device, its synthetic data D_gen (``LabelledImages`` or (images, labels)),
         or None / empty for none. Shorter than ``device_indices`` means none for the rest.
+        A ``LazySynthetic`` source instead is asked for a device's data the first time
+        the device trains (in this process, which hands them to its workers), so devices
+        that never train never have theirs made.
     server_synthetic
         A synthetic set held by the server, on which ``server_update`` trains the global
         model (SST, CLSD).
@@ -164,7 +180,8 @@ class TorchTrainer:
     """
 
     def __init__(self, task: Task, dataset: ImageDataset, device_indices: Sequence[np.ndarray],
-                 synthetic: Sequence[SyntheticData] | None = None, server_synthetic: SyntheticData = None,
+                 synthetic: Sequence[SyntheticData] | LazySynthetic | None = None,
+                 server_synthetic: SyntheticData = None,
                  seed: int = 0, threads: int = 1, workers: int = 2, precision: str | None = None,
                  training_set: Callable[[TrainingData], tuple[torch.Tensor, torch.Tensor]] | None = None,
                  local_rule: Callable[[int], LocalRule | None] | None = None) -> None:
@@ -195,12 +212,22 @@ class TorchTrainer:
         # A device's data are indices into the one shared training split plus its own
         # synthetic images (uint8), made into the model's float input only while it
         # trains: memory grows with the images, not with the devices holding them.
-        synthetic = list(synthetic or [])
         self._indices = [np.asarray(idx, dtype=np.int64) for idx in device_indices]
-        self._synthetic = [_as_labelled(synthetic[i] if i < len(synthetic) else None, dataset.image_shape,
-                                        f"device {i}", dataset.n_classes) for i in range(len(device_indices))]
         self.d_loc = np.array([len(idx) for idx in self._indices], dtype=np.int64)
-        self.d_mix = self.d_loc + np.array([len(gen) for gen in self._synthetic], dtype=np.int64)
+        self._lazy: LazySynthetic | None = None
+        self._synthetic: list[LabelledImages | None]
+        if isinstance(synthetic, LazySynthetic):
+            counts = np.asarray(synthetic.counts(), dtype=np.int64)
+            if counts.shape != (self.n_devices,):
+                raise ValueError(f"the lazy synthetic source has {counts.shape} counts for {self.n_devices} devices")
+            self._lazy, self._synthetic = synthetic, [None] * self.n_devices
+            self.d_mix = self.d_loc + counts
+        else:
+            given = list(synthetic or [])
+            made = [_as_labelled(given[i] if i < len(given) else None, dataset.image_shape, f"device {i}",
+                                 dataset.n_classes) for i in range(self.n_devices)]
+            self._synthetic = list(made)
+            self.d_mix = self.d_loc + np.array([len(gen) for gen in made], dtype=np.int64)
         self._server_x: torch.Tensor | None = None
         self._server_y: torch.Tensor | None = None
         if len(server_set):
@@ -381,13 +408,26 @@ class TorchTrainer:
 
     def device_data(self, device: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``device``'s mixed set D_loc u D_gen as normalised float images and labels."""
-        idx, gen = self._indices[device], self._synthetic[device]
+        idx, gen = self._indices[device], self.synthetic_data(device)
         if not len(gen):
             images, labels = self.dataset.train_images[idx], self.dataset.train_labels[idx].astype(np.int64)
         else:
             images = np.concatenate([self.dataset.train_images[idx], gen.images])
             labels = np.concatenate([self.dataset.train_labels[idx], gen.labels.astype(np.int64)])
         return self._to_tensor(images), torch.from_numpy(np.asarray(labels, dtype=np.int64))
+
+    def synthetic_data(self, device: int) -> LabelledImages:
+        """``device``'s synthetic set D_gen as uint8 images and labels (made now, once, when
+        the trainer was given a lazy source)."""
+        gen = self._synthetic[device]
+        if gen is None:
+            assert self._lazy is not None
+            gen = _as_labelled(self._lazy[device], self.dataset.image_shape, f"device {device}", self.dataset.n_classes)
+            if len(gen) != self.d_mix[device] - self.d_loc[device]:
+                raise ValueError(f"device {device}: the lazy synthetic source made {len(gen)} images, "
+                                 f"its counts said {self.d_mix[device] - self.d_loc[device]}")
+            self._synthetic[device] = gen
+        return gen
 
     def _training_set(self, client: int) -> tuple[torch.Tensor, torch.Tensor]:
         """What ``client`` trains on this round, with the global model loaded: its mixed
@@ -418,7 +458,10 @@ class TorchTrainer:
                 yield [p.detach() for p in self._params], loss, extras
             return
         arrays: dict[int, list[np.ndarray]] = {}  # one conversion per distinct base model
-        work = [(job.key, job.client, job.repeat, arrays.setdefault(id(job.base), [g.numpy() for g in job.base]), rule)
+        # data made lazily after the workers were forked travel with the job (made here, so
+        # every image comes from this process, whatever worker trains it)
+        work = [(job.key, job.client, job.repeat, arrays.setdefault(id(job.base), [g.numpy() for g in job.base]), rule,
+                 None if self._lazy is None or job.client == self.n_devices else self.synthetic_data(job.client))
                 for job, rule in zip(jobs, rules)]
         for trained, loss, extras in self._ensure_pool().imap(_worker_train, work, chunksize=1):
             yield [torch.from_numpy(a) for a in trained], loss, extras_to_tensors(extras)
@@ -529,13 +572,15 @@ def _shares(updates: Sequence[LocalUpdate], weights: Sequence[float] | None, wha
     return [w / total for w in weights]
 
 
-def _worker_train(job: tuple[int, int, int, list[np.ndarray], LocalRule | None]
+def _worker_train(job: tuple[int, int, int, list[np.ndarray], LocalRule | None, LabelledImages | None]
                   ) -> tuple[list[np.ndarray], float, dict[str, Any]]:
     """Local training of one client in a worker: the same steps, seeds, thread count and
     local rule as in the parent, so the result is bit for bit the one the parent would get."""
-    key, client, repeat, base_arrays, rule = job
+    key, client, repeat, base_arrays, rule, synthetic = job
     trainer = _WORKER
     assert trainer is not None
+    if synthetic is not None:
+        trainer._synthetic[client] = synthetic
     trainer._load([torch.from_numpy(a) for a in base_arrays])
     x, y = trainer._training_set(client)
     loss, extras = trainer._train_loaded(x, y, key, client, repeat, rule)
