@@ -317,7 +317,7 @@ def _synthesise(setup: Setup, policy: Policy, plan: Plan, progress: TextIO | Non
         raise SimflError(f"policy {policy.name!r} asks for synthetic data but names no generator")
     generator = ensure_generator(plan.generator, setup.scenario, progress)
     service = SynthesisService(generator)
-    lazy = wants_devices and not eager and not everyone_trains_first(setup)
+    lazy = wants_devices and not eager and not _everyone_trains_first(setup)
     if progress:
         print(f"[{policy.name}] synthesising {int(plan.d_gen.sum())} device samples"
               + (" (each device's when it first trains)" if lazy else "")
@@ -339,7 +339,7 @@ def prefill_synthesis(setup: Setup, policy: Policy, plan: Plan, progress: TextIO
     _synthesise(in_mode(setup, policy), policy, plan, progress, eager=True)
 
 
-def everyone_trains_first(setup: Setup) -> bool:
+def _everyone_trains_first(setup: Setup) -> bool:
     """Whether every device trains in the first round, so that all their synthetic images
     are needed at once: synchronous rounds without a participants_per_round below the
     devices."""

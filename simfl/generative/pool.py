@@ -142,8 +142,7 @@ class SynthesisService:
     def images(self, c: int, start: int, stop: int) -> np.ndarray:
         """Images start..stop-1 of class c's sequence, from the pool or its single-chunk
         files, generating (and keeping) only the chunks neither holds."""
-        if not 0 <= c < self.n_classes:
-            raise SimflError(f"unknown class {c}; the generator {self.generator.key} has classes 0..{self.n_classes - 1}")
+        self._check_class(c)
         if stop <= start:
             return np.zeros((0, *self.generator.image_shape), dtype=np.uint8)
         if c not in self._prefixes:
@@ -171,6 +170,10 @@ class SynthesisService:
         return np.concatenate(images), np.concatenate(labels)
 
     # ------------------------------------------------------------------ the pool
+
+    def _check_class(self, c: int) -> None:
+        if not 0 <= c < self.n_classes:
+            raise SimflError(f"unknown class {c}; the generator {self.generator.key} has classes 0..{self.n_classes - 1}")
 
     def _path(self, c: int) -> Path:
         return self.dir / f"class_{c:03d}.npy"
@@ -225,8 +228,7 @@ class SynthesisService:
 
     def take(self, c: int, n: int) -> np.ndarray:
         """The first n images of class c's pool, generating the shortfall (whole chunks)."""
-        if not 0 <= c < self.n_classes:
-            raise SimflError(f"unknown class {c}; the generator {self.generator.key} has classes 0..{self.n_classes - 1}")
+        self._check_class(c)
         path = self._path(c)
         pool = self._load(c)
         if len(pool) < n:
