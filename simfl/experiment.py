@@ -167,6 +167,10 @@ def _train(setup: Setup, world: World, policy: Policy, out_dir: Path, plan: Plan
     last_round = None if done is None else int(done.iloc[-1]["round"])
     if resume and done is not None and _checkpoint(checkpoints, policy.name, last_round).exists():
         saved = runfolder.load_checkpoint(_checkpoint(checkpoints, policy.name, last_round))
+        if isinstance(synthetic, LazySynthesis):
+            # the devices' pool positions as the interrupted run handed them out (a folder
+            # from before positions were handed out on first use: device order)
+            synthetic.assign(saved.get(SYNTHESIS_KEY, range(len(synthetic))))
         if ENGINE_KEY in saved:
             trainer.load_global_state(saved[MODEL_KEY])
             hooks.load_tensor_state(saved.get(POLICY_KEY, {}))
@@ -193,9 +197,11 @@ def _train(setup: Setup, world: World, policy: Policy, out_dir: Path, plan: Plan
     def on_round(record: RoundRecord, devices: list[DeviceRecord], snapshot: EngineState) -> None:
         # The checkpoint (model and snapshot) first, then the row: a round in rounds.csv
         # always has it on disk, and the previous one is dropped only once the new row is written.
-        _save_atomically({MODEL_KEY: trainer.global_state(), ENGINE_KEY: snapshot.to_json(),
-                          BASES_KEY: dict(snapshot.models), POLICY_KEY: hooks.tensor_state()},
-                         _checkpoint(checkpoints, policy.name, record.round))
+        saved = {MODEL_KEY: trainer.global_state(), ENGINE_KEY: snapshot.to_json(),
+                 BASES_KEY: dict(snapshot.models), POLICY_KEY: hooks.tensor_state()}
+        if isinstance(synthetic, LazySynthesis):
+            saved[SYNTHESIS_KEY] = list(synthetic.order)
+        _save_atomically(saved, _checkpoint(checkpoints, policy.name, record.round))
         recorder(record, devices)
         _checkpoint(checkpoints, policy.name, record.round - 1).unlink(missing_ok=True)
         if show is not None:
@@ -275,6 +281,10 @@ MODEL_KEY, ENGINE_KEY, BASES_KEY = "simfl_global_model", "simfl_engine_state", "
 # ... and the policy's tensors (Policy.tensor_state: server momentum, Adam moments,
 # control variates), saved with torch.save like the model so they resume bit for bit.
 POLICY_KEY = "simfl_policy_tensors"
+# ... and, when devices' synthetic images are made on first use, the order their pool
+# positions were handed out in (`LazySynthesis.order`), so a resumed run gives every
+# device the images the uninterrupted run gives it.
+SYNTHESIS_KEY = "simfl_synthesis_order"
 
 
 def _checkpoint(folder: Path, policy: str, round_index: int | None) -> Path:
@@ -300,9 +310,10 @@ def _synthesise(setup: Setup, policy: Policy, plan: Plan, progress: TextIO | Non
 
     When not every device trains in the first round (participants_per_round below the
     devices, or asynchronous aggregation), the devices' images are a lazy source, made when
-    a device first trains; `eager` makes them all now (a Ray driver, before its fan-out,
-    so that every image is made in the driver). The images are the same either way, and
-    the downlink is accounted as in the paper: every device receives its request."""
+    a device is first used, in that order (`LazySynthesis`); `eager` fills the pools now
+    with every image the request could use (a Ray driver, before its fan-out, so that its
+    tasks only read them). The downlink is accounted as in the paper either way: every
+    device receives its request."""
     shape = setup.dataset.image_shape
     empty = (np.zeros((0, *shape), np.uint8), np.zeros(0, np.int64))
     wants_devices = int(plan.d_gen.sum()) > 0

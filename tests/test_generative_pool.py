@@ -104,22 +104,49 @@ def test_bad_requests_are_clear_errors(generators, tmp_path):
 REQUESTS = np.array([[20, 0, 5], [30, 1, 0], [0, 0, 40], [10, 2, 3]])
 
 
-def test_a_lazy_request_gives_the_eager_images_and_generates_only_the_chunks_it_touches(generators, tmp_path):
-    eager = SynthesisService(generators["gan"], tmp_path / "eager", progress=None).synthesize(REQUESTS)
+def test_a_lazy_request_hands_out_positions_in_first_use_order(generators, tmp_path):
     service = SynthesisService(generators["gan"], tmp_path / "lazy", progress=None)
     lazy = service.lazy(REQUESTS)
     assert len(lazy) == 4 and lazy.counts().tolist() == [25, 31, 40, 15]
     assert service.stats.generated_images == 0  # nothing is made before a device asks
-    images, labels = lazy[3]
-    # device 3 follows the devices before it: class 0 positions 50..59 (chunk 1 of 32),
-    # class 1 positions 1..2 (chunk 0), class 2 positions 45..47 (chunk 1): three chunks
+    # device 3 asks first: class 0 positions 0..9, class 1 0..1, class 2 0..2 (chunk 0 of each)
+    first = lazy[3]
     assert service.stats.generated_images == 3 * CHUNK
-    assert np.array_equal(images, eager[3][0]) and np.array_equal(labels, eager[3][1])
-    for i in range(4):
-        assert all(np.array_equal(a, b) for a, b in zip(lazy[i], eager[i]))
-    # all four: class 0 positions 0..59 and class 2 0..47 (two chunks each), class 1 0..2 (one)
+    # device 0 next: class 0 positions 10..29, class 2 3..7, still within chunk 0
+    lazy[0]
+    assert service.stats.generated_images == 3 * CHUNK
+    # then 1 and 2: class 0 up to 59 and class 2 up to 47 reach into chunk 1
+    lazy[1], lazy[2]
     assert service.stats.generated_images == 5 * CHUNK
-    assert service.stats.served_images == 15 + 25 + 31 + 40 + 15
+    assert lazy.order == [3, 0, 1, 2]
+    assert service.stats.served_images == 15 + 25 + 31 + 40
+    # the images are those an eager request in that device order gives, slice for slice
+    in_order = SynthesisService(generators["gan"], tmp_path / "eager", progress=None).synthesize(REQUESTS[[3, 0, 1, 2]])
+    assert all(np.array_equal(a, b) for a, b in zip(first, in_order[0]))
+    for slot, i in enumerate([3, 0, 1, 2]):
+        assert all(np.array_equal(a, b) for a, b in zip(lazy[i], in_order[slot]))
+
+
+def test_a_few_devices_of_many_generate_only_their_own_images(generators, tmp_path):
+    service = SynthesisService(generators["gan"], tmp_path, progress=None)
+    lazy = service.lazy(np.tile([5, 0, 0], (200, 1)))
+    for i in range(0, 200, 20):  # ten devices spread over the request
+        assert len(lazy[i][0]) == 5
+    # 10 x 5 = 50 images: positions 0..49 of class 0, two chunks, not one chunk per device
+    assert service.stats.generated_images == 2 * CHUNK
+
+
+def test_an_order_handed_out_before_is_restored_by_assign(generators, tmp_path):
+    service = SynthesisService(generators["gan"], tmp_path, progress=None)
+    lazy = service.lazy(REQUESTS)
+    made = {i: lazy[i] for i in (2, 0, 3)}
+    again = SynthesisService(generators["gan"], tmp_path, progress=None).lazy(REQUESTS)
+    again.assign(lazy.order)
+    again.assign([0])  # a device already placed keeps its positions
+    assert again.order == [2, 0, 3]
+    assert all(np.array_equal(again[i][0], made[i][0]) for i in made)
+    with pytest.raises(SimflError, match="no device 4"):
+        again.assign([4])
 
 
 def test_lazy_chunks_and_the_pool_serve_each_other(generators, tmp_path):
@@ -133,7 +160,8 @@ def test_lazy_chunks_and_the_pool_serve_each_other(generators, tmp_path):
     # and a lazy request on an eagerly filled pool reads the pool
     SynthesisService(generators["gan"], eager_dir, progress=None).synthesize(REQUESTS)
     reader = SynthesisService(generators["gan"], eager_dir, progress=None)
-    assert all(np.array_equal(reader.lazy(REQUESTS)[i][0], wanted[i][0]) for i in range(4))
+    read = reader.lazy(REQUESTS)
+    assert all(np.array_equal(read[i][0], wanted[i][0]) for i in range(4))
     assert reader.stats.generated_images == 0
 
 
@@ -182,3 +210,35 @@ def test_a_run_of_few_participants_trains_on_the_images_an_eagerly_filled_pool_g
         chunk_dirs = list((cache / "pools").rglob("*.chunks"))
         assert bool(chunk_dirs) == (name == "lazy")  # the two runs did take the two paths
     assert runs["lazy"] == runs["filled"]
+
+
+def test_a_run_of_few_participants_resumes_with_the_images_it_handed_out(tmp_path, monkeypatch):
+    """Positions go to devices in the order the run first uses them; a run interrupted
+    after two rounds and resumed gives each device the images the uninterrupted run gives
+    it (the order is in the checkpoint), so the rows are the same bytes."""
+    from pathlib import Path
+
+    import simfl.experiment as experiment
+    from simfl.experiment import prepare, run_policy
+    from simfl.registry import create
+    from simfl.runfolder import load_checkpoint
+    from simfl.scenario import load_scenario
+
+    # a similarity sample of one device: the others are first used when they first train
+    monkeypatch.setattr(experiment, "SIMILARITY_MAX_DEVICES", 1)
+    tiny = Path(__file__).parent / "data" / "tiny.yaml"
+    common = ["generator.kind=gan", "generator.config=tiny", "optimisation.zeta=0.5",
+              "task.participants_per_round=1", f"generator.cache_dir={tmp_path / 'cache'}"]
+
+    def run(out: str, *extra: str, resume: bool = False) -> None:
+        setup = prepare(load_scenario(tiny, [*common, "task.rounds=5", *extra]))
+        run_policy(setup, create("fimi"), tmp_path / out, resume=resume, progress=None, train_workers=1)
+
+    run("whole")
+    run("part", "task.max_time_s=20")  # rounds of 10 s: interrupted after two
+    assert len((tmp_path / "part" / "rounds.csv").read_text().splitlines()) == 1 + 2
+    run("part", resume=True)
+    order = load_checkpoint(tmp_path / "whole" / "checkpoints" / "fimi-round4.pt")[experiment.SYNTHESIS_KEY]
+    assert sorted(order) == [0, 1, 2] and order != [0, 1, 2]  # not device order: the case under test
+    for name in ("rounds.csv", "events.csv"):
+        assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "part" / name).read_bytes(), name

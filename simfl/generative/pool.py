@@ -11,10 +11,12 @@ the next n_1c, ...), so two policies that ask for the same counts get the same i
 and only the shortfall is ever generated.
 
 A run that trains only some devices (participants_per_round < devices) asks for its
-images lazily (`SynthesisService.lazy`): device i's images of class c are the same
-positions of the same sequence as above, but only the chunks they fall in are generated,
-the first time device i trains, and kept as single-chunk files beside the pool
-(`class_<c>.chunks/<j>-<sha256 prefix>.npy`), so a device that never trains costs nothing.
+images lazily (`SynthesisService.lazy`): positions of each class's sequence are handed out
+in the order the run first uses the devices, so the positions in use are a prefix of the
+sequence however few devices train, and only the chunks of that prefix are generated, kept
+as single-chunk files beside the pool (`class_<c>.chunks/<j>-<sha256 prefix>.npy`). A
+device that never trains costs nothing; devices first used in device order (every device
+records its Fig. 5(h) similarity first in worlds of up to 500) get the images above.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -326,16 +328,24 @@ class SynthesisService:
 class LazySynthesis:
     """Each device's images of a synthesis request, made when first asked for.
 
-    `lazy[i]` is what `SynthesisService.synthesize(requests)[i]` would be, bit for bit:
-    device i's images of class c are positions offset_ic .. offset_ic + requests[i, c] of
-    class c's sequence, offset_ic being what the devices before it take. Only the chunks
-    those positions fall in are generated.
+    Positions of each class's sequence are handed out in the order devices are first
+    asked for (or `assign`ed): the first takes positions 0 .. requests[i, c] - 1 of each
+    class c it wants, the next the positions after those, and so on. The positions in use
+    are therefore a prefix of every class's sequence, and only the chunks of that prefix
+    are generated, however few of the devices ask. Asked in device order, device i gets
+    what `SynthesisService.synthesize(requests)[i]` gives, bit for bit.
+
+    `order` is the hand-out order so far; `assign(order)` on a fresh source restores it
+    (a resumed run), so a device's images never depend on where a run was interrupted.
     """
 
     def __init__(self, service: SynthesisService, requests: np.ndarray) -> None:
         self.service = service
         self.requests = requests
-        self._offsets = np.cumsum(requests, axis=0) - requests
+        self._offsets = np.zeros_like(requests)
+        self._assigned = np.zeros(len(requests), dtype=bool)
+        self._next = np.zeros(requests.shape[1], dtype=np.int64)  # first free position per class
+        self.order: list[int] = []
         self.devices_served = 0
 
     def __len__(self) -> int:
@@ -345,7 +355,22 @@ class LazySynthesis:
         """Images each device is to get (I,), known without generating any."""
         return self.requests.sum(axis=1)
 
+    def assign(self, devices: Iterable[int]) -> None:
+        """Hand out positions, in this order, to those of `devices` that have none yet
+        (nothing is generated)."""
+        for i in devices:
+            i = int(i)
+            if not 0 <= i < len(self.requests):
+                raise SimflError(f"synthesis request: no device {i}; the request has devices 0..{len(self.requests) - 1}")
+            if self._assigned[i]:
+                continue
+            self._offsets[i] = self._next
+            self._next += self.requests[i]
+            self._assigned[i] = True
+            self.order.append(i)
+
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        self.assign([i])
         row, offsets = self.requests[i], self._offsets[i]
         classes = np.flatnonzero(row)
         images = [self.service.images(int(c), int(offsets[c]), int(offsets[c] + row[c])) for c in classes]
