@@ -130,6 +130,8 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     scenario, world = setup.scenario, uplink_world(setup.world, policy)
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = plan if plan is not None else make_plan(setup, policy, solver)
+    if resume:
+        _check_plan_unchanged(out_dir, policy.name, plan)
     synthetic, server_set, downlink = _synthesise(setup, policy, plan, progress)
     _write_plan(out_dir, policy.name, world, plan, downlink)
     # everything below computes with the run's thread count (task.threads), whichever
@@ -372,6 +374,32 @@ def ensure_generator(kind: str, scenario: Scenario, progress: TextIO | None = sy
                   f"{scenario_checkpoint(kind, scenario)})", file=progress, flush=True)
         train_generator(kind, scenario, progress=(lambda line: print(line, file=progress, flush=True)) if progress else None)
         return load_generator(kind, scenario)
+
+
+def _check_plan_unchanged(out_dir: Path, policy: str, plan: Plan) -> None:
+    """A resumed run goes on with the plan its rounds were played with, or not at all. A
+    setting the folder's fingerprint leaves free can change a plan: FIMI's learning-curve
+    target (12a) is for task.rounds rounds, so its plan for 5 rounds is not its plan for
+    2, and a run extended from 2 to 5 rounds would mix the two."""
+    path = out_dir / "plans" / f"{policy}.csv"
+    if not path.exists() or _finished_rounds(out_dir, policy) is None:
+        return
+    # read as text and parsed by Python's float, which rounds exactly: the plan was written
+    # with the shortest repr, so an unchanged plan compares equal bit for bit
+    saved = pd.read_csv(path, dtype=str, keep_default_na=False)
+    same = len(saved) == len(plan.f_hz) and all(
+        np.array_equal(np.array([float(v) for v in saved[name]]), getattr(plan, name), equal_nan=True)
+        for name in ("f_hz", "b_hz", "p_w"))
+    if same:
+        same = np.array_equal(np.array([json.loads(row) for row in saved["d_gen_per_class"]]).reshape(
+            plan.d_gen_per_class.shape), plan.d_gen_per_class)
+    if same:
+        return
+    raise SimflError(f"{out_dir}: policy {policy!r} plans differently now than when its rounds were played "
+                     f"({path} holds that plan): a setting the folder's fingerprint leaves free changed since "
+                     "(task.rounds: FIMI's learning-curve target (12a) is for task.rounds rounds; task.max_time_s; "
+                     "--solver), or the policy's code did. Resuming would play the rest of the run on another plan; "
+                     "resume with the settings the run started with, or choose another --out for a new run")
 
 
 def _write_plan(out_dir: Path, policy: str, world: World, plan: Plan, downlink_bytes: np.ndarray) -> None:

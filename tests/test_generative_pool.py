@@ -187,8 +187,9 @@ def test_a_run_of_few_participants_trains_on_the_images_an_eagerly_filled_pool_g
     import shutil
     from pathlib import Path
 
-    from simfl.experiment import make_plan, prefill_synthesis, prepare, run_policy
+    from simfl.experiment import SYNTHESIS_KEY, make_plan, prefill_synthesis, prepare, run_policy
     from simfl.registry import create
+    from simfl.runfolder import load_checkpoint
     from simfl.scenario import load_scenario
 
     tiny = Path(__file__).parent / "data" / "tiny.yaml"
@@ -209,10 +210,14 @@ def test_a_run_of_few_participants_trains_on_the_images_an_eagerly_filled_pool_g
         runs[name] = (tmp_path / name / "out" / "rounds.csv").read_bytes()
         chunk_dirs = list((cache / "pools").rglob("*.chunks"))
         assert bool(chunk_dirs) == (name == "lazy")  # the two runs did take the two paths
+        # every device records its similarity first, in device order: the images of an
+        # eager request, as before positions were handed out on first use
+        last = sorted((tmp_path / name / "out" / "checkpoints").glob("fimi-round*.pt"))[-1]
+        assert load_checkpoint(last)[SYNTHESIS_KEY] == [0, 1, 2]
     assert runs["lazy"] == runs["filled"]
 
 
-def test_a_run_of_few_participants_resumes_with_the_images_it_handed_out(tmp_path, monkeypatch):
+def test_a_run_of_few_participants_resumes_with_the_images_and_the_plan_it_started_with(tmp_path, monkeypatch):
     """Positions go to devices in the order the run first uses them; a run interrupted
     after two rounds and resumed gives each device the images the uninterrupted run gives
     it (the order is in the checkpoint), so the rows are the same bytes."""
@@ -242,3 +247,9 @@ def test_a_run_of_few_participants_resumes_with_the_images_it_handed_out(tmp_pat
     assert sorted(order) == [0, 1, 2] and order != [0, 1, 2]  # not device order: the case under test
     for name in ("rounds.csv", "events.csv"):
         assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "part" / name).read_bytes(), name
+    # FIMI plans for task.rounds rounds (its learning-curve target (12a)): a resume to more
+    # rounds would play them on another plan, and is refused with the folder untouched
+    before = {name: (tmp_path / "part" / name).read_bytes() for name in ("rounds.csv", "plans/fimi.csv")}
+    with pytest.raises(SimflError, match=r"'fimi' plans differently now .*task\.rounds"):
+        run("part", "task.rounds=8", resume=True)
+    assert all((tmp_path / "part" / name).read_bytes() == data for name, data in before.items())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -88,16 +89,25 @@ class Trace:
         return None if intervals is None else cls(str(path), intervals)
 
     def period(self, seed: int, device: int, k: int, start_s: float, was_online: bool) -> tuple[bool, float]:
-        # Periods alternate offline gaps and online intervals, starting at time 0.
-        edges: list[tuple[bool, float]] = []
-        t = 0.0
-        for a, b in self.intervals[device] if device < len(self.intervals) else ():
-            if a > t:
-                edges.append((False, a))
-            edges.append((True, b))
-            t = b
-        edges.append((False, INF))
+        edges = self._edges[device] if device < len(self._edges) else ((False, INF),)
         return edges[k] if k < len(edges) else (False, INF)
+
+    @cached_property
+    def _edges(self) -> tuple[tuple[tuple[bool, float], ...], ...]:
+        """Per device, its periods as (online, end): offline gaps and online intervals
+        alternating from time 0, made once (a device's k-th period is asked for in turn)."""
+        out = []
+        for intervals in self.intervals:
+            edges: list[tuple[bool, float]] = []
+            t = 0.0
+            for a, b in intervals:
+                if a > t:
+                    edges.append((False, a))
+                edges.append((True, b))
+                t = b
+            edges.append((False, INF))
+            out.append(tuple(edges))
+        return tuple(out)
 
 
 def read_trace(path: Path, n_devices: int, where: str, fail: Fail) -> tuple[tuple[tuple[float, float], ...], ...] | None:
