@@ -397,8 +397,8 @@ def _check_plan_unchanged(out_dir: Path, policy: str, plan: Plan) -> None:
         return
     raise SimflError(f"{out_dir}: policy {policy!r} plans differently now than when its rounds were played "
                      f"({path} holds that plan): a setting the folder's fingerprint leaves free changed since "
-                     "(task.rounds: FIMI's learning-curve target (12a) is for task.rounds rounds; task.max_time_s; "
-                     "--solver), or the policy's code did. Resuming would play the rest of the run on another plan; "
+                     "(task.rounds: FIMI's learning-curve target (12a) is for task.rounds rounds; or --solver), or "
+                     "the policy's code did. Resuming would play the rest of the run on another plan; "
                      "resume with the settings the run started with, or choose another --out for a new run")
 
 
