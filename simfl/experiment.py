@@ -333,7 +333,7 @@ def _synthesise(setup: Setup, policy: Policy, plan: Plan, progress: TextIO | Non
     lazy = wants_devices and not eager and not _everyone_trains_first(setup)
     if progress:
         print(f"[{policy.name}] synthesising {int(plan.d_gen.sum())} device samples"
-              + (" (each device's when it first trains)" if lazy else "")
+              + (" (each device's when the run first uses it)" if lazy else "")
               + (f" and {int(np.sum(server_counts))} server samples" if wants_server else "")
               + f" with the {plan.generator} model", file=progress)
     synthetic: list | LazySynthesis = [empty] * setup.world.n_devices

@@ -146,7 +146,8 @@ class TorchTrainer:
         or None / empty for none. Shorter than ``device_indices`` means none for the rest.
         A ``LazySynthetic`` source instead is asked for a device's data the first time
         the device trains (in this process, which hands them to its workers), so devices
-        that never train never have theirs made.
+        that never train never have theirs made. The asks come in job order whatever the
+        number of workers, so a source may hand out its data in the order it is asked.
     server_synthetic
         A synthetic set held by the server, on which ``server_update`` trains the global
         model (SST, CLSD).
