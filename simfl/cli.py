@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from simfl import numerics
 from simfl.errors import SimflError
 from simfl.generative.cli import add_generator_commands
 from simfl.scenario import Scenario, load_scenario
@@ -22,6 +23,7 @@ def _scenario_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a scenario field, e.g. --set task.rounds=5 (repeatable)")
+    numerics.add_option(parser)
 
 
 def _policy_list(text: str | None) -> list[str] | None:
@@ -342,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        numerics.configure(args.numerics)  # the `simfl` command chose it before numpy loaded; this checks it
         return int(args.func(args) or 0)
     except SimflError as exc:
         print(f"simfl: error: {exc}", file=sys.stderr)

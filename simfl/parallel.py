@@ -32,7 +32,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Sequence, TextIO, cast
 
-from simfl import runfolder
+from simfl import numerics, runfolder
 from simfl.errors import SimflError
 from simfl.records import read_rounds, run_finished
 from simfl.registry import create
@@ -64,8 +64,9 @@ class Cluster:
     def __enter__(self) -> "Cluster":
         ray = require_ray()
         # one core per task: a run trains with task.threads (1 by default) in one process, and
-        # nothing else in it may start a thread pool per core of the machine
-        env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **wait_settings()}
+        # nothing else in it may start a thread pool per core of the machine; portable
+        # numerics pin the libraries (and their thread count) in the tasks as in the driver
+        env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **wait_settings(), **numerics.child_environment()}
         options: dict[str, Any] = {"runtime_env": {"env_vars": env}, "log_to_driver": True,
                                    "configure_logging": False}
         # Ray starts its workers at nice 15, where any other busy process on the machine

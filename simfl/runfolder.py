@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from simfl import numerics
 from simfl.errors import SimflError
 
 LOCK_FILE = ".simfl.lock"
@@ -258,10 +259,12 @@ def check_manifest(out_dir: Path, scenario: Any) -> None:
     digest, fields = fingerprint(scenario)
     if not path.exists():
         _write_manifest(out_dir, {"format": MANIFEST_FORMAT, "seed": int(scenario.seed), "fingerprint": digest,
-                                  "scenario": fields, "source": str(scenario.source), "rows": {}, "checkpoints": {}})
+                                  "scenario": fields, "source": str(scenario.source), "rows": {}, "checkpoints": {},
+                                  **numerics.record()})
         return
     manifest = _manifest(out_dir)
     if manifest.get("seed") == int(scenario.seed) and manifest.get("fingerprint") == digest:
+        _warn_other_numerics(Path(out_dir), manifest)
         return
     what = []
     if manifest.get("seed") != int(scenario.seed):
@@ -274,6 +277,21 @@ def check_manifest(out_dir: Path, scenario: Any) -> None:
     raise RunFolderError(f"{out_dir}: holds a run of another scenario or seed (from {manifest.get('source')}; "
                          f"{'; '.join(what)}); results of two worlds must not mix. Choose another --out, or "
                          "run with the folder's scenario and seed")
+
+
+_WARNED: set[Path] = set()
+
+
+def _warn_other_numerics(out_dir: Path, manifest: dict[str, Any]) -> None:
+    """Say once per folder and process when its rows were computed in another numerics
+    mode, on another kind of CPU (fast mode) or with other software: rows added here may
+    then differ in their last bits from those an uninterrupted run there would give."""
+    differ = numerics.differences(manifest)
+    if differ and out_dir.resolve() not in _WARNED:
+        _WARNED.add(out_dir.resolve())
+        print(f"simfl: warning: {out_dir} was computed elsewhere ({'; '.join(differ)}); rows added here may differ "
+              "in their last bits, and so in accuracy, from what an uninterrupted run there would give "
+              "(--numerics portable gives the same bits on every CPU with AVX2)", file=sys.stderr)
 
 
 def record_round(out_dir: Path, policy: str, round_index: int, events_rows: int) -> None:

@@ -1,17 +1,19 @@
 """The shipped scenarios keep their results: each golden case (tests/golden/cases.py) is
-run again through `simfl run` and its rounds.csv and events.csv are compared with the
-files stored before the run-long engine was written.
+run again through `simfl --numerics portable run` and its rounds.csv and events.csv are
+compared with the stored files.
 
 Everything discrete the simulator decides (rounds, devices, cells, outcomes, stragglers,
-versions) must match exactly, and every number it computes (times, energies, bits, gains,
-rates) to 1e-12 relative: numpy's vectorised log10, exp and power round differently in the
-last bit on CPUs with and without AVX-512 (the files were written on one with it; a run on
-an AVX2-only EPYC differs in the 16th digit of a few gains), and a golden file cannot fix
-the CPU of the machine that checks it. On the machine that wrote the files everything
-matches to the last digit. Accuracy and loss come from torch, whose kernels may round
-differently with other vector instructions: they must match to 1e-6 relative the golden
-training columns of this CPU's capability (`training-<capability>.csv` where the main
-files were written with another, see cases.py); a capability with none fails."""
+versions) must match exactly, and so must the training columns (accuracy, loss): they
+were written in portable numerics, which gives the same bits on every x86-64 CPU with
+AVX2 (simfl.numerics), so no CPU needs references of its own. Every other number the
+simulator computes (times, energies, bits, gains, rates) must match to 1e-12 relative:
+those columns were written before portable numerics existed, by numpy's AVX-512 loops,
+whose log10, exp and power round differently in the last bit from the baseline loops
+portable mode pins (and from an AVX2-only CPU's, which differed in the 16th digit of a
+few gains); rerun in portable mode they are the same on every CPU.
+
+One more test runs a case with the libraries forced onto other code paths (oneDNN and
+MKL capped at AVX2, one CPU instead of two): portable mode must give the same bits."""
 
 from __future__ import annotations
 
@@ -23,8 +25,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "golden"))
-from cases import (CASES, FILES, HERE, MAIN_CAPABILITY, TRAINING_COLUMNS, cpu_capability,  # noqa: E402
-                   run_case, training_file)
+from cases import CASES, FILES, HERE, TRAINING_COLUMNS, run_case  # noqa: E402
 
 SIMULATOR_RTOL = 1e-12
 
@@ -46,17 +47,7 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("golden-cache")
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_shipped_scenario_matches_its_golden_files(name, tmp_path, cache, monkeypatch):
-    monkeypatch.setenv("SIMFL_CACHE", str(cache))
-    capability = cpu_capability()
-    training = None
-    if capability != MAIN_CAPABILITY:
-        assert training_file(name, capability).exists(), (
-            f"no golden training columns for torch's CPU capability {capability}: write them with "
-            f"`python tests/golden/cases.py --training {name}` on the code the main files were written with")
-        training = pd.read_csv(training_file(name, capability), dtype=str, keep_default_na=False)
-    out = run_case(name, tmp_path / name, cache)
+def assert_matches_golden(name: str, out: Path) -> None:
     for file in FILES:
         stored = HERE / name / file
         assert (out / file).exists() == stored.exists(), f"{name}/{file}: present in one run only"
@@ -66,18 +57,25 @@ def test_shipped_scenario_matches_its_golden_files(name, tmp_path, cache, monkey
         got = pd.read_csv(out / file, dtype=str, keep_default_na=False)
         assert list(got.columns[: len(want.columns)]) == list(want.columns), f"{name}/{file}: columns"
         assert len(got) == len(want), f"{name}/{file}: {len(got)} rows, golden {len(want)}"
-        if training is not None and file == "rounds.csv":
-            want = want.copy()
-            for column in TRAINING_COLUMNS:
-                want[column] = training[column]
         for column in want.columns:
-            if column in TRAINING_COLUMNS:
-                np.testing.assert_allclose(got[column].astype(float), want[column].astype(float), rtol=1e-6,
-                                           err_msg=f"{name}/{file}: {column}")
-            elif (numbers := _numeric(want[column])) is not None:
+            if column not in TRAINING_COLUMNS and (numbers := _numeric(want[column])) is not None:
                 np.testing.assert_allclose(got[column].astype(float), numbers, rtol=SIMULATOR_RTOL, atol=0.0,
                                            err_msg=f"{name}/{file}: {column}")
             else:
                 differ = np.flatnonzero(got[column].to_numpy() != want[column].to_numpy())
                 assert differ.size == 0, (f"{name}/{file}: column {column} differs first in row {differ[0]}: "
                                           f"{got[column].iloc[differ[0]]} vs golden {want[column].iloc[differ[0]]}")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_shipped_scenario_matches_its_golden_files(name, tmp_path, cache):
+    assert_matches_golden(name, run_case(name, tmp_path / name, cache))
+
+
+def test_portable_numerics_give_the_same_bits_on_other_code_paths(tmp_path, cache):
+    """oneDNN and MKL capped at AVX2 (an AVX2-only CPU's kernels) and one CPU instead of two:
+    in fast mode each of these changes the training columns (checked when this was written);
+    in portable mode none may. The FIMI case trains and samples the generator too."""
+    forced = {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+    name = "quickstart-fimi"
+    assert_matches_golden(name, run_case(name, tmp_path / name, tmp_path / "own-cache", env=forced, cpus={0}))

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from simfl import numerics
 from simfl.errors import DataNotFound, SimflError
 from simfl.runfolder import sha256_file
 
@@ -34,8 +35,10 @@ def resolve_cache_dir(cache_dir: str | Path | None, scenario_cache_dir: str | No
 
 
 def checkpoint_stem(kind: str, config: str, dataset: str, public_samples: int, seed: int) -> str:
-    """e.g. `diffusion-default-fashion-mnist-pub10000-seed1`."""
-    return f"{kind}-{config}-{dataset}-pub{public_samples}-seed{seed}"
+    """e.g. `diffusion-default-fashion-mnist-pub10000-seed1`, with `-portable` when trained
+    in portable numerics (its weights, and so its images, differ from the fast mode's)."""
+    suffix = "-portable" if numerics.mode() == "portable" else ""
+    return f"{kind}-{config}-{dataset}-pub{public_samples}-seed{seed}{suffix}"
 
 
 def checkpoint_path(cache_dir: Path, stem: str) -> Path:

@@ -9,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
+from simfl import numerics
 from simfl.errors import SimflError
 from simfl.scenario import Scenario, load_scenario
 
@@ -22,6 +23,7 @@ def _common(parser: argparse.ArgumentParser, kinds: Sequence[str]) -> None:
     parser.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a scenario field, e.g. --set generator.config=tiny (repeatable)")
+    numerics.add_option(parser)
 
 
 def _sampling(parser: argparse.ArgumentParser) -> None:

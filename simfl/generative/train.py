@@ -33,6 +33,7 @@ from simfl.generative.checkpoint import (checkpoint_path, checkpoint_stem, load_
                                          save_checkpoint)
 from simfl.generative.gan import Discriminator, GANConfig, Generator, gan_sample, gan_step
 from simfl.generative.unet import UNet, UNetConfig
+from simfl.numerics import pin_torch
 
 Progress = Callable[[str], None]
 
@@ -136,6 +137,7 @@ class _Run:
 
     def __init__(self, kind: str, cfg: Any, n_classes: int, seed: int) -> None:
         self.kind, self.cfg, self.n_classes, self.seed = kind, cfg, n_classes, seed
+        pin_torch()
         # parameter initialisation draws from torch's global RNG: fork it so nothing leaks out
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -373,6 +375,7 @@ class TrainedGenerator:
         self.guidance = float(guidance)
         self.steps = int(steps)
         cfg = training_config(self.kind, meta["config"], self.image_shape[0])
+        pin_torch()
         if self.kind == "diffusion":
             self.net: nn.Module = UNet(cfg.unet, self.n_classes)
             self.schedule = dm.make_schedule(cfg.schedule, cfg.n_timesteps)

@@ -103,6 +103,9 @@ def build_model(name: str, image_shape: tuple[int, int, int], n_classes: int, se
     """
     import torch
 
+    from simfl.numerics import pin_torch
+
+    pin_torch()  # portable numerics: torch's CPU-dependent backends off before the first step
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
     c, h, w = image_shape
