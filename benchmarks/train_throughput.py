@@ -16,14 +16,23 @@ simfl runs in three configurations: its default (2 worker processes x 1 thread,
 float32), one process with 2 threads (float32), and the default in bfloat16 mixed
 precision. "w x t" = worker processes x threads each.
 
-Run: ``python benchmarks/train_throughput.py [--repeats 3] [--plain-threads 2] [--only cnn]``
+A second table prices the numerics modes (simfl.numerics): simfl's default
+configuration in fast and in portable mode, each in processes of its own (a mode is
+chosen before torch loads), alternated over the repeats; the ratio is portable's rate
+over fast's. ``--numerics-only`` prints just that table.
+
+Run: ``python benchmarks/train_throughput.py [--repeats 3] [--plain-threads 2] [--only cnn] [--numerics-only]``
 """
 
 from __future__ import annotations
 
+import simfl  # noqa: F401 -- first: SIMFL_NUMERICS=portable must pin numpy and torch before they load
+
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import replace
 
@@ -142,6 +151,44 @@ def random_rgb(n_train: int, seed: int) -> ImageDataset:
                         g.integers(0, 10, 100).astype(np.int64), tuple(str(c) for c in range(10)))
 
 
+def default_rate(workload: str, repeats: int) -> float:
+    """Best samples/s of simfl's default configuration (2 workers x 1 thread, float32) on
+    `workload`, in this process's numerics mode."""
+    task = Task(eval_samples=100)
+    if workload == "cnn":
+        dataset = load_dataset("fashion-mnist")
+        parts = dirichlet_partition(dataset.train_labels, 10, task.samples_per_device, task.dirichlet_z,
+                                    rng(0, "partition"))
+    else:
+        dataset, task = random_rgb(2 * 128, 0), replace(task, model="vgg9")
+        parts = list(np.arange(256).reshape(2, -1))
+    trainer = TorchTrainer(task, dataset, parts, seed=0, threads=1, workers=2, precision="float32")
+    everyone, n = np.arange(len(parts)), int(sum(len(p) for p in parts))
+    _train_only(trainer, 10**6, everyone[:2])
+    rates = []
+    for r in range(repeats):
+        t = time.perf_counter()
+        _train_only(trainer, r, everyone)
+        rates.append(n / (time.perf_counter() - t))
+    trainer.close()
+    return max(rates)
+
+
+def numerics_cost(workloads: list[str], repeats: int) -> None:
+    """Fast against portable numerics, each mode in fresh processes, alternated."""
+    print(f"\n{'workload':<8} {'fast best/s':>12} {'portable best/s':>16} {'portable/fast':>14}")
+    for workload in workloads:
+        best: dict[str, float] = {"fast": 0.0, "portable": 0.0}
+        for _ in range(repeats):
+            for mode in best:
+                done = subprocess.run([sys.executable, __file__, "--rate-of", workload], check=True, text=True,
+                                      capture_output=True, env={**os.environ, "SIMFL_NUMERICS": mode})
+                best[mode] = max(best[mode], float(done.stdout.split()[-1]))
+        print(f"{workload:<8} {best['fast']:>12.0f} {best['portable']:>16.0f} {best['portable'] / best['fast']:>13.2f}x")
+    print("simfl's default configuration (2 workers x 1 thread, float32), best of the repeats; each repeat a new "
+          "process per mode, alternating")
+
+
 def main() -> None:
     global PLAIN_THREADS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -153,7 +200,16 @@ def main() -> None:
     parser.add_argument("--plain-threads", type=int, default=None,
                         help=f"threads of the plain loop (default: torch's default, here {PLAIN_THREADS})")
     parser.add_argument("--only", choices=("cnn", "vgg9"), default=None)
+    parser.add_argument("--numerics-only", action="store_true", help="only the fast-vs-portable table")
+    parser.add_argument("--rate-of", choices=("cnn", "vgg9"), default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    workloads = [args.only] if args.only else ["cnn", "vgg9"]
+    if args.rate_of:  # a child of numerics_cost: one rate, in the mode SIMFL_NUMERICS chose
+        print(default_rate(args.rate_of, 3))
+        return
+    if args.numerics_only:
+        numerics_cost(workloads, args.repeats)
+        return
     if args.plain_threads is not None:
         PLAIN_THREADS = args.plain_threads
 
@@ -181,6 +237,7 @@ def main() -> None:
     print("\n".join(rows))
     print("samples/s of local training (one FL round incl. FedAvg, no evaluation); GFLOP/s = 3 x forward "
           "FLOPs x best samples/s; 'vs plain' compares best rates")
+    numerics_cost(workloads, args.repeats)
 
 
 if __name__ == "__main__":

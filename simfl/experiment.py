@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TextIO, cast
 import numpy as np
 import pandas as pd
 
-from simfl import guard, runfolder
+from simfl import guard, numerics, runfolder
 from simfl.engine import DeviceRecord, EngineState, RoundRecord, run
 from simfl.errors import SimflError
 from simfl.plan import Plan, check_plan, plan_costs
@@ -55,6 +55,7 @@ def prepare(scenario: Scenario) -> Setup:
     from simfl.learning.partition import class_counts, dirichlet_partition
 
     task = scenario.task
+    numerics.precision(task.precision)  # a precision this numerics mode refuses fails before any work
     dataset = load_dataset(task.dataset, task.data_dir)
     partition_rng = rng(scenario.seed, "partition")
     private_idx, public_idx = public_private_split(dataset.train_labels, task.public_samples, partition_rng)

@@ -107,8 +107,9 @@ def configure(requested: str | None = None, *, where: str = "--numerics") -> str
         changes = {k: None for k, v in portable_environment().items() if mode() == "portable" and os.environ.get(k) == v}
     late = sorted({_READ_BY[k] for k in changes if _READ_BY[k] in sys.modules})
     if late:
-        raise SimflError(f"{where}: numerics {requested!r} must be chosen before {' and '.join(late)} is loaded, and "
-                         f"this process loaded it in {mode()!r} mode; run `simfl --numerics {requested} ...`, set "
+        libraries = " and ".join(late)
+        raise SimflError(f"{where}: numerics {requested!r} must be chosen before {libraries} load, and this process "
+                         f"loaded {libraries} in {mode()!r} mode; run `simfl --numerics {requested} ...`, set "
                          f"{ENV_VAR}={requested} in the environment, or call simfl.numerics.configure({requested!r}) "
                          "before importing numpy or torch")
     for key, value in changes.items():
@@ -161,6 +162,20 @@ def pin_torch() -> None:
                          f"{capability} ({why}); portable results are defined for x86-64 CPUs with AVX2: "
                          "use --numerics fast here")
     _PINNED = True
+
+
+def precision(requested: str) -> str:
+    """What `task.precision` trains in here: ``auto`` is bfloat16 mixed precision in fast
+    mode on a CPU with bfloat16 units and float32 otherwise; portable mode trains in float32
+    only (bfloat16 kernels are chosen by the CPU like oneDNN's), so ``bfloat16`` there is an
+    error that says so."""
+    if requested == "auto":
+        return "bfloat16" if mode() == "fast" and has_bf16_units() else "float32"
+    if requested == "bfloat16" and mode() == "portable":
+        raise SimflError("task.precision: 'bfloat16' trains with this CPU's bfloat16 kernels, which are not the same on "
+                         "every CPU, and numerics 'portable' promises the same bits everywhere; choose float32 or auto "
+                         "(float32 in portable mode), or run with --numerics fast")
+    return requested
 
 
 def cpu() -> dict[str, Any]:
@@ -224,5 +239,5 @@ def differences(recorded: dict[str, Any], current: dict[str, Any] | None = None)
 
 
 __all__ = ["BF16_FLAGS", "CPU_FLAGS", "DEFAULT_MODE", "ENV_VAR", "MODES", "PORTABLE_THREADS", "add_option",
-           "apply_environment", "child_environment", "configure", "cpu", "differences", "has_bf16_units", "mode", "pin_torch", "portable_environment", "record",
-           "software"]
+           "apply_environment", "child_environment", "configure", "cpu", "differences", "has_bf16_units", "mode",
+           "pin_torch", "portable_environment", "precision", "record", "software"]

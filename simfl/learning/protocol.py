@@ -15,7 +15,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 SERVER = -1  # the client id of the server's own update (SST, CLSD)
-PRECISIONS = ("float32", "bfloat16")  # task.precision: what a trainer computes in
+PRECISIONS = ("float32", "bfloat16", "auto")  # task.precision: what a trainer computes in (simfl.numerics.precision)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from simfl import numerics
 from simfl.learning.data import ImageDataset
 from simfl.learning.local_rule import LocalRule, extras_to_arrays, extras_to_tensors, local_steps
 from simfl.learning.models import build_model
@@ -164,12 +165,14 @@ class TorchTrainer:
         Two single-threaded workers beat one two-threaded process for simfl's models on
         two cores, by far when other jobs share the CPU (benchmarks/train_throughput.py).
     precision
-        ``float32`` (default) or ``bfloat16``: convolutions and matrix products run under
+        ``float32`` (default), ``bfloat16`` or ``auto``. bfloat16: convolutions and matrix products run under
         CPU autocast in bfloat16 while weights, the loss and the SGD update stay float32
         (mixed precision). On CPUs with AMX / AVX512-BF16 it trains VGG-9 about 2-3x and
         the compact CNN about 2x faster (measured here; on 8 FL rounds of Fashion-MNIST
         its accuracy stayed within 0.5 points of float32); results differ from float32 in
-        the low bits but stay deterministic. None: ``task.precision`` if the task has one.
+        the low bits but stay deterministic. ``auto``: bfloat16 in fast numerics on a CPU
+        with bfloat16 units, float32 otherwise (`simfl.numerics.precision`). None:
+        ``task.precision`` if the task has one.
     training_set
         The policy's ``training_set`` hook: what a device trains on (default: its mixed set).
     local_rule
@@ -187,7 +190,7 @@ class TorchTrainer:
         precision = precision or getattr(task, "precision", None) or "float32"
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self.precision = precision
+        self.precision = numerics.precision(precision)  # "auto" resolved for this CPU and numerics mode
         self.training_set_hook = training_set
         self.local_rule_hook = local_rule
         if threads < 1 or workers < 1:
