@@ -21,7 +21,7 @@ another order, so a run's last bits, and over rounds its accuracy, depend on the
   - torch's default thread count fixed at ``PORTABLE_THREADS`` whatever the machine's cores
     (training and evaluation use ``task.threads`` in either mode).
   It costs local training about 5-8x (``benchmarks/train_throughput.py`` measures it):
-  the tests' golden references and the README's tables are written in it.
+  the tests' golden references are written in it.
 
 The libraries read these settings once, when they load, so the mode is chosen per
 process before numpy or torch is imported: ``simfl --numerics portable ...``, the

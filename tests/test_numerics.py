@@ -142,3 +142,12 @@ def test_portable_mode_refuses_bfloat16_before_any_work(tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "task.precision: 'bfloat16'" in done.stderr and "--numerics fast" in done.stderr
     assert not (tmp_path / "r" / "rounds.csv").exists()
+
+
+def test_generators_of_the_two_modes_are_cached_under_their_own_names(monkeypatch):
+    from simfl.generative.checkpoint import checkpoint_stem
+
+    monkeypatch.setenv(numerics.ENV_VAR, "fast")
+    assert checkpoint_stem("gan", "quick", "fashion-mnist", 10000, 1) == "gan-quick-fashion-mnist-pub10000-seed1"
+    monkeypatch.setenv(numerics.ENV_VAR, "portable")
+    assert checkpoint_stem("gan", "quick", "fashion-mnist", 10000, 1) == "gan-quick-fashion-mnist-pub10000-seed1-portable"
