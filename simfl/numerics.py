@@ -107,9 +107,9 @@ def configure(requested: str | None = None, *, where: str = "--numerics") -> str
         changes = {k: None for k, v in portable_environment().items() if mode() == "portable" and os.environ.get(k) == v}
     late = sorted({_READ_BY[k] for k in changes if _READ_BY[k] in sys.modules})
     if late:
-        libraries = " and ".join(late)
-        raise SimflError(f"{where}: numerics {requested!r} must be chosen before {libraries} load, and this process "
-                         f"loaded {libraries} in {mode()!r} mode; run `simfl --numerics {requested} ...`, set "
+        libraries, one = " and ".join(late), len(late) == 1
+        raise SimflError(f"{where}: numerics {requested!r} must be chosen before {libraries} {'is' if one else 'are'} "
+                         f"loaded, and this process loaded {'it' if one else 'them'} in {mode()!r} mode; run `simfl --numerics {requested} ...`, set "
                          f"{ENV_VAR}={requested} in the environment, or call simfl.numerics.configure({requested!r}) "
                          "before importing numpy or torch")
     for key, value in changes.items():

@@ -239,6 +239,8 @@ def fingerprint(scenario: Any) -> tuple[str, dict[str, Any]]:
             return
         if path in _OMITTED_AT_DEFAULT and value == _OMITTED_AT_DEFAULT[path]:
             return
+        if path == ("task", "precision"):
+            value = numerics.precision(value)  # what the rounds compute in: "auto" resolved on this CPU and mode
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             for f in dataclasses.fields(value):
                 walk(getattr(value, f.name), (*path, f.name))

@@ -58,7 +58,7 @@ def test_fast_mode_leaves_the_libraries_to_the_cpu():
 def test_a_mode_chosen_after_numpy_loaded_is_refused_with_the_way_to_choose_it_in_time(monkeypatch):
     monkeypatch.delenv(numerics.ENV_VAR, raising=False)
     assert "numpy" in sys.modules  # pytest's process: too late for portable
-    with pytest.raises(SimflError, match=r"must be chosen before numpy.* load, and this process loaded .*--numerics portable"):
+    with pytest.raises(SimflError, match=r"must be chosen before numpy.* loaded, and this process loaded .*--numerics portable"):
         numerics.configure("portable")
     assert numerics.configure("fast") == "fast"  # nothing to change: fine
 
