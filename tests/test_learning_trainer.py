@@ -14,7 +14,8 @@ from simfl.learning.protocol import LocalUpdate, RoundMetrics, Trainer
 from simfl.learning.trainer import LabelledImages, TorchTrainer, intra_op_threads
 from simfl.scenario import Task
 
-TASK = Task(model="cnn", learning_rate=0.05, batch_size=32, local_epochs=1, eval_samples=200)
+# float32: these tests compare with direct float32 passes (auto would be bfloat16 on a CPU with bf16 units)
+TASK = Task(model="cnn", learning_rate=0.05, batch_size=32, local_epochs=1, eval_samples=200, precision="float32")
 
 
 @pytest.fixture(scope="module")

@@ -52,7 +52,8 @@ def toy() -> ImageDataset:
 
 def trainer_for(toy: ImageDataset, parts: list[np.ndarray], policy: Policy | None = None, *, batch: int = 64,
                 epochs: int = 1, lr: float = 0.1, workers: int = 1) -> TorchTrainer:
-    task = Task(model="linear-probe", learning_rate=lr, batch_size=batch, local_epochs=epochs)
+    # float32: the hand computations are float32 arithmetic (auto is bfloat16 on CPUs with bf16 units)
+    task = Task(model="linear-probe", learning_rate=lr, batch_size=batch, local_epochs=epochs, precision="float32")
     return TorchTrainer(task, toy, parts, seed=3, workers=workers,
                         local_rule=None if policy is None else policy.local_rule)
 
