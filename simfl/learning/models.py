@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
+from simfl.numerics import pin_torch
+
 if TYPE_CHECKING:  # torch is imported where a model is built, so the registry is cheap to read
     from torch import nn
 
@@ -102,8 +104,6 @@ def build_model(name: str, image_shape: tuple[int, int, int], n_classes: int, se
         Seeds a private ``torch.Generator`` for the initial weights.
     """
     import torch
-
-    from simfl.numerics import pin_torch
 
     pin_torch()  # portable numerics: torch's CPU-dependent backends off before the first step
     if name not in MODELS:
