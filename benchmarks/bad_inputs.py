@@ -49,7 +49,7 @@ class Probe:
     def simfl(self, *args: str, timeout_s: float | None = None) -> subprocess.CompletedProcess | None:
         env = {**os.environ, "PYTHONPATH": str(self.repo), "SIMFL_CACHE": str(self.work / "cache")}
         try:
-            return subprocess.run([sys.executable, "-m", "simfl.cli", *map(str, args)], cwd=self.repo, env=env,
+            return subprocess.run([sys.executable, "-m", "simfl", *map(str, args)], cwd=self.repo, env=env,
                                   capture_output=True, text=True, timeout=timeout_s or self.timeout_s)
         except subprocess.TimeoutExpired:
             return None
@@ -279,6 +279,10 @@ def run_argument_cases(p: Probe) -> None:
     p.record("bad arguments", "sweep --vary task.rounds=", p.simfl("sweep", TINY, "--vary", "task.rounds=",
                                                                    "--out", p.work / "sw"))
     p.record("bad arguments", "report on an empty folder", p.simfl("report", TINY, "--out", p.work / "nothing"))
+    p.record("bad arguments", "generator sample --classes 1,abc",
+             p.simfl("generator", "sample", TINY, "--classes", "1,abc", "--out", p.work / "s.npz"))
+    for mode in ("exact", ""):
+        p.record("bad arguments", f"--numerics {mode!r}", p.simfl("validate", TINY, "--numerics", mode))
     env = {**os.environ, "PYTHONPATH": str(p.repo), "SIMFL_CACHE": str(p.work / "cache")}
     pipe = subprocess.run(f"{sys.executable} -m simfl.cli plan {TINY} --policy tfl | head -1", shell=True,
                           cwd=p.repo, env=env, capture_output=True, text=True)

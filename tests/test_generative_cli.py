@@ -60,3 +60,13 @@ def test_frechet_distance_of_gaussians_matches_closed_form():
     b = rs.normal(0, 2, (n, d)) + np.array([1.0, 0, 0, 2.0])
     assert frechet_distance(a, b) == pytest.approx(5.0 + d, rel=0.02)
     assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_class_indices_that_are_not_numbers_are_refused_before_any_work(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["generator", "sample", SCENARIO, *TINY, "--cache-dir", str(tmp_path), "--classes", "1,abc",
+              "--out", str(tmp_path / "x.npz")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "Traceback" not in err
+    assert "argument --classes: expected comma-separated class indices such as 0,3,7, got '1,abc'" in err
+    assert not list(tmp_path.iterdir())  # no generator trained, nothing written

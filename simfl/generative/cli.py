@@ -26,6 +26,14 @@ def _common(parser: argparse.ArgumentParser, kinds: Sequence[str]) -> None:
     numerics.add_option(parser)
 
 
+def _class_indices(text: str) -> list[int]:
+    """`--classes 0,3,7`: whole numbers separated by commas."""
+    try:
+        return [int(c) for c in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated class indices such as 0,3,7, got {text!r}") from None
+
+
 def _sampling(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None,
                         help="diffusion denoising steps (>= 300: DDPM; fewer: DDIM); default generator.sampling_steps")
@@ -100,7 +108,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
             save_grid(gen, target, per_class=args.per_class, pool_dir=_pool_dir(args))
         elif target.suffix == ".npz":
             if args.classes:
-                classes = [int(c) for c in args.classes.split(",")]
+                classes = args.classes
             else:
                 classes = list(range(gen.n_classes))
             counts = np.zeros(gen.n_classes, dtype=np.int64)
@@ -140,7 +148,8 @@ def add_generator_commands(subparsers: argparse._SubParsersAction) -> None:
     _common(p, ("diffusion", "gan", "both"))
     _sampling(p)
     p.add_argument("--per-class", type=int, default=10, help="images per class (default 10)")
-    p.add_argument("--classes", default=None, help="comma-separated class indices (default: all; .npz only)")
+    p.add_argument("--classes", type=_class_indices, default=None,
+                   help="comma-separated class indices (default: all; .npz only)")
     p.add_argument("--out", required=True, help="output file, .png or .npz")
     p.set_defaults(func=cmd_sample)
 
