@@ -151,17 +151,23 @@ def random_rgb(n_train: int, seed: int) -> ImageDataset:
                         g.integers(0, 10, 100).astype(np.int64), tuple(str(c) for c in range(10)))
 
 
-def default_rate(workload: str, repeats: int) -> float:
-    """Best samples/s of simfl's default configuration (2 workers x 1 thread, float32) on
-    `workload`, in this process's numerics mode."""
+def workload(name: str, cnn_devices: int = 10, vgg_devices: int = 2,
+             vgg_samples: int = 128) -> tuple[Task, ImageDataset, list[np.ndarray]]:
+    """The task, data and devices' index arrays of a workload: "cnn" (Fashion-MNIST at
+    Dir(z)) or "vgg9" (random 3x32x32 images, equal shares)."""
     task = Task(eval_samples=100)
-    if workload == "cnn":
+    if name == "cnn":
         dataset = load_dataset("fashion-mnist")
-        parts = dirichlet_partition(dataset.train_labels, 10, task.samples_per_device, task.dirichlet_z,
-                                    rng(0, "partition"))
-    else:
-        dataset, task = random_rgb(2 * 128, 0), replace(task, model="vgg9")
-        parts = list(np.arange(256).reshape(2, -1))
+        return task, dataset, dirichlet_partition(dataset.train_labels, cnn_devices, task.samples_per_device,
+                                                  task.dirichlet_z, rng(0, "partition"))
+    rgb = random_rgb(vgg_devices * vgg_samples, 0)
+    return replace(task, model="vgg9"), rgb, list(np.arange(len(rgb.train_labels)).reshape(vgg_devices, -1))
+
+
+def default_rate(name: str, repeats: int) -> float:
+    """Best samples/s of simfl's default configuration (2 workers x 1 thread, float32) on
+    the workload `name`, in this process's numerics mode."""
+    task, dataset, parts = workload(name)
     trainer = TorchTrainer(task, dataset, parts, seed=0, threads=1, workers=2, precision="float32")
     everyone, n = np.arange(len(parts)), int(sum(len(p) for p in parts))
     _train_only(trainer, 10**6, everyone[:2])
@@ -215,12 +221,8 @@ def main() -> None:
 
     torch.set_num_threads(args.peak_threads)
     peak = peak_gflops()
-    task = Task(eval_samples=100)
-    fmnist = load_dataset("fashion-mnist")
-    cnn_parts = dirichlet_partition(fmnist.train_labels, args.cnn_devices, task.samples_per_device,
-                                    task.dirichlet_z, rng(0, "partition"))
-    rgb = random_rgb(args.vgg_devices * args.vgg_samples, 0)
-    vgg_parts = list(np.arange(len(rgb.train_labels)).reshape(args.vgg_devices, -1))
+    task, fmnist, cnn_parts = workload("cnn", cnn_devices=args.cnn_devices)
+    vgg_task, rgb, vgg_parts = workload("vgg9", vgg_devices=args.vgg_devices, vgg_samples=args.vgg_samples)
 
     load = os.getloadavg()[0]
     print(f"float32 matmul peak {peak:.1f} GFLOP/s with {args.peak_threads} threads; load average {load:.1f} on "
@@ -232,7 +234,7 @@ def main() -> None:
         rows += measure(f"cnn {args.cnn_devices}x{task.samples_per_device} fmnist", task, fmnist, cnn_parts,
                         args.repeats, peak)
     if args.only in (None, "vgg9"):
-        rows += measure(f"vgg9 {args.vgg_devices}x{args.vgg_samples} 3x32x32", replace(task, model="vgg9"), rgb,
+        rows += measure(f"vgg9 {args.vgg_devices}x{args.vgg_samples} 3x32x32", vgg_task, rgb,
                         vgg_parts, args.repeats, peak)
     print("\n".join(rows))
     print("samples/s of local training (one FL round incl. FedAvg, no evaluation); GFLOP/s = 3 x forward "

@@ -20,7 +20,7 @@ another order, so a run's last bits, and over rounds its accuracy, depend on the
     kernels with one thread;
   - torch's default thread count fixed at ``PORTABLE_THREADS`` whatever the machine's cores
     (training and evaluation use ``task.threads`` in either mode).
-  It costs local training about 5-8x (``benchmarks/train_throughput.py`` measures it):
+  It costs local training about 5-7x (``benchmarks/train_throughput.py`` measures it):
   the tests' golden references are written in it.
 
 The libraries read these settings once, when they load, so the mode is chosen per
@@ -83,9 +83,14 @@ _READ_BY = {"MKL_CBWR": "torch", "ATEN_CPU_CAPABILITY": "torch", "OMP_NUM_THREAD
             "OPENBLAS_NUM_THREADS": "numpy"}
 
 
+def _from_environment() -> str:
+    """What ``SIMFL_NUMERICS`` asks for (``fast`` when unset), not yet checked."""
+    return os.environ.get(ENV_VAR, "").strip() or DEFAULT_MODE
+
+
 def mode() -> str:
     """The numerics mode of this process (from ``SIMFL_NUMERICS``; ``fast`` when unset)."""
-    value = os.environ.get(ENV_VAR, "").strip() or DEFAULT_MODE
+    value = _from_environment()
     return value if value in MODES else DEFAULT_MODE
 
 
@@ -97,7 +102,7 @@ def configure(requested: str | None = None, *, where: str = "--numerics") -> str
     with other settings (the libraries would not see them): the message says how to choose
     the mode in time."""
     if requested is None:
-        requested, where = os.environ.get(ENV_VAR, "").strip() or DEFAULT_MODE, ENV_VAR
+        requested, where = _from_environment(), ENV_VAR
     if requested not in MODES:
         raise SimflError(f"{where}: {requested!r} is not a numerics mode; choose one of {', '.join(MODES)} "
                          "(portable: the same bits on every x86-64 CPU with AVX2; fast: this CPU's best kernels)")
@@ -108,10 +113,10 @@ def configure(requested: str | None = None, *, where: str = "--numerics") -> str
     late = sorted({_READ_BY[k] for k in changes if _READ_BY[k] in sys.modules})
     if late:
         libraries, one = " and ".join(late), len(late) == 1
-        raise SimflError(f"{where}: numerics {requested!r} must be chosen before {libraries} {'is' if one else 'are'} "
-                         f"loaded, and this process loaded {'it' if one else 'them'} in {mode()!r} mode; run `simfl --numerics {requested} ...`, set "
-                         f"{ENV_VAR}={requested} in the environment, or call simfl.numerics.configure({requested!r}) "
-                         "before importing numpy or torch")
+        raise SimflError(f"{where}: numerics {requested!r} must be chosen before {libraries} "
+                         f"{'is' if one else 'are'} loaded, and this process loaded {'it' if one else 'them'} in "
+                         f"{mode()!r} mode; run `simfl --numerics {requested} ...`, set {ENV_VAR}={requested} in the "
+                         f"environment, or call simfl.numerics.configure({requested!r}) before importing numpy or torch")
     for key, value in changes.items():
         if value is None:
             os.environ.pop(key, None)
@@ -124,7 +129,7 @@ def configure(requested: str | None = None, *, where: str = "--numerics") -> str
 def apply_environment() -> None:
     """Make the mode ``SIMFL_NUMERICS`` names (when it names portable) before numpy or torch
     loads; an unknown value is reported by the command that reads it (`configure`)."""
-    if os.environ.get(ENV_VAR, "").strip() == "portable":
+    if _from_environment() == "portable":
         configure("portable", where=ENV_VAR)
 
 
@@ -132,7 +137,7 @@ def add_option(parser: Any) -> None:
     """`--numerics fast|portable` on a command's argparse parser."""
     parser.add_argument("--numerics", choices=MODES, default=None,
                         help=f"fast: this CPU's best kernels; portable: the same bits on every x86-64 CPU with AVX2, "
-                             f"about 5-8x slower training (default: ${ENV_VAR}, else {DEFAULT_MODE})")
+                             f"about 5-7x slower training (default: ${ENV_VAR}, else {DEFAULT_MODE})")
 
 
 def child_environment() -> dict[str, str]:

@@ -288,8 +288,10 @@ def _warn_other_numerics(out_dir: Path, manifest: dict[str, Any]) -> None:
     """Say once per folder and process when its rows were computed in another numerics
     mode, on another kind of CPU (fast mode) or with other software: rows added here may
     then differ in their last bits from those an uninterrupted run there would give."""
+    if out_dir.resolve() in _WARNED:
+        return
     differ = numerics.differences(manifest)
-    if differ and out_dir.resolve() not in _WARNED:
+    if differ:
         _WARNED.add(out_dir.resolve())
         print(f"simfl: warning: {out_dir} was computed elsewhere ({'; '.join(differ)}); rows added here may differ "
               "in their last bits, and so in accuracy, from what an uninterrupted run there would give "
