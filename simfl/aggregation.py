@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 if TYPE_CHECKING:
     from simfl.learning.protocol import LocalUpdate, Server
 
-MODES = ("sync", "fedbuff", "fedasync")
-SYNC, FEDBUFF, FEDASYNC = MODES
+SYNC, FEDBUFF, FEDASYNC = "sync", "fedbuff", "fedasync"
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,16 @@ class Aggregation:
 
     @property
     def asynchronous(self) -> bool:
-        return self.mode != SYNC
+        """Whether the server aggregates arrivals as they come (else in rounds)."""
+        return MODES[self.mode].arrivals is not None
+
+    @property
+    def arrivals_per_aggregation(self) -> int:
+        """How many arrivals an asynchronous server aggregates at once."""
+        arrivals = MODES[self.mode].arrivals
+        if arrivals is None:
+            raise ValueError(f"aggregation mode {self.mode!r} plays synchronous rounds")
+        return arrivals(self)
 
     def evaluates(self, row: int, previous_s: float, now_s: float) -> bool:
         """Whether aggregation `row` (0-based), at `now_s` after the previous one at
@@ -109,20 +117,45 @@ def fedasync_step(update: LocalUpdate, server: Server, version: int, settings: A
     return server.mix(server.global_params() if start is None else start, update.params, weight)
 
 
-def default_aggregate(updates: Sequence[LocalUpdate], server: Server, version: int, settings: Aggregation) -> Any:
-    """The mode's own rule: FedAvg (sync), one FedBuff step, or the FedAsync mixes of
-    each update in turn (an arrival and SST's server update). None when nothing changes."""
-    if not updates:
-        return None
-    if settings.mode == SYNC:
-        return server.fedavg(updates)
-    if settings.mode == FEDBUFF:
-        return fedbuff_step(updates, server, version, settings)
+def fedavg_rule(updates: Sequence[LocalUpdate], server: Server, version: int, settings: Aggregation) -> Any:
+    """A synchronous round's rule: FedAvg of the updates (weighted by their samples)."""
+    return server.fedavg(updates)
+
+
+def fedasync_rule(updates: Sequence[LocalUpdate], server: Server, version: int, settings: Aggregation) -> Any:
+    """FedAsync's rule: each update mixed in, in turn (an arrival, or SST's server update
+    after it)."""
     new = server.global_params()
     for update in updates:
         new = fedasync_step(update, server, version, settings, new)
     return new
 
 
-__all__ = ["FEDASYNC", "FEDBUFF", "MODES", "SYNC", "Aggregation", "default_aggregate", "fedasync_step",
-           "fedbuff_step", "staleness_weight"]
+@dataclass(frozen=True)
+class Mode:
+    """One way the server turns updates into global models: its default rule (what a
+    policy's `aggregate` hook does unless it says otherwise) and, for an asynchronous
+    mode, how many arrivals it aggregates at once (None: synchronous rounds)."""
+
+    rule: Callable[[Sequence[LocalUpdate], Server, int, Aggregation], Any]
+    arrivals: Callable[[Aggregation], int] | None
+
+
+# The modes by name (`aggregation.mode`, `policy@mode`); the first is the default.
+MODES: dict[str, Mode] = {
+    SYNC: Mode(fedavg_rule, arrivals=None),
+    FEDBUFF: Mode(fedbuff_step, arrivals=lambda settings: settings.buffer_size),
+    FEDASYNC: Mode(fedasync_rule, arrivals=lambda settings: 1),
+}
+
+
+def default_aggregate(updates: Sequence[LocalUpdate], server: Server, version: int, settings: Aggregation) -> Any:
+    """The mode's own rule: FedAvg (sync), one FedBuff step, or the FedAsync mixes of
+    each update in turn. None when nothing changes."""
+    if not updates:
+        return None
+    return MODES[settings.mode].rule(updates, server, version, settings)
+
+
+__all__ = ["FEDASYNC", "FEDBUFF", "MODES", "SYNC", "Aggregation", "Mode", "default_aggregate", "fedasync_rule",
+           "fedasync_step", "fedavg_rule", "fedbuff_step", "staleness_weight"]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 from simfl import numerics
 from simfl.errors import SimflError
 from simfl.generative.cli import add_generator_commands
+from simfl.optim.fimi import SOLVERS
 from simfl.scenario import Scenario, load_scenario
 
 if TYPE_CHECKING:
@@ -260,6 +261,11 @@ def _print_plan_table(document: dict) -> None:
           f"{int(devices['d_gen'].sum())} synthetic samples in total")
 
 
+def _solver_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--solver", choices=tuple(SOLVERS), default=None,
+                        help="optimiser for policies that use one (default: the scenario's optimisation.solver)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simfl", description="simfl: federated learning with generative data over wireless edge devices, simulated.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -273,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario")
     p.add_argument("--policy", required=True, help="a name, module.path:Class or file.py:Class")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--solver", choices=("ce", "exact"), default=None, help="optimiser for policies that use one")
+    _solver_option(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     _scenario_options(p)
     p.set_defaults(func=cmd_run)
@@ -281,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="print a policy's plan (synthetic data and resources per device)")
     p.add_argument("scenario")
     p.add_argument("--policy", default="fimi")
-    p.add_argument("--solver", choices=("ce", "exact"), default=None)
+    _solver_option(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _scenario_options(p)
     p.set_defaults(func=cmd_plan)
@@ -301,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario")
     p.add_argument("--policies", default=None, help="comma-separated policies (default: the scenario's list)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--solver", choices=("ce", "exact"), default=None)
+    _solver_option(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted comparison in --out")
     p.add_argument("--seeds", default=None, metavar="1,2,3",
                    help="repeat the comparison for each seed (or a range 1-5) into --out/seed-<s>; "
@@ -323,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vary", required=True, metavar="FIELD=V1,V2,...",
                    help="the field and its values, e.g. optimisation.err_max=0.15,0.2,0.25")
     p.add_argument("--out", required=True, help="output directory (one run directory per value)")
-    p.add_argument("--solver", choices=("ce", "exact"), default=None)
+    _solver_option(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
     _ray_options(p)
     _scenario_options(p)

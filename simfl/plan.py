@@ -7,9 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from simfl.compute import compute_energy_j, compute_latency_s
 from simfl.errors import InfeasiblePlan
-from simfl.radio import uplink_energy_j, uplink_latency_s, uplink_rate_bps
+from simfl.jobs import DeviceCosts, device_costs
 from simfl.world import World
 
 # Relative slack when checking a plan against its limits: solvers stop at a tolerance.
@@ -131,41 +130,11 @@ def _check_limits(world: World, plan: Plan | RoundPlan, devices: np.ndarray, cel
                                  f"the cell's band B = {world.bandwidth_hz[k]:.6g} Hz (12e)")
 
 
-@dataclass(frozen=True)
-class PlanCosts:
-    """Planned (mean-channel) per-device latency and energy of one round, eqs. (5)-(9)."""
-
-    t_cmp_s: np.ndarray
-    t_com_s: np.ndarray
-    e_cmp_j: np.ndarray
-    e_com_j: np.ndarray
-
-    @property
-    def energy_j(self) -> np.ndarray:
-        return self.e_cmp_j + self.e_com_j
-
-    @property
-    def round_energy_j(self) -> float:
-        """Eq. (10)."""
-        return float(self.energy_j.sum())
-
-    @property
-    def round_latency_s(self) -> float:
-        """Eq. (11)."""
-        return float((self.t_cmp_s + self.t_com_s).max())
-
-
-def plan_costs(world: World, plan: Plan, gain: np.ndarray | None = None) -> PlanCosts:
+def plan_costs(world: World, plan: Plan, gain: np.ndarray | None = None) -> DeviceCosts:
     """Latency and energy of each device for one round under `plan` (mean gains unless given)."""
     k = world.constants
-    d_mix = world.d_loc + plan.d_gen
-    rate = uplink_rate_bps(plan.b_hz, world.gain if gain is None else gain, plan.p_w, world.device_noise_w_per_hz)
-    return PlanCosts(
-        t_cmp_s=compute_latency_s(k.tau, k.omega_cycles, d_mix, plan.f_hz),
-        t_com_s=uplink_latency_s(k.model_bits, rate),
-        e_cmp_j=compute_energy_j(k.tau, world.eps, k.omega_cycles, d_mix, plan.f_hz),
-        e_com_j=uplink_energy_j(k.model_bits, plan.p_w, rate),
-    )
+    return device_costs(k.tau, k.omega_cycles, k.model_bits, world.eps, world.d_loc + plan.d_gen, plan.f_hz,
+                        plan.b_hz, plan.p_w, world.gain if gain is None else gain, world.device_noise_w_per_hz)
 
 
 def check_plan(world: World, plan: Plan) -> None:

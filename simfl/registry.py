@@ -16,8 +16,9 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from simfl import guard
+from simfl.aggregation import MODES
 from simfl.compose import compose, split
-from simfl.errors import PolicyNotFound, SimflError
+from simfl.errors import PolicyNotFound
 from simfl.policy import Policy
 
 ENTRY_POINT_GROUP = "simfl.policies"
@@ -50,10 +51,6 @@ def builtin_policies() -> dict[str, type[Policy]]:
             raise PolicyNotFound(f"entry point {ep.name} = {ep.value} is not a simfl Policy subclass")
         add(cls, f"entry point {ep.value}")
     return found
-
-
-def known_names() -> list[str]:
-    return sorted(builtin_policies())
 
 
 def declared_names() -> dict[str, str]:
@@ -92,8 +89,6 @@ def split_mode(reference: str) -> tuple[str, str | None]:
 
 
 def _mode_problem(reference: str, mode: str) -> str | None:
-    from simfl.aggregation import MODES
-
     if mode in MODES:
         return None
     return (f"policy {reference!r}: unknown aggregation mode {mode!r} after '@'; allowed: {', '.join(MODES)} "

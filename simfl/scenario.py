@@ -703,7 +703,7 @@ def _build_optimisation(m: dict, c: _Checker) -> Optimisation:
         beta=c.number(m, "beta", p, d.beta, above=0),
         gamma=c.number(m, "gamma", p, d.gamma, minimum=0),
         zeta=c.number(m, "zeta", p, d.zeta, above=0),
-        solver=c.choice(m, "solver", p, SOLVERS, d.solver),
+        solver=c.choice(m, "solver", p, tuple(SOLVERS), d.solver),
         outage=c.number(m, "outage", p, d.outage, minimum=0, below=1),
         cross_entropy=ce,
     )
@@ -730,7 +730,7 @@ def _build_aggregation(m: dict, c: _Checker, n_devices: int | None) -> Aggregati
     if concurrency is not None and n_devices is not None and concurrency > n_devices:
         c.fail(_join(p, "max_concurrency"), f"must be <= the number of devices ({n_devices}), got {concurrency}")
     return Aggregation(
-        mode=c.choice(m, "mode", p, MODES, d.mode),
+        mode=c.choice(m, "mode", p, tuple(MODES), d.mode),
         buffer_size=c.number(m, "buffer_size", p, d.buffer_size, minimum=1, integer=True),
         max_concurrency=concurrency,
         staleness=_staleness(m, c, d.staleness),

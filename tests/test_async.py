@@ -282,7 +282,7 @@ def test_a_policy_name_with_a_mode_runs_that_mode():
 @pytest.mark.parametrize("mode", ["fedbuff", "fedasync"])
 def test_every_policy_runs_in_the_asynchronous_modes_within_max_concurrency_and_deterministically(mode):
     from simfl.policy import PlanContext
-    from simfl.registry import create, known_names
+    from simfl.registry import builtin_policies, create
     from simfl.world import rng
 
     aggregation = {"mode": mode, "buffer_size": 3, "max_concurrency": 4}
@@ -294,7 +294,7 @@ def test_every_policy_runs_in_the_asynchronous_modes_within_max_concurrency_and_
     draw = np.random.default_rng(3)
     counts = np.array([draw.multinomial(1250, draw.dirichlet(0.4 * np.ones(10))) for _ in range(8)])
     world = build_world(scenario, model_bits=S_BITS, d_loc_per_class=counts)
-    for name in known_names():
+    for name in sorted(builtin_policies()):
         if getattr(create(name), "synchronous_only", False):
             continue  # SCAFFOLD, FedNova, server optimisers: refused in these modes (test_training_algorithms)
         outcomes = []

@@ -28,8 +28,9 @@ def fading_gains(world, seed, round_index):
     return world.gain * rayleigh_power_gain(keyed_rng(seed, "fading", round_index), world.n_devices)
 
 
-def play_round(world, plan, round_index, start_s, gain):
-    """One round of the engine alone: its device records and end time."""
+def first_round(world, plan):
+    """The first round of a run of `plan` on `world` (no fading unless the world has it):
+    its device records and end time."""
     rows = []
     run(world, plan, StandInTrainer(), rounds=1, seed=0, on_round=lambda r, d, s: rows.append((r, d)))
     record, devices = rows[0]
@@ -86,7 +87,7 @@ def test_uniform_single_cell_energy_by_hand():
     world = build_world(scenario_from_dict(raw), model_bits=32 * 3_491_530)
     plan = Plan(d_gen_per_class=np.zeros_like(world.d_loc_per_class), f_hz=np.array([1.5e9]),
                 b_hz=np.array([1e6]), p_w=world.p_max_w)
-    devices, end_s = play_round(world, plan, 0, 0.0, world.gain)
+    devices, end_s = first_round(world, plan)
     assert devices[0].e_cmp_j == pytest.approx(70.3125, rel=1e-9)
     assert devices[0].e_com_j == pytest.approx(1.44318, rel=1e-5)
     assert end_s == pytest.approx(4.1666667 + 7.2331, rel=1e-5)
@@ -133,7 +134,7 @@ def test_fading_makes_stragglers_where_the_realised_rate_misses_the_deadline():
 
 def test_no_fading_means_the_realised_gain_is_the_mean_gain():
     world = world_of(scenario_dict())
-    devices, _ = play_round(world, fixed_plan(world), 0, 0.0, world.gain)
+    devices, _ = first_round(world, fixed_plan(world))
     assert [d.gain for d in devices] == world.gain.tolist()
 
 
@@ -166,7 +167,7 @@ def test_two_cells_each_share_their_own_band():
     assert plan.b_hz[:4] == pytest.approx([2.5e6] * 4)
     assert plan.b_hz[4:] == pytest.approx([20e6 / 6] * 6)
     check_plan(world, plan)  # each cell's band is full but not exceeded
-    devices, _ = play_round(world, plan, 0, 0.0, world.gain)
+    devices, _ = first_round(world, plan)
     assert [d.cell for d in devices] == list(world.cell_of)
 
     greedy = Plan(d_gen_per_class=plan.d_gen_per_class, f_hz=plan.f_hz, b_hz=np.full(10, 3e6), p_w=plan.p_w)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from simfl.errors import InfeasiblePlan, SimflError
+from simfl.jobs import RoundTotals
 from simfl.optim.communication import CommunicationStage, fixed_band_stage, solve_p7
 from simfl.optim.computation import ComputationStage, computation_stage
 from simfl.optim.cross_entropy import DEFAULT_SETTINGS, CEResult, CrossEntropy, cross_entropy_search
@@ -21,7 +22,6 @@ from simfl.optim.waterfill import waterfill
 from simfl.plan import Plan, plan_costs
 from simfl.world import World
 
-SOLVERS = ("ce", "exact")
 # The cross-entropy search samples one time split per device: measured with its default
 # settings (benchmarks/plan_speed.py), it ends 0.45% above the exact optimum at 100
 # devices and 44% above it at 1,000. Above this size it is refused, not silently poor.
@@ -29,7 +29,7 @@ CE_MAX_DEVICES = 200
 
 
 @dataclass(frozen=True)
-class FimiSolution:
+class FimiSolution(RoundTotals):
     """A solution of (P1) per device (continuous D_gen, as the paper's (19) gives it).
 
     Energies are per round in J; `round_energy_j` is eq. (10). `history` is the CE
@@ -54,16 +54,6 @@ class FimiSolution:
     global_error: float
     history: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    @property
-    def energy_j(self) -> np.ndarray:
-        """Per-device energy of one round, eq. (5) + eq. (9)."""
-        return self.e_cmp_j + self.e_com_j
-
-    @property
-    def round_energy_j(self) -> float:
-        """Eq. (10)."""
-        return float(self.energy_j.sum())
 
 
 @dataclass(frozen=True)
@@ -132,14 +122,7 @@ def solve(world: World, solver: str = "ce", rng: np.random.Generator | None = No
     """
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r}; one of {', '.join(SOLVERS)}")
-    if solver == "ce" and world.n_devices > CE_MAX_DEVICES:
-        raise SimflError(f"optimisation.solver: the cross-entropy search does not converge for {world.n_devices} "
-                         f"devices (it samples a time split per device; measured 0.45% above the optimum at 100 "
-                         f"devices, 44% at 1,000), so it is used for at most {CE_MAX_DEVICES}; use the exact solver "
-                         "(optimisation.solver: exact or --solver exact), which is optimal with a duality-gap "
-                         "certificate and plans 10,000 devices in under a minute")
     started = time.perf_counter()
-    k = world.constants
     d_loc = world.d_loc.astype(float)
     learning = synthesis and d_gen is None
     # the least data each device trains: D_loc when D_gen is optimised, else the fixed D_mix
@@ -151,33 +134,56 @@ def solve(world: World, solver: str = "ce", rng: np.random.Generator | None = No
     setup = _Setup(world, lo, hi, target, d_mix_fixed, b_fixed, method)
 
     info: dict[str, Any] = {}
-    history = None
-    if solver == "ce":
-        if rng is None:
-            raise ValueError("the cross-entropy solver needs an rng (e.g. simfl.world.rng(seed, 'policy'))")
-        result: CEResult = cross_entropy_search(setup.scored, lo, hi, settings or DEFAULT_SETTINGS, rng)
-        history = result.history
-        info["iterations"] = result.iterations
-        if np.isfinite(result.energy_j):
-            eta = result.eta
-        else:
-            # No sample was feasible. That alone does not prove the problem infeasible (the
-            # feasible set can be a thin sliver far from mu_0 = 0.5), so the exact solver
-            # decides: it raises InfeasiblePlan naming the constraint, or finds the plan.
-            dual = solve_dual(world, _device_problem(world, setup, d_least, learning), target, k.gamma)
-            eta = dual.choice.eta
-            info["fallback"] = "exact: no cross-entropy sample was feasible"
-    else:
-        problem = _device_problem(world, setup, d_least, learning)
-        dual = solve_dual(world, problem, target, k.gamma)
-        eta = dual.choice.eta
-        info.update(nu=dual.nu, varpi=dual.varpi.tolist(), dual_bound_j=dual.dual_value_j)
+    eta, history = SOLVERS[solver](setup, _device_problem(world, setup, d_least, learning), rng,
+                                   settings or DEFAULT_SETTINGS, info)
     sol = _assemble(setup, eta, solver, history, info)
-    if solver == "exact":
-        gap = (sol.round_energy_j - info["dual_bound_j"]) / sol.round_energy_j
-        info["duality_gap"] = float(gap)
+    if "dual_bound_j" in info:
+        info["duality_gap"] = float((sol.round_energy_j - info["dual_bound_j"]) / sol.round_energy_j)
     info["time_s"] = time.perf_counter() - started
     return sol
+
+
+TimeSplitSearch = Callable[["_Setup", DeviceProblem, "np.random.Generator | None", CrossEntropy, dict[str, Any]],
+                           tuple[np.ndarray, "np.ndarray | None"]]
+
+
+def _cross_entropy_split(setup: _Setup, problem: DeviceProblem, rng: np.random.Generator | None,
+                         settings: CrossEntropy, info: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The paper's search (Algorithm 3 over Algorithms 1 and 2): each device's time split
+    eta and the search's history (Fig. 5a)."""
+    world = setup.world
+    if world.n_devices > CE_MAX_DEVICES:
+        raise SimflError(f"optimisation.solver: the cross-entropy search does not converge for {world.n_devices} "
+                         f"devices (it samples a time split per device; measured 0.45% above the optimum at 100 "
+                         f"devices, 44% at 1,000), so it is used for at most {CE_MAX_DEVICES}; use the exact solver "
+                         "(optimisation.solver: exact or --solver exact), which is optimal with a duality-gap "
+                         "certificate and plans 10,000 devices in under a minute")
+    if rng is None:
+        raise ValueError("the cross-entropy solver needs an rng (e.g. simfl.world.rng(seed, 'policy'))")
+    result: CEResult = cross_entropy_search(setup.scored, setup.lo, setup.hi, settings, rng)
+    info["iterations"] = result.iterations
+    if np.isfinite(result.energy_j):
+        return result.eta, result.history
+    # No sample was feasible. That alone does not prove the problem infeasible (the
+    # feasible set can be a thin sliver far from mu_0 = 0.5), so the exact solver
+    # decides: it raises InfeasiblePlan naming the constraint, or finds the plan.
+    dual = solve_dual(world, problem, setup.target, world.constants.gamma)
+    info["fallback"] = "exact: no cross-entropy sample was feasible"
+    return dual.choice.eta, result.history
+
+
+def _exact_split(setup: _Setup, problem: DeviceProblem, rng: np.random.Generator | None,
+                 settings: CrossEntropy, info: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The dual solver of simfl.optim.exact: the optimal time splits, with the dual bound
+    that certifies them (no history)."""
+    dual = solve_dual(setup.world, problem, setup.target, setup.world.constants.gamma)
+    info.update(nu=dual.nu, varpi=dual.varpi.tolist(), dual_bound_j=dual.dual_value_j)
+    return dual.choice.eta, None
+
+
+# The solvers by name (`optimisation.solver`, `--solver`): each finds every device's time
+# split eta; the rest of the plan follows from it in `_assemble`.
+SOLVERS: dict[str, TimeSplitSearch] = {"ce": _cross_entropy_split, "exact": _exact_split}
 
 
 def solve_resources(world: World, d_gen: np.ndarray, solver: str = "exact", rng: np.random.Generator | None = None,

@@ -37,10 +37,12 @@ from typing import Any, Callable, Generator
 import numpy as np
 import simpy
 
-from simfl.aggregation import FEDASYNC, Aggregation
-from simfl.engine import (BATTERY, DEADLINE_GRACE, OFFLINE, OK, STRAGGLER, DeviceRecord, EngineState, RoundRecord,
-                          checked_selection, charge_battery, device_record, job_bits, job_energy_j, make_jobs)
+from simfl.aggregation import Aggregation
+from simfl.engine.dispatch import (DEADLINE_GRACE, Job, checked_selection, charge_battery, device_record, job_bits,
+                                   job_energy_j, make_jobs)
+from simfl.engine.records import DeviceRecord, EngineState, RoundRecord
 from simfl.errors import InfeasiblePlan
+from simfl.jobs import BATTERY, OFFLINE, OK, STRAGGLER, spent_j
 from simfl.learning.protocol import TrainJob, Trainer
 from simfl.network import Network, RoundState
 from simfl.plan import check_round_plan
@@ -114,7 +116,8 @@ class Flight:
             return e_cmp + e_com, job_bits(world, self.entry())
         cmp_s = max(min(time_s, self.compute_end_s) - self.compute_start_s, 0.0)
         up_s = max(time_s - self.compute_end_s, 0.0)
-        return float(world.eps[self.device] * self.f_hz ** 3 * cmp_s + self.p_w * up_s), float(self.rate_bps * up_s)
+        e_cmp, e_com = spent_j(float(world.eps[self.device]), self.f_hz, self.p_w, cmp_s, up_s)
+        return e_cmp + e_com, float(self.rate_bps * up_s)
 
 
 class _Mailbox:
@@ -211,13 +214,12 @@ class AsyncServer:
     def _arrive(self, flight: Flight, on_round: OnRound | None, result: list[EngineState]) -> None:
         """A job reported: charge its battery; keep its update (a lost job's energy and
         record wait for the next aggregation); aggregate when the mode says so."""
-        charge_battery(self.network, flight.device, flight.outcome,
-                       *job_energy_j(self.world, flight.device, flight.f_hz, flight.p_w, flight.entry()))
+        charge_battery(self.world, self.network, flight.device, flight.f_hz, flight.p_w, flight.entry())
         if flight.outcome != OK:
             self.lost.append(flight)
             return
         self.buffer.append(flight)
-        if self.settings.mode == FEDASYNC or len(self.buffer) >= self.settings.buffer_size:
+        if len(self.buffer) >= self.settings.arrivals_per_aggregation:
             self._aggregate(on_round, result)
 
     # ------------------------------------------------------------------ dispatch
@@ -256,28 +258,20 @@ class AsyncServer:
             self.inbox[i].put(flight)
         self.since["selected"] = self.since.get("selected", 0) + len(chosen)
 
-    def _flight(self, device: int, job: Any, rate: float, now: float, deadline: float, view: RoundState,
+    def _flight(self, device: int, job: Job, rate: float, now: float, deadline: float, view: RoundState,
                 round_plan: Any) -> Flight:
-        """A job's whole course from its dispatch: phases as a synchronous round plays them
-        (each ends at its start plus its duration), stopped at the first of going offline,
-        emptying the battery and T_max."""
-        download_end = now + job.download_s if job.download_s > 0 else now
-        compute_end = download_end + job.compute_s
-        upload_end = compute_end + job.upload_s
-        stop, cause = (job.stop_at_s, job.stop_cause) if job.stop_at_s <= deadline else (deadline, STRAGGLER)
-        if upload_end <= stop:
-            outcome, end, report = OK, upload_end, upload_end
-        else:
-            outcome, end, report = cause, stop, deadline
+        """A job's whole course from its dispatch (`jobs.course`); a lost job reports at
+        the deadline, when the server gives up on it."""
+        run = job.course(now, deadline)
         last = self.last_base.get(device)
         repeat = last[1] + 1 if last is not None and last[0] == self.state.version else 0
         self.last_base[device] = [self.state.version, repeat]
         self.jobs += 1
         return Flight(job=self.jobs - 1, device=device, base_version=self.state.version, repeat=repeat,
-                      dispatch_s=now, compute_start_s=min(download_end, end), compute_end_s=min(compute_end, end),
-                      end_s=end, report_s=report, outcome=outcome, rate_bps=rate, f_hz=float(round_plan.f_hz[device]),
-                      b_hz=float(round_plan.b_hz[device]), p_w=float(round_plan.p_w[device]),
-                      cell=int(view.cell_of[device]), gain=float(view.gain[device]))
+                      dispatch_s=now, compute_start_s=run.compute_start_s, compute_end_s=run.compute_end_s,
+                      end_s=run.end_s, report_s=run.end_s if run.outcome == OK else deadline, outcome=run.outcome,
+                      rate_bps=rate, f_hz=float(round_plan.f_hz[device]), b_hz=float(round_plan.b_hz[device]),
+                      p_w=float(round_plan.p_w[device]), cell=int(view.cell_of[device]), gain=float(view.gain[device]))
 
     def _next_idle_online_s(self) -> float:
         """When the next idle device with battery left comes online (inf: none will)."""

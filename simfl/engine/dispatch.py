@@ -1,0 +1,136 @@
+"""What the server does around a job, in every aggregation mode: check a selection, make
+the selected devices' jobs from this round's gains and resources, and account what a job
+did (its energy, its bits, its device's battery, its row of events.csv)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Generator
+
+import numpy as np
+import simpy
+
+from simfl.engine.records import DeviceRecord, EngineState
+from simfl.errors import InfeasiblePlan
+from simfl.jobs import BATTERY, OFFLINE, OK, STRAGGLER, Course, battery_empty_at, computing_power_w, course, device_costs, spent_j
+from simfl.network import Network, RoundState
+from simfl.plan import Plan, RoundPlan
+from simfl.radio import uplink_rate_bps
+from simfl.world import World
+
+# Solvers make T_cmp + T_com equal to T_max (Lemma 2); float rounding must not turn an
+# exactly-on-time device into a straggler.
+DEADLINE_GRACE = 1e-9
+
+
+@dataclass(frozen=True)
+class Job:
+    """One device's work in one round, with everything its process needs precomputed."""
+
+    version: int
+    download_s: float
+    compute_s: float
+    upload_s: float
+    stop_at_s: float  # when it goes offline or its battery empties, whichever is first (inf: never)
+    stop_cause: str
+
+    def course(self, start_s: float, deadline_s: float) -> Course:
+        """How the job runs when it starts at `start_s` and the server cuts it at `deadline_s`."""
+        return course(start_s, self.download_s, self.compute_s, self.upload_s, self.stop_at_s, self.stop_cause,
+                      deadline_s)
+
+def synthetic_download(env: simpy.Environment, world: World, network: Network, state: EngineState,
+                       synthetic_bits: np.ndarray | None) -> Generator[simpy.Event, Any, None]:
+    """At a run's very start, wait until every device has received its synthetic data
+    over the downlink (nothing to wait for without one, or on a resume)."""
+    if state.next_round == 0 and env.now == 0.0 and not state.asynchronous and synthetic_bits is not None:
+        first = network.observe(env.now, 0, state.version)
+        wait = downlink_time_s(world, first, synthetic_bits)
+        if len(wait) and wait.max() > 0:
+            yield env.timeout(float(wait.max()))
+
+
+def checked_selection(selected: Any, view: RoundState) -> np.ndarray:
+    chosen = np.unique(np.asarray(selected, dtype=np.int64))
+    if chosen.size and (chosen[0] < 0 or chosen[-1] >= view.n_devices):
+        raise InfeasiblePlan(f"select() returned devices outside 0..{view.n_devices - 1}: {chosen.tolist()}")
+    offline = chosen[~view.available[chosen]]
+    if offline.size:
+        raise InfeasiblePlan(f"device {offline[0]}: select() chose it in round {view.round}, but it is not "
+                             "available (offline or out of battery)")
+    return chosen
+
+
+def downlink_time_s(world: World, view: RoundState, bits: np.ndarray) -> np.ndarray:
+    """Per device, the time to receive `bits` over its cell's downlink at its own rate
+    (the base station's power over the whole downlink band, eq. 7 with the downlink's
+    numbers: a rateless broadcast each device decodes once it has the bits); 0 where the
+    cell has no modelled downlink."""
+    out = np.zeros(world.n_devices)
+    for c, link in enumerate(world.downlink):
+        if link is None:
+            continue
+        members = view.cell_of == c
+        band, power = link
+        rate = uplink_rate_bps(band, view.gain[members], power, world.noise_w_per_hz[c])
+        out[members] = np.asarray(bits, dtype=float)[members] / rate
+    return out
+
+
+def make_jobs(world: World, plan: Plan | None, round_plan: RoundPlan, view: RoundState,
+              selected: np.ndarray) -> list[tuple[Job, float]]:
+    """The selected devices' jobs and uplink rates, from this round's gains and resources."""
+    assert plan is not None
+    k = world.constants
+    costs = device_costs(k.tau, k.omega_cycles, k.model_bits, world.eps, world.d_loc + plan.d_gen, round_plan.f_hz,
+                         round_plan.b_hz, round_plan.p_w, view.gain, world.noise_w_per_hz[view.cell_of])
+    t_dl = downlink_time_s(world, view, np.full(world.n_devices, k.model_bits)) if any(world.downlink) else np.zeros(world.n_devices)
+    computing_w = computing_power_w(world.eps, round_plan.f_hz)
+    jobs = []
+    for i in selected.tolist():
+        empty_at = battery_empty_at(view.time_s, float(view.battery_j[i]), float(t_dl[i]), float(costs.t_cmp_s[i]),
+                                    float(costs.t_com_s[i]), float(computing_w[i]), float(round_plan.p_w[i]))
+        offline_at = float(view.online_until_s[i])
+        stop, cause = (offline_at, OFFLINE) if offline_at <= empty_at else (empty_at, BATTERY)
+        jobs.append((Job(version=view.version, download_s=float(t_dl[i]), compute_s=float(costs.t_cmp_s[i]),
+                         upload_s=float(costs.t_com_s[i]), stop_at_s=stop, stop_cause=cause), float(costs.rate_bps[i])))
+    return jobs
+
+
+def job_energy_j(world: World, device: int, f_hz: float, p_w: float, entry: dict[str, Any]) -> tuple[float, float]:
+    """Compute and upload energy of a job from its log (`jobs.spent_j`)."""
+    return spent_j(float(world.eps[device]), f_hz, p_w, entry["compute_end_s"] - entry["compute_start_s"],
+                   entry["upload_end_s"] - entry["upload_start_s"])
+
+
+def job_bits(world: World, entry: dict[str, Any]) -> float:
+    """Bits a job put on the uplink: the whole update (S) when it arrived, else what its
+    rate carried until it stopped."""
+    if entry["outcome"] == OK:
+        return float(world.constants.model_bits)
+    return float(entry["rate_bps"] * (entry["upload_end_s"] - entry["upload_start_s"]))
+
+
+def charge_battery(world: World, network: Network, device: int, f_hz: float, p_w: float, entry: dict[str, Any]) -> None:
+    """Take a finished job's energy from the device's battery (empty when it ran out): the
+    one place a battery is charged, when the server learns how the job ended."""
+    if math.isfinite(network.battery_j[device]):
+        e_cmp, e_com = job_energy_j(world, device, f_hz, p_w, entry)
+        network.battery_j[device] = 0.0 if entry["outcome"] == BATTERY else max(network.battery_j[device] - e_cmp - e_com, 0.0)
+
+
+def device_record(world: World, round_index: int, device: int, cell: int, gain: float, f_hz: float, p_w: float,
+                  entry: dict[str, Any], version: int, battery_left_j: float, staleness: int) -> DeviceRecord:
+    """A job's row of events.csv from its log (phase times, outcome, uplink rate)."""
+    e_cmp, e_com = job_energy_j(world, device, f_hz, p_w, entry)
+    outcome = entry["outcome"]
+    bits = job_bits(world, entry)
+    return DeviceRecord(
+        round=round_index, device=device, cell=cell, gain=gain, rate_bps=entry["rate_bps"],
+        compute_start_s=entry["compute_start_s"], compute_end_s=entry["compute_end_s"],
+        upload_start_s=entry["upload_start_s"], upload_end_s=entry["upload_end_s"],
+        e_cmp_j=e_cmp, e_com_j=e_com, bits_sent=float(bits), straggler=outcome == STRAGGLER,
+        outcome=outcome, download_start_s=entry["download_start_s"], battery_j=battery_left_j,
+        version=version, staleness=staleness,
+    )

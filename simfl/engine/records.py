@@ -1,0 +1,85 @@
+"""What the engine writes and keeps: a device's job (a row of events.csv), a round or
+aggregation (a row of rounds.csv), and the state a run resumes from."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    """What one selected device did in one round (a row of events.csv)."""
+
+    round: int
+    device: int
+    cell: int
+    gain: float
+    rate_bps: float
+    compute_start_s: float
+    compute_end_s: float
+    upload_start_s: float
+    upload_end_s: float
+    e_cmp_j: float
+    e_com_j: float
+    bits_sent: float
+    straggler: bool
+    outcome: str  # ok | straggler (cut at T_max) | offline (went offline) | battery (emptied)
+    download_start_s: float
+    battery_j: float  # left after the round; inf when mains powered
+    version: int  # the global model version the device started from
+    staleness: int = 0  # versions between its base and the model it was aggregated into; -1: not aggregated
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """One round as the server saw it (a row of rounds.csv)."""
+
+    round: int
+    start_s: float
+    end_s: float
+    duration_s: float
+    energy_j: float
+    cum_energy_j: float
+    uplink_bits: float
+    cum_uplink_bits: float
+    participants: int  # updates aggregated
+    stragglers: int  # cut at the deadline
+    accuracy: float
+    loss: float
+    available: int  # online with battery left at the round's start
+    selected: int
+    dropouts: int  # went offline during their job
+    depleted: int  # battery emptied during their job
+    version: int  # the global model version after this round
+
+
+@dataclass(frozen=True)
+class EngineState:
+    """Everything a run carries from one round to the next: a snapshot to resume from.
+
+    `network` is the dynamics' state (`Network.state_dict`) and `policy` what the policy
+    remembers (`Policy.state_dict`); both empty before the first round.
+    """
+
+    next_round: int = 0
+    time_s: float = 0.0
+    cum_energy_j: float = 0.0
+    cum_uplink_bits: float = 0.0
+    version: int = 0
+    network: dict[str, Any] = field(default_factory=dict)
+    policy: dict[str, Any] = field(default_factory=dict)  # Policy.state_dict()
+    asynchronous: dict[str, Any] = field(default_factory=dict)  # FedBuff/FedAsync: jobs in flight, buffer
+    # The base models that jobs in flight and buffered updates started from, by version
+    # (the trainer's own tensors: saved beside the JSON in the checkpoint, not in it).
+    models: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def to_json(self) -> str:
+        data = asdict(replace(self, models={}))
+        del data["models"]
+        return json.dumps(data)
+
+    @staticmethod
+    def from_json(text: str, models: dict[int, Any] | None = None) -> EngineState:
+        return EngineState(**json.loads(text), models=dict(models or {}))
