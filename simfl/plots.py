@@ -207,6 +207,13 @@ def timeline(events: pd.DataFrame, rounds: pd.DataFrame, path: Path, title: str 
     (deadline, offline, battery), the round boundaries, and in grey the periods it was
     offline when an `availability` frame (online intervals: device, start_s, end_s) is
     given. At most the first 60 devices are drawn; the title then says so."""
+    fig, title = timeline_figure(events, rounds, title, max_rounds, availability)
+    return _save(fig, path, title)
+
+
+def timeline_figure(events: pd.DataFrame, rounds: pd.DataFrame, title: str = "", max_rounds: int = 5,
+                    availability: pd.DataFrame | None = None) -> tuple[plt.Figure, str]:
+    """The figure `timeline` saves, and its title."""
     shown = plotted_rounds(rounds, max_rounds)
     t0, t1 = float(shown["start_s"].min()), float(shown["end_s"].max())
     known = [events["device"].max(), -1 if availability is None or availability.empty else availability["device"].max()]
@@ -248,7 +255,7 @@ def timeline(events: pd.DataFrame, rounds: pd.DataFrame, path: Path, title: str 
                 for m, c, text in JOB_ENDS.values()]
     handles.append(Line2D([], [], color="0.3", linewidth=0.8, linestyle="--", label="round boundary"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    return _save(fig, path, title)
+    return fig, title
 
 
 # The outcomes of the selected devices, stacked in this order (they add up to `selected`).

@@ -9,13 +9,3 @@ from numpy.typing import ArrayLike
 def dbm_to_w(dbm: ArrayLike) -> np.ndarray:
     """Power in dBm to watts: P = 10^(dBm/10) mW."""
     return 10.0 ** ((np.asarray(dbm, dtype=float) - 30.0) / 10.0)
-
-
-def w_to_dbm(w: ArrayLike) -> np.ndarray:
-    """Power in watts to dBm."""
-    return 10.0 * np.log10(np.asarray(w, dtype=float)) + 30.0
-
-
-def db_to_linear(db: ArrayLike) -> np.ndarray:
-    """A ratio in dB to a linear ratio."""
-    return 10.0 ** (np.asarray(db, dtype=float) / 10.0)

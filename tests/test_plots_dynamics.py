@@ -10,7 +10,11 @@ import pandas as pd
 import pytest
 
 from simfl.compare import write_report
-from simfl.plots import job_ends, offline_bars, participation, timeline, timeline_bars
+import matplotlib.pyplot as plt
+from matplotlib.collections import PathCollection, PolyCollection
+from matplotlib.colors import to_hex
+
+from simfl.plots import PHASES, job_ends, offline_bars, participation, timeline, timeline_bars, timeline_figure
 from simfl.scenario import scenario_from_dict
 
 from conftest import scenario_dict
@@ -116,11 +120,42 @@ def test_timeline_and_participation_write_pngs(tmp_path):
     assert participation(both, tmp_path / "participation.png", "t").stat().st_size > 0
 
 
-def test_timeline_of_many_devices_draws_the_first_60(tmp_path):
+def drawn_bars(ax):
+    """Every rectangle of the axes' bar collections as (device row, colour, start_s, duration_s)."""
+    bars = []
+    for collection in ax.collections:
+        if not isinstance(collection, PolyCollection):
+            continue
+        colour = to_hex(collection.get_facecolor()[0])
+        for path in collection.get_paths():
+            (x0, y0), (x1, y1) = path.vertices.min(axis=0), path.vertices.max(axis=0)
+            bars.append((round((y0 + y1) / 2), colour, float(x0), float(x1 - x0)))
+    return sorted(bars)
+
+
+def drawn_markers(ax):
+    """Every scatter point of the axes as (device row, time_s)."""
+    return sorted((round(float(y)), float(x)) for collection in ax.collections if isinstance(collection, PathCollection)
+                  for x, y in collection.get_offsets())
+
+
+def test_timeline_of_many_devices_draws_the_first_60():
     events = events_frame()
-    many = events.assign(device=events["device"] * 40)  # devices 0, 40 and 80
-    path = timeline(many, rounds_frame(), tmp_path / "many.png", "p")
-    assert path.stat().st_size > 0
+    many = events.assign(device=events["device"] * 40)  # devices 0, 40 and 80 of 81
+    fig, title = timeline_figure(many, rounds_frame(), "p")
+    ax = fig.axes[0]
+    assert title == "p (first 60 of 81 devices)"
+    assert ax.get_ylim() == (59.5, -0.5)  # 60 rows, device 0 on top
+    green, blue, orange = (to_hex(PHASES[p][0]) for p in ("download", "compute", "upload"))
+    # device 0 delivers twice; device 40 is cut while sending, then while computing (JOBS);
+    # device 80 (offline at 8 s) is past the 60th row and not drawn
+    assert drawn_bars(ax) == [
+        (0, blue, 2.0, 10.0), (0, blue, 32.0, 10.0), (0, green, 0.0, 2.0), (0, green, 30.0, 2.0),
+        (0, orange, 12.0, 8.0), (0, orange, 42.0, 8.0),
+        (40, blue, 3.0, 22.0), (40, blue, 33.0, 27.0), (40, green, 0.0, 3.0), (40, green, 30.0, 3.0),
+        (40, orange, 25.0, 5.0)]
+    assert drawn_markers(ax) == [(40, 30.0), (40, 60.0)]  # the two deadline cuts; no offline marker at 8 s
+    plt.close(fig)
 
 
 @pytest.fixture

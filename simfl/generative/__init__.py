@@ -9,7 +9,6 @@ checkpointed under the cache directory, served through an on-disk pool of images
 Modules import torch; this package itself does not, so `import simfl.generative` is cheap.
 """
 
-# The generators a scenario may name (generator.kind) and their training configurations
-# (generator.config); simfl.generative.train holds one configuration per pair.
-KINDS = ("diffusion", "gan")
-CONFIG_NAMES = ("default", "quick", "tiny")
+from simfl.generative.configs import CONFIG_NAMES, CONFIGS, KINDS
+
+__all__ = ["CONFIGS", "CONFIG_NAMES", "KINDS"]

@@ -11,6 +11,7 @@ import numpy as np
 
 from simfl import numerics
 from simfl.errors import SimflError
+from simfl.generative import KINDS
 from simfl.scenario import Scenario, load_scenario
 
 
@@ -48,7 +49,7 @@ def _scenario(args: argparse.Namespace) -> Scenario:
 
 def _kinds(args: argparse.Namespace, scenario: Scenario) -> list[str]:
     if args.kind == "both":
-        return ["diffusion", "gan"]
+        return list(KINDS)
     return [args.kind or scenario.generator.kind]
 
 
@@ -131,11 +132,11 @@ def add_generator_commands(subparsers: argparse._SubParsersAction) -> None:
     sub = group.add_subparsers(dest="generator_command", metavar="{train,evaluate,sample}", required=True)
 
     p = sub.add_parser("train", help="train a generator on the scenario's public split (resumes if interrupted)")
-    _common(p, ("diffusion", "gan", "both"))
+    _common(p, (*KINDS, "both"))
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="classification accuracy score and Frechet distance per class")
-    _common(p, ("diffusion", "gan", "both"))
+    _common(p, (*KINDS, "both"))
     _sampling(p)
     p.add_argument("--n-per-class", type=int, default=200, help="synthetic images scored per class (default 200)")
     p.add_argument("--real-per-class", type=int, default=500,
@@ -145,7 +146,7 @@ def add_generator_commands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("sample", help="write samples from the pool: a .png grid or a .npz of images and labels")
-    _common(p, ("diffusion", "gan", "both"))
+    _common(p, (*KINDS, "both"))
     _sampling(p)
     p.add_argument("--per-class", type=int, default=10, help="images per class (default 10)")
     p.add_argument("--classes", type=_class_indices, default=None,

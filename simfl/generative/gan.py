@@ -8,20 +8,12 @@ normalisation (Miyato et al. 2018) and a projection head for the label (Miyato &
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import spectral_norm
 
-
-@dataclass(frozen=True)
-class GANConfig:
-    in_channels: int = 1
-    resolution: int = 16
-    latent_dim: int = 64
-    width: int = 32  # channels at full resolution; doubled at every halving
+from simfl.generative.configs import GANConfig
 
 
 def _levels(resolution: int) -> int:

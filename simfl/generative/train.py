@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,78 +27,158 @@ from torch import nn
 from torch.nn import functional as F
 
 from simfl.errors import DataNotFound, SimflError
-from simfl.generative import CONFIG_NAMES, KINDS
+from simfl.generative.configs import CONFIGS, KINDS
 from simfl.generative import diffusion as dm
 from simfl.generative.checkpoint import (checkpoint_path, checkpoint_stem, load_checkpoint, resolve_cache_dir,
                                          save_checkpoint)
-from simfl.generative.gan import Discriminator, GANConfig, Generator, gan_sample, gan_step
-from simfl.generative.unet import UNet, UNetConfig
+from simfl.generative.gan import Discriminator, Generator, gan_sample, gan_step
+from simfl.generative.unet import UNet
 from simfl.numerics import pin_torch
 
 Progress = Callable[[str], None]
 
-# --------------------------------------------------------------------------- configurations
-
-
-@dataclass(frozen=True)
-class DiffusionTraining:
-    resolution: int = 16
-    unet: UNetConfig = field(default_factory=lambda: UNetConfig(base_channels=32, channel_mults=(1, 2, 2)))
-    n_timesteps: int = 300  # T, as in the paper (Section V-A3)
-    schedule: str = "cosine"
-    p_uncond: float = 0.15  # rate at which the label is replaced by the null label
-    batch_size: int = 64
-    steps: int = 4000
-    lr: float = 5e-4
-    warmup_steps: int = 200
-    ema_decay: float = 0.998
-    log_every: int = 100
-    checkpoint_every: int = 500
-
-
-@dataclass(frozen=True)
-class GANTraining:
-    resolution: int = 16
-    gan: GANConfig = field(default_factory=GANConfig)
-    batch_size: int = 64
-    steps: int = 6000
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    betas: tuple[float, float] = (0.0, 0.9)
-    ema_decay: float = 0.999
-    log_every: int = 200
-    checkpoint_every: int = 1000
-
-
-# "default": useful quality in about 20 minutes on 2 idle CPU cores; "quick": the same networks
-# for a fraction of the steps, with a faster-moving EMA and learning-rate warm-up to match
-# (about 5 minutes for both, what the quickstart uses); "tiny": seconds, for tests.
-CONFIGS: dict[tuple[str, str], Any] = {
-    ("diffusion", "default"): DiffusionTraining(),
-    ("diffusion", "quick"): DiffusionTraining(steps=1200, lr=1e-3, warmup_steps=100, ema_decay=0.99,
-                                              checkpoint_every=200),
-    ("diffusion", "tiny"): DiffusionTraining(
-        resolution=8, unet=UNetConfig(base_channels=8, channel_mults=(1, 2), attention_at_bottom=True, groups=4),
-        n_timesteps=50, batch_size=16, steps=30, lr=2e-3, warmup_steps=0, ema_decay=0.9, log_every=10,
-        checkpoint_every=10),
-    ("gan", "default"): GANTraining(),
-    ("gan", "quick"): GANTraining(steps=2000, ema_decay=0.995, checkpoint_every=500),
-    ("gan", "tiny"): GANTraining(resolution=8, gan=GANConfig(resolution=8, latent_dim=8, width=8), batch_size=16,
-                                 steps=30, ema_decay=0.9, log_every=10, checkpoint_every=10),
-}
-
-
-assert set(CONFIGS) == {(k, c) for k in KINDS for c in CONFIG_NAMES}, "one training configuration per kind and name"
-
-
 def training_config(kind: str, config: str, in_channels: int) -> Any:
-    if (kind, config) not in CONFIGS:
-        raise SimflError(f"unknown generator {kind!r} / config {config!r}; kinds: {', '.join(KINDS)}; "
-                         f"configs: {', '.join(CONFIG_NAMES)}")
-    cfg = CONFIGS[(kind, config)]
-    if kind == "diffusion":
+    """The training configuration `config` of generator `kind` for images of `in_channels`."""
+    if kind not in CONFIGS or config not in CONFIGS[kind]:
+        raise SimflError(f"unknown generator {kind!r} / config {config!r}; kinds and their configs: "
+                         + "; ".join(f"{k}: {', '.join(c)}" for k, c in CONFIGS.items()))
+    return IMPLEMENTATIONS[kind].with_channels(CONFIGS[kind][config], in_channels)
+
+
+# --------------------------------------------------------------------------- the kinds
+
+
+class _Optimisation:
+    """What a training run of one kind keeps besides the sampled network and its EMA: the
+    optimisers (and a GAN's discriminator). Saved in the checkpoint under fixed keys."""
+
+    def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: torch.Generator, step: int) -> tuple[float, str]:
+        """One training step on the batch (x, y): the loss to log and any extra text for the log line."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class GeneratorKind:
+    """The code of one generator kind (its configurations are in simfl.generative.configs)."""
+
+    def with_channels(self, cfg: Any, in_channels: int) -> Any:
+        raise NotImplementedError
+
+    def network(self, cfg: Any, n_classes: int) -> nn.Module:
+        """The network that samples (trained, and kept as an EMA)."""
+        raise NotImplementedError
+
+    def optimisation(self, cfg: Any, n_classes: int, model: nn.Module) -> _Optimisation:
+        raise NotImplementedError
+
+    def sampler_tag(self, cfg: Any, guidance: float, steps: int) -> str:
+        """Names the sampler setting, so pools of different settings never mix."""
+        raise NotImplementedError
+
+    def sample(self, net: nn.Module, cfg: Any, labels: torch.Tensor, channels: int, n_classes: int, guidance: float,
+               steps: int, generator: torch.Generator) -> torch.Tensor:
+        """Images in [-1, 1] at the configuration's resolution, one per label."""
+        raise NotImplementedError
+
+
+class _DiffusionOptimisation(_Optimisation):
+    def __init__(self, cfg: Any, n_classes: int, model: nn.Module) -> None:
+        self.cfg, self.n_classes = cfg, n_classes
+        self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        self.schedule = dm.make_schedule(cfg.schedule, cfg.n_timesteps)
+
+    def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: torch.Generator, step: int) -> tuple[float, str]:
+        lr = self.cfg.lr * min(1.0, (step + 1) / max(1, self.cfg.warmup_steps))
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        loss = dm.diffusion_loss(model, self.schedule, x, y, self.n_classes, self.cfg.p_uncond, rng)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return loss.item(), ""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"opt": self.opt.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.opt.load_state_dict(state["opt"])
+
+
+class Diffusion(GeneratorKind):
+    """The class-conditional DDPM with classifier-free guidance (a UNet); samples by DDPM
+    when `steps` >= T, else by DDIM."""
+
+    def with_channels(self, cfg: Any, in_channels: int) -> Any:
         return replace(cfg, unet=replace(cfg.unet, in_channels=in_channels))
-    return replace(cfg, gan=replace(cfg.gan, in_channels=in_channels, resolution=cfg.resolution))
+
+    def network(self, cfg: Any, n_classes: int) -> nn.Module:
+        return UNet(cfg.unet, n_classes)
+
+    def optimisation(self, cfg: Any, n_classes: int, model: nn.Module) -> _Optimisation:
+        return _DiffusionOptimisation(cfg, n_classes, model)
+
+    def sampler_tag(self, cfg: Any, guidance: float, steps: int) -> str:
+        method = f"ddpm{cfg.n_timesteps}" if steps >= cfg.n_timesteps else f"ddim{steps}"
+        return f"{method}-w{guidance:g}"
+
+    def sample(self, net: nn.Module, cfg: Any, labels: torch.Tensor, channels: int, n_classes: int, guidance: float,
+               steps: int, generator: torch.Generator) -> torch.Tensor:
+        schedule = dm.make_schedule(cfg.schedule, cfg.n_timesteps)
+        return dm.sample(net, schedule, labels, (channels, cfg.resolution, cfg.resolution), n_classes, guidance, steps,
+                         generator)
+
+
+class _GANOptimisation(_Optimisation):
+    def __init__(self, cfg: Any, n_classes: int, model: nn.Module) -> None:
+        self.disc = Discriminator(cfg.gan, n_classes)
+        self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr_g, betas=cfg.betas)
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+
+    def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: torch.Generator, step: int) -> tuple[float, str]:
+        assert isinstance(model, Generator)
+        d_loss, g_loss = gan_step(model, self.disc, self.opt, self.opt_d, x, y, rng)
+        # the discriminator's hinge loss: falls as D learns, ~2 at equilibrium of chance
+        return d_loss, f" g_loss {g_loss:.3f}"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"opt": self.opt.state_dict(), "disc": self.disc.state_dict(), "opt_d": self.opt_d.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.opt.load_state_dict(state["opt"])
+        self.disc.load_state_dict(state["disc"])
+        self.opt_d.load_state_dict(state["opt_d"])
+
+
+class GAN(GeneratorKind):
+    """The conditional DCGAN-style GAN (hinge loss, spectral norm); one pass per sample."""
+
+    def with_channels(self, cfg: Any, in_channels: int) -> Any:
+        return replace(cfg, gan=replace(cfg.gan, in_channels=in_channels, resolution=cfg.resolution))
+
+    def network(self, cfg: Any, n_classes: int) -> nn.Module:
+        return Generator(cfg.gan, n_classes)
+
+    def optimisation(self, cfg: Any, n_classes: int, model: nn.Module) -> _Optimisation:
+        return _GANOptimisation(cfg, n_classes, model)
+
+    def sampler_tag(self, cfg: Any, guidance: float, steps: int) -> str:
+        return "gan"
+
+    def sample(self, net: nn.Module, cfg: Any, labels: torch.Tensor, channels: int, n_classes: int, guidance: float,
+               steps: int, generator: torch.Generator) -> torch.Tensor:
+        assert isinstance(net, Generator)
+        return gan_sample(net, labels, generator)
+
+
+# The code of each kind of simfl.generative.configs.CONFIGS (a new kind: its configurations
+# there, its class here).
+IMPLEMENTATIONS: dict[str, GeneratorKind] = {"diffusion": Diffusion(), "gan": GAN()}
+assert set(IMPLEMENTATIONS) == set(CONFIGS), "every generator kind has its configurations and its code"
 
 
 # --------------------------------------------------------------------------- image conversion
@@ -141,16 +221,8 @@ class _Run:
         # parameter initialisation draws from torch's global RNG: fork it so nothing leaks out
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            if kind == "diffusion":
-                self.model: nn.Module = UNet(cfg.unet, n_classes)
-                self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-                self.schedule = dm.make_schedule(cfg.schedule, cfg.n_timesteps)
-                self.disc: nn.Module | None = None
-            else:
-                self.model = Generator(cfg.gan, n_classes)
-                self.disc = Discriminator(cfg.gan, n_classes)
-                self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr_g, betas=cfg.betas)
-                self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+            self.model = IMPLEMENTATIONS[kind].network(cfg, n_classes)
+            self.optimisation = IMPLEMENTATIONS[kind].optimisation(cfg, n_classes, self.model)
         self.ema = copy.deepcopy(self.model).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)
@@ -158,55 +230,36 @@ class _Run:
         self.step = 0
         self.elapsed_s = 0.0
         self.history: list[tuple[int, float, float]] = []  # (step, loss, elapsed_s)
+        self.log_extra = ""  # the kind's own text for the progress line (a GAN's generator loss)
 
     def train_step(self, data: torch.Tensor, labels: torch.Tensor) -> float:
         idx = torch.randint(0, data.shape[0], (self.cfg.batch_size,), generator=self.rng)
         x, y = data[idx], labels[idx]
         self.model.train()
-        if self.kind == "diffusion":
-            lr = self.cfg.lr * min(1.0, (self.step + 1) / max(1, self.cfg.warmup_steps))
-            for group in self.opt.param_groups:
-                group["lr"] = lr
-            loss = dm.diffusion_loss(self.model, self.schedule, x, y, self.n_classes, self.cfg.p_uncond, self.rng)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            value = loss.item()
-        else:
-            assert isinstance(self.model, Generator) and isinstance(self.disc, Discriminator)
-            d_loss, g_loss = gan_step(self.model, self.disc, self.opt, self.opt_d, x, y, self.rng)
-            value = d_loss  # the discriminator's hinge loss: falls as D learns, ~2 at equilibrium of chance
-            self.last_g_loss = g_loss
+        value, self.log_extra = self.optimisation.step(self.model, x, y, self.rng, self.step)
         _ema_update(self.ema, self.model, self.cfg.ema_decay)
         self.step += 1
         return value
 
     def state_dict(self) -> dict[str, Any]:
-        state = {
+        return {
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict(),
-            "opt": self.opt.state_dict(),
             "rng": self.rng.get_state(),
             "step": self.step,
             "elapsed_s": self.elapsed_s,
             "history": list(self.history),
+            **self.optimisation.state_dict(),
         }
-        if self.disc is not None:
-            state["disc"] = self.disc.state_dict()
-            state["opt_d"] = self.opt_d.state_dict()
-        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
-        self.opt.load_state_dict(state["opt"])
+        self.optimisation.load_state_dict(state)
         self.rng.set_state(state["rng"])
         self.step = int(state["step"])
         self.elapsed_s = float(state["elapsed_s"])
         self.history = [tuple(h) for h in state["history"]]
-        if self.disc is not None:
-            self.disc.load_state_dict(state["disc"])
-            self.opt_d.load_state_dict(state["opt_d"])
 
 
 def _trajectory(training: dict[str, Any]) -> dict[str, Any]:
@@ -275,8 +328,7 @@ def train_on_arrays(kind: str, config: str, images: np.ndarray, labels: np.ndarr
                 window = []
                 if progress:
                     per = run.elapsed_s / max(1, run.step)
-                    extra = f" g_loss {run.last_g_loss:.3f}" if kind == "gan" else ""
-                    progress(f"{kind} {config} step {run.step}/{total} loss {mean:.4f}{extra} "
+                    progress(f"{kind} {config} step {run.step}/{total} loss {mean:.4f}{run.log_extra} "
                              f"{run.elapsed_s:.0f} s ({1000 * per:.0f} ms/step, ~{per * (total - run.step) / 60:.1f} min left)")
             if run.step % cfg.checkpoint_every == 0 or run.step == end:
                 save()
@@ -374,15 +426,10 @@ class TrainedGenerator:
         self.resolution: int = int(meta["resolution"])
         self.guidance = float(guidance)
         self.steps = int(steps)
-        cfg = training_config(self.kind, meta["config"], self.image_shape[0])
+        self.cfg = training_config(self.kind, meta["config"], self.image_shape[0])
+        self.implementation = IMPLEMENTATIONS[self.kind]
         pin_torch()
-        if self.kind == "diffusion":
-            self.net: nn.Module = UNet(cfg.unet, self.n_classes)
-            self.schedule = dm.make_schedule(cfg.schedule, cfg.n_timesteps)
-            self.n_timesteps = cfg.n_timesteps
-        else:
-            self.net = Generator(cfg.gan, self.n_classes)
-            self.n_timesteps = 0
+        self.net = self.implementation.network(self.cfg, self.n_classes)
         self.net.load_state_dict(state["run"]["ema"])
         self.net.eval()
 
@@ -400,10 +447,7 @@ class TrainedGenerator:
     @property
     def sampler_tag(self) -> str:
         """Names the sampler setting, so pools of different settings never mix."""
-        if self.kind == "gan":
-            return "gan"
-        method = f"ddpm{self.n_timesteps}" if self.steps >= self.n_timesteps else f"ddim{self.steps}"
-        return f"{method}-w{self.guidance:g}"
+        return self.implementation.sampler_tag(self.cfg, self.guidance, self.steps)
 
     @property
     def bytes_per_image(self) -> int:
@@ -417,11 +461,8 @@ class TrainedGenerator:
         out = []
         for start in range(0, len(labels_t), batch_size):
             y = labels_t[start:start + batch_size]
-            if self.kind == "diffusion":
-                shape = (self.image_shape[0], self.resolution, self.resolution)
-                x = dm.sample(self.net, self.schedule, y, shape, self.n_classes, self.guidance, self.steps, generator)
-            else:
-                x = gan_sample(self.net, y, generator)  # type: ignore[arg-type]
+            x = self.implementation.sample(self.net, self.cfg, y, self.image_shape[0], self.n_classes, self.guidance,
+                                           self.steps, generator)
             out.append(to_uint8(x, self.image_shape))
         if not out:
             return np.zeros((0, *self.image_shape), dtype=np.uint8)
@@ -449,6 +490,6 @@ def load_generator(kind: str, scenario: Any, cache_dir: str | Path | None = None
     return TrainedGenerator(path, state, scenario.generator.guidance, scenario.generator.sampling_steps)
 
 
-__all__ = ["CONFIGS", "DiffusionTraining", "GANTraining", "KINDS", "TrainedGenerator", "generator_seed",
+__all__ = ["GAN", "IMPLEMENTATIONS", "Diffusion", "GeneratorKind", "TrainedGenerator", "generator_seed",
            "load_generator", "public_data", "scenario_checkpoint", "to_model_space", "to_uint8", "train_command",
            "train_generator", "train_on_arrays", "training_config"]

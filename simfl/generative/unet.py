@@ -9,22 +9,11 @@ classifier-free guidance (Ho & Salimans 2021) needs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-
-@dataclass(frozen=True)
-class UNetConfig:
-    """Widths of a UNet whose resolution halves at every level after the first."""
-
-    in_channels: int = 1
-    base_channels: int = 64
-    channel_mults: tuple[int, ...] = (1, 2, 2)
-    attention_at_bottom: bool = True
-    groups: int = 8
+from simfl.generative.configs import UNetConfig
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
