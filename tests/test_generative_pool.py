@@ -68,6 +68,29 @@ def test_pool_content_does_not_depend_on_request_order(generators, tmp_path):
     assert np.array_equal(one.take(1, CHUNK + 1), two.take(1, CHUNK + 1))
 
 
+def test_generation_reports_counts_rate_and_time_left(generators, tmp_path):
+    """Eager: every generated chunk counted against the known total; lazy: against the
+    images every device could ask for, said to be an upper bound; nothing already in the
+    pool is counted."""
+    lines = []
+    service = SynthesisService(generators["gan"], tmp_path, progress=lines.append, progress_every_s=0)
+    service.synthesize(np.array([[CHUNK + 1, 0, 2]]))  # class 0: two chunks, class 2: one
+    assert [line.split(": ", 1)[1].split(" in ")[0] for line in lines] == [
+        f"generated {CHUNK} images", f"generated {2 * CHUNK} images", f"generated {3 * CHUNK} images"]
+    assert lines[0].endswith(f"{2 * CHUNK} more, ~{lines[0].split('~')[1]}") and lines[-1].endswith("; done")
+    assert "s per image" in lines[0]
+
+    lazy_lines = []
+    again = SynthesisService(generators["gan"], tmp_path, progress=lazy_lines.append, progress_every_s=0)
+    source = again.lazy(np.array([[1, 0, 0], [0, 3 * CHUNK, 0]]))  # class 0 is in the pool already
+    source[1]
+    assert len(lazy_lines) == 3 and "at most" in lazy_lines[0] and "as devices are first used" in lazy_lines[0]
+    assert lazy_lines[-1].endswith("; done")
+    quiet = SynthesisService(generators["gan"], tmp_path, progress=None)
+    quiet.synthesize(np.array([[CHUNK + 1, 3 * CHUNK, 2]]))  # nothing left to make: no line, no error
+    assert quiet.stats.generated_images == 0
+
+
 def test_server_set_hands_out_the_first_images_of_each_class(generators, tmp_path):
     service = SynthesisService(generators["diffusion"], tmp_path, progress=None)
     images, labels = service.server_set(np.array([4, 0, 2]))

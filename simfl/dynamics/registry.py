@@ -8,6 +8,7 @@ fields through `from_config`, reporting each problem with its field path.
 from __future__ import annotations
 
 import difflib
+import math
 from typing import Any, Callable, ClassVar
 
 AVAILABILITY: dict[str, Any] = {}
@@ -32,8 +33,8 @@ def register(registry: dict[str, Any]) -> Callable[[type], type]:
 
 def parse_component(registry: dict[str, Any], value: Any, where: str, fail: Fail, default: str,
                     context: dict[str, Any] | None = None) -> Any:
-    """The component a scenario value names, built from its fields; None after a problem."""
-    _load_builtins()
+    """The component a scenario value names, built from its fields; None after a problem.
+    (The built-in components register themselves when `simfl.dynamics` is imported.)"""
     if value is None:
         value = default
     if isinstance(value, str):
@@ -56,11 +57,6 @@ def _forms(registry: dict[str, Any]) -> str:
     return " | ".join(getattr(cls, "form", kind) for kind, cls in sorted(registry.items()))
 
 
-def _load_builtins() -> None:
-    # imported for their @register side effect
-    from simfl.dynamics import availability, fading, mobility  # noqa: F401
-
-
 class WithoutFields:
     """A component written as a bare name (`always`, `static`, `none`, `rayleigh`)."""
 
@@ -77,8 +73,6 @@ class WithoutFields:
 def number_field(params: Any, key: str, where: str, fail: Fail, *, above: float | None = None,
                  minimum: float | None = None, below: float | None = None, default: float | None = None) -> float | None:
     """One finite number of a component's mapping, checked against its bounds."""
-    import math
-
     if not isinstance(params, dict):
         fail(where, f"must be a mapping with field {key!r}, got {params!r}")
         return None

@@ -22,6 +22,7 @@ records its Fig. 5(h) similarity first in worlds of up to 500) get the images ab
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -41,6 +42,44 @@ CHUNK = 32  # images generated per class per chunk: the unit of the pool's seedi
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+class GenerationProgress:
+    """Progress lines while images are generated: how many so far, how fast, and how long
+    the rest takes. At most one line every `every_s` seconds, and one when all the images
+    expected are made. In a lazy request the expected count is an upper bound (the images
+    of every device, of which a run may use few), and the line says so."""
+
+    def __init__(self, say: Callable[[str], None] | None, label: str, every_s: float = 10.0) -> None:
+        self.say, self.label, self.every_s = say, label, every_s
+        self.expected = self.generated = 0
+        self.seconds = 0.0
+        self.upper_bound = False
+        self._last_line = -math.inf
+
+    def expect(self, images: int, upper_bound: bool = False) -> None:
+        """`images` more are to be generated (at most that many when `upper_bound`)."""
+        self.expected += images
+        self.upper_bound = self.upper_bound or upper_bound
+
+    def generated_chunk(self, images: int, seconds: float) -> None:
+        self.generated += images
+        self.seconds += seconds
+        now = time.monotonic()
+        finished = self.generated >= self.expected
+        if self.say is None or (now - self._last_line < self.every_s and not finished):
+            return
+        self._last_line = now
+        per_image = self.seconds / self.generated
+        left = max(self.expected - self.generated, 0)
+        if finished:
+            tail = "done"
+        elif self.upper_bound:
+            tail = f"at most {left} more as devices are first used, ~{per_image * left / 60:.1f} min at most"
+        else:
+            tail = f"{left} more, ~{per_image * left / 60:.1f} min left"
+        self.say(f"{self.label}: generated {self.generated} images in {self.seconds:.0f} s "
+                 f"({per_image:.2f} s per image); {tail}")
 
 
 @dataclass
@@ -63,15 +102,18 @@ class SynthesisService:
         Root of the pools; default `<cache>/pools`. Images of class c live in
         `pool_dir/<checkpoint>/<sampler>/class_<c>.npy`, uint8 (n, C, H, W).
     progress
-        Called with a line per generated chunk (default: stderr); None for silence.
+        Called with progress lines while images are generated (counts, rate and time
+        left, at most every `progress_every_s` seconds) and with damaged files (default:
+        stderr); None for silence.
     """
 
     def __init__(self, generator: TrainedGenerator, pool_dir: str | Path | None = None,
-                 progress: Callable[[str], None] | None = _stderr) -> None:
-        import torch
+                 progress: Callable[[str], None] | None = _stderr, progress_every_s: float = 10.0) -> None:
+        import torch  # deferred: torch only when a service is made, not when simfl.generative.pool is imported
 
         self.generator = generator
         self.progress = progress
+        self.meter = GenerationProgress(progress, f"{generator.key} [{generator.sampler_tag}]", progress_every_s)
         root = Path(pool_dir).expanduser() if pool_dir is not None else default_pool_dir(generator)
         self.dir = root / generator.key / generator.sampler_tag
         self.stats = SynthesisStats()
@@ -121,6 +163,7 @@ class SynthesisService:
         """
         req = self._check_counts(requests, "synthesis request", 2)
         totals = req.sum(axis=0)
+        self.meter.expect(sum(self._missing_images(c, 0, int(totals[c])) for c in range(self.n_classes)))
         pools = [self.take(c, int(totals[c])) for c in range(self.n_classes)]
         offsets = np.zeros(self.n_classes, dtype=np.int64)
         out = []
@@ -139,7 +182,10 @@ class SynthesisService:
         """`synthesize(requests)` served device by device, each device's images generated
         the first time it is asked for: the same images, without making those of
         devices that never ask."""
-        return LazySynthesis(self, self._check_counts(requests, "synthesis request", 2))
+        req = self._check_counts(requests, "synthesis request", 2)
+        totals = req.sum(axis=0)
+        self.meter.expect(sum(self._missing_images(c, 0, int(totals[c])) for c in range(self.n_classes)), upper_bound=True)
+        return LazySynthesis(self, req)
 
     def images(self, c: int, start: int, stop: int) -> np.ndarray:
         """Images start..stop-1 of class c's sequence, from the pool or its single-chunk
@@ -161,6 +207,7 @@ class SynthesisService:
     def server_set(self, counts_per_class: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A server-side synthetic set (e.g. for SST): the first counts[c] images of each class."""
         counts = self._check_counts(counts_per_class, "server synthetic set", 1)
+        self.meter.expect(sum(self._missing_images(c, 0, int(n)) for c, n in enumerate(counts)))
         images = [self.take(c, int(n)) for c, n in enumerate(counts) if n > 0]
         labels = [np.full(int(n), c, dtype=np.int64) for c, n in enumerate(counts) if n > 0]
         self.stats.served_images += int(counts.sum())
@@ -222,6 +269,16 @@ class SynthesisService:
         self._sum_path(c).unlink(missing_ok=True)
         return empty
 
+    def _missing_images(self, c: int, start: int, stop: int) -> int:
+        """Images of class c's positions start..stop-1 that neither the pool nor a
+        single-chunk file holds: what serving them would generate (whole chunks)."""
+        if stop <= start:
+            return 0
+        held = self.pool_size(c) // CHUNK
+        chunk_files = {path.name.split("-", 1)[0] for path in self._chunk_dir(c).glob("*.npy")}
+        missing = [j for j in range(start // CHUNK, -(-stop // CHUNK)) if j >= held and f"{j:06d}" not in chunk_files]
+        return len(missing) * CHUNK
+
     def pool_size(self, c: int) -> int:
         path = self._path(c)
         if not path.exists():
@@ -240,13 +297,12 @@ class SynthesisService:
             for j in range(first, last):
                 kept = self._chunk_file(c, j)  # made earlier by a lazy request
                 if kept is None:
+                    began = time.perf_counter()
                     kept = self._chunk(c, j)
                     generated += len(kept)
+                    self.meter.generated_chunk(len(kept), time.perf_counter() - began)
                 chunks.append(kept)
             new = np.concatenate(chunks)
-            if self.progress:
-                self.progress(f"{self.generator.key} [{self.generator.sampler_tag}] class {c}: generated "
-                              f"{generated} images in {time.perf_counter() - start:.0f} s (pool now {len(new)})")
             self.stats.generation_s += time.perf_counter() - start
             self.stats.generated_images += generated
             self._save(c, new)
@@ -297,6 +353,7 @@ class SynthesisService:
                 chunk = self._chunk(c, j)
                 self.stats.generation_s += time.perf_counter() - start
                 self.stats.generated_images += len(chunk)
+                self.meter.generated_chunk(len(chunk), time.perf_counter() - start)
                 self._save_chunk(c, j, chunk)
             self._chunks[key] = chunk
         return self._chunks[key]
@@ -388,4 +445,4 @@ def default_pool_dir(generator: TrainedGenerator) -> Path:
     return default_cache_dir() / "pools"
 
 
-__all__ = ["CHUNK", "LazySynthesis", "SynthesisService", "SynthesisStats", "default_pool_dir"]
+__all__ = ["CHUNK", "GenerationProgress", "LazySynthesis", "SynthesisService", "SynthesisStats", "default_pool_dir"]
