@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from simfl.errors import SimflError
+from simfl.learning.data import load_dataset, public_private_split
 from simfl.optim.learning_curve import CurveFit, estimate_zeta, fit_learning_curve, local_error
 from simfl.scenario import Scenario
 from simfl.streams import rng
@@ -35,8 +36,7 @@ def measure_learning_curve(scenario: Scenario, sizes: Sequence[int], epochs: int
     achievable error, not an under-trained one). The subsets are nested, class-stratified
     prefixes of one shuffled public split.
     """
-    from simfl.learning.data import load_dataset, public_private_split
-    from simfl.learning.trainer import TorchTrainer
+    from simfl.learning.trainer import TorchTrainer  # deferred: torch, only when the curve is measured
 
     task = scenario.task
     dataset = load_dataset(task.dataset, task.data_dir)

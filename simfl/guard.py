@@ -14,6 +14,7 @@ import traceback
 from typing import Any
 
 from simfl.errors import InfeasiblePlan, PolicyError, SimflError
+from simfl.plan import RoundPlan
 
 # A policy's name names files (plans/<name>.csv, checkpoints/<name>-round<r>.pt) and CSV rows.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@-]{0,63}$")  # @: a policy in another aggregation mode (tfl@fedbuff)
@@ -99,8 +100,6 @@ class GuardedHooks:
         return call(self.policy, "select", state, context)
 
     def plan_round(self, world: Any, state: Any, context: Any) -> Any:
-        from simfl.plan import RoundPlan
-
         return call(self.policy, "plan_round", world, state, context, expect=RoundPlan)
 
     def aggregate(self, updates: Any, server: Any, state: Any) -> Any:

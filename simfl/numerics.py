@@ -156,7 +156,7 @@ def pin_torch() -> None:
     global _PINNED
     if _PINNED or mode() != "portable":
         return
-    import torch
+    import torch  # deferred: this module chooses the numerics before torch loads
 
     torch.backends.mkldnn.set_flags(False)
     torch.backends.nnpack.set_flags(False)

@@ -33,11 +33,14 @@ from types import ModuleType
 from typing import Any, Sequence, TextIO, cast
 
 from simfl import numerics, runfolder
+from simfl.compare import check_unique, write_report
 from simfl.errors import SimflError
+from simfl.experiment import make_plan, prefill_synthesis, prepare, run_policy
 from simfl.records import read_rounds, run_finished
 from simfl.registry import create
 from simfl.scenario import Scenario
 from simfl.sharing import wait_settings
+from simfl.sweep import open_value_folder, write_sweep_report
 
 STAGE_DIR = ".parts"
 INSTALL_HINT = "pip install 'simfl[ray]'"
@@ -46,7 +49,7 @@ INSTALL_HINT = "pip install 'simfl[ray]'"
 def require_ray() -> ModuleType:
     """The `ray` module, or a SimflError saying how to install it."""
     try:
-        import ray
+        import ray  # deferred: Ray is optional (simfl[ray]); require_ray says how to install it
     except ImportError:
         raise SimflError(f"--workers and --ray-address run the comparison on Ray, which is not installed here; "
                          f"install it with `{INSTALL_HINT}` (or `pip install ray`), or run without them") from None
@@ -125,8 +128,6 @@ class Unit:
 def run_unit(scenario: Scenario, policy: str, folder: str, resume: bool, solver: str | None, label: str,
              cwd: str, path: list[str]) -> None:
     """A Ray task: `run_policy` into `folder`, its progress lines prefixed by `label`."""
-    from simfl.experiment import prepare, run_policy
-
     os.chdir(cwd)  # relative paths in the scenario (data_dir, a policy file) mean what they meant to the driver
     sys.path[:0] = [p for p in path if p not in sys.path]
     stream = cast(TextIO, _Prefixed(sys.stderr, label))
@@ -179,9 +180,6 @@ def compare_parallel(runs: Sequence[tuple[Scenario, Path]], policies: Sequence[s
     """`compare` of each (scenario, folder) in `runs` (one per seed), every unfinished
     policy a task; the folders then hold what the sequential command writes, reports
     included. Raises SimflError naming the failed runs after the others finished."""
-    from simfl.compare import check_unique, write_report
-    from simfl.experiment import make_plan, prefill_synthesis, prepare, run_policy
-
     names = list(policies or runs[0][0].policies)
     if not names:
         raise SimflError(f"{runs[0][0].source}: policies: no policies to compare; list them in the "
@@ -254,9 +252,6 @@ def compare_parallel(runs: Sequence[tuple[Scenario, Path]], policies: Sequence[s
 def sweep_parallel(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_dir: Path, cluster: Cluster, *,
                    resume: bool = False, solver: str | None = None, progress: TextIO | None = sys.stderr) -> None:
     """`sweep` with each value a task writing its own run folder; then the sweep's report."""
-    from simfl.experiment import make_plan, prefill_synthesis, prepare
-    from simfl.sweep import open_value_folder, write_sweep_report
-
     units = []
     for label, scenario in runs:
         folder, done = open_value_folder(out_dir, label, scenario, resume)

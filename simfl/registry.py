@@ -19,6 +19,7 @@ from simfl import guard
 from simfl.aggregation import MODES
 from simfl.compose import compose, split
 from simfl.errors import PolicyNotFound
+import simfl.policies as package
 from simfl.policy import Policy
 
 ENTRY_POINT_GROUP = "simfl.policies"
@@ -28,8 +29,6 @@ ENTRY_POINT_GROUP = "simfl.policies"
 def builtin_policies() -> dict[str, type[Policy]]:
     """name -> class for every Policy subclass defined in the `policies` package and in
     installed entry points. A name defined twice is an error, not a silent override."""
-    import simfl.policies as package
-
     found: dict[str, type[Policy]] = {}
     origins: dict[str, str] = {}
 
@@ -57,8 +56,6 @@ def declared_names() -> dict[str, str]:
     """name -> where, for every policy the `policies` package and installed entry points
     declare, read from the source (each class's `name = "..."`) without importing it:
     validating a scenario runs no policy code."""
-    import simfl.policies as package
-
     found: dict[str, str] = {}
     for folder in package.__path__:
         for path in sorted(Path(folder).glob("*.py")):

@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 from simfl.generative.pool import SynthesisService
 from simfl.generative.train import TrainedGenerator, public_data, to_model_space, to_uint8
+from simfl.learning.data import load_dataset
 
 Progress = Callable[[str], None]
 
@@ -158,8 +159,6 @@ def evaluate_generator(generators: TrainedGenerator | Sequence[TrainedGenerator]
     `references`, also rows for other real test images, as they are and squeezed to the
     generators' training resolution.
     """
-    from simfl.learning.data import load_dataset
-
     gens = [generators] if isinstance(generators, TrainedGenerator) else list(generators)
     data = load_dataset(scenario.task.dataset, scenario.task.data_dir)
     pub_images, pub_labels, n_classes, class_names = public_data(scenario)
@@ -227,7 +226,7 @@ def _format(table: pd.DataFrame) -> str:
 def save_grid(generator: TrainedGenerator, path: str | Path, per_class: int = 10, pool_dir: str | Path | None = None,
               title: str | None = None) -> Path:
     """A PNG of `per_class` samples per class (rows = classes, the first images of the pool)."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib, only for the grid
 
     service = SynthesisService(generator, pool_dir)
     images, labels = service.server_set(np.full(generator.n_classes, per_class))

@@ -31,10 +31,12 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
+import torch
 
 from simfl.errors import SimflError
 from simfl.generative.checkpoint import default_cache_dir
 from simfl.generative.train import TrainedGenerator
+from simfl.learning.trainer import intra_op_threads
 from simfl.runfolder import sha256_file
 
 CHUNK = 32  # images generated per class per chunk: the unit of the pool's seeding (small: sampling is costly)
@@ -109,8 +111,6 @@ class SynthesisService:
 
     def __init__(self, generator: TrainedGenerator, pool_dir: str | Path | None = None,
                  progress: Callable[[str], None] | None = _stderr, progress_every_s: float = 10.0) -> None:
-        import torch  # deferred: torch only when a service is made, not when simfl.generative.pool is imported
-
         self.generator = generator
         self.progress = progress
         self.meter = GenerationProgress(progress, f"{generator.key} [{generator.sampler_tag}]", progress_every_s)
@@ -310,8 +310,6 @@ class SynthesisService:
         return pool[:n]
 
     def _chunk(self, c: int, j: int) -> np.ndarray:
-        from simfl.learning.trainer import intra_op_threads
-
         seed = np.random.SeedSequence([int(self.generator.meta["seed"]), c, j]).generate_state(1)[0]
         with intra_op_threads(self.threads):
             return self.generator.sample(np.full(CHUNK, c, dtype=np.int64), seed=int(seed))

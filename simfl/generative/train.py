@@ -33,7 +33,9 @@ from simfl.generative.checkpoint import (checkpoint_path, checkpoint_stem, load_
                                          save_checkpoint)
 from simfl.generative.gan import Discriminator, Generator, gan_sample, gan_step
 from simfl.generative.unet import UNet
+from simfl.learning.data import load_dataset, public_private_split
 from simfl.numerics import pin_torch
+from simfl.streams import rng
 
 Progress = Callable[[str], None]
 
@@ -348,9 +350,6 @@ def public_data(scenario: Any) -> tuple[np.ndarray, np.ndarray, int, tuple[str, 
     """The scenario's PUBLIC split: (images, labels, n_classes, class_names). The split is
     `public_private_split` with task.public_samples and the scenario's "partition" stream,
     the same call the data partitioner makes, so the generator never sees device data."""
-    from simfl.learning.data import load_dataset, public_private_split
-    from simfl.streams import rng
-
     task = scenario.task
     data = load_dataset(task.dataset, task.data_dir)
     _private, public = public_private_split(data.train_labels, task.public_samples, rng(scenario.split_seed, "partition"))
@@ -361,8 +360,6 @@ def public_data(scenario: Any) -> tuple[np.ndarray, np.ndarray, int, tuple[str, 
 
 def generator_seed(scenario_seed: int) -> int:
     """The torch seed of generator training, drawn from the scenario's "generator" stream."""
-    from simfl.streams import rng
-
     return int(rng(scenario_seed, "generator").integers(0, 2**62))
 
 

@@ -363,7 +363,7 @@ def _load_gtsrb(data_dir: str | None) -> ImageDataset:
         if not (root / split).is_dir():
             raise DataNotFound(f"GTSRB: {root / split} is not a directory. {hint}")
     try:
-        from PIL import Image
+        from PIL import Image  # deferred: Pillow is optional (simfl[images]), needed for GTSRB only
     except ImportError:
         raise DataNotFound("GTSRB images are decoded with Pillow, which is not installed: "
                            "pip install 'pillow>=9.1'.") from None

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 if TYPE_CHECKING:
-    import torch
+    import torch  # deferred: the rules' data is numpy until a worker trains; scenario checks never load torch
 
 
 class LocalRule:
@@ -55,14 +55,14 @@ def as_arrays(tensors: Sequence[torch.Tensor]) -> list[np.ndarray]:
 
 def extras_to_arrays(extras: dict[str, Any]) -> dict[str, Any]:
     """A rule's extras with every list of tensors as numpy arrays (a worker's answer)."""
-    import torch
+    import torch  # deferred: the rules' data is numpy until a worker trains; scenario checks never load torch
 
     return {key: as_arrays(value) if _tensor_list(value, torch.Tensor) else value for key, value in extras.items()}
 
 
 def extras_to_tensors(extras: dict[str, Any]) -> dict[str, Any]:
     """The inverse of `extras_to_arrays`, in the parent."""
-    import torch
+    import torch  # deferred: the rules' data is numpy until a worker trains; scenario checks never load torch
 
     return {key: [torch.from_numpy(a) for a in value] if _tensor_list(value, np.ndarray) else value
             for key, value in extras.items()}

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable
 from simfl.numerics import pin_torch
 
 if TYPE_CHECKING:  # torch is imported where a model is built, so the registry is cheap to read
-    from torch import nn
+    from torch import nn  # deferred: torch, only when a model is built (listing MODELS must not load it)
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def model(name: str, *, side_divisor: int) -> Callable[[Callable[..., nn.Module]
 @model("vgg9", side_divisor=8)
 def vgg9(in_channels: int, n_classes: int, image_size: int = 32) -> nn.Sequential:
     """VGG-9 as in FedMA / the paper; the flattened size is 256 x (image_size/8)^2."""
-    from torch import nn
+    from torch import nn  # deferred: torch, only when a model is built (listing MODELS must not load it)
 
     def conv(cin: int, cout: int) -> nn.Conv2d:
         return nn.Conv2d(cin, cout, kernel_size=3, padding=1)
@@ -81,7 +81,7 @@ def vgg9(in_channels: int, n_classes: int, image_size: int = 32) -> nn.Sequentia
 @model("cnn", side_divisor=4)
 def cnn(in_channels: int, n_classes: int, image_size: int = 28) -> nn.Sequential:
     """Compact CNN: conv5x5(16)-pool-conv5x5(32)-pool-fc64-fc(C), 'same' padding."""
-    from torch import nn
+    from torch import nn  # deferred: torch, only when a model is built (listing MODELS must not load it)
 
     side = image_size // 4
     return nn.Sequential(
@@ -103,7 +103,7 @@ def build_model(name: str, image_shape: tuple[int, int, int], n_classes: int, se
     seed
         Seeds a private ``torch.Generator`` for the initial weights.
     """
-    import torch
+    import torch  # deferred: torch, only when a model is built (listing MODELS must not load it)
 
     pin_torch()  # portable numerics: torch's CPU-dependent backends off before the first step
     if name not in MODELS:
@@ -125,8 +125,8 @@ def build_model(name: str, image_shape: tuple[int, int, int], n_classes: int, se
 def init_weights(model: nn.Module, seed: int) -> None:
     """PyTorch's default Conv/Linear initialisation, drawn from a seeded private generator:
     W ~ kaiming_uniform(a=sqrt(5)), b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-    import torch
-    from torch import nn
+    import torch  # deferred: torch, only when a model is built (listing MODELS must not load it)
+    from torch import nn  # deferred: torch, only when a model is built (listing MODELS must not load it)
 
     gen = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
@@ -152,8 +152,8 @@ def model_bits(model: nn.Module) -> int:
 def forward_flops(model: nn.Module, image_shape: tuple[int, int, int]) -> int:
     """Multiply-accumulates x 2 of one forward pass of one image, counted analytically
     over the Conv2d and Linear layers (activations and pooling are negligible)."""
-    import torch
-    from torch import nn
+    import torch  # deferred: torch, only when a model is built (listing MODELS must not load it)
+    from torch import nn  # deferred: torch, only when a model is built (listing MODELS must not load it)
 
     flops = 0
     x = torch.zeros(1, *image_shape)

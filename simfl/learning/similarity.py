@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from simfl.learning.trainer import intra_op_threads
 
 if TYPE_CHECKING:
     from simfl.learning.trainer import TorchTrainer
@@ -129,8 +130,6 @@ def trainer_similarities(trainer: TorchTrainer, iid_indices: np.ndarray, per_mod
     devices
         Which devices (default: all), in this order.
     """
-    from simfl.learning.trainer import intra_op_threads
-
     dataset = trainer.dataset
     x = trainer.to_tensor(np.asarray(dataset.train_images[iid_indices]))
     y = torch.from_numpy(np.asarray(dataset.train_labels[iid_indices], dtype=np.int64))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import pandas as pd  # deferred: pandas, only for the history table
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def cross_entropy_search(evaluate: Callable[[np.ndarray], Any], lo: np.ndarray, 
 
 def history_frame(history: np.ndarray) -> "pd.DataFrame":
     """The CE trajectory as a DataFrame, one row per iteration (Fig. 5a's curve)."""
-    import pandas as pd
+    import pandas as pd  # deferred: pandas, only for the history table
 
     frame = pd.DataFrame(np.asarray(history, float).reshape(-1, 5), columns=list(CEResult.HISTORY_COLUMNS))
     return frame.astype({"iteration": int})

@@ -113,7 +113,7 @@ def estimate_zeta(rounds: ArrayLike, global_errors: ArrayLike, mean_local_error:
 def learning_curve_plot(sizes: ArrayLike, errors: ArrayLike, fit: CurveFit, path: str | Path,
                         title: str = "Local error versus training-data amount") -> Path:
     """Fig. 3: measured local errors and the fitted power law (1), written to `path`."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib, only for Fig. 3
 
     d = np.asarray(sizes, float)
     grid = np.geomspace(d.min(), d.max(), 200)
