@@ -21,7 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from simfl.learning.trainer import intra_op_threads
+
+from simfl.learning.threads import intra_op_threads
 
 if TYPE_CHECKING:
     from simfl.learning.trainer import TorchTrainer

@@ -33,15 +33,11 @@ participates, however many workers train them, and across a resume from a checkp
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import multiprocessing
-import os
-import signal
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -50,84 +46,18 @@ from torch import nn
 
 from simfl import numerics
 from simfl.learning.data import ImageDataset
-from simfl.learning.local_rule import LocalRule, extras_to_arrays, extras_to_tensors, local_steps
+from simfl.learning.images import LabelledImages, LazySynthetic, SyntheticData, as_labelled, normalisation
+from simfl.learning.local_rule import LocalRule, extras_to_tensors, local_steps
 from simfl.learning.models import build_model
 from simfl.learning.protocol import PRECISIONS, SERVER, LocalUpdate, RoundMetrics, TrainingData, TrainJob
+from simfl.learning.threads import intra_op_threads
+from simfl.learning.workers import eval_job, start_pool, train_job
 from simfl.streams import rng
 
 if TYPE_CHECKING:
     from simfl.scenario import Task
 
 EVAL_BATCH = 2000
-
-
-@dataclass(frozen=True)
-class LabelledImages:
-    """Images uint8 (n, C, H, W) with int labels (n,); e.g. a device's synthetic data."""
-
-    images: np.ndarray
-    labels: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-SyntheticData = LabelledImages | tuple[np.ndarray, np.ndarray] | None
-
-
-@runtime_checkable
-class LazySynthetic(Protocol):
-    """Per-device synthetic data made on first use (e.g. `SynthesisService.lazy`):
-    `counts()` gives each device's number of images without making any, `source[i]`
-    makes device i's."""
-
-    def counts(self) -> np.ndarray: ...
-
-    def __getitem__(self, i: int) -> SyntheticData: ...
-
-
-_NORMALISATION_CACHE: dict[int, tuple[weakref.ref, tuple[np.ndarray, np.ndarray]]] = {}
-
-
-def normalisation(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and standard deviation of uint8 images, in [0, 1] units.
-
-    Computed exactly from each channel's 256-bin histogram, so no float copy of the
-    whole set is made; remembered per array object, since every trainer of a run
-    normalises by the same training set.
-    """
-    hit = _NORMALISATION_CACHE.get(id(images))
-    if hit is not None and hit[0]() is images:
-        return hit[1]
-    stats = _histogram_moments(images)
-    _NORMALISATION_CACHE[id(images)] = (weakref.ref(images), stats)
-    return stats
-
-
-def _histogram_moments(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    levels = np.arange(256, dtype=np.float64) / 255.0
-    mean, std = [], []
-    for c in range(images.shape[1]):
-        hist = np.bincount(np.ascontiguousarray(images[:, c]).ravel(), minlength=256).astype(np.float64)
-        p = hist / hist.sum()
-        m = float(p @ levels)
-        mean.append(m)
-        std.append(float(np.sqrt(max(p @ (levels - m) ** 2, 0.0))))
-    return np.array(mean, dtype=np.float32), np.maximum(np.array(std, dtype=np.float32), 1e-3)
-
-
-@contextlib.contextmanager
-def intra_op_threads(n: int) -> Iterator[None]:
-    """Run a block with ``n`` torch threads, then restore the caller's setting, so the
-    trainer does not change how the rest of the process (e.g. a generator) runs."""
-    before = torch.get_num_threads()
-    if before != n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 class TorchTrainer:
@@ -200,7 +130,7 @@ class TorchTrainer:
         self.threads, self.workers = int(threads), int(workers) if has_fork else 1
         self._pool: Any = None
         self._finalizer: Any = None
-        server_set = _as_labelled(server_synthetic, dataset.image_shape, "server", dataset.n_classes)
+        server_set = as_labelled(server_synthetic, dataset.image_shape, "server", dataset.n_classes)
         self.task = task
         self.dataset = dataset
         self.n_devices = len(device_indices)
@@ -226,7 +156,7 @@ class TorchTrainer:
             self.d_mix = self.d_loc + counts
         else:
             given = list(synthetic or [])
-            made = [_as_labelled(given[i] if i < len(given) else None, dataset.image_shape, f"device {i}",
+            made = [as_labelled(given[i] if i < len(given) else None, dataset.image_shape, f"device {i}",
                                  dataset.n_classes) for i in range(self.n_devices)]
             self._synthetic = list(made)
             self.d_mix = self.d_loc + np.array([len(gen) for gen in made], dtype=np.int64)
@@ -347,7 +277,7 @@ class TorchTrainer:
         chunks = [(s, min(s + EVAL_BATCH, n)) for s in range(0, n, EVAL_BATCH)]
         if self.workers > 1 and len(chunks) > 1:
             arrays = [g.numpy() for g in self._global]
-            parts = self._ensure_pool().map(_worker_eval, [(arrays, a, b) for a, b in chunks], chunksize=1)
+            parts = self._ensure_pool().map(eval_job, [(arrays, a, b) for a, b in chunks], chunksize=1)
         else:
             self._load(self._global)
             with intra_op_threads(self.threads):
@@ -424,7 +354,7 @@ class TorchTrainer:
         gen = self._synthetic[device]
         if gen is None:
             assert self._lazy is not None
-            gen = _as_labelled(self._lazy[device], self.dataset.image_shape, f"device {device}", self.dataset.n_classes)
+            gen = as_labelled(self._lazy[device], self.dataset.image_shape, f"device {device}", self.dataset.n_classes)
             if len(gen) != self.d_mix[device] - self.d_loc[device]:
                 raise ValueError(f"device {device}: the lazy synthetic source made {len(gen)} images, "
                                  f"its counts said {self.d_mix[device] - self.d_loc[device]}")
@@ -465,7 +395,7 @@ class TorchTrainer:
         work = [(job.key, job.client, job.repeat, arrays.setdefault(id(job.base), [g.numpy() for g in job.base]), rule,
                  None if self._lazy is None or job.client == self.n_devices else self.synthetic_data(job.client))
                 for job, rule in zip(jobs, rules)]
-        for trained, loss, extras in self._ensure_pool().imap(_worker_train, work, chunksize=1):
+        for trained, loss, extras in self._ensure_pool().imap(train_job, work, chunksize=1):
             yield [torch.from_numpy(a) for a in trained], loss, extras_to_tensors(extras)
 
     def _train_loaded(self, x: torch.Tensor, y: torch.Tensor, key: int, client: int, repeat: int,
@@ -482,16 +412,7 @@ class TorchTrainer:
 
     def _ensure_pool(self) -> Any:
         if self._pool is None:
-            # Fork after the data are in memory: workers share them copy-on-write. They
-            # inherit the trainer through a module global rather than the pool's initargs,
-            # so the pool holds no reference to the trainer and dies with it.
-            global _WORKER
-            _WORKER = self
-            try:
-                self._pool = multiprocessing.get_context("fork").Pool(self.workers, initializer=_worker_init,
-                                                                      initargs=(os.getpid(),))
-            finally:
-                _WORKER = None
+            self._pool = start_pool(self)  # after the data are in memory: workers share them copy-on-write
             self._finalizer = weakref.finalize(self, self._pool.terminate)
         return self._pool
 
@@ -533,35 +454,6 @@ class TorchTrainer:
         return float(loss_sum) / max(n, 1)
 
 
-# ---------------------------------------------------------------------- worker processes
-
-_WORKER: TorchTrainer | None = None  # the trainer a forked worker inherited
-
-
-def _worker_init(parent_pid: int) -> None:
-    _exit_with_parent(parent_pid)
-    trainer = _WORKER
-    assert trainer is not None, "simfl training workers must be forked by TorchTrainer"
-    trainer._pool = None  # a worker never forks workers of its own
-    trainer._finalizer = None
-    torch.set_num_threads(trainer.threads)
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """A worker whose parent is killed ends at once (Linux: SIGKILL on the parent's death),
-    instead of living on to fail on the broken pipe to it with a BrokenPipeError traceback."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        return  # not Linux: orphans end when they next touch the pipe, as before
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(0)
-
-
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
 def _shares(updates: Sequence[LocalUpdate], weights: Sequence[float] | None, what: str) -> list[float] | None:
     """Each update's weight over their sum (weights default to the updates' samples);
     None when they sum to 0."""
@@ -574,47 +466,5 @@ def _shares(updates: Sequence[LocalUpdate], weights: Sequence[float] | None, wha
     return [w / total for w in weights]
 
 
-def _worker_train(job: tuple[int, int, int, list[np.ndarray], LocalRule | None, LabelledImages | None]
-                  ) -> tuple[list[np.ndarray], float, dict[str, Any]]:
-    """Local training of one client in a worker: the same steps, seeds, thread count and
-    local rule as in the parent, so the result is bit for bit the one the parent would get."""
-    key, client, repeat, base_arrays, rule, synthetic = job
-    trainer = _WORKER
-    assert trainer is not None
-    if synthetic is not None:
-        trainer._synthetic[client] = synthetic
-    trainer._load([torch.from_numpy(a) for a in base_arrays])
-    x, y = trainer._training_set(client)
-    loss, extras = trainer._train_loaded(x, y, key, client, repeat, rule)
-    return [p.detach().numpy() for p in trainer._params], loss, extras_to_arrays(extras)
-
-
-def _worker_eval(job: tuple[list[np.ndarray], int, int]) -> tuple[float, int]:
-    """One test chunk of ``TorchTrainer.evaluate`` in a worker."""
-    global_arrays, start, stop = job
-    trainer = _WORKER
-    assert trainer is not None
-    trainer._load([torch.from_numpy(a) for a in global_arrays])
-    return trainer._eval_chunk(start, stop)
-
-
-def _as_labelled(data: SyntheticData, shape: tuple[int, int, int], owner: str, n_classes: int) -> LabelledImages:
-    """Check a synthetic set against the data set's image shape; None is an empty set."""
-    if data is None:
-        return LabelledImages(np.zeros((0, *shape), dtype=np.uint8), np.zeros(0, dtype=np.int64))
-    images, labels = (data.images, data.labels) if isinstance(data, LabelledImages) else data
-    images, labels = np.asarray(images), np.asarray(labels)
-    if len(images) == 0 and len(labels) == 0:
-        return LabelledImages(np.zeros((0, *shape), dtype=np.uint8), np.zeros(0, dtype=np.int64))
-    if images.dtype != np.uint8 or images.shape[1:] != tuple(shape):
-        raise ValueError(f"{owner}: synthetic images must be uint8 (n, {', '.join(map(str, shape))}), "
-                         f"got {images.dtype} {images.shape}")
-    if len(images) != len(labels):
-        raise ValueError(f"{owner}: synthetic data has {len(images)} images but {len(labels)} labels")
-    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-        raise ValueError(f"{owner}: synthetic labels must be classes 0..{n_classes - 1}, "
-                         f"got {labels.min()}..{labels.max()}")
-    return LabelledImages(images, labels.astype(np.int64))
-
-
-__all__ = ["PRECISIONS", "LabelledImages", "TorchTrainer", "normalisation"]
+# LabelledImages, SyntheticData, normalisation and intra_op_threads are imported from here by older code
+__all__ = ["PRECISIONS", "LabelledImages", "SyntheticData", "TorchTrainer", "intra_op_threads", "normalisation"]
