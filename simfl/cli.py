@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 from simfl import numerics
 from simfl.errors import SimflError
 from simfl.generative.cli import add_generator_commands
+from simfl.registry import check_policies, create
 from simfl.scenario import Scenario, load_scenario
 
 if TYPE_CHECKING:
@@ -47,7 +48,8 @@ def _positive_int(text: str) -> int:
 
 
 def _load(args: argparse.Namespace, path: str | None = None) -> Scenario:
-    return load_scenario(path or args.scenario, overrides=args.overrides, seed=args.seed)
+    """The scenario the command names, validated with its policies and their settings."""
+    return check_policies(load_scenario(path or args.scenario, overrides=args.overrides, seed=args.seed))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -67,7 +69,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from simfl.experiment import prepare, run_policy
-    from simfl.registry import create
 
     scenario = _load(args)
     policy = create(args.policy)
@@ -91,7 +92,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from simfl.experiment import jsonable, make_plan, prepare
     from simfl.optim.fimi import plan_json
-    from simfl.registry import create
 
     scenario = _load(args)
     policy = create(args.policy)
@@ -157,8 +157,6 @@ def _compare_on_ray(args: argparse.Namespace, cluster: Cluster, scenario: Scenar
     with cluster:
         compare_parallel(runs, names, cluster, resume=args.resume, solver=args.solver)
     if args.seeds:
-        from simfl.registry import create
-
         policy_names = [create(name).name for name in (names or scenario.policies)]
         write_seed_report(out, scenario, [s.seed for s, _ in runs], policy_names)
 
@@ -190,8 +188,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not field or not values_list:
         raise SimflError(f"--vary {args.vary!r}: give FIELD=V1,V2,..., e.g. --vary optimisation.err_max=0.15,0.2,0.25")
     # each value is validated like any --set, so a bad one fails before anything runs
-    runs = [(run_label(field, v), load_scenario(args.scenario, overrides=[*args.overrides, f"{field}={v}"],
-                                                seed=args.seed)) for v in values_list]
+    runs = [(run_label(field, v), check_policies(load_scenario(args.scenario, overrides=[*args.overrides, f"{field}={v}"],
+                                                              seed=args.seed))) for v in values_list]
     out = Path(args.out)
     try:
         cluster = _cluster(args)

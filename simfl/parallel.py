@@ -35,7 +35,7 @@ from typing import Any, Sequence, TextIO, cast
 from simfl import numerics, runfolder
 from simfl.errors import SimflError
 from simfl.records import read_rounds, run_finished
-from simfl.registry import create
+from simfl.registry import check_policies, create
 from simfl.scenario import Scenario
 from simfl.sharing import wait_settings
 
@@ -182,6 +182,7 @@ def compare_parallel(runs: Sequence[tuple[Scenario, Path]], policies: Sequence[s
     from simfl.compare import check_unique, write_report
     from simfl.experiment import make_plan, prefill_synthesis, prepare, run_policy
 
+    runs = [(check_policies(scenario), folder) for scenario, folder in runs]  # before any folder is opened
     names = list(policies or runs[0][0].policies)
     if not names:
         raise SimflError(f"{runs[0][0].source}: policies: no policies to compare; list them in the "
@@ -257,6 +258,7 @@ def sweep_parallel(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_d
     from simfl.experiment import make_plan, prefill_synthesis, prepare
     from simfl.sweep import open_value_folder, write_sweep_report
 
+    runs = [(label, check_policies(scenario)) for label, scenario in runs]  # before any folder is opened
     units = []
     for label, scenario in runs:
         folder, done = open_value_folder(out_dir, label, scenario, resume)

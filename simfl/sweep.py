@@ -20,7 +20,7 @@ from simfl.experiment import prepare, run_policy
 from simfl.metrics import format_table, summary_table
 from simfl.plots import accuracy_curves
 from simfl.records import EVENTS_FILE, read_rounds, run_finished
-from simfl.registry import create
+from simfl.registry import check_policies, create
 from simfl.scenario import Scenario
 
 
@@ -53,6 +53,7 @@ def sweep(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_dir: Path,
     out_dir/summary.csv (one row per label; ratios to the first) and accuracy.png."""
     if not runs:
         raise SimflError("sweep: no values to run")
+    runs = [(label, check_policies(scenario)) for label, scenario in runs]  # before any folder is opened
     policy = create(policy_name)
     out_dir = Path(out_dir)
     for index, (label, scenario) in enumerate(runs):

@@ -307,3 +307,25 @@ def test_sweep_over_aggregation_modes(tmp_path):
     assert result.returncode == 0, result.stderr
     assert list(pd.read_csv(out / "summary.csv")["policy"]) == ["mode=sync", "mode=fedasync"]
     assert (pd.read_csv(out / "mode=fedasync" / "rounds.csv")["participants"] == 1).all()
+
+
+@pytest.mark.parametrize("command", [
+    ["validate"], ["plan", "--policy", "tfl"], ["run", "--policy", "tfl", "--out", "{out}"],
+    ["compare", "--out", "{out}"], ["report", "--out", "{out}"], ["fit-curve", "--out", "{out}"],
+    ["sweep", "--policy", "tfl", "--vary", "task.rounds=1,2", "--out", "{out}"],
+    ["generator", "sample", "--out", "{out}.npz"],
+])
+def test_every_command_refuses_bad_policy_settings_before_any_work(tmp_path, command):
+    # the policies' checks sit above the scenario layer: each command runs them right after loading
+    out = tmp_path / "out"
+    args = [part.replace("{out}", str(out)) for part in command]
+    sub = 2 if args[0] == "generator" else 1
+    result = simfl(*args[:sub], TINY, *args[sub:], "--set", "policy_settings.fedprox.mu=-1",
+                   "--set", "policies=[tfl, fimy]")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3 and lines[0] == f"simfl: error: {TINY}: 2 problems"
+    assert lines[1].startswith("  - policies[1]: unknown policy 'fimy'; did you mean 'fimi'? known: ")
+    assert lines[2] == "  - policy_settings.fedprox.mu: must be >= 0, got -1"
+    assert not list(tmp_path.iterdir())  # nothing written
+

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from simfl.errors import ScenarioError
+from simfl.registry import check_policies
 from simfl.scenario import load_scenario, scenario_from_dict
 from simfl.world import build_world
 
@@ -20,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def problems(raw, overrides=None):
+    """The message of what a command does with `raw`: load it, then check its policies."""
     with pytest.raises(ScenarioError) as info:
-        scenario_from_dict(raw, "x.yaml", overrides=overrides)
+        check_policies(scenario_from_dict(raw, "x.yaml", overrides=overrides))
     return str(info.value)
 
 
@@ -208,3 +210,5 @@ def test_bad_hex_grids_name_the_field(grid, field, says):
     with pytest.raises(ScenarioError) as error:
         scenario_from_dict(scenario_dict(cells={"hex_grid": grid}), source="s.yaml")
     assert field in str(error.value) and says in str(error.value)
+
+
