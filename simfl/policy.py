@@ -103,8 +103,9 @@ class Policy(ABC):
     def configure(self, scenario: Scenario) -> None:
         """Take the policy's `settings` from the scenario's `policy_settings.<name>`
         (checked against their ranges; defaults where absent) as attributes of the same
-        names. Called before planning and training."""
-        for key, value in setting_values(scenario, self.settings, self.name).items():
+        names. Called before planning and training. `fedprox@fedbuff` reads fedprox's."""
+        name = self.name.removesuffix(f"@{self.aggregation_mode}") if self.aggregation_mode else self.name
+        for key, value in setting_values(scenario, self.settings, name).items():
             setattr(self, key, value)
 
     @abstractmethod

@@ -370,6 +370,15 @@ def test_checked_settings_are_complete_with_each_policys_defaults():
                                                                  "tau": 1e-3}, "fedprox": {"mu": 0.01}}
 
 
+def test_a_policy_in_another_mode_reads_its_own_policys_settings():
+    # fedprox@fedbuff is fedprox run in FedBuff: its mu is fedprox's (it was the default 0.01)
+    scenario = scenario_from_dict(scenario_dict(policy_settings={"fedprox": {"mu": 0.5}}))
+    for name in ("fedprox@fedbuff", "fedprox@sync", "fimi+fedprox@fedbuff"):
+        policy = create(name)
+        policy.configure(scenario)
+        assert getattr(policy, "training", policy).mu == 0.5, name
+
+
 @pytest.mark.parametrize("settings, fragments", [
     ({"fedprox": {"mu": -1}}, ["policy_settings.fedprox.mu: must be >= 0, got -1"]),
     ({"fedadam": {"beta1": 1.0}}, ["policy_settings.fedadam.beta1: must be < 1, got 1"]),
@@ -379,6 +388,7 @@ def test_checked_settings_are_complete_with_each_policys_defaults():
     ({"fimi": {"mu": 1}}, ["policy_settings.fimi: policy 'fimi' takes no settings"]),
     ({"scaffold": 3}, ["policy_settings.scaffold: must be a mapping, got int 3"]),
     ({"fedprox": {"mu": "much"}}, ["policy_settings.fedprox.mu: must be a number, got str 'much'"]),
+    ({"fedprox@fedbuff": {"mu": 1}}, ["policy_settings.fedprox@fedbuff: settings go under", "under fedprox)"]),
 ])
 def test_bad_settings_are_one_clear_message_naming_file_field_and_what_is_allowed(settings, fragments):
     with pytest.raises(ScenarioError) as info:  # what every command does: load, then check the policies

@@ -334,9 +334,10 @@ def _build_policy_settings(m: dict, c: Checker) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for key, value in m.items():
         where = join("policy_settings", str(key))
-        if not isinstance(key, str) or "+" in key or ":" in key:
+        if not isinstance(key, str) or any(mark in key for mark in "+:@"):
             c.fail(where, "settings go under a built-in or installed policy's own name (for a combination "
-                          "like fimi+scaffold, under each part's name, e.g. scaffold)")
+                          "like fimi+scaffold, under each part's name, e.g. scaffold; for a policy in another "
+                          "aggregation mode like fedprox@fedbuff, under fedprox)")
             continue
         given = c.mapping(value, where)
         numbers_given = {str(field): c.number(given, field, where) for field in given}
