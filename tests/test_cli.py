@@ -329,3 +329,10 @@ def test_every_command_refuses_bad_policy_settings_before_any_work(tmp_path, com
     assert lines[2] == "  - policy_settings.fedprox.mu: must be >= 0, got -1"
     assert not list(tmp_path.iterdir())  # nothing written
 
+
+def test_plan_names_an_out_of_range_power_not_the_learning_target():
+    # a user's report: this passed validation, then TFL's plan blamed "the learning target (12a)"
+    result = simfl("plan", TINY, "--policy", "tfl", "--set", "devices.p_max_dbm=1e6")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"simfl: error: {TINY}: devices.p_max_dbm: every value must be in [-50, 50] dBm "
+                                     "(10 nW to 100 W), got 1e+06")

@@ -4,9 +4,9 @@ its typed getters return a usable default after recording a problem, so one pass
 every problem. Number helpers read YAML's numbers (and numeric strings like `1e6`,
 which YAML 1.1 leaves as text) and refuse NaN and infinity anywhere.
 
-Ranges come from the call (`minimum`, `above`, ...) and, for every integer field, from
-simfl.limits (`int_range`), so a new integer field is held to a range without a change
-here.
+Ranges come from the call (`minimum`, `above`, ...) and, for every integer field and
+every physical field, from simfl.limits (`int_range`, `physical_range`), so a new field
+of either kind is held to a range without a change here.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from simfl.errors import ScenarioError
-from simfl.limits import int_range
+from simfl.limits import PhysicalRange, int_range, physical_range
 from simfl.scenario.schema import Distribution
 
 
@@ -71,7 +71,7 @@ class Checker:
                integer: bool = False, required: bool = False) -> Any:
         """`node[key]` as a float (an int with `integer`), `default` when absent; checked
         against the bounds given (`minimum`/`maximum` inclusive, `above`/`below` exclusive),
-        then an integer's range (simfl.limits)."""
+        then an integer's range and a physical field's range (simfl.limits)."""
         where = join(path, key)
         if key not in node or node[key] is None:
             if required:
@@ -105,6 +105,9 @@ class Checker:
             if not low <= value <= high:
                 self.fail(where, f"must be an integer in [{low}, {high}], got {show(value)}")
                 return default
+        limits = physical_range(where)
+        if limits is not None and len(self.problems) == before and value not in limits:
+            self.fail(where, f"must be in {limits}, got {show(value)}")
         if len(self.problems) > before:
             return default
         return int(value) if integer else float(value)
@@ -167,19 +170,32 @@ class Checker:
         if dist is None:
             self.fail(where, f"must be a number, {{uniform: [low, high]}}, {{linspace: [first, last]}} or {{values: [...]}}; got {value!r}")
             return None
-        lo = min(dist.params)
+        lo, hi = min(dist.params), max(dist.params)
+        before = len(self.problems)
         if above is not None and lo <= above:
             self.fail(where, f"every value must be > {above:g}, got {lo:g}")
         if minimum is not None and lo < minimum:
             self.fail(where, f"every value must be >= {minimum:g}, got {lo:g}")
+        limits = physical_range(where)
+        if limits is not None and len(self.problems) == before:
+            self._within(where, limits, lo, hi)
         return dist
 
+    def _within(self, path: str, limits: PhysicalRange, *values: float) -> None:
+        """Record a problem if one of `values` (of a distribution or a point) is out of `limits`."""
+        outside = [v for v in values if v not in limits]
+        if outside:
+            self.fail(path, f"every value must be in {limits}, got {show(outside[0])}")
+
     def point(self, value: Any, path: str) -> tuple[float, float]:
-        """A position [x, y] in metres."""
+        """A position [x, y] in metres, each coordinate within its physical range."""
         nums = numbers(value)
         if nums is None or len(nums) != 2:
             self.fail(path, f"must be a point [x, y] in metres, got {value!r}")
             return (0.0, 0.0)
+        limits = physical_range(path)
+        if limits is not None:
+            self._within(path, limits, *nums)
         return (nums[0], nums[1])
 
     def directory(self, m: dict, key: str, path: str, default: str | None) -> str | None:

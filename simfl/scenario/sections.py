@@ -24,6 +24,7 @@ from simfl.geometry import hex_grid_positions
 from simfl.learning.data import DATASETS
 from simfl.learning.models import MODELS
 from simfl.learning.protocol import PRECISIONS
+from simfl.limits import MAX_DISTANCE_M
 from simfl.optim.cross_entropy import CrossEntropy
 from simfl.optim.fimi import SOLVERS
 from simfl.scenario.checks import Checker, describe, join, numbers
@@ -97,6 +98,10 @@ def _hex_grid_cells(node: dict, c: Checker) -> tuple[Cell, ...]:
     c.unknown(m, (CELL_FIELDS - {"position_m"}) | {"rings", "spacing_m"}, path)
     rings = c.number(m, "rings", path, 1, minimum=0, integer=True, required=True)
     spacing = c.number(m, "spacing_m", path, 1.0, above=0, required=True)
+    if rings is not None and spacing is not None and rings * spacing > MAX_DISTANCE_M:
+        # the grid's corners lie on the axes, rings x spacing_m from the centre
+        c.fail(join(path, "spacing_m"), f"puts the outer ring {rings} x {spacing:g} = {rings * spacing:g} m from the "
+                                        f"centre; base stations must be within {MAX_DISTANCE_M:g} m of it")
     prefix = c.string(m, "name", path, "cell")
     template = _build_cell({k: v for k, v in m.items() if k not in ("rings", "spacing_m", "name")}, path, c, prefix)
     return tuple(replace(template, name=f"{prefix}{i}", position_m=position)
