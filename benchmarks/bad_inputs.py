@@ -286,6 +286,11 @@ def run_argument_cases(p: Probe) -> None:
              p.simfl("fit-curve", TINY, "--epochs", "-3", "--out", p.work / "fc2", timeout_s=60))
     p.record("bad arguments", "sweep --vary task.rounds=", p.simfl("sweep", TINY, "--vary", "task.rounds=",
                                                                    "--out", p.work / "sw"))
+    # a value given twice (or twice once parsed): the second run would land in the first's folder
+    for index, values in enumerate(("0.05,0.05", "0.05,5e-2")):
+        p.record("bad arguments", f"sweep --vary task.learning_rate={values}",
+                 p.simfl("sweep", TINY, "--policy", "tfl", "--vary", f"task.learning_rate={values}",
+                         "--out", p.work / f"sw-twice-{index}"))
     p.record("bad arguments", "report on an empty folder", p.simfl("report", TINY, "--out", p.work / "nothing"))
     p.record("bad arguments", "generator sample --classes 1,abc",
              p.simfl("generator", "sample", TINY, "--classes", "1,abc", "--out", p.work / "s.npz"))

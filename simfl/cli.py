@@ -181,15 +181,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from simfl.sweep import run_label, sweep
+    from simfl.sweep import sweep, sweep_runs
 
-    field, _, values = args.vary.partition("=")
-    values_list = [v.strip() for v in values.split(",") if v.strip()]
-    if not field or not values_list:
-        raise SimflError(f"--vary {args.vary!r}: give FIELD=V1,V2,..., e.g. --vary optimisation.err_max=0.15,0.2,0.25")
-    # each value is validated like any --set, so a bad one fails before anything runs
-    runs = [(run_label(field, v), check_policies(load_scenario(args.scenario, overrides=[*args.overrides, f"{field}={v}"],
-                                                              seed=args.seed))) for v in values_list]
+    runs = sweep_runs(args.scenario, args.vary, args.overrides, args.seed)
     out = Path(args.out)
     try:
         cluster = _cluster(args)

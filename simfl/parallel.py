@@ -256,9 +256,10 @@ def sweep_parallel(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_d
                    resume: bool = False, solver: str | None = None, progress: TextIO | None = sys.stderr) -> None:
     """`sweep` with each value a task writing its own run folder; then the sweep's report."""
     from simfl.experiment import make_plan, prefill_synthesis, prepare
-    from simfl.sweep import open_value_folder, write_sweep_report
+    from simfl.sweep import check_distinct, open_value_folder, write_sweep_report
 
     runs = [(label, check_policies(scenario)) for label, scenario in runs]  # before any folder is opened
+    check_distinct(runs)
     units = []
     for label, scenario in runs:
         folder, done = open_value_folder(out_dir, label, scenario, resume)

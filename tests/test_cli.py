@@ -309,6 +309,30 @@ def test_sweep_over_aggregation_modes(tmp_path):
     assert (pd.read_csv(out / "mode=fedasync" / "rounds.csv")["participants"] == 1).all()
 
 
+@pytest.mark.parametrize("values, says", [
+    ("0.05,0.05", "--vary task.learning_rate: the value 0.05 is given twice"),
+    ("0.05,0.1,5e-2", "--vary task.learning_rate: the value 5e-2 is 0.05 again (the same value once parsed)"),
+])
+def test_sweep_refuses_a_repeated_value_before_any_work(tmp_path, values, says):
+    # before, the first value trained and the repeat then found its folder "already holds a run"
+    out = tmp_path / "sweep"
+    result = simfl("sweep", TINY, "--policy", "tfl", "--vary", f"task.learning_rate={values}", "--out", str(out))
+    message = result.stderr.strip()
+    assert result.returncode == 2 and message.startswith(f"simfl: error: {says}; each value is one run"), message
+    assert "\n" not in message and not out.exists()
+
+
+def test_the_sweep_library_call_refuses_a_repeated_value_too(tmp_path):
+    from simfl.errors import SimflError
+    from simfl.scenario import load_scenario
+    from simfl.sweep import sweep
+
+    runs = [(f"learning_rate={v}", load_scenario(TINY, [f"task.learning_rate={v}"])) for v in ("0.05", "5e-2")]
+    with pytest.raises(SimflError, match=r"^--vary learning_rate: the value 5e-2 is 0\.05 again"):
+        sweep(runs, "tfl", tmp_path / "sweep", progress=None)
+    assert not (tmp_path / "sweep").exists()
+
+
 @pytest.mark.parametrize("command", [
     ["validate"], ["plan", "--policy", "tfl"], ["run", "--policy", "tfl", "--out", "{out}"],
     ["compare", "--out", "{out}"], ["report", "--out", "{out}"], ["fit-curve", "--out", "{out}"],
