@@ -107,6 +107,14 @@ def set_values() -> list[str]:
         "aggregation.staleness={polynomial: -1}", "aggregation.staleness=hinge", "aggregation.mixing=1.5",
         "aggregation.eval_every_s=-2", "aggregation={eval_every: 2, eval_every_s: 1}", "task.max_time_s=0",
         "policy_settings.fedprox.mu=-1", "policy_settings.fedadam.beta1=1", "policy_settings.nosuch.x=1",
+        # finite but unphysical: they passed validation, then made infinite powers and gains
+        # (or uploads of inf s) that failed later, blaming another cause
+        "devices.p_max_dbm=1e6", "devices.p_max_dbm={uniform: [20, 1e4]}", "cells.0.path_loss.intercept_db=-1e6",
+        "cells.0.path_loss.slope_db=1e6", "cells.0.path_loss.shadowing_std_db=1e3", "cells.0.bandwidth_hz=1e308",
+        "cells.0.noise_dbm_per_hz=-1e6", "cells.0.radius_m=1e300", "cells.0.position_m=[0, 1e300]",
+        "devices.f_max_hz=1e300", "devices.eps=1e300", "devices.distance_m={linspace: [1, 1e300]}",
+        "optimisation.omega_cycles_per_sample=1e300", "cells.0.downlink={bandwidth_hz: 1e7, power_dbm: 1e6}",
+        "cells={hex_grid: {rings: 1000000, spacing_m: 1000, radius_m: 500, bandwidth_hz: 1e7}}",
     ]
     return cases
 
@@ -278,6 +286,11 @@ def run_argument_cases(p: Probe) -> None:
              p.simfl("fit-curve", TINY, "--epochs", "-3", "--out", p.work / "fc2", timeout_s=60))
     p.record("bad arguments", "sweep --vary task.rounds=", p.simfl("sweep", TINY, "--vary", "task.rounds=",
                                                                    "--out", p.work / "sw"))
+    # a value given twice (or twice once parsed): the second run would land in the first's folder
+    for index, values in enumerate(("0.05,0.05", "0.05,5e-2")):
+        p.record("bad arguments", f"sweep --vary task.learning_rate={values}",
+                 p.simfl("sweep", TINY, "--policy", "tfl", "--vary", f"task.learning_rate={values}",
+                         "--out", p.work / f"sw-twice-{index}"))
     p.record("bad arguments", "report on an empty folder", p.simfl("report", TINY, "--out", p.work / "nothing"))
     p.record("bad arguments", "generator sample --classes 1,abc",
              p.simfl("generator", "sample", TINY, "--classes", "1,abc", "--out", p.work / "s.npz"))

@@ -17,15 +17,16 @@ adaptivity: larger is closer to momentum SGD). Synchronous rounds only. Data sid
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Sequence
-
-import torch
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from simfl.learning.protocol import LocalUpdate, Server
 from simfl.network import RoundState
 from simfl.policies.tfl import Tfl
 from simfl.policy_settings import Setting
 from simfl.training_side import TrainingAlgorithm
+
+if TYPE_CHECKING:
+    import torch
 
 ADAPTIVE_SETTINGS = (
     Setting("server_lr", 0.01, "server step size eta", above=0.0),
@@ -55,6 +56,8 @@ class FedAdam(TrainingAlgorithm, Tfl):
         return [self.beta2 * a + (1.0 - self.beta2) * s for a, s in zip(v, squared)]
 
     def aggregate(self, updates: Sequence[LocalUpdate], server: Server, state: RoundState) -> Any:
+        import torch  # why: validating a scenario that names this policy imports it; torch loads only to train
+
         if not updates:
             return None
         delta = server.average_delta(updates)

@@ -13,14 +13,15 @@ Settings (`policy_settings.fedprox`): mu >= 0 (default 0.01). Data side: TFL's.
 
 from __future__ import annotations
 
-from typing import ClassVar, Sequence
-
-import torch
+from typing import TYPE_CHECKING, ClassVar, Sequence
 
 from simfl.learning.local_rule import LocalRule
 from simfl.policies.tfl import Tfl
 from simfl.policy_settings import Setting
 from simfl.training_side import TrainingAlgorithm
+
+if TYPE_CHECKING:
+    import torch
 
 
 class ProximalRule(LocalRule):
@@ -34,6 +35,8 @@ class ProximalRule(LocalRule):
         self._base = [p.detach().clone() for p in params]
 
     def direction(self, grads: list[torch.Tensor], params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        import torch  # why: validating a scenario that names this policy imports it; torch loads only to train
+
         torch._foreach_add_(grads, torch._foreach_sub(list(params), self._base), alpha=self.mu)
         return grads
 

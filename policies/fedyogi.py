@@ -9,9 +9,12 @@ Settings (`policy_settings.fedyogi`): as FedAdam's. Synchronous rounds only. Dat
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from simfl.policies.fedadam import FedAdam
+
+if TYPE_CHECKING:
+    import torch
 
 
 class FedYogi(FedAdam):
@@ -20,4 +23,6 @@ class FedYogi(FedAdam):
     name = "fedyogi"
 
     def second_moment(self, v: list[torch.Tensor], squared: list[torch.Tensor]) -> list[torch.Tensor]:
+        import torch  # why: validating a scenario that names this policy imports it; torch loads only to train
+
         return [a - (1.0 - self.beta2) * s * torch.sign(a - s) for a, s in zip(v, squared)]

@@ -26,10 +26,9 @@ corrected models). Synchronous rounds only. Data side: TFL's.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import numpy as np
-import torch
 
 from simfl.learning.local_rule import LocalRule, as_arrays
 from simfl.learning.protocol import LocalUpdate, Server
@@ -37,6 +36,9 @@ from simfl.network import RoundState
 from simfl.policies.tfl import Tfl
 from simfl.policy_settings import Setting
 from simfl.training_side import TrainingAlgorithm
+
+if TYPE_CHECKING:
+    import torch
 
 CONTROL_DELTA = "control_delta"  # LocalUpdate.extras key: c_i+ - c_i
 
@@ -51,6 +53,8 @@ class ControlVariateRule(LocalRule):
         self._correction: list[torch.Tensor] | None = None
 
     def start(self, params: Sequence[torch.Tensor]) -> None:
+        import torch  # why: validating a scenario that names this policy imports it; torch loads only to train
+
         self._base = [p.detach().clone() for p in params]
         zero = [torch.zeros_like(p) for p in self._base]
         c = zero if self.server is None else [torch.from_numpy(a) for a in self.server]
@@ -58,11 +62,15 @@ class ControlVariateRule(LocalRule):
         self._correction = None if self.server is None and self.client is None else list(torch._foreach_sub(c, c_i))
 
     def direction(self, grads: list[torch.Tensor], params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        import torch  # why: validating a scenario that names this policy imports it; torch loads only to train
+
         if self._correction is not None:
             torch._foreach_add_(grads, self._correction)
         return grads
 
     def finish(self, params: Sequence[torch.Tensor], steps: int, learning_rate: float) -> dict[str, Any]:
+        import torch  # why: validating a scenario that names this policy imports it; torch loads only to train
+
         delta = list(torch._foreach_sub(self._base, [p.detach() for p in params]))
         torch._foreach_div_(delta, float(steps) * learning_rate)
         if self.server is not None:
@@ -91,6 +99,8 @@ class Scaffold(TrainingAlgorithm, Tfl):
 
     def aggregate(self, updates: Sequence[LocalUpdate], server: Server, state: RoundState) -> Any:
         """x + eta_g (FedAvg - x) (exactly FedAvg at eta_g = 1); then the variates."""
+        import torch  # why: validating a scenario that names this policy imports it; torch loads only to train
+
         if not updates:
             return None
         average = server.fedavg(updates)

@@ -14,6 +14,7 @@ from simfl import numerics
 from simfl.errors import SimflError
 from simfl.generative.cli import add_generator_commands
 from simfl.optim.fimi import SOLVERS
+from simfl.registry import check_policies, create
 from simfl.scenario import Scenario, load_scenario
 
 if TYPE_CHECKING:
@@ -48,7 +49,8 @@ def _positive_int(text: str) -> int:
 
 
 def _load(args: argparse.Namespace, path: str | None = None) -> Scenario:
-    return load_scenario(path or args.scenario, overrides=args.overrides, seed=args.seed)
+    """The scenario the command names, validated with its policies and their settings."""
+    return check_policies(load_scenario(path or args.scenario, overrides=args.overrides, seed=args.seed))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -68,7 +70,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from simfl.experiment import prepare, run_policy
-    from simfl.registry import create
 
     scenario = _load(args)
     policy = create(args.policy)
@@ -92,7 +93,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from simfl.experiment import jsonable, make_plan, prepare
     from simfl.optim.fimi import plan_json
-    from simfl.registry import create
 
     scenario = _load(args)
     policy = create(args.policy)
@@ -158,8 +158,6 @@ def _compare_on_ray(args: argparse.Namespace, cluster: Cluster, scenario: Scenar
     with cluster:
         compare_parallel(runs, names, cluster, resume=args.resume, solver=args.solver)
     if args.seeds:
-        from simfl.registry import create
-
         policy_names = [create(name).name for name in (names or scenario.policies)]
         write_seed_report(out, scenario, [s.seed for s, _ in runs], policy_names)
 
@@ -184,15 +182,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from simfl.sweep import run_label, sweep
+    from simfl.sweep import sweep, sweep_runs
 
-    field, _, values = args.vary.partition("=")
-    values_list = [v.strip() for v in values.split(",") if v.strip()]
-    if not field or not values_list:
-        raise SimflError(f"--vary {args.vary!r}: give FIELD=V1,V2,..., e.g. --vary optimisation.err_max=0.15,0.2,0.25")
-    # each value is validated like any --set, so a bad one fails before anything runs
-    runs = [(run_label(field, v), load_scenario(args.scenario, overrides=[*args.overrides, f"{field}={v}"],
-                                                seed=args.seed)) for v in values_list]
+    runs = sweep_runs(args.scenario, args.vary, args.overrides, args.seed)
     out = Path(args.out)
     try:
         cluster = _cluster(args)

@@ -16,7 +16,7 @@ from simfl.metrics import format_table, summary_table
 from simfl.plots import (accuracy_curves, ce_convergence, participation, similarity_boxes, staleness_histogram,
                          synthetic_allocation, timeline)
 from simfl.records import AVAILABILITY_FILE, EVENTS_FILE, SIMILARITY_FILE, read_rounds, run_finished
-from simfl.registry import create
+from simfl.registry import check_policies, create
 from simfl.scenario import Scenario
 
 SUMMARY_FILE = "summary.csv"
@@ -26,6 +26,7 @@ def compare(scenario: Scenario, out_dir: Path, policies: Sequence[str] | None = 
             solver: str | None = None, progress: TextIO | None = sys.stderr) -> pd.DataFrame:
     """Run each policy (default: the scenario's list) and write summary.csv and plots.
     With `resume`, finished policies are skipped and an interrupted one continues."""
+    scenario = check_policies(scenario)  # before the run folder is opened
     names = list(policies or scenario.policies)
     if not names:
         raise SimflError(f"{scenario.source}: policies: no policies to compare; list them in the "

@@ -24,6 +24,7 @@ from simfl.errors import SimflError
 from simfl.plan import Plan, check_plan, plan_costs
 from simfl.policy import Policy, PlanContext
 from simfl.records import AVAILABILITY_FILE, SIMILARITY_FILE, CsvAppender, RunRecorder, read_rounds, truncate_events
+from simfl.registry import check_policies
 from simfl.scenario import Scenario
 from simfl.streams import rng
 from simfl.training_side import uplink_world
@@ -49,11 +50,13 @@ class Setup:
 
 def prepare(scenario: Scenario) -> Setup:
     """Load the data, split public/private, partition the private part over the devices
-    with Dir(z), and build the world with the real model's uplink size."""
+    with Dir(z), and build the world with the real model's uplink size. A scenario whose
+    policies or policy settings are wrong is refused first (simfl.registry.check_policies)."""
     from simfl.learning.data import load_dataset, public_private_split
     from simfl.learning.models import build_model, model_bits
     from simfl.learning.partition import class_counts, dirichlet_partition
 
+    scenario = check_policies(scenario)
     task = scenario.task
     numerics.precision(task.precision)  # a precision this numerics mode refuses fails before any work
     dataset = load_dataset(task.dataset, task.data_dir)

@@ -1,4 +1,5 @@
-"""Sane ranges of the scenario's integer fields, and what the built-in data sets hold.
+"""Sane ranges of the scenario's integer fields and physical ranges of its measured
+quantities.
 
 `validate` checks every integer field against a range: the one named here for its field
 path, else `DEFAULT_INT_RANGE`. The ranges are far above any useful value and far below
@@ -6,11 +7,18 @@ what overflows numpy, torch or a day of simulation: `task.rounds: 1e300` is a ty
 experiment, and must fail on load rather than train until it is killed. A new integer
 field gets the default range without any change here; give it its own entry when the
 default does not fit.
+
+Physical quantities (powers, bands, noise, path loss, distances, CPU speed) get a
+physical range each, by field name wherever the field appears (`bandwidth_hz` of a cell,
+of a hexagonal grid and of a downlink): `p_max_dbm: 1e6` is not a phone, and passed on it
+makes infinite powers and gains whose failures downstream name the wrong cause. The
+ranges hold every real radio and device with orders of magnitude to spare.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 # numpy's SeedSequence takes any size, but torch.manual_seed stops at 2**64 - 1 and seeds
 # are printed and typed by people: 32 bits is plenty.
@@ -38,7 +46,71 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "generator.sampling_steps": (1, 10_000),
     "aggregation.buffer_size": (1, 1_000_000),
     "aggregation.eval_every": (1, 100_000),
+    # 1 + 3R(R + 1) base stations: 7,651 at R = 50; a typo like 1e6 would place 3e12
+    "cells.hex_grid.rings": (0, 50),
 }
+
+
+@dataclass(frozen=True)
+class PhysicalRange:
+    """The values a physical field may take: [low, high], or (low, high] when `low_open`."""
+
+    low: float
+    high: float
+    unit: str
+    low_open: bool = False
+    note: str = ""  # what the bounds mean, e.g. "up to 100 W"
+
+    def __contains__(self, value: float) -> bool:
+        return (self.low < value if self.low_open else self.low <= value) and value <= self.high
+
+    def __str__(self) -> str:
+        text = f"{'(' if self.low_open else '['}{_compact(self.low)}, {_compact(self.high)}]"
+        text += f" {self.unit}" if self.unit else ""
+        return text + (f" ({self.note})" if self.note else "")
+
+
+def _compact(x: float) -> str:
+    """1e+12 -> 1e12, 1e-05 -> 1e-5: how the README writes bounds."""
+    return re.sub(r"e\+?(-?)0*(\d)", r"e\1\2", f"{x:g}")
+
+
+MAX_DISTANCE_M = 1e7  # a quarter of the Earth's circumference: no cell is larger
+
+# field name -> its range, wherever the field appears in these sections of a scenario
+# (not in policy_settings, whose names are the policies' own)
+PHYSICAL_SECTIONS = ("cells", "devices", "optimisation")
+PHYSICAL_RANGES: dict[str, PhysicalRange] = {
+    # a device's transmit power: -50 dBm is 10 nW, 50 dBm is 100 W (phones send at most ~0.2 W)
+    "p_max_dbm": PhysicalRange(-50.0, 50.0, "dBm", note="10 nW to 100 W"),
+    # a base station's broadcast power: macro cells send ~20-80 W (43-49 dBm)
+    "power_dbm": PhysicalRange(-50.0, 80.0, "dBm", note="10 nW to 100 kW"),
+    # a band: 1 THz is above any radio's
+    "bandwidth_hz": PhysicalRange(0.0, 1e12, "Hz", low_open=True),
+    # thermal noise is -174 dBm/Hz at 290 K; -250 is far below any receiver, -100 far above
+    "noise_dbm_per_hz": PhysicalRange(-250.0, -100.0, "dBm/Hz"),
+    # PL = intercept + slope log10(R in km): 3GPP's macro model is 128.1 + 37.6 log10 R
+    "intercept_db": PhysicalRange(0.0, 300.0, "dB"),
+    "slope_db": PhysicalRange(0.0, 100.0, "dB per decade", low_open=True),
+    "shadowing_std_db": PhysicalRange(0.0, 50.0, "dB"),  # measured values are 4-12 dB
+    "radius_m": PhysicalRange(0.0, MAX_DISTANCE_M, "m", low_open=True),
+    "spacing_m": PhysicalRange(0.0, MAX_DISTANCE_M, "m", low_open=True),
+    "distance_m": PhysicalRange(0.0, MAX_DISTANCE_M, "m", low_open=True),
+    "position_m": PhysicalRange(-MAX_DISTANCE_M, MAX_DISTANCE_M, "m", note="each coordinate"),
+    # a CPU's clock: 1 THz is 100x any processor's
+    "f_max_hz": PhysicalRange(0.0, 1e12, "Hz", low_open=True),
+    # the energy coefficient of eq. (5), E = tau eps omega D f^2: phones are ~1e-28 to 1e-26
+    "eps": PhysicalRange(0.0, 1e-15, "", low_open=True),
+    "omega_cycles_per_sample": PhysicalRange(0.0, 1e15, "cycles", low_open=True),
+}
+
+
+def physical_range(path: str) -> PhysicalRange | None:
+    """The physical range of the field at `path` (e.g. `cells[0].bandwidth_hz`), if it has one."""
+    if re.split(r"[.\[]", path, maxsplit=1)[0] not in PHYSICAL_SECTIONS:
+        return None
+    return PHYSICAL_RANGES.get(path.rsplit(".", 1)[-1])
+
 
 MAX_SEEDS = 1_000  # `compare --seeds`: a range like 1-1000000000 is a typo
 
@@ -50,4 +122,5 @@ def int_range(path: str) -> tuple[int, int]:
     return INT_RANGES.get(_INDEX.sub("[*]", path), DEFAULT_INT_RANGE)
 
 
-__all__ = ["DEFAULT_INT_RANGE", "INT_RANGES", "MAX_SEEDS", "SEED_RANGE", "int_range"]
+__all__ = ["DEFAULT_INT_RANGE", "INT_RANGES", "MAX_DISTANCE_M", "MAX_SEEDS", "PHYSICAL_RANGES", "PhysicalRange",
+           "SEED_RANGE", "int_range", "physical_range"]

@@ -37,10 +37,10 @@ from simfl.compare import check_unique, write_report
 from simfl.errors import SimflError
 from simfl.experiment import make_plan, prefill_synthesis, prepare, run_policy
 from simfl.records import read_rounds, run_finished
-from simfl.registry import create
+from simfl.registry import check_policies, create
 from simfl.scenario import Scenario
 from simfl.sharing import wait_settings
-from simfl.sweep import open_value_folder, write_sweep_report
+from simfl.sweep import check_distinct, open_value_folder, write_sweep_report
 
 STAGE_DIR = ".parts"
 INSTALL_HINT = "pip install 'simfl[ray]'"
@@ -180,6 +180,7 @@ def compare_parallel(runs: Sequence[tuple[Scenario, Path]], policies: Sequence[s
     """`compare` of each (scenario, folder) in `runs` (one per seed), every unfinished
     policy a task; the folders then hold what the sequential command writes, reports
     included. Raises SimflError naming the failed runs after the others finished."""
+    runs = [(check_policies(scenario), folder) for scenario, folder in runs]  # before any folder is opened
     names = list(policies or runs[0][0].policies)
     if not names:
         raise SimflError(f"{runs[0][0].source}: policies: no policies to compare; list them in the "
@@ -252,6 +253,8 @@ def compare_parallel(runs: Sequence[tuple[Scenario, Path]], policies: Sequence[s
 def sweep_parallel(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_dir: Path, cluster: Cluster, *,
                    resume: bool = False, solver: str | None = None, progress: TextIO | None = sys.stderr) -> None:
     """`sweep` with each value a task writing its own run folder; then the sweep's report."""
+    runs = [(label, check_policies(scenario)) for label, scenario in runs]  # before any folder is opened
+    check_distinct(runs)
     units = []
     for label, scenario in runs:
         folder, done = open_value_folder(out_dir, label, scenario, resume)

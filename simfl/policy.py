@@ -36,7 +36,7 @@ import numpy as np
 from simfl.aggregation import default_aggregate
 from simfl.plan import Plan, RoundPlan
 from simfl.optim.cross_entropy import DEFAULT_SETTINGS, CrossEntropy
-from simfl.policy_settings import Setting
+from simfl.policy_settings import Setting, setting_values
 from simfl.streams import keyed_rng, rng
 from simfl.world import World
 
@@ -101,11 +101,11 @@ class Policy(ABC):
     settings: ClassVar[tuple[Setting, ...]] = ()
 
     def configure(self, scenario: Scenario) -> None:
-        """Take the policy's `settings` from the scenario (validated there; defaults where
-        absent) as attributes of the same names. Called before planning and training."""
-        from simfl.scenario import policy_settings
-
-        for key, value in policy_settings(scenario, self.settings, self.name).items():
+        """Take the policy's `settings` from the scenario's `policy_settings.<name>`
+        (checked against their ranges; defaults where absent) as attributes of the same
+        names. Called before planning and training. `fedprox@fedbuff` reads fedprox's."""
+        name = self.name.removesuffix(f"@{self.aggregation_mode}") if self.aggregation_mode else self.name
+        for key, value in setting_values(scenario, self.settings, name).items():
             setattr(self, key, value)
 
     @abstractmethod

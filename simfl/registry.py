@@ -1,6 +1,11 @@
 """Finding policies by name (Gymnasium-style registry): a module in `policies/`, a
 `module.path:Class` string, or an installed package's `simfl.policies` entry point; and
-`a+b`, the data side of a with the training side of b (simfl.compose)."""
+`a+b`, the data side of a with the training side of b (simfl.compose).
+
+`check_policies` checks what a scenario says about policies (the names it lists, each
+policy's settings) against the policies themselves; the scenario layer below cannot, as
+the policies import it. Every command calls it right after loading a scenario.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +16,24 @@ import importlib.util
 import inspect
 import pkgutil
 import sys
+from dataclasses import replace
 from functools import lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import simfl.policies
 from simfl import guard
 from simfl.aggregation import MODES
 from simfl.compose import compose, split
 from simfl.errors import PolicyNotFound
 import simfl.policies as package
 from simfl.policy import Policy
+from simfl.policy_settings import check_settings
+from simfl.scenario.checks import Checker, join
+
+if TYPE_CHECKING:
+    from simfl.scenario import Scenario
 
 ENTRY_POINT_GROUP = "simfl.policies"
 
@@ -39,7 +52,7 @@ def builtin_policies() -> dict[str, type[Policy]]:
             raise PolicyNotFound(f"policy name {name!r} is defined twice: in {origins[name]} and in {origin}")
         found[name], origins[name] = cls, origin
 
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+    for info in sorted(pkgutil.iter_modules(simfl.policies.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"simfl.policies.{info.name}")
         for _, obj in inspect.getmembers(module, inspect.isclass):
             if issubclass(obj, Policy) and obj.__module__ == module.__name__ and not inspect.isabstract(obj):
@@ -57,7 +70,7 @@ def declared_names() -> dict[str, str]:
     declare, read from the source (each class's `name = "..."`) without importing it:
     validating a scenario runs no policy code."""
     found: dict[str, str] = {}
-    for folder in package.__path__:
+    for folder in simfl.policies.__path__:
         for path in sorted(Path(folder).glob("*.py")):
             try:
                 tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -124,6 +137,50 @@ def name_problem(name: str) -> str | None:
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return (f"unknown policy {name!r}{hint} known: {', '.join(sorted(names))} "
             "(or give module.path:Class or path/to/file.py:Class)")
+
+
+def check_policies(scenario: Scenario) -> Scenario:
+    """Check the scenario's `policies` (each a known name, module path or file) and its
+    `policy_settings` (each under a built-in or installed policy that declares those
+    settings, every value in its range); one ScenarioError naming the file and listing
+    every problem. Imports only the policies that have settings here, never user files.
+
+    Returns the scenario with each policy's settings complete (its declared defaults
+    where absent): what a run records in its folder's manifest."""
+    c = Checker(scenario.source)
+    for i, name in enumerate(scenario.policies):
+        problem = name_problem(name)
+        if problem:
+            c.fail(f"policies[{i}]", problem)
+    complete = {}
+    for name, given in scenario.policy_settings.items():
+        where = join("policy_settings", name)
+        problem = name_problem(name)
+        if problem:
+            c.fail(where, problem)
+            continue
+        complete[name] = check_settings(declared_class(name).settings, given, where, name, c)
+    c.raise_if_any()
+    return replace(scenario, policy_settings=complete)
+
+
+def declared_class(name: str) -> type[Policy]:
+    """The class of the built-in or installed policy `name`, importing only the module
+    that declares it (validating settings loads no other policy); the full registry
+    decides for a name the source scan attributes to no single module."""
+    where = declared_names().get(name, "")
+    candidates: list[type] = []
+    if where.startswith("policies/"):
+        module = importlib.import_module(f"simfl.policies.{Path(where).stem}")
+        candidates = [obj for _, obj in inspect.getmembers(module, inspect.isclass) if obj.__module__ == module.__name__]
+    elif where.startswith("entry point "):
+        candidates = [ep.load() for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+    for cls in candidates:
+        if (inspect.isclass(cls) and issubclass(cls, Policy) and not inspect.isabstract(cls)
+                and getattr(cls, "name", None) == name):
+            guard.check_class(cls)
+            return cls
+    return resolve(name)
 
 
 def resolve(reference: str) -> type[Policy]:

@@ -20,8 +20,41 @@ from simfl.experiment import prepare, run_policy
 from simfl.metrics import format_table, summary_table
 from simfl.plots import accuracy_curves
 from simfl.records import EVENTS_FILE, read_rounds, run_finished
-from simfl.registry import create
-from simfl.scenario import Scenario
+from simfl.registry import check_policies, create
+from simfl.scenario import Scenario, load_scenario
+
+
+def sweep_runs(path: str | Path, vary: str, overrides: Sequence[str] = (), seed: int | None = None
+               ) -> list[tuple[str, Scenario]]:
+    """`--vary FIELD=V1,V2,...`: (label, scenario) for each value, each value validated
+    like any `--set` and the values told apart, so that a bad or repeated value fails
+    before anything runs."""
+    field, _, values = vary.partition("=")
+    texts = [v.strip() for v in values.split(",") if v.strip()]
+    if not field or not texts:
+        raise SimflError(f"--vary {vary!r}: give FIELD=V1,V2,..., e.g. --vary optimisation.err_max=0.15,0.2,0.25")
+    runs = []
+    for text in texts:
+        scenario = load_scenario(path, overrides=[*overrides, f"{field}={text}"], seed=seed)
+        runs.append((run_label(field, text), check_policies(scenario)))
+    check_distinct(runs, field)
+    return runs
+
+
+def check_distinct(runs: Sequence[tuple[str, Scenario]], field: str | None = None) -> None:
+    """Each value of a sweep once: two values that validate to the same scenario (one
+    given twice, or `0.05` and `5e-2`) would run one experiment twice, the second into the
+    first's folder when their labels match. `field` names the swept field in the message
+    (default: the name in the labels)."""
+    for index, (label, scenario) in enumerate(runs):
+        for first_label, first in runs[:index]:
+            if first == scenario:
+                name, _, value = label.partition("=")
+                first_value = first_label.partition("=")[2]
+                same = ("is given twice" if value == first_value
+                        else f"is {first_value} again (the same value once parsed)")
+                raise SimflError(f"--vary {field or name}: the value {value} {same}; each value is one run in its own "
+                                 "folder, so give each value once")
 
 
 def run_label(field: str, value: str) -> str:
@@ -53,6 +86,8 @@ def sweep(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_dir: Path,
     out_dir/summary.csv (one row per label; ratios to the first) and accuracy.png."""
     if not runs:
         raise SimflError("sweep: no values to run")
+    runs = [(label, check_policies(scenario)) for label, scenario in runs]  # before any folder is opened
+    check_distinct(runs)
     policy = create(policy_name)
     out_dir = Path(out_dir)
     for index, (label, scenario) in enumerate(runs):

@@ -11,6 +11,7 @@ import networkx as nx
 import numpy as np
 
 from simfl.aggregation import Aggregation
+from simfl.geometry import nearest_site
 from simfl.radio import gain_from_path_loss, path_loss_db
 from simfl.streams import keyed_rng, rng, streams
 from simfl.units import dbm_to_w
@@ -111,9 +112,7 @@ class World:
     def serving(self, position_m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Serving cell (nearest base station), distance and mean gain (path loss and each
         device's own shadowing draw) of devices at `position_m`."""
-        all_distances = np.linalg.norm(position_m[:, None, :] - self.bs_position_m[None, :, :], axis=2)
-        cell_of = np.argmin(all_distances, axis=1)
-        distance = np.maximum(all_distances[np.arange(len(position_m)), cell_of], 1.0)
+        cell_of, distance = nearest_site(position_m, self.bs_position_m)
         intercept, slope, std = self.path_loss_params[cell_of].T
         gain = gain_from_path_loss(path_loss_db(distance, intercept, slope)) * 10.0 ** (self.shadowing_z * std / 10.0)
         return cell_of, distance, gain
@@ -155,10 +154,7 @@ def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarr
         p_max_dbm.append(group.p_max_dbm.sample(placement, n))
 
     position = np.concatenate(positions)
-    all_distances = np.linalg.norm(position[:, None, :] - bs[None, :, :], axis=2)
-    cell_of = np.argmin(all_distances, axis=1)
-    # A device on top of its base station would have infinite gain; 1 m is the floor.
-    distance = np.maximum(all_distances[np.arange(len(position)), cell_of], 1.0)
+    cell_of, distance = nearest_site(position, bs)
     n_devices = len(position)
 
     gain = np.empty(n_devices)

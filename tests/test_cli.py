@@ -307,3 +307,56 @@ def test_sweep_over_aggregation_modes(tmp_path):
     assert result.returncode == 0, result.stderr
     assert list(pd.read_csv(out / "summary.csv")["policy"]) == ["mode=sync", "mode=fedasync"]
     assert (pd.read_csv(out / "mode=fedasync" / "rounds.csv")["participants"] == 1).all()
+
+
+@pytest.mark.parametrize("values, says", [
+    ("0.05,0.05", "--vary task.learning_rate: the value 0.05 is given twice"),
+    ("0.05,0.1,5e-2", "--vary task.learning_rate: the value 5e-2 is 0.05 again (the same value once parsed)"),
+])
+def test_sweep_refuses_a_repeated_value_before_any_work(tmp_path, values, says):
+    # before, the first value trained and the repeat then found its folder "already holds a run"
+    out = tmp_path / "sweep"
+    result = simfl("sweep", TINY, "--policy", "tfl", "--vary", f"task.learning_rate={values}", "--out", str(out))
+    message = result.stderr.strip()
+    assert result.returncode == 2 and message.startswith(f"simfl: error: {says}; each value is one run"), message
+    assert "\n" not in message and not out.exists()
+
+
+def test_the_sweep_library_call_refuses_a_repeated_value_too(tmp_path):
+    from simfl.errors import SimflError
+    from simfl.scenario import load_scenario
+    from simfl.sweep import sweep
+
+    runs = [(f"learning_rate={v}", load_scenario(TINY, [f"task.learning_rate={v}"])) for v in ("0.05", "5e-2")]
+    with pytest.raises(SimflError, match=r"^--vary learning_rate: the value 5e-2 is 0\.05 again"):
+        sweep(runs, "tfl", tmp_path / "sweep", progress=None)
+    assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["validate"], ["plan", "--policy", "tfl"], ["run", "--policy", "tfl", "--out", "{out}"],
+    ["compare", "--out", "{out}"], ["report", "--out", "{out}"], ["fit-curve", "--out", "{out}"],
+    ["sweep", "--policy", "tfl", "--vary", "task.rounds=1,2", "--out", "{out}"],
+    ["generator", "sample", "--out", "{out}.npz"],
+])
+def test_every_command_refuses_bad_policy_settings_before_any_work(tmp_path, command):
+    # the policies' checks sit above the scenario layer: each command runs them right after loading
+    out = tmp_path / "out"
+    args = [part.replace("{out}", str(out)) for part in command]
+    sub = 2 if args[0] == "generator" else 1
+    result = simfl(*args[:sub], TINY, *args[sub:], "--set", "policy_settings.fedprox.mu=-1",
+                   "--set", "policies=[tfl, fimy]")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3 and lines[0] == f"simfl: error: {TINY}: 2 problems"
+    assert lines[1].startswith("  - policies[1]: unknown policy 'fimy'; did you mean 'fimi'? known: ")
+    assert lines[2] == "  - policy_settings.fedprox.mu: must be >= 0, got -1"
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_plan_names_an_out_of_range_power_not_the_learning_target():
+    # a user's report: this passed validation, then TFL's plan blamed "the learning target (12a)"
+    result = simfl("plan", TINY, "--policy", "tfl", "--set", "devices.p_max_dbm=1e6")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"simfl: error: {TINY}: devices.p_max_dbm: every value must be in [-50, 50] dBm "
+                                     "(10 nW to 100 W), got 1e+06")

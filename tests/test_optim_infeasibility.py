@@ -4,12 +4,14 @@ constraint with the numbers; infeasible search candidates cost +inf, never NaN."
 from __future__ import annotations
 
 import copy
+import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from simfl.errors import InfeasiblePlan
-from simfl.optim.fimi import _Setup, solve
+from simfl.optim.fimi import _assemble, _Setup, solve
 from simfl.optim.infeasibility import check_learning_target, time_split_bounds
 from paper_setup import PAPER_SCENARIO, paper_world
 from simfl.world import rng
@@ -93,3 +95,38 @@ def test_feasible_solutions_contain_no_nan():
     for sol in (solve(world, "exact"), solve(world, "ce", rng(2, "policy"))):
         for name in ("eta", "d_gen", "f_hz", "b_hz", "p_w", "t_cmp_s", "t_com_s", "e_cmp_j", "e_com_j"):
             assert np.isfinite(getattr(sol, name)).all(), name
+
+
+@pytest.mark.parametrize("field, value, named", [
+    ("p_max_w", np.inf, r"P_max is inf W"),  # what p_max_dbm: 1e6 made before the scenario's ranges
+    ("gain", np.inf, r"the gain g is inf"),  # intercept_db: -1e6
+    ("gain", 1e300, r"the signal-to-noise ratio g P_max / \(N0 b\) is inf"),  # finite numbers whose ratio overflows
+])
+@pytest.mark.parametrize("solver", ["ce", "exact"])
+def test_tfl_with_an_infinite_link_names_the_number_not_the_learning_target(field, value, named, solver):
+    # TFL has no learning target; before, such a world ended in "the learning target (12a)
+    # and the cells' bands (12e) cannot both be met" after numpy RuntimeWarnings
+    world = paper_world(1)
+    column = getattr(world, field).copy()
+    column[3] = value
+    with pytest.raises(InfeasiblePlan) as err, np.errstate(all="raise"):
+        solve(replace(world, **{field: column}), solver, rng(1, "policy"), synthesis=False)
+    message = str(err.value)
+    assert message.startswith("device 3 (cell bs0, ")
+    assert re.search(named, message) and "not a finite number" in message and "(12a)" not in message
+
+
+def test_an_infeasible_stage_is_named_with_its_own_constraints():
+    world = paper_world(1)
+    d_loc = world.d_loc.astype(float)
+    lo, hi = time_split_bounds(world, d_loc)
+    without_target = _Setup(world, lo, hi, None, d_loc, None, "newton")  # TFL: D_mix fixed, no (12a)
+    with pytest.raises(InfeasiblePlan, match=r"\(P6\), the computation stage: a device cannot train .*\(12b\), "
+                                             r"\(12d\)$") as err:
+        _assemble(without_target, 0.5 * lo, "exact", None, {})  # less time than training D_loc takes
+    assert "(12a)" not in str(err.value)
+    with_target = _Setup(world, lo, hi, check_learning_target(world, hi), None, None, "newton")
+    with pytest.raises(InfeasiblePlan, match=r"\(P6\), the computation stage: the learning target \(12a\)"):
+        _assemble(with_target, np.where(np.arange(20) < 19, lo, 0.5 * (lo + hi)), "exact", None, {})
+    with pytest.raises(InfeasiblePlan, match=r"\(P7\), the upload stage: the cells' bands \(12e\)"):
+        _assemble(without_target, hi, "exact", None, {})  # every device needs the whole band at once

@@ -2,6 +2,8 @@
 checks run over all of them: valid plans, deterministic under a seed."""
 
 import json
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from simfl.optim.waterfill import waterfill
 from simfl.plan import check_plan
 from simfl.network import Network
 from simfl.policy import PlanContext, Policy
-from simfl.registry import builtin_policies, create, resolve
+from simfl.registry import builtin_policies, check_policies, create, resolve
 from simfl.scenario import scenario_from_dict
 from simfl.world import build_world, rng
 
@@ -190,18 +192,35 @@ def test_validating_a_scenario_runs_no_policy_code(tmp_path):
     user = tmp_path / "mine.py"
     user.write_text(f"open({str(mark)!r}, 'w').close()\n")
     raw = scenario_dict(policies=["fimi", "tfl", f"{user}:Mine"])
-    import subprocess
-    import sys
-
     code = ("import sys, json; from simfl.scenario import scenario_from_dict; "
-            f"scenario_from_dict(json.loads({json.dumps(raw)!r})); "
-            "print(','.join(m for m in sys.modules if m.startswith('policies.') or m == 'torch'))")
+            "from simfl.registry import check_policies; "
+            f"check_policies(scenario_from_dict(json.loads({json.dumps(raw)!r}))); "
+            "print(','.join(m for m in sys.modules if m.startswith('simfl.policies.') or m == 'torch'))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""  # no policy module, no torch
     assert not mark.exists()
     with pytest.raises(Exception, match="unknown policy 'fimy'; did you mean 'fimi'"):
-        scenario_from_dict(scenario_dict(policies=["fimy"]))
+        check_policies(scenario_from_dict(scenario_dict(policies=["fimy"])))
+
+
+def test_validating_policy_settings_imports_only_the_policies_it_names_and_no_torch():
+    # settings are checked against what each policy's class declares, so the policies named
+    # under policy_settings are imported, with what their own modules import (fedprox and
+    # fedavgm extend tfl, which uses fimi), and nothing else: no other policy, no torch
+    listing = "print(sorted(m for m in sys.modules if m.startswith('simfl.policies.')), 'torch' in sys.modules)"
+    validate = ("import sys; from simfl.cli import main; "
+                f"code = main(['validate', {str(ROOT / 'tests' / 'data' / 'tiny.yaml')!r}, "
+                "'--set', 'policy_settings.fedprox.mu=0.1', '--set', 'policy_settings.fedavgm.momentum=0.5']); "
+                f"assert code == 0; {listing}")
+    import_named = f"import sys, simfl.policies.fedprox, simfl.policies.fedavgm; {listing}"
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+            for code in (validate, import_named)]
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
+    validated, named = (r.stdout.strip().splitlines()[-1] for r in runs)
+    assert validated.endswith(" False")  # no torch
+    assert validated == named
+    assert "'simfl.policies.fedprox'" in validated and "'simfl.policies.scaffold'" not in validated
 
 
 def test_the_scenarios_generator_kind_is_the_one_fimi_uses(world_and_scenario):
@@ -297,3 +316,18 @@ def test_conformance_runs_are_deterministic_and_resume_byte_identical(name, tiny
     assert np.allclose(ok["e_com_j"], power[ok["device"]].to_numpy() * sent / ok["rate_bps"], rtol=1e-9)
     if name.startswith("fimi+"):
         assert pd.read_csv(whole / "plans" / f"{name}.csv")["d_gen"].sum() > 0
+
+
+def test_the_library_entry_points_refuse_bad_policy_settings_before_any_work(tmp_path):
+    # a notebook's calls check what the CLI checks, before loading data or opening a folder
+    from simfl.compare import compare
+    from simfl.errors import ScenarioError
+    from simfl.experiment import prepare
+    from simfl.sweep import sweep
+
+    scenario = scenario_from_dict(scenario_dict(policy_settings={"fedprox": {"mu": -1}}), "lib.yaml")
+    for call in (lambda: prepare(scenario), lambda: compare(scenario, tmp_path / "c", ["tfl"], progress=None),
+                 lambda: sweep([("x=1", scenario)], "tfl", tmp_path / "s", progress=None)):
+        with pytest.raises(ScenarioError, match=r"^lib\.yaml: policy_settings\.fedprox\.mu: must be >= 0, got -1$"):
+            call()
+    assert not list(tmp_path.iterdir())

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from simfl.errors import ScenarioError
+from simfl.registry import check_policies
 from simfl.scenario import load_scenario, scenario_from_dict
 from simfl.world import build_world
 
@@ -20,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def problems(raw, overrides=None):
+    """The message of what a command does with `raw`: load it, then check its policies."""
     with pytest.raises(ScenarioError) as info:
-        scenario_from_dict(raw, "x.yaml", overrides=overrides)
+        check_policies(scenario_from_dict(raw, "x.yaml", overrides=overrides))
     return str(info.value)
 
 
@@ -203,8 +205,64 @@ def test_a_hex_grid_of_cells_puts_neighbours_one_spacing_apart():
     ({"rings": 1, "spacing_m": 1000, "radius_m": 500, "bandwidth_hz": 1e7, "position_m": [0, 0]},
      "cells.hex_grid.position_m", "unknown"),
     ({"rings": 1, "spacing_m": 1000, "radius_m": 500}, "cells.hex_grid.bandwidth_hz", "missing required field"),
+    # 1e6 rings would be 3e12 base stations: refused, not enumerated until killed
+    ({"rings": 10**6, "spacing_m": 1000, "radius_m": 500, "bandwidth_hz": 1e7}, "cells.hex_grid.rings",
+     "must be an integer in [0, 50], got 1e+06"),
+    ({"rings": 2, "spacing_m": 1e7, "radius_m": 500, "bandwidth_hz": 1e7}, "cells.hex_grid.spacing_m",
+     "puts the outer ring 2 x 1e+07 = 2e+07 m from the centre; base stations must be within 1e+07 m of it"),
+    ({"rings": 1, "spacing_m": 1000, "radius_m": 500, "bandwidth_hz": 1e13}, "cells.hex_grid.bandwidth_hz",
+     "must be in (0, 1e12] Hz, got 1e+13"),
 ])
 def test_bad_hex_grids_name_the_field(grid, field, says):
     with pytest.raises(ScenarioError) as error:
         scenario_from_dict(scenario_dict(cells={"hex_grid": grid}), source="s.yaml")
     assert field in str(error.value) and says in str(error.value)
+
+
+
+# A user's report: p_max_dbm 1e6 and intercept_db -1e6 passed validation, then a plan failed
+# blaming the learning target after numpy warnings; bandwidth_hz 1e308 made uploads take inf s.
+@pytest.mark.parametrize("override, expected", [
+    ("devices.p_max_dbm=1e6", "devices.p_max_dbm: every value must be in [-50, 50] dBm (10 nW to 100 W), got 1e+06"),
+    ("devices.p_max_dbm={uniform: [20, 60]}", "devices.p_max_dbm: every value must be in [-50, 50] dBm (10 nW to 100 W), "
+                                              "got 60"),
+    ("cells.0.path_loss.intercept_db=-1e6", "cells[0].path_loss.intercept_db: must be in [0, 300] dB, got -1e+06"),
+    ("cells.0.path_loss.slope_db=1000", "cells[0].path_loss.slope_db: must be in (0, 100] dB per decade, got 1000"),
+    ("cells.0.path_loss.shadowing_std_db=60", "cells[0].path_loss.shadowing_std_db: must be in [0, 50] dB, got 60"),
+    ("cells.0.bandwidth_hz=1e308", "cells[0].bandwidth_hz: must be in (0, 1e12] Hz, got 1e+308"),
+    ("cells.0.noise_dbm_per_hz=-50", "cells[0].noise_dbm_per_hz: must be in [-250, -100] dBm/Hz, got -50"),
+    ("cells.0.noise_dbm_per_hz=-1e6", "cells[0].noise_dbm_per_hz: must be in [-250, -100] dBm/Hz, got -1e+06"),
+    ("cells.0.radius_m=1e8", "cells[0].radius_m: must be in (0, 1e7] m, got 1e+08"),
+    ("cells.0.position_m=[0, -2e7]", "cells[0].position_m: every value must be in [-1e7, 1e7] m (each coordinate), "
+                                     "got -2e+07"),
+    ("devices.distance_m={linspace: [10, 1e9]}", "devices.distance_m: every value must be in (0, 1e7] m, got 1e+09"),
+    ("devices.f_max_hz=1e13", "devices.f_max_hz: every value must be in (0, 1e12] Hz, got 1e+13"),
+    ("devices.eps={values: [5e-27, 5e-27, 5e-27, 5e-27, 1e-3]}", "devices.eps: every value must be in (0, 1e-15], "
+                                                                 "got 0.001"),
+    ("optimisation.omega_cycles_per_sample=1e20", "optimisation.omega_cycles_per_sample: must be in (0, 1e15] cycles, "
+                                                  "got 1e+20"),
+    ("cells.0.downlink={bandwidth_hz: 1e7, power_dbm: 90}", "cells[0].downlink.power_dbm: must be in [-50, 80] dBm "
+                                                            "(10 nW to 100 kW), got 90"),
+])
+def test_physical_fields_have_physical_ranges(override, expected):
+    assert problems(scenario_dict(), [override]) == f"x.yaml: {expected}"
+
+
+def test_the_physical_ranges_keep_their_lower_bounds_messages_and_hold_every_shipped_value():
+    # the bounds each field had before keep their messages; the range comes after them
+    assert problems(scenario_dict(), ["cells.0.bandwidth_hz=0"]) == "x.yaml: cells[0].bandwidth_hz: must be > 0, got 0"
+    # the extremes of each range are accepted, explicit devices included
+    edge = ["cells.0.bandwidth_hz=1e12", "cells.0.noise_dbm_per_hz=-250", "cells.0.path_loss={intercept_db: 0, "
+            "slope_db: 100, shadowing_std_db: 50}", "devices.p_max_dbm={uniform: [-50, 50]}", "devices.eps=1e-15",
+            "cells.0.radius_m=1e7", "cells.0.position_m=[-1e7, 1e7]", "devices.f_max_hz=1e12"]
+    scenario_from_dict(scenario_dict(), overrides=edge)
+    scenario_from_dict(scenario_dict(devices=[{"position_m": [1e7, -1e7], "f_max_hz": 1e9, "eps": 5e-27,
+                                               "p_max_dbm": -50}]))
+
+
+def test_the_readme_states_every_physical_range():
+    from simfl.limits import PHYSICAL_RANGES
+
+    lines = (ROOT / "README.md").read_text().splitlines()
+    for name, limits in PHYSICAL_RANGES.items():  # the scenario reference names each range on the field's line
+        assert any(name in line and f"in {limits}" in line for line in lines), (name, str(limits))

@@ -22,7 +22,7 @@ from simfl.learning.models import MODELS, ModelSpec
 from simfl.learning.protocol import LocalUpdate
 from simfl.learning.trainer import TorchTrainer
 from simfl.policy import Policy
-from simfl.registry import create, name_problem, resolve
+from simfl.registry import check_policies, create, name_problem, resolve
 from simfl.scenario import Task, scenario_from_dict
 from simfl.training_side import uplink_world
 
@@ -361,6 +361,24 @@ def test_settings_are_read_from_the_scenario_under_the_policys_name():
     assert isinstance(combined, Composed) and combined.training.mu == 0.5
 
 
+def test_checked_settings_are_complete_with_each_policys_defaults():
+    # what a run records in its folder's manifest: every declared setting, as before the
+    # checks against the policy classes moved above the scenario layer
+    given = scenario_from_dict(scenario_dict(policy_settings={"fedadam": {"server_lr": 0.3}, "fedprox": {}}))
+    assert given.policy_settings == {"fedadam": {"server_lr": 0.3}, "fedprox": {}}
+    assert check_policies(given).policy_settings == {"fedadam": {"server_lr": 0.3, "beta1": 0.9, "beta2": 0.99,
+                                                                 "tau": 1e-3}, "fedprox": {"mu": 0.01}}
+
+
+def test_a_policy_in_another_mode_reads_its_own_policys_settings():
+    # fedprox@fedbuff is fedprox run in FedBuff: its mu is fedprox's (it was the default 0.01)
+    scenario = scenario_from_dict(scenario_dict(policy_settings={"fedprox": {"mu": 0.5}}))
+    for name in ("fedprox@fedbuff", "fedprox@sync", "fimi+fedprox@fedbuff"):
+        policy = create(name)
+        policy.configure(scenario)
+        assert getattr(policy, "training", policy).mu == 0.5, name
+
+
 @pytest.mark.parametrize("settings, fragments", [
     ({"fedprox": {"mu": -1}}, ["policy_settings.fedprox.mu: must be >= 0, got -1"]),
     ({"fedadam": {"beta1": 1.0}}, ["policy_settings.fedadam.beta1: must be < 1, got 1"]),
@@ -369,10 +387,12 @@ def test_settings_are_read_from_the_scenario_under_the_policys_name():
     ({"fimi+fedprox": {"mu": 1}}, ["policy_settings.fimi+fedprox: settings go under", "each part's name"]),
     ({"fimi": {"mu": 1}}, ["policy_settings.fimi: policy 'fimi' takes no settings"]),
     ({"scaffold": 3}, ["policy_settings.scaffold: must be a mapping, got int 3"]),
+    ({"fedprox": {"mu": "much"}}, ["policy_settings.fedprox.mu: must be a number, got str 'much'"]),
+    ({"fedprox@fedbuff": {"mu": 1}}, ["policy_settings.fedprox@fedbuff: settings go under", "under fedprox)"]),
 ])
 def test_bad_settings_are_one_clear_message_naming_file_field_and_what_is_allowed(settings, fragments):
-    with pytest.raises(ScenarioError) as info:
-        scenario_from_dict(scenario_dict(policy_settings=settings), "my.yaml")
+    with pytest.raises(ScenarioError) as info:  # what every command does: load, then check the policies
+        check_policies(scenario_from_dict(scenario_dict(policy_settings=settings), "my.yaml"))
     message = str(info.value)
     assert message.startswith("my.yaml: policy_settings.")
     for fragment in fragments:

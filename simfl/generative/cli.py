@@ -12,6 +12,7 @@ import numpy as np
 from simfl import numerics
 from simfl.errors import SimflError
 from simfl.generative import KINDS
+from simfl.registry import check_policies
 from simfl.scenario import Scenario, load_scenario
 
 
@@ -44,7 +45,8 @@ def _sampling(parser: argparse.ArgumentParser) -> None:
 
 
 def _scenario(args: argparse.Namespace) -> Scenario:
-    return load_scenario(args.scenario, overrides=args.overrides, seed=args.seed)
+    # checked as every command checks it, though only its task and generator are used here
+    return check_policies(load_scenario(args.scenario, overrides=args.overrides, seed=args.seed))
 
 
 def _kinds(args: argparse.Namespace, scenario: Scenario) -> list[str]:

@@ -220,9 +220,15 @@ def _assemble(setup: _Setup, eta: np.ndarray, solver: str, history: np.ndarray |
     """Run Algorithms 1 and 2 once more at the chosen eta and collect every quantity."""
     w, k = setup.world, setup.world.constants
     cmp_, com = setup.stages(eta[None, :])
-    if not (cmp_.feasible[0] and com.feasible[0]):
-        raise InfeasiblePlan("the chosen time split is infeasible for (P6) or (P7); the learning target (12a) "
-                             "and the cells' bands (12e) cannot both be met")
+    if not cmp_.feasible[0]:
+        # without a learning target (TFL, fixed synthetic amounts) (P6) only has to fit the
+        # training into its time: (12a) is not part of the problem then
+        what = ("the learning target (12a) cannot be met at f <= f_max (12d)" if setup.target is not None
+                else "a device cannot train its samples within its share of T_max at f_max (12b), (12d)")
+        raise InfeasiblePlan(f"the chosen time split is infeasible for (P6), the computation stage: {what}")
+    if not com.feasible[0]:
+        raise InfeasiblePlan("the chosen time split is infeasible for (P7), the upload stage: the cells' bands (12e) "
+                             "cannot carry every upload within the rest of T_max at P_max (12f)")
     info.setdefault("nu_p6", float(cmp_.nu[0]))
     if com.varpi.size:
         info.setdefault("varpi_p7", com.varpi[0].tolist())

@@ -23,6 +23,7 @@ def time_split_bounds(world: World, d_mix: np.ndarray, b_hz: np.ndarray | None =
     train and upload within T_max even at f_max, P_max and that band."""
     k = world.constants
     band = world.device_bandwidth_hz if b_hz is None else np.asarray(b_hz, float)
+    check_finite_inputs(world, band)
     t_cmp_min = k.tau * k.omega_cycles * d_mix / world.f_max_hz  # eq. (6) at f_max
     rate = uplink_rate_bps(band, world.gain, world.p_max_w, world.device_noise_w_per_hz)
     t_com_min = k.model_bits / rate  # eq. (8) at P_max over the band
@@ -62,6 +63,29 @@ def time_split_bounds(world: World, d_mix: np.ndarray, b_hz: np.ndarray | None =
                     f"cell's band B = {_g(world.bandwidth_hz[c])} Hz (constraint (12e); device {worst} alone "
                     f"needs {_g(b_need[worst])} Hz)")
     return t_cmp_min / k.t_max_s, 1.0 - t_com_min / k.t_max_s
+
+
+def check_finite_inputs(world: World, band_hz: np.ndarray) -> None:
+    """Every number a device's plan is computed from is finite: f_max, eps, P_max, the gain
+    g, N0, the band b and the signal-to-noise ratio g P_max / (N0 b) of eq. (7). Raises
+    InfeasiblePlan naming the device and the number otherwise: an infinite power or gain
+    makes every rate and energy NaN, and the search would then end blaming a constraint
+    that has nothing to do with it."""
+    with np.errstate(all="ignore"):
+        snr = world.gain * world.p_max_w / (world.device_noise_w_per_hz * band_hz)
+    numbers = (("f_max", world.f_max_hz, " Hz"), ("eps", world.eps, ""), ("P_max", world.p_max_w, " W"),
+               ("the gain g", world.gain, ""), ("N0", world.device_noise_w_per_hz, " W/Hz"), ("b", band_hz, " Hz"),
+               ("the signal-to-noise ratio g P_max / (N0 b)", snr, ""))
+    for label, values, unit in numbers:
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            i = int(bad[0])
+            raise InfeasiblePlan(
+                f"device {i} (cell {world.cell_names[world.cell_of[i]]}, {_g(world.distance_m[i])} m): {label} is "
+                f"{_g(values[i])}{unit}, not a finite number (P_max = {_g(world.p_max_w[i])} W, g = "
+                f"{_g(world.gain[i])}, N0 = {_g(world.device_noise_w_per_hz[i])} W/Hz, b = {_g(band_hz[i])} Hz), so "
+                f"no rate (7) or energy (5), (9) can be computed; check devices.p_max_dbm, f_max_hz, eps and the "
+                f"cell's path_loss, noise_dbm_per_hz and bandwidth_hz")
 
 
 def check_learning_target(world: World, eta_hi: np.ndarray) -> float:
