@@ -7,14 +7,22 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 
-def path_loss_db(distance_m: ArrayLike, intercept_db: float = 128.1, slope_db: float = 37.6) -> np.ndarray:
+def path_loss_db(distance_m: ArrayLike, intercept_db: ArrayLike = 128.1, slope_db: ArrayLike = 37.6) -> np.ndarray:
     """Path loss PL = 128.1 + 37.6 log10(R_km) dB (Section V-A1, after Yang et al. [31])."""
-    return intercept_db + slope_db * np.log10(np.asarray(distance_m, float) / 1000.0)
+    return np.asarray(intercept_db, float) + np.asarray(slope_db, float) * np.log10(np.asarray(distance_m, float) / 1000.0)
 
 
 def gain_from_path_loss(pl_db: ArrayLike) -> np.ndarray:
     """Linear channel power gain g = 10^(-PL/10)."""
     return 10.0 ** (-np.asarray(pl_db, float) / 10.0)
+
+
+def mean_gain(distance_m: ArrayLike, intercept_db: ArrayLike, slope_db: ArrayLike, shadowing_z: ArrayLike,
+              shadowing_std_db: ArrayLike) -> np.ndarray:
+    """A link's mean channel gain: path loss and log-normal shadowing (a device's standard
+    normal draw z times the cell's sigma in dB), g = 10^(-PL/10) 10^(z sigma / 10)."""
+    return gain_from_path_loss(path_loss_db(distance_m, intercept_db, slope_db)) * 10.0 ** (
+        np.asarray(shadowing_z, float) * np.asarray(shadowing_std_db, float) / 10.0)
 
 
 def uplink_rate_bps(b_hz: ArrayLike, gain: ArrayLike, p_w: ArrayLike, n0_w_per_hz: ArrayLike) -> np.ndarray:

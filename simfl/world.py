@@ -12,7 +12,7 @@ import numpy as np
 
 from simfl.aggregation import Aggregation
 from simfl.geometry import nearest_site
-from simfl.radio import gain_from_path_loss, path_loss_db
+from simfl.radio import mean_gain
 from simfl.streams import keyed_rng, rng, streams
 from simfl.units import dbm_to_w
 
@@ -114,7 +114,7 @@ class World:
         device's own shadowing draw) of devices at `position_m`."""
         cell_of, distance = nearest_site(position_m, self.bs_position_m)
         intercept, slope, std = self.path_loss_params[cell_of].T
-        gain = gain_from_path_loss(path_loss_db(distance, intercept, slope)) * 10.0 ** (self.shadowing_z * std / 10.0)
+        gain = mean_gain(distance, intercept, slope, self.shadowing_z, std)
         return cell_of, distance, gain
 
 
@@ -157,15 +157,11 @@ def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarr
     cell_of, distance = nearest_site(position, bs)
     n_devices = len(position)
 
-    gain = np.empty(n_devices)
-    for k, cell in enumerate(cells):
-        members = np.flatnonzero(cell_of == k)
-        pl = path_loss_db(distance[members], cell.path_loss.intercept_db, cell.path_loss.slope_db)
-        gain[members] = gain_from_path_loss(pl)
     # Shadowing is drawn for every device in one go so each device's draw is stable.
-    std = np.array([cells[k].path_loss.shadowing_std_db for k in cell_of])
     shadowing_z = channel.normal(0.0, 1.0, size=n_devices)
-    gain *= 10.0 ** (shadowing_z * std / 10.0)
+    intercept, slope, std = np.array([(cells[k].path_loss.intercept_db, cells[k].path_loss.slope_db,
+                                       cells[k].path_loss.shadowing_std_db) for k in cell_of]).reshape(-1, 3).T
+    gain = mean_gain(distance, intercept, slope, shadowing_z, std)
     battery_draws = rng(scenario.seed, "battery")
     battery = np.concatenate([g.battery_j.sample(battery_draws, g.count) if g.battery_j is not None
                               else np.full(g.count, np.inf) for g in scenario.devices])

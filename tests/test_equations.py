@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from simfl.compute import compute_energy_j, compute_latency_s, frequency_for_latency_hz
-from simfl.radio import (gain_from_path_loss, path_loss_db, power_for_latency_w, uplink_energy_j,
+from simfl.radio import (gain_from_path_loss, mean_gain, path_loss_db, power_for_latency_w, uplink_energy_j,
                          uplink_latency_s, uplink_rate_bps)
 from simfl.units import dbm_to_w
 
@@ -31,6 +31,14 @@ def test_dbm_conversions():
     assert dbm_to_w(23) == pytest.approx(0.199526, rel=1e-5)
     assert dbm_to_w(-174) == pytest.approx(3.98107e-21, rel=1e-5)
     assert dbm_to_w(0) == pytest.approx(0.001)
+
+
+def test_mean_gain_is_path_loss_with_the_devices_shadowing_draw():
+    # 100 m: PL = 90.5 dB; a draw z = 1 in a cell of sigma = 8 dB adds 8 dB of gain: 82.5 dB of loss
+    assert mean_gain(100.0, 128.1, 37.6, 1.0, 8.0) == pytest.approx(10 ** -8.25, rel=1e-12)
+    # per-device cells: each device its own intercept, slope, draw and sigma
+    got = mean_gain([100.0, 1000.0], [128.1, 120.0], [37.6, 30.0], [0.0, -0.5], [4.0, 6.0])
+    assert got == pytest.approx([10 ** -9.05, 10 ** (-(120.0 + 3.0) / 10)], rel=1e-12)
 
 
 def test_path_loss_128_1_plus_37_6_log10_km():
