@@ -13,7 +13,8 @@ import simpy
 
 from simfl.engine.records import DeviceRecord, EngineState
 from simfl.errors import InfeasiblePlan
-from simfl.jobs import BATTERY, OFFLINE, OK, STRAGGLER, Course, battery_empty_at, computing_power_w, course, device_costs, spent_j
+from simfl.jobs import (BATTERY, OFFLINE, OK, STRAGGLER, Course, battery_empty_at, computing_power_w, course, device_costs,
+                        spent_j)
 from simfl.network import Network, RoundState
 from simfl.plan import Plan, RoundPlan
 from simfl.radio import uplink_rate_bps
@@ -40,6 +41,7 @@ class Job:
         return course(start_s, self.download_s, self.compute_s, self.upload_s, self.stop_at_s, self.stop_cause,
                       deadline_s)
 
+
 def synthetic_download(env: simpy.Environment, world: World, network: Network, state: EngineState,
                        synthetic_bits: np.ndarray | None) -> Generator[simpy.Event, Any, None]:
     """At a run's very start, wait until every device has received its synthetic data
@@ -52,6 +54,8 @@ def synthetic_download(env: simpy.Environment, world: World, network: Network, s
 
 
 def checked_selection(selected: Any, view: RoundState) -> np.ndarray:
+    """What a policy's `select` returned, as sorted unique device indices, after checking
+    each is a device that is available now."""
     chosen = np.unique(np.asarray(selected, dtype=np.int64))
     if chosen.size and (chosen[0] < 0 or chosen[-1] >= view.n_devices):
         raise InfeasiblePlan(f"select() returned devices outside 0..{view.n_devices - 1}: {chosen.tolist()}")

@@ -9,10 +9,9 @@ takes its jobs from an inbox and reports through a `simpy.Store`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any, Callable, Generator, cast
-
-import math
 
 import numpy as np
 import simpy
@@ -29,7 +28,8 @@ from simfl.world import World
 
 
 class Rounds:
-    """The mutable parts of one simulation: inboxes, outbox and the current round's log."""
+    """The mutable parts of a synchronous run: the devices' inboxes, the server's outbox
+    and the current round's log."""
 
     def __init__(self, env: simpy.Environment, n_devices: int) -> None:
         self.env = env
