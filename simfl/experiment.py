@@ -23,7 +23,8 @@ from simfl.engine import DeviceRecord, EngineState, RoundRecord, run
 from simfl.errors import SimflError
 from simfl.plan import Plan, check_plan, plan_costs
 from simfl.policy import Policy, PlanContext
-from simfl.records import AVAILABILITY_FILE, SIMILARITY_FILE, CsvAppender, RunRecorder, read_rounds, truncate_events
+from simfl.records import AVAILABILITY_FILE, SIMILARITY_FILE, CsvAppender, RunRecorder, read_rounds
+from simfl.runfolder import round_checkpoint, truncate_events
 from simfl.scenario import Scenario
 from simfl.streams import rng
 from simfl.training_side import uplink_world
@@ -165,11 +166,10 @@ def _train(setup: Setup, world: World, policy: Policy, out_dir: Path, plan: Plan
     )
 
     state = EngineState()
-    checkpoints = out_dir / "checkpoints"
     done = _finished_rounds(out_dir, policy.name)
-    last_round = None if done is None else int(done.iloc[-1]["round"])
-    if resume and done is not None and _checkpoint(checkpoints, policy.name, last_round).exists():
-        saved = runfolder.load_checkpoint(_checkpoint(checkpoints, policy.name, last_round))
+    checkpoint = None if done is None else round_checkpoint(out_dir, policy.name, int(done.iloc[-1]["round"]))
+    if resume and done is not None and checkpoint is not None and checkpoint.exists():
+        saved = runfolder.load_checkpoint(checkpoint)
         if isinstance(synthetic, LazySynthesis):
             # the devices' pool positions as the interrupted run handed them out (a folder
             # from before positions were handed out on first use: device order)
@@ -204,9 +204,9 @@ def _train(setup: Setup, world: World, policy: Policy, out_dir: Path, plan: Plan
                  BASES_KEY: dict(snapshot.models), POLICY_KEY: hooks.tensor_state()}
         if isinstance(synthetic, LazySynthesis):
             saved[SYNTHESIS_KEY] = list(synthetic.order)
-        _save_atomically(saved, _checkpoint(checkpoints, policy.name, record.round))
+        runfolder.save_checkpoint(saved, round_checkpoint(out_dir, policy.name, record.round))  # atomic, with its sum
         recorder(record, devices)
-        _checkpoint(checkpoints, policy.name, record.round - 1).unlink(missing_ok=True)
+        round_checkpoint(out_dir, policy.name, record.round - 1).unlink(missing_ok=True)
         if show is not None:
             show(record)
 
@@ -288,14 +288,6 @@ POLICY_KEY = "simfl_policy_tensors"
 # positions were handed out in (`LazySynthesis.order`), so a resumed run gives every
 # device the images the uninterrupted run gives it.
 SYNTHESIS_KEY = "simfl_synthesis_order"
-
-
-def _checkpoint(folder: Path, policy: str, round_index: int | None) -> Path:
-    return folder / f"{policy}-round{round_index}.pt"
-
-
-def _save_atomically(state: dict, path: Path) -> None:
-    runfolder.save_checkpoint(state, path)  # atomic, with its checksum in the folder's manifest
 
 
 def _finished_rounds(out_dir: Path, policy: str) -> pd.DataFrame | None:

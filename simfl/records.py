@@ -10,10 +10,8 @@ from typing import Any, Iterable
 import pandas as pd
 
 from simfl import runfolder
+from simfl.runfolder import EVENTS_FILE, ROUNDS_FILE, SIMILARITY_FILE  # named once, in the run folder's tables
 
-ROUNDS_FILE = "rounds.csv"
-EVENTS_FILE = "events.csv"
-SIMILARITY_FILE = "similarity.csv"
 AVAILABILITY_FILE = "availability.csv"  # online intervals of every device (device,start_s,end_s)
 
 
@@ -65,12 +63,5 @@ def read_rounds(out_dir: Path) -> pd.DataFrame:
     return runfolder.read_csv(Path(out_dir) / ROUNDS_FILE)
 
 
-def truncate_events(out_dir: Path, policy: str, keep_rounds: int) -> None:
-    """Drop event rows of `policy` from rounds >= keep_rounds (left by an interrupted round)."""
-    path = Path(out_dir) / EVENTS_FILE
-    events = runfolder.read_csv(path)
-    if events.empty:
-        return
-    stale = (events["policy"] == policy) & (events["round"] >= keep_rounds)
-    if stale.any():
-        runfolder.write_csv_atomically(path, events[~stale])
+__all__ = ["AVAILABILITY_FILE", "EVENTS_FILE", "ROUNDS_FILE", "SIMILARITY_FILE", "CsvAppender", "RunRecorder",
+           "read_rounds", "run_finished"]

@@ -16,7 +16,7 @@ import torch
 
 from simfl import numerics
 from simfl.errors import DataNotFound, SimflError
-from simfl.runfolder import sha256_file
+from simfl.files import sha256_file, write_atomically
 
 
 def default_cache_dir() -> Path:
@@ -50,10 +50,8 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(state, tmp)
-    sums = _sum_path(path)
-    sums_tmp = sums.with_name(f".{sums.name}.{os.getpid()}.tmp")
-    sums_tmp.write_text(sha256_file(tmp) + "\n")
-    os.replace(sums_tmp, sums)  # the sum first: a checkpoint on disk always has its sum
+    # the sum first: a checkpoint on disk always has its sum
+    write_atomically(_sum_path(path), (sha256_file(tmp) + "\n").encode())
     os.replace(tmp, path)
 
 

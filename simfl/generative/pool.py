@@ -34,7 +34,7 @@ import numpy as np
 from simfl.errors import SimflError
 from simfl.generative.checkpoint import default_cache_dir
 from simfl.generative.train import TrainedGenerator
-from simfl.runfolder import sha256_file
+from simfl.files import sha256_file
 
 CHUNK = 32  # images generated per class per chunk: the unit of the pool's seeding (small: sampling is costly)
 
