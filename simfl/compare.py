@@ -11,7 +11,7 @@ import pandas as pd
 
 from simfl import runfolder
 from simfl.errors import SimflError
-from simfl.experiment import make_plan, prepare, run_policy
+from simfl.experiment import check_plan_unchanged, make_plan, prepare, run_policy
 from simfl.metrics import format_table, summary_table
 from simfl.plots import (accuracy_curves, ce_convergence, participation, similarity_boxes, staleness_histogram,
                          synthetic_allocation, timeline)
@@ -33,8 +33,10 @@ def compare(scenario: Scenario, out_dir: Path, policies: Sequence[str] | None = 
     instances = [create(name) for name in names]  # fail on a bad name before any training
     check_unique(instances, names)
     out_dir = Path(out_dir)
-    runfolder.open_folder(out_dir, scenario)  # owned, same scenario and seed, torn lines repaired
-    existing = read_rounds(out_dir)
+    # owned, of this scenario and seed, readable; changed (torn lines dropped, ...) only
+    # once every run to continue has been checked and every policy has planned
+    opening = runfolder.inspect_folder(out_dir, scenario)
+    existing = opening.rounds
     if not existing.empty and not resume:
         raise SimflError(f"{out_dir}: already holds a comparison; pass --resume to continue it or choose another --out")
     setup = prepare(scenario)
@@ -43,9 +45,15 @@ def compare(scenario: Scenario, out_dir: Path, policies: Sequence[str] | None = 
     todo = [p for p in instances if p.name not in over
             and not run_finished(existing[existing["policy"] == p.name] if not existing.empty else existing, rounds,
                                  scenario.task.max_time_s)]
+    for policy in todo:
+        opening = runfolder.check_run(opening, policy.name, resume=resume)
     # every policy plans before any trains: a policy whose plan fails (a user's file) is
     # named now, not after the others have trained for an hour
     plans = {p.name: make_plan(setup, p, solver) for p in todo}
+    if resume:
+        for policy in todo:
+            check_plan_unchanged(out_dir, policy.name, plans[policy.name], opening.rounds)
+    runfolder.commit(opening)
     for index, policy in enumerate(instances):
         if policy not in todo:
             if progress:

@@ -125,15 +125,16 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
 
     out_dir = Path(out_dir)
     # before anything is written: the folder is ours, of this scenario and seed, undamaged
-    # (the scenario as given: a policy's own `@mode` is part of its name, not of the folder)
-    runfolder.open_run(out_dir, setup.scenario, policy.name, resume=resume)
+    # (the scenario as given: a policy's own `@mode` is part of its name, not of the folder);
+    # it changes (torn lines dropped, ...) only once the plan is known to be the run's too
+    opening = runfolder.check_run(runfolder.inspect_folder(out_dir, setup.scenario), policy.name, resume=resume)
     setup = in_mode(setup, policy)
     guard.call(policy, "configure", setup.scenario)
     scenario, world = setup.scenario, uplink_world(setup.world, policy)
-    out_dir.mkdir(parents=True, exist_ok=True)
     plan = plan if plan is not None else make_plan(setup, policy, solver)
     if resume:
-        _check_plan_unchanged(out_dir, policy.name, plan)
+        check_plan_unchanged(out_dir, policy.name, plan, opening.rounds)
+    runfolder.commit(opening)
     synthetic, server_set, downlink = _synthesise(setup, policy, plan, progress)
     _write_plan(out_dir, policy.name, world, plan, downlink)
     # everything below computes with the run's thread count (task.threads), whichever
@@ -166,7 +167,7 @@ def _train(setup: Setup, world: World, policy: Policy, out_dir: Path, plan: Plan
     )
 
     state = EngineState()
-    done = _finished_rounds(out_dir, policy.name)
+    done = _finished_rounds(read_rounds(out_dir), policy.name)
     checkpoint = None if done is None else round_checkpoint(out_dir, policy.name, int(done.iloc[-1]["round"]))
     if resume and done is not None and checkpoint is not None and checkpoint.exists():
         saved = runfolder.load_checkpoint(checkpoint)
@@ -290,8 +291,8 @@ POLICY_KEY = "simfl_policy_tensors"
 SYNTHESIS_KEY = "simfl_synthesis_order"
 
 
-def _finished_rounds(out_dir: Path, policy: str) -> pd.DataFrame | None:
-    rounds = read_rounds(out_dir)
+def _finished_rounds(rounds: pd.DataFrame, policy: str) -> pd.DataFrame | None:
+    """`policy`'s rows of `rounds` (a folder's rounds.csv) by round, None when it has none."""
     if rounds.empty:
         return None
     mine = rounds[rounds["policy"] == policy]
@@ -369,13 +370,14 @@ def ensure_generator(kind: str, scenario: Scenario, progress: TextIO | None = sy
         return load_generator(kind, scenario)
 
 
-def _check_plan_unchanged(out_dir: Path, policy: str, plan: Plan) -> None:
+def check_plan_unchanged(out_dir: Path, policy: str, plan: Plan, rounds: pd.DataFrame) -> None:
     """A resumed run goes on with the plan its rounds were played with, or not at all. A
     setting the folder's fingerprint leaves free can change a plan: FIMI's learning-curve
     target (12a) is for task.rounds rounds, so its plan for 5 rounds is not its plan for
-    2, and a run extended from 2 to 5 rounds would mix the two."""
+    2, and a run extended from 2 to 5 rounds would mix the two. `rounds`: the folder's
+    rounds.csv as opening it found it (a torn last line left out)."""
     path = out_dir / "plans" / f"{policy}.csv"
-    if not path.exists() or _finished_rounds(out_dir, policy) is None:
+    if not path.exists() or _finished_rounds(rounds, policy) is None:
         return
     # read as text and parsed by Python's float, which rounds exactly: the plan was written
     # with the shortest repr, so an unchanged plan compares equal bit for bit

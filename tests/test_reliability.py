@@ -418,6 +418,79 @@ def test_a_stale_lock_of_a_dead_run_is_taken_over(runs, tmp_path, capsys):
     assert_same_as_whole(runs, folder)
 
 
+def file_sums(folder: Path) -> dict[str, str]:
+    """Every file of `folder` (plots, plans and checkpoints too) -> its SHA-256."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def set_field(path: Path, line: int, column: str, value: str) -> None:
+    """Write `value` into `column` of line `line` (0: the header) of a results CSV."""
+    lines = path.read_text().splitlines(keepends=True)
+    fields = lines[line].rstrip("\n").split(",")
+    fields[lines[0].rstrip("\n").split(",").index(column)] = value
+    lines[line] = ",".join(fields) + "\n"
+    path.write_text("".join(lines))
+
+
+def _torn_and_cut(runs: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "whole"
+    shutil.copytree(runs / "whole", folder)
+    (folder / "rounds.csv").write_bytes((folder / "rounds.csv").read_bytes()[:-4])
+    return folder
+
+
+def _torn_and_flipped(runs: Path, tmp_path: Path) -> Path:
+    folder = damaged(runs, tmp_path)
+    with open(folder / "rounds.csv", "ab") as f:
+        f.write(b"tfl,2,30.0,4")
+    checkpoint = folder / "checkpoints" / "tfl-round1.pt"
+    data = bytearray(checkpoint.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    checkpoint.write_bytes(bytes(data))
+    return folder
+
+
+def _without_manifest(runs: Path, tmp_path: Path) -> Path:
+    folder = damaged(runs, tmp_path)
+    (folder / "manifest.json").unlink()
+    return folder
+
+
+def _torn_and_replanned(runs: Path, tmp_path: Path) -> Path:
+    """A torn line, and a plan file that is not the plan the policy makes now."""
+    folder = damaged(runs, tmp_path)
+    with open(folder / "rounds.csv", "ab") as f:
+        f.write(b"tfl,2,30.0,4")
+    set_field(folder / "plans" / "tfl.csv", 1, "f_hz", "1000000000.0")
+    return folder
+
+
+@pytest.mark.parametrize("command", ["run", "compare"])
+@pytest.mark.parametrize("damage, fragment", [
+    (_torn_and_cut, "rounds.csv lost its last row"),
+    (_torn_and_flipped, "tfl-round1.pt: damaged"),
+    (_without_manifest, "tfl-round1.pt: no checksum recorded"),
+    (_torn_and_replanned, "policy 'tfl' plans differently now"),
+])
+def test_a_refused_resume_changes_nothing_in_the_folder(runs, tmp_path, capsys, command, damage, fragment):
+    """Every check comes before every change: the torn line is not dropped (nor "its round
+    is run again" said), the deleted manifest not written again, before the refusal; the
+    plan, made before any change, is checked before any change too."""
+    folder = damage(runs, tmp_path)
+    before = file_sums(folder)
+    if command == "run":
+        code, _, err = resume(capsys, folder)
+    else:
+        code, _, err = cli(capsys, "compare", TINY, "--policies", "tfl", "--out", folder, "--set", "task.rounds=3",
+                           "--resume")
+    assert_clear(code, err, fragment)
+    assert "dropped an incomplete last line" not in err
+    assert file_sums(folder) == before
+
+
 # --------------------------------------------------------------------------- concurrent runs
 
 

@@ -9,9 +9,9 @@
   with its sum recorded first; a damaged or foreign checkpoint is refused.
 - **Tables** (`tables`). rounds.csv, events.csv and similarity.csv are appended one row
   set per write, so a crash tears at most the last line, which opening the folder drops.
-- **Opening** (`folder`). The lock taken, the manifest checked, torn lines dropped, the
-  policy's rows and checkpoint checked: `open_run` does this at the start of a run,
-  before the plan files are written.
+- **Opening** (`folder`). Every check first, then the changes (a new folder's manifest,
+  torn lines dropped): a refused run leaves the folder as it was. `open_run` does this at
+  the start of a run, before the plan files are written.
 - **Staged runs** (`adopt`). A Ray worker's run moved into its comparison folder.
 """
 
@@ -22,16 +22,16 @@ from simfl.files import sha256_file, write_atomically
 from simfl.runfolder.adopt import adopt_run
 from simfl.runfolder.checkpoints import (CHECKPOINTS_DIR, load_checkpoint, round_checkpoint, save_checkpoint,
                                          verify_checkpoint)
-from simfl.runfolder.folder import make_dir, open_folder, open_run
+from simfl.runfolder.folder import Opening, check_run, commit, inspect_folder, make_dir, open_folder, open_run
 from simfl.runfolder.locks import LOCK_FILE, claim, release, release_all
 from simfl.runfolder.manifest import (MANIFEST_FILE, check_manifest, ended, fingerprint, manifest_for, mark_ended,
                                       read_manifest, record_round)
 from simfl.runfolder.tables import (CSV_FILES, EVENTS_FILE, ROUNDS_FILE, SIMILARITY_FILE, append_rows, check_csv,
                                     read_csv, repair_torn_line, truncate_events, write_csv_atomically)
 
-__all__ = ["CHECKPOINTS_DIR", "CSV_FILES", "EVENTS_FILE", "LOCK_FILE", "MANIFEST_FILE", "ROUNDS_FILE",
-           "RunFolderError", "SIMILARITY_FILE", "adopt_run", "append_rows", "check_csv", "check_manifest", "claim",
-           "ended", "fingerprint", "load_checkpoint", "make_dir", "manifest_for", "mark_ended", "open_folder", "open_run",
-           "read_csv", "read_manifest", "record_round", "release", "release_all", "repair_torn_line",
-           "round_checkpoint", "save_checkpoint", "sha256_file", "truncate_events", "verify_checkpoint",
-           "write_atomically", "write_csv_atomically"]
+__all__ = ["CHECKPOINTS_DIR", "CSV_FILES", "EVENTS_FILE", "LOCK_FILE", "MANIFEST_FILE", "Opening", "ROUNDS_FILE",
+           "RunFolderError", "SIMILARITY_FILE", "adopt_run", "append_rows", "check_csv", "check_manifest", "check_run",
+           "claim", "commit", "ended", "fingerprint", "inspect_folder", "load_checkpoint", "make_dir", "manifest_for",
+           "mark_ended", "open_folder", "open_run", "read_csv", "read_manifest", "record_round", "release",
+           "release_all", "repair_torn_line", "round_checkpoint", "save_checkpoint", "sha256_file", "truncate_events",
+           "verify_checkpoint", "write_atomically", "write_csv_atomically"]

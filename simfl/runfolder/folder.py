@@ -1,45 +1,72 @@
-"""Opening a run folder: create it, take its lock, check (or write) its manifest, drop
-torn last lines; for a run, check that the policy's rows and checkpoint can be continued.
-`open_run` does this at the start of a run, before the plan files are written."""
+"""Opening a run folder: everything checked first, then the folder changed.
+
+`inspect_folder` takes the folder (creating and locking it) and checks it without
+changing anything in it: its manifest belongs to the scenario and seed, its CSV files are
+readable (a torn last line left out, as it will be dropped). `check_run` checks that one
+policy's rows and checkpoint can be continued. Only then does `commit` make the changes
+opening needs: the manifest of a new folder written, torn last lines dropped, event rows
+of a round that never finished removed. So a refused run or resume leaves the folder as
+it found it, byte for byte. `open_folder` and `open_run` are the two steps in one.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from simfl.errors import RunFolderError
 from simfl.runfolder.checkpoints import round_checkpoint, verify_checkpoint
 from simfl.runfolder.locks import claim
-from simfl.runfolder.manifest import MANIFEST_FILE, check_manifest, read_manifest
-from simfl.runfolder.tables import CSV_FILES, EVENTS_FILE, ROUNDS_FILE, read_csv, repair_torn_line, truncate_events
+from simfl.runfolder.manifest import MANIFEST_FILE, manifest_for, write_manifest
+from simfl.runfolder.tables import (CSV_FILES, EVENTS_FILE, ROUNDS_FILE, read_csv, repair_torn_line, torn_bytes,
+                                    truncate_events)
 
 _AGAIN = "Choose another --out (or delete the folder) and run again"
 
 
-def open_folder(out_dir: Path, scenario: Any) -> None:
-    """Create `out_dir` if needed, take its lock, check (or write) its manifest and drop a
-    torn last line of its CSV files. Idempotent within a process."""
+@dataclass(frozen=True, eq=False)
+class Opening:
+    """A run folder as `inspect_folder` found it, and the changes opening it will make
+    (applied by `commit`, once every check has passed)."""
+
+    out_dir: Path
+    manifest: dict[str, Any]  # as on disk, or the one a new folder gets
+    new_manifest: bool  # the folder has none yet: `manifest` is written on commit
+    torn: dict[str, int]  # CSV file name -> bytes of its incomplete last line, dropped on commit
+    rounds: pd.DataFrame  # rounds.csv as it is once that line is dropped
+    events: pd.DataFrame  # events.csv likewise
+    stale_events: tuple[tuple[str, int], ...] = ()  # (policy, first round) of event rows removed on commit
+
+
+def inspect_folder(out_dir: Path, scenario: Any) -> Opening:
+    """Create `out_dir` if needed and take its lock (RunFolderError when another live run
+    holds it), then check it without changing it: RunFolderError when it belongs to
+    another scenario or seed, or a manifest or CSV file is damaged. Torn last lines are
+    noted, not yet dropped."""
     out_dir = Path(out_dir)
     make_dir(out_dir)
     claim(out_dir)
-    check_manifest(out_dir, scenario)
-    for name in CSV_FILES:
-        dropped = repair_torn_line(out_dir / name)
-        if dropped:
-            print(f"simfl: {out_dir / name}: dropped an incomplete last line ({dropped} bytes, left by an "
-                  "interrupted write); its round is run again", file=sys.stderr)
+    manifest, new = manifest_for(out_dir, scenario)
+    return _opening(out_dir, manifest, new)
 
 
-def open_run(out_dir: Path, scenario: Any, policy: str, *, resume: bool = False) -> None:
-    """`open_folder`, then check that `policy`'s rows and checkpoint can be continued
-    (with `resume`) or that there are none (without); drop event rows of a round that
-    never finished. Raises RunFolderError naming the damaged file otherwise."""
-    out_dir = Path(out_dir)
-    open_folder(out_dir, scenario)
-    rounds = read_csv(out_dir / ROUNDS_FILE)
-    events = read_csv(out_dir / EVENTS_FILE)
+def _opening(out_dir: Path, manifest: dict[str, Any], new: bool) -> Opening:
+    torn = {name: size for name in CSV_FILES if (size := torn_bytes(out_dir / name))}
+    return Opening(out_dir, manifest, new, torn, read_csv(out_dir / ROUNDS_FILE, torn_ok=True),
+                   read_csv(out_dir / EVENTS_FILE, torn_ok=True))
+
+
+def check_run(opening: Opening, policy: str, *, resume: bool) -> Opening:
+    """RunFolderError naming the damaged file unless `policy`'s rows and checkpoint in the
+    opened folder can be continued (with `resume`), or it has none (without). Returns the
+    opening with the event rows of a round that never finished marked for removal."""
+    out_dir, rounds, events = opening.out_dir, opening.rounds, opening.events
     mine = rounds[rounds["policy"] == policy] if not rounds.empty else rounds
     finished = sorted(int(r) for r in mine["round"]) if not mine.empty else []
     last = finished[-1] if finished else -1
@@ -47,7 +74,7 @@ def open_run(out_dir: Path, scenario: Any, policy: str, *, resume: bool = False)
     if finished != list(range(last + 1)):
         raise RunFolderError(f"{where}: the rounds of policy {policy!r} are not 0..{last} once each "
                              f"(found {len(finished)} rows); the file is damaged or two runs wrote it. {_AGAIN}")
-    progress = read_manifest(out_dir).get("rows", {}).get(policy)
+    progress = opening.manifest.get("rows", {}).get(policy)
     my_events = events[events["policy"] == policy] if not events.empty else events
     if progress is not None:
         # progress["round"] is recorded after a round's events and before its rounds.csv
@@ -79,9 +106,38 @@ def open_run(out_dir: Path, scenario: Any, policy: str, *, resume: bool = False)
             raise RunFolderError(f"{path}: missing, so round {last} of policy {policy!r} cannot be continued "
                                  f"(the checkpoint was deleted, or rounds.csv damaged). {_AGAIN}")
         verify_checkpoint(path)
-    elif not my_events.empty:
+        return opening
+    if not my_events.empty:
         # a run that stopped inside its first round: its partial events go, round 0 runs again
-        truncate_events(out_dir, policy, 0)
+        return dataclasses.replace(opening, stale_events=(*opening.stale_events, (policy, 0)))
+    return opening
+
+
+def commit(opening: Opening) -> None:
+    """Make the changes that opening the folder needs, once every check has passed: the
+    manifest of a new folder, torn last lines dropped, stale event rows removed."""
+    out_dir = opening.out_dir
+    if opening.new_manifest:
+        write_manifest(out_dir, opening.manifest)
+    for name in opening.torn:
+        dropped = repair_torn_line(out_dir / name)
+        if dropped:
+            print(f"simfl: {out_dir / name}: dropped an incomplete last line ({dropped} bytes, left by an "
+                  "interrupted write); its round is run again", file=sys.stderr)
+    for policy, first_round in opening.stale_events:
+        truncate_events(out_dir, policy, first_round)
+
+
+def open_folder(out_dir: Path, scenario: Any) -> None:
+    """`inspect_folder`, then `commit`: the folder is ours, of this scenario and seed,
+    with its torn lines dropped. Idempotent within a process."""
+    commit(inspect_folder(out_dir, scenario))
+
+
+def open_run(out_dir: Path, scenario: Any, policy: str, *, resume: bool = False) -> None:
+    """`inspect_folder` and `check_run` for `policy`, then `commit`; RunFolderError
+    naming the damaged file, with the folder unchanged, when the run cannot go on."""
+    commit(check_run(inspect_folder(out_dir, scenario), policy, resume=resume))
 
 
 def make_dir(out_dir: Path) -> None:
@@ -96,4 +152,4 @@ def make_dir(out_dir: Path) -> None:
         raise RunFolderError(f"--out {out_dir}: the directory is not writable")
 
 
-__all__ = ["make_dir", "open_folder", "open_run"]
+__all__ = ["Opening", "check_run", "commit", "inspect_folder", "make_dir", "open_folder", "open_run"]

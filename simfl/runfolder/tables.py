@@ -10,7 +10,7 @@ after it.
 from __future__ import annotations
 
 import os
-from io import StringIO
+from io import BytesIO, StringIO
 from pathlib import Path
 
 import pandas as pd
@@ -81,13 +81,20 @@ def check_csv(path: Path) -> None:
                              "was damaged); `--resume` the run to repair it")
 
 
-def read_csv(path: Path, required: tuple[str, ...] = ("policy", "round")) -> pd.DataFrame:
-    """A results CSV, or RunFolderError naming the file when it is torn or unreadable."""
+def read_csv(path: Path, required: tuple[str, ...] = ("policy", "round"), *, torn_ok: bool = False) -> pd.DataFrame:
+    """A results CSV (empty when absent), or RunFolderError naming the file when it is
+    torn or unreadable. With `torn_ok`, an incomplete last line is left out: the file as it
+    will be once that line is dropped."""
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame()
-    check_csv(path)
+    tail = torn_bytes(path)
+    if not torn_ok:
+        check_csv(path)
+    data = path.read_bytes()[:-tail] if tail else None
+    if data == b"":
+        return pd.DataFrame()
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path if data is None else BytesIO(data))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise RunFolderError(f"{path}: damaged, cannot be read ({str(exc).splitlines()[0]})") from None
     missing = [c for c in required if c not in frame.columns]
