@@ -78,10 +78,11 @@ def check_unique(instances: Sequence[object], names: Sequence[str]) -> None:
 
 
 def dynamics_figures(out_dir: Path, title: str, names: Sequence[str] | None = None,
-                     rounds: pd.DataFrame | None = None) -> None:
+                     rounds: pd.DataFrame | None = None, events: pd.DataFrame | None = None) -> None:
     """participation.png and timeline-<policy>.png of the policies `names` (default: every
-    policy in the folder). Folders written before the engine recorded participation (no
-    `selected` column) have none."""
+    policy in the folder), from `rounds` and `events` (default: the folder's files).
+    Folders written before the engine recorded participation (no `selected` column) have
+    none."""
     rounds = read_rounds(out_dir) if rounds is None else rounds
     if rounds.empty or "selected" not in rounds.columns:
         return
@@ -90,8 +91,8 @@ def dynamics_figures(out_dir: Path, title: str, names: Sequence[str] | None = No
     if mine.empty:
         return
     participation(mine, out_dir / "participation.png", f"who took part in each round, {title}")
-    events_path, availability_path = out_dir / EVENTS_FILE, out_dir / AVAILABILITY_FILE
-    events = pd.read_csv(events_path) if events_path.exists() and events_path.stat().st_size else pd.DataFrame()
+    availability_path = out_dir / AVAILABILITY_FILE
+    events = runfolder.read_table(out_dir, EVENTS_FILE) if events is None else events
     staleness_figure(events[events["policy"].isin(names)] if not events.empty else events,
                      out_dir / "staleness.png", title)
     availability = (pd.read_csv(availability_path)
@@ -116,8 +117,11 @@ def staleness_figure(events: pd.DataFrame, path: Path, title: str) -> None:
 
 
 def write_report(out_dir: Path, scenario: Scenario, names: Sequence[str], stream: TextIO | None = sys.stdout) -> pd.DataFrame:
-    """summary.csv, the printed Table I and the PNG figures, from the files in out_dir."""
+    """summary.csv, the printed Table I and the PNG figures, from the files in out_dir
+    (every one read, and so checked, before anything is written)."""
     rounds = read_rounds(out_dir)
+    events = runfolder.read_table(out_dir, EVENTS_FILE)
+    similarity = runfolder.read_table(out_dir, SIMILARITY_FILE, required=("policy",))
     targets = scenario.task.target_accuracies
     table = summary_table(rounds, targets, names)
     table.to_csv(out_dir / SUMMARY_FILE, index=False, na_rep="N/A")
@@ -125,9 +129,7 @@ def write_report(out_dir: Path, scenario: Scenario, names: Sequence[str], stream
         print(f"\nTable I on {scenario.name} (seed {scenario.seed}, {run_length(scenario)}):\n", file=stream)
         print(format_table(table, targets), file=stream)
     accuracy_curves(rounds[rounds["policy"].isin(names)], out_dir / "accuracy.png", scenario.name)
-    similarity_path = out_dir / SIMILARITY_FILE
-    if similarity_path.exists():
-        similarity = pd.read_csv(similarity_path)
+    if not similarity.empty:
         similarity = similarity[similarity["policy"].isin(names)]
         if not similarity.empty:
             similarity_boxes(similarity, out_dir / "similarity.png",
@@ -142,5 +144,5 @@ def write_report(out_dir: Path, scenario: Scenario, names: Sequence[str], stream
         info = plans / f"{name}.json"
         if info.exists():
             ce_convergence(info, out_dir / f"ce-{name}.png", f"CE search of {name}")
-    dynamics_figures(out_dir, scenario.name, names, rounds)
+    dynamics_figures(out_dir, scenario.name, names, rounds, events)
     return table

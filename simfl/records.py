@@ -37,7 +37,7 @@ class RunRecorder:
         self.out_dir = Path(out_dir)
         self.rounds = CsvAppender(self.out_dir / ROUNDS_FILE)
         self.events = CsvAppender(self.out_dir / EVENTS_FILE)
-        events = runfolder.read_csv(self.out_dir / EVENTS_FILE)
+        events = runfolder.read_table(self.out_dir, EVENTS_FILE)
         self.events_rows = int((events["policy"] == policy).sum()) if not events.empty else 0
 
     def __call__(self, record: Any, devices: list[Any]) -> None:
@@ -59,8 +59,9 @@ def run_finished(rows: pd.DataFrame, rounds: int, max_time_s: float | None) -> b
 
 def read_rounds(out_dir: Path) -> pd.DataFrame:
     """rounds.csv as a DataFrame (empty when absent); RunFolderError naming the file when
-    it is torn or unreadable, never a silently wrong table."""
-    return runfolder.read_csv(Path(out_dir) / ROUNDS_FILE)
+    it is torn (saying whether `--resume` repairs it) or unreadable, never a silently
+    wrong table."""
+    return runfolder.read_table(Path(out_dir), ROUNDS_FILE)
 
 
 __all__ = ["AVAILABILITY_FILE", "EVENTS_FILE", "ROUNDS_FILE", "SIMILARITY_FILE", "CsvAppender", "RunRecorder",

@@ -435,6 +435,41 @@ def set_field(path: Path, line: int, column: str, value: str) -> None:
     path.write_text("".join(lines))
 
 
+def test_report_on_a_rounds_file_torn_by_a_crash_advises_the_resume_that_repairs_it(runs, tmp_path, capsys):
+    """The advice is followed here: the resume runs the torn round again, and the folder
+    then holds what the uninterrupted run wrote, byte for byte."""
+    folder = damaged(runs, tmp_path)
+    whole_events = (runs / "whole" / "events.csv").read_bytes().splitlines(keepends=True)
+    with open(folder / "events.csv", "ab") as f:  # killed while writing round 2's row
+        f.writelines(line for line in whole_events if line.startswith(b"tfl,2,"))
+    with open(folder / "rounds.csv", "ab") as f:
+        f.write((runs / "whole" / "rounds.csv").read_bytes().splitlines(keepends=True)[-1][:30])
+    code, _, err = cli(capsys, "report", TINY, "--out", folder)
+    assert_clear(code, err, f"{folder / 'rounds.csv'}: the last line is incomplete", "continue the run with --resume")
+    code, _, err = resume(capsys, folder)
+    assert code == 0, err
+    assert "dropped an incomplete last line" in err
+    assert_same_as_whole(runs, folder)
+    result = subprocess_simfl("report", TINY, "--out", folder)  # its table goes to the real stdout
+    assert result.returncode == 0, result.stderr
+
+
+def test_report_on_a_rounds_file_cut_after_the_run_says_why_resume_cannot_repair_it(runs, tmp_path, capsys):
+    """A finished run's last row cut short: the model of the round before it was dropped
+    once the row was written, so the round cannot be run again. The report used to advise
+    `--resume`, which then refused."""
+    folder = tmp_path / "whole"
+    shutil.copytree(runs / "whole", folder)
+    data = (folder / "rounds.csv").read_bytes()
+    (folder / "rounds.csv").write_bytes(data[:-4])
+    code, _, err = cli(capsys, "report", TINY, "--out", folder)
+    assert_clear(code, err, f"{folder / 'rounds.csv'}: the last line is incomplete", "--resume cannot repair it",
+                 "rounds.csv lost its last row", "Choose another --out (or delete the folder) and run again")
+    assert "continue the run" not in err
+    code, _, resumed = resume(capsys, folder)
+    assert_clear(code, resumed, "rounds.csv lost its last row")  # the report told the truth
+
+
 def _torn_and_cut(runs: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "whole"
     shutil.copytree(runs / "whole", folder)

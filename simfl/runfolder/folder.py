@@ -23,9 +23,9 @@ import pandas as pd
 from simfl.errors import RunFolderError
 from simfl.runfolder.checkpoints import round_checkpoint, verify_checkpoint
 from simfl.runfolder.locks import claim
-from simfl.runfolder.manifest import MANIFEST_FILE, manifest_for, write_manifest
-from simfl.runfolder.tables import (CSV_FILES, EVENTS_FILE, ROUNDS_FILE, read_csv, repair_torn_line, torn_bytes,
-                                    truncate_events)
+from simfl.runfolder.manifest import MANIFEST_FILE, manifest_for, read_manifest, write_manifest
+from simfl.runfolder.tables import (CSV_FILES, EVENTS_FILE, ROUNDS_FILE, TornLine, read_csv, repair_torn_line,
+                                    torn_bytes, truncate_events)
 
 _AGAIN = "Choose another --out (or delete the folder) and run again"
 
@@ -152,4 +152,39 @@ def make_dir(out_dir: Path) -> None:
         raise RunFolderError(f"--out {out_dir}: the directory is not writable")
 
 
-__all__ = ["Opening", "check_run", "commit", "inspect_folder", "make_dir", "open_folder", "open_run"]
+# --------------------------------------------------------------------------- readers
+
+
+def read_table(out_dir: Path, name: str = ROUNDS_FILE, required: tuple[str, ...] = ("policy", "round")
+               ) -> pd.DataFrame:
+    """A results file of a run folder, for readers that change nothing (reports, tables,
+    plots): RunFolderError naming the file, line and column when it is damaged; for an
+    incomplete last line, whether `--resume` repairs it, and what to do when it cannot."""
+    try:
+        return read_csv(Path(out_dir) / name, required)
+    except TornLine as exc:
+        raise RunFolderError(f"{exc}; {resume_advice(Path(out_dir))}") from None
+
+
+def resume_advice(out_dir: Path) -> str:
+    """What repairs a folder with an incomplete last line: `--resume` when continuing its
+    runs would pass every check (the line dropped and its round run again), else why it
+    would be refused. Every policy of the folder is checked: the torn row may be any
+    policy's."""
+    try:
+        manifest = read_manifest(out_dir)
+        opening = _opening(out_dir, manifest, not manifest)
+        names = [*manifest.get("rows", {})]
+        for frame in (opening.rounds, opening.events):
+            if not frame.empty:
+                names.extend(str(p) for p in frame["policy"])
+        for policy in dict.fromkeys(names):
+            check_run(opening, policy, resume=True)
+    except RunFolderError as exc:
+        return f"--resume cannot repair it: {exc}"
+    return ("continue the run with --resume (the command that wrote the folder, with its scenario and --out) to "
+            "repair it: the line is dropped and its round run again")
+
+
+__all__ = ["Opening", "check_run", "commit", "inspect_folder", "make_dir", "open_folder", "open_run", "read_table",
+           "resume_advice"]

@@ -24,6 +24,15 @@ SIMILARITY_FILE = "similarity.csv"
 CSV_FILES = (ROUNDS_FILE, EVENTS_FILE, SIMILARITY_FILE)
 
 
+class TornLine(RunFolderError):
+    """A results file whose last line has no newline: a row cut short."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path}: the last line is incomplete (a run stopped while writing it, or the file "
+                         "was damaged)")
+        self.path = path
+
+
 def append_rows(path: Path, frame: pd.DataFrame) -> None:
     """Append `frame` to a CSV file (its header too when the file is new) in one write:
     a crash leaves the rows whole or absent, except at worst a partial last line, which
@@ -74,17 +83,16 @@ def repair_torn_line(path: Path) -> int:
 
 
 def check_csv(path: Path) -> None:
-    """RunFolderError naming `path` when its last line is incomplete (for readers that
-    must not repair, like `simfl report`)."""
+    """TornLine naming `path` when its last line is incomplete (for readers that must not
+    repair it; `runfolder.read_table` adds whether `--resume` repairs it)."""
     if torn_bytes(path):
-        raise RunFolderError(f"{path}: the last line is incomplete (a run stopped while writing it, or the file "
-                             "was damaged); `--resume` the run to repair it")
+        raise TornLine(path)
 
 
 def read_csv(path: Path, required: tuple[str, ...] = ("policy", "round"), *, torn_ok: bool = False) -> pd.DataFrame:
     """A results CSV (empty when absent), or RunFolderError naming the file when it is
-    torn or unreadable. With `torn_ok`, an incomplete last line is left out: the file as it
-    will be once that line is dropped."""
+    unreadable or lacks a `required` column. An incomplete last line is TornLine, or, with
+    `torn_ok`, left out: the file as it will be once that line is dropped."""
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame()
     tail = torn_bytes(path)
@@ -141,5 +149,5 @@ def truncate_events(out_dir: Path, policy: str, keep_rounds: int) -> None:
         write_csv_atomically(path, events[~stale])
 
 
-__all__ = ["CSV_FILES", "EVENTS_FILE", "ROUNDS_FILE", "SIMILARITY_FILE", "append_rows", "append_table", "check_csv",
-           "read_csv", "repair_torn_line", "torn_bytes", "truncate_events", "write_csv_atomically"]
+__all__ = ["CSV_FILES", "EVENTS_FILE", "ROUNDS_FILE", "SIMILARITY_FILE", "TornLine", "append_rows", "append_table",
+           "check_csv", "read_csv", "repair_torn_line", "torn_bytes", "truncate_events", "write_csv_atomically"]
