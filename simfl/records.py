@@ -59,8 +59,8 @@ def run_finished(rows: pd.DataFrame, rounds: int, max_time_s: float | None) -> b
 
 def read_rounds(out_dir: Path) -> pd.DataFrame:
     """rounds.csv as a DataFrame (empty when absent); RunFolderError naming the file when
-    it is torn (saying whether `--resume` repairs it) or unreadable, never a silently
-    wrong table."""
+    it is torn, unreadable or holds a value that is not a number, never a silently wrong
+    table."""
     return runfolder.read_table(Path(out_dir), ROUNDS_FILE)
 
 

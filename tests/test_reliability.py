@@ -435,6 +435,48 @@ def set_field(path: Path, line: int, column: str, value: str) -> None:
     path.write_text("".join(lines))
 
 
+@pytest.mark.parametrize("name, line, column, value, fragment", [
+    ("rounds.csv", 2, "cum_energy_j", "abc", "line 3 (round 1 of policy 'tfl'), column cum_energy_j: 'abc' is not a number"),
+    ("rounds.csv", 1, "accuracy", "0.2x", "line 2 (round 0 of policy 'tfl'), column accuracy: '0.2x' is not a number"),
+    ("events.csv", 5, "straggler", "Flase", "line 6 (round 1 of policy 'tfl'), column straggler: 'Flase' is not True"),
+    # pandas reads "n/a" as a missing value unless told otherwise; simfl writes missing values as ""
+    ("events.csv", 6, "e_cmp_j", "n/a", "line 7 (round 1 of policy 'tfl'), column e_cmp_j: 'n/a' is not a number"),
+])
+def test_a_value_that_is_not_a_number_is_refused_on_resume_naming_file_line_and_column(runs, tmp_path, capsys, name,
+                                                                                       line, column, value, fragment):
+    """Only `round` was type-checked: a resume appended after the damaged row and ended in
+    `ValueError: Unknown format code 'f'`, after training."""
+    folder = damaged(runs, tmp_path)
+    set_field(folder / name, line, column, value)
+    before = file_sums(folder)
+    code, _, err = resume(capsys, folder)
+    assert_clear(code, err, f"{folder / name}: {fragment}", "Restore it from a copy, or choose another --out")
+    assert file_sums(folder) == before
+
+
+def test_an_empty_value_is_not_refused(runs, tmp_path, capsys):
+    """An empty cell reads as NaN, which simfl writes itself (the accuracy of a round that
+    was not evaluated, with task.eval_every > 1): only text where a number belongs is damage."""
+    folder = damaged(runs, tmp_path)
+    set_field(folder / "rounds.csv", 1, "accuracy", "")
+    code, _, err = resume(capsys, folder)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("targets", ["[0.3, 0.99]", "[0.25]"])  # 0.25 is first reached in round 1, the damaged row
+def test_report_names_a_value_that_is_not_a_number_and_writes_nothing(runs, tmp_path, targets):
+    """`simfl report` exited 0 with a table of N/A, or, with a target hitting the row,
+    ended in `could not convert string to float`."""
+    folder = tmp_path / "whole"
+    shutil.copytree(runs / "whole", folder)
+    set_field(folder / "rounds.csv", 2, "cum_energy_j", "abc")
+    before = file_sums(folder)
+    result = subprocess_simfl("report", TINY, "--out", folder, "--set", f"task.target_accuracies={targets}")
+    code, out, err = result.returncode, result.stdout, result.stderr
+    assert_clear(code, err, f"{folder / 'rounds.csv'}: line 3 (round 1 of policy 'tfl'), column cum_energy_j: 'abc'")
+    assert out == "" and file_sums(folder) == before  # no table, no summary.csv, no figure redrawn
+
+
 def test_report_on_a_rounds_file_torn_by_a_crash_advises_the_resume_that_repairs_it(runs, tmp_path, capsys):
     """The advice is followed here: the resume runs the torn round again, and the folder
     then holds what the uninterrupted run wrote, byte for byte."""
@@ -524,6 +566,42 @@ def test_a_refused_resume_changes_nothing_in_the_folder(runs, tmp_path, capsys, 
     assert_clear(code, err, fragment)
     assert "dropped an incomplete last line" not in err
     assert file_sums(folder) == before
+
+
+def test_the_text_columns_of_the_results_files_are_the_text_fields_of_the_records():
+    """Every other column must hold numbers; the list is kept by hand in the run folder's
+    tables (it reads files, not the engine), so it is checked against the records here."""
+    import dataclasses
+    import typing
+
+    from simfl import engine
+    from simfl.runfolder.tables import FLAG_COLUMNS, TEXT_COLUMNS
+
+    text, flags = {"policy"}, set()
+    for record in (engine.RoundRecord, engine.DeviceRecord):
+        for name, kind in typing.get_type_hints(record).items():
+            if kind is str:
+                text.add(name)
+            elif kind is bool:
+                flags.add(name)
+            else:
+                assert kind in (int, float), (record.__name__, name, kind)
+        assert {f.name for f in dataclasses.fields(record)} >= set(typing.get_type_hints(record))
+    assert (TEXT_COLUMNS, FLAG_COLUMNS) == (text, flags)
+
+
+def test_a_results_file_reads_back_as_it_was_written(tmp_path):
+    """Only "" is a missing value (what pandas writes for NaN): a policy named "NA" or
+    "None" stays a name, and inf, -inf and NaN stay numbers."""
+    import pandas as pd
+
+    from simfl.runfolder import append_rows, read_csv
+
+    frame = pd.DataFrame({"policy": ["NA", "None", "null"], "round": [0, 1, 2],
+                          "battery_j": [float("inf"), 1.5, float("-inf")], "accuracy": [float("nan"), 0.5, 0.25],
+                          "straggler": [True, False, True], "outcome": ["ok", "straggler", "battery"]})
+    append_rows(tmp_path / "events.csv", frame)
+    pd.testing.assert_frame_equal(read_csv(tmp_path / "events.csv"), frame)
 
 
 # --------------------------------------------------------------------------- concurrent runs

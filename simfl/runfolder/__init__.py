@@ -8,8 +8,8 @@
 - **Checkpoints** (`checkpoints`). Where each round's model is saved, written atomically
   with its sum recorded first; a damaged or foreign checkpoint is refused.
 - **Tables** (`tables`). rounds.csv, events.csv and similarity.csv are appended one row
-  set per write, so a crash tears at most the last line; a reader of a torn file is told
-  whether `--resume` repairs it.
+  set per write, so a crash tears at most the last line; a reader refuses a value that is
+  not what simfl writes, naming file, line and column.
 - **Opening** (`folder`). Every check first, then the changes (a new folder's manifest,
   torn lines dropped): a refused run leaves the folder as it was. `open_run` does this at
   the start of a run, before the plan files are written.

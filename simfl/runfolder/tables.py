@@ -1,10 +1,12 @@
 """The CSV files of a run folder (rounds.csv, events.csv, similarity.csv): appended so that
-a crash tears at most the last line, read back only when whole, and replaced in one step.
+a crash tears at most the last line, read back only when every value is what simfl
+writes, and replaced in one step.
 
 Rows are appended in one write per row set (`append_rows`), so a crash leaves at most a
 partial last line; a reader finds it (`torn_bytes`) and either refuses the file or, when
 a run is continued, drops it (it was never a finished row) before anything is appended
-after it.
+after it. A value that is not a number where simfl writes numbers is named with its file,
+line and column when the file is read, not met later as a crash in a format string.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 from io import BytesIO, StringIO
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from simfl.errors import RunFolderError
@@ -22,6 +25,15 @@ ROUNDS_FILE = "rounds.csv"
 EVENTS_FILE = "events.csv"
 SIMILARITY_FILE = "similarity.csv"
 CSV_FILES = (ROUNDS_FILE, EVENTS_FILE, SIMILARITY_FILE)
+
+# The columns of the results files that hold text or True/False (the str and bool fields
+# of simfl.engine's RoundRecord and DeviceRecord, and the policy's name); every other
+# column is a number.
+TEXT_COLUMNS = frozenset({"policy", "outcome"})
+FLAG_COLUMNS = frozenset({"straggler"})
+
+_DAMAGED = ("the file is damaged (edited, or written by something other than simfl). Restore it from a copy, "
+            "or choose another --out (or delete the folder) and run again")
 
 
 class TornLine(RunFolderError):
@@ -91,7 +103,8 @@ def check_csv(path: Path) -> None:
 
 def read_csv(path: Path, required: tuple[str, ...] = ("policy", "round"), *, torn_ok: bool = False) -> pd.DataFrame:
     """A results CSV (empty when absent), or RunFolderError naming the file when it is
-    unreadable or lacks a `required` column. An incomplete last line is TornLine, or, with
+    unreadable, lacks a `required` column, or holds a value that is not what simfl writes
+    there (naming the line and column). An incomplete last line is TornLine, or, with
     `torn_ok`, left out: the file as it will be once that line is dropped."""
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame()
@@ -102,15 +115,49 @@ def read_csv(path: Path, required: tuple[str, ...] = ("policy", "round"), *, tor
     if data == b"":
         return pd.DataFrame()
     try:
-        frame = pd.read_csv(path if data is None else BytesIO(data))
+        # an empty cell is the only missing value simfl writes (pandas' NaN): "NA", "n/a" or
+        # "null" in a number's place is damage, and a policy named "None" stays a name
+        frame = pd.read_csv(path if data is None else BytesIO(data), keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise RunFolderError(f"{path}: damaged, cannot be read ({str(exc).splitlines()[0]})") from None
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise RunFolderError(f"{path}: not a simfl results file (no column {', '.join(missing)})")
-    if "round" in required and len(frame) and not pd.api.types.is_integer_dtype(frame["round"]):
+    if len(frame) and "round" in required and not pd.api.types.is_integer_dtype(frame["round"]):
         raise RunFolderError(f"{path}: damaged (the round column holds something other than whole numbers)")
+    if len(frame):  # a header alone has no values (and pandas types its columns as text)
+        _check_values(path, frame)
     return frame
+
+
+def _check_values(path: Path, frame: pd.DataFrame) -> None:
+    """RunFolderError naming the first line and column whose value is not a number (not
+    True or False in a flag column): such a value would otherwise surface far from here,
+    as a crash in a format string or a wrong table."""
+    for column in frame.columns:
+        if column in TEXT_COLUMNS:
+            continue
+        values = frame[column]
+        if column in FLAG_COLUMNS:
+            if pd.api.types.is_bool_dtype(values):
+                continue
+            bad = ~values.isin([True, False, "True", "False"])
+            expected = "True or False"
+        elif pd.api.types.is_bool_dtype(values):  # a column of True/False where numbers belong
+            bad = values.notna()
+            expected = "a number"
+        elif pd.api.types.is_numeric_dtype(values):
+            continue
+        else:
+            bad = values.notna() & pd.to_numeric(values, errors="coerce").isna()
+            expected = "a number"
+        rows = np.flatnonzero(bad.to_numpy())
+        row = int(rows[0]) if len(rows) else 0
+        which = ""
+        if "policy" in frame.columns and "round" in frame.columns and pd.api.types.is_integer_dtype(frame["round"]):
+            which = f" (round {int(frame['round'].iloc[row])} of policy {frame['policy'].iloc[row]!r})"
+        raise RunFolderError(f"{path}: line {row + 2}{which}, column {column}: {values.iloc[row]!r} is not "
+                             f"{expected}; {_DAMAGED}")
 
 
 def write_csv_atomically(path: Path, frame: pd.DataFrame) -> None:
@@ -149,5 +196,6 @@ def truncate_events(out_dir: Path, policy: str, keep_rounds: int) -> None:
         write_csv_atomically(path, events[~stale])
 
 
-__all__ = ["CSV_FILES", "EVENTS_FILE", "ROUNDS_FILE", "SIMILARITY_FILE", "TornLine", "append_rows", "append_table",
-           "check_csv", "read_csv", "repair_torn_line", "torn_bytes", "truncate_events", "write_csv_atomically"]
+__all__ = ["CSV_FILES", "EVENTS_FILE", "FLAG_COLUMNS", "ROUNDS_FILE", "SIMILARITY_FILE", "TEXT_COLUMNS", "TornLine",
+           "append_rows", "append_table", "check_csv", "read_csv", "repair_torn_line", "torn_bytes", "truncate_events",
+           "write_csv_atomically"]
