@@ -745,6 +745,38 @@ def test_a_damaged_generator_checkpoint_is_refused(tiny_gan, tmp_path):
         load_checkpoint(copy)
 
 
+def test_a_generator_checkpoint_without_its_checksum_is_refused(tiny_gan, tmp_path, capsys):
+    """Its .sha256 deleted, a checkpoint loaded unchecked, even with a flipped byte. Now it
+    is refused with what to do; and the way out the message gives for a checkpoint the
+    user trusts (one from a simfl before checksums) works as written."""
+    import re
+
+    from simfl.generative.checkpoint import DamagedCheckpoint, load_checkpoint
+    from simfl.generative.train import scenario_checkpoint
+    from simfl.scenario import load_scenario
+
+    _, generator = tiny_gan
+    cache = tmp_path / "cache"
+    path = scenario_checkpoint("gan", load_scenario(TINY, overrides=["generator.config=tiny"]), cache)
+    path.parent.mkdir(parents=True)
+    flipped = bytearray(generator.path.read_bytes())
+    flipped[-100] ^= 0x01
+    path.write_bytes(bytes(flipped))  # a flipped byte, and no .sha256 beside it
+    sums = path.with_name(path.name + ".sha256")
+    with pytest.raises(DamagedCheckpoint, match=r"no checksum beside it \(.*\.sha256 is missing\)"):
+        load_checkpoint(path)
+    code, _, err = cli(capsys, "generator", "sample", TINY, "--kind", "gan", "--cache-dir", cache,
+                       "--set", "generator.config=tiny", "--out", tmp_path / "grid.png")
+    assert_clear(code, err, f"{path}: no checksum beside it", "damage cannot be ruled out",
+                 "delete it and train the generator again with:", "simfl generator train --kind gan")
+    assert not sums.exists() and path.read_bytes() == bytes(flipped)  # refused, not retrained over
+    # a checkpoint the user trusts, its sum recorded with the message's own command: used again
+    path.write_bytes(generator.path.read_bytes())
+    command = re.search(r"record its sum with `([^`]+)`", err).group(1)
+    subprocess.run(command, shell=True, check=True)
+    assert load_checkpoint(path)["meta"]["kind"] == "gan"
+
+
 def test_no_traceback_reaches_a_user_through_the_real_command(tmp_path):
     """One subprocess per class, so the interpreter's own exit path is exercised too."""
     for args in (["validate", TINY, "--set", "task.rounds=1e300"],
