@@ -54,6 +54,7 @@ def compare(scenario: Scenario, out_dir: Path, policies: Sequence[str] | None = 
         for policy in todo:
             check_plan_unchanged(out_dir, policy.name, plans[policy.name], opening.rounds)
     runfolder.commit(opening)
+    del opening  # it holds events.csv, which may be large, and the runs read the folder anew
     for index, policy in enumerate(instances):
         if policy not in todo:
             if progress:

@@ -135,6 +135,7 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     if resume:
         check_plan_unchanged(out_dir, policy.name, plan, opening.rounds)
     runfolder.commit(opening)
+    del opening  # it holds events.csv, which may be large, and training reads the folder anew
     synthetic, server_set, downlink = _synthesise(setup, policy, plan, progress)
     _write_plan(out_dir, policy.name, world, plan, downlink)
     # everything below computes with the run's thread count (task.threads), whichever

@@ -219,6 +219,7 @@ def compare_parallel(runs: Sequence[tuple[Scenario, Path]], policies: Sequence[s
             else:
                 units.append(Unit(scenario, spec, stage, resume, solver, label))
         runfolder.commit(opening)
+        del opening  # it holds events.csv, which may be large, and the runs read the folder anew
     adopted: dict[Path, int] = {folder: 0 for folder in order}
     finished: set[Path] = set()
     queued = {u.folder for u in units}
