@@ -10,6 +10,9 @@ Each case is classified as
 - repaired: a damaged folder that the command repaired: exit 0 and rounds.csv/events.csv
   byte-identical to an uninterrupted run (or, for `| head -1`, a quiet end);
 - traceback: a Python traceback on stderr, or an exit status other than 0 and 2;
+- misleading: a clear-looking error that is not the whole truth: its advice, followed,
+  fails (`report` advising a `--resume` that is then refused), or the refused command
+  changed the folder first;
 - silent: accepted (exit 0, or still running at the time limit) although the input is
   nonsense or the result is wrong.
 Every command runs with SIMFL_CACHE pointing at a temporary directory.
@@ -18,6 +21,7 @@ Every command runs with SIMFL_CACHE pointing at a temporary directory.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import subprocess
@@ -34,7 +38,7 @@ CLASSES = ("bad --set values", "bad seeds", "bad files", "bad policies", "bad ar
 
 @dataclass
 class Outcome:
-    kind: str  # clear | repaired | traceback | silent
+    kind: str  # clear | repaired | traceback | misleading | silent
     case: str
     detail: str = ""
 
@@ -55,12 +59,18 @@ class Probe:
             return None
 
     def record(self, klass: str, case: str, result: subprocess.CompletedProcess | None,
-               correct: Callable[[], bool] | None = None) -> None:
+               correct: Callable[[], bool] | None = None,
+               misleads: Callable[[subprocess.CompletedProcess], str] | None = None) -> None:
         """Classify one bad input's result. `correct`: for damage that may be repaired, whether
-        an exit 0 left the right files."""
+        an exit 0 left the right files. `misleads`: for a clear error, what makes it
+        misleading ("" when nothing does)."""
         kind, detail = classify(result)
         if kind == "silent" and correct is not None and result is not None and correct():
             kind = "repaired"
+        if kind == "clear" and misleads is not None and result is not None:
+            why = misleads(result)
+            if why:
+                kind, detail = "misleading", why
         self.outcomes[klass].append(Outcome(kind, case, detail))
         print(f"  {kind:9s} {klass}: {case[:90]}", file=sys.stderr, flush=True)
 
@@ -331,6 +341,18 @@ def run_folder_cases(p: Probe) -> None:
         data[len(data) // 2] ^= 0xFF
         path.write_bytes(bytes(data))
 
+    def set_field(path: Path, line: int, column: str, value: str) -> None:
+        """`value` into `column` of line `line` (0: the header)."""
+        rows = path.read_text().splitlines(keepends=True)
+        fields = rows[line].rstrip("\n").split(",")
+        fields[rows[0].rstrip("\n").split(",").index(column)] = value
+        rows[line] = ",".join(fields) + "\n"
+        path.write_text("".join(rows))
+
+    def sums(folder: Path) -> dict[str, str]:
+        return {str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest()
+                for f in sorted(folder.rglob("*")) if f.is_file()}
+
     damage: dict[str, Callable[[Path], object]] = {
         "torn last line of rounds.csv": lambda f: open(f / "rounds.csv", "ab").write(b"tfl,2,30.0,4"),
         "torn last line of events.csv": lambda f: open(f / "events.csv", "ab").write(b"tfl,2,1,30"),
@@ -346,6 +368,8 @@ def run_folder_cases(p: Probe) -> None:
                                                             f / "checkpoints" / "tfl-round1.pt"),
         "checkpoint deleted": lambda f: (f / "checkpoints" / "tfl-round1.pt").unlink(),
         "stale lock of a dead run": lambda f: (f / ".simfl.lock").write_text('{"pid": 999999, "host": "h", "since": "x"}'),
+        "a non-number in rounds.csv's cum_energy_j": lambda f: set_field(f / "rounds.csv", 2, "cum_energy_j", "abc"),
+        "a non-number in events.csv's e_cmp_j": lambda f: set_field(f / "events.csv", 6, "e_cmp_j", "n/a"),
     }
     for name, hurt in damage.items():
         folder = p.work / f"d-{len(p.outcomes['damaged folders'])}"
@@ -368,11 +392,67 @@ def run_folder_cases(p: Probe) -> None:
         kind, detail = "silent", "refused, but the plan files were overwritten"
     p.outcomes["damaged folders"].append(Outcome(kind, "run without --resume, another seed: plan files", detail))
     print(f"  {kind:9s} damaged folders: refused run keeps plan files", file=sys.stderr)
-    # report on a torn rounds.csv
-    folder = p.work / "d-report"
-    shutil.copytree(whole, folder)
-    (folder / "rounds.csv").write_bytes((folder / "rounds.csv").read_bytes()[:-4])
-    p.record("damaged folders", "report on a torn rounds.csv", p.simfl("report", TINY, "--out", folder))
+
+    # report on a torn rounds.csv: its advice followed
+    def advice_fails(folder: Path) -> Callable[[subprocess.CompletedProcess], str]:
+        def misleads(result: subprocess.CompletedProcess) -> str:
+            if "--resume" not in result.stderr or "cannot repair" in result.stderr:
+                return ""
+            resumed = p.simfl(*run, "--out", folder, "--set", "task.rounds=3", "--resume")
+            if resumed is None or resumed.returncode != 0:
+                said = resumed.stderr.strip().splitlines()[-1][:120] if resumed and resumed.stderr.strip() else "hangs"
+                return f"advises --resume, which then fails: {said}"
+            return "" if same(folder)() else "advises --resume, which then writes other rows"
+        return misleads
+
+    for name, source, hurt in (("after the run", whole, lambda f: (f / "rounds.csv").write_bytes(
+                                   (f / "rounds.csv").read_bytes()[:-4])),
+                               ("by a crash", part, crash_in_round)):
+        folder = p.work / f"d-{len(p.outcomes['damaged folders'])}"
+        shutil.copytree(source, folder)
+        hurt(folder)
+        p.record("damaged folders", f"report on a rounds.csv torn {name}, its advice followed",
+                 p.simfl("report", TINY, "--out", folder), misleads=advice_fails(folder))
+    # report on a value that is not a number, with the default targets and one the damaged row reaches
+    for targets in ("[0.3, 0.99]", "[0.25]"):
+        folder = p.work / f"d-{len(p.outcomes['damaged folders'])}"
+        shutil.copytree(whole, folder)
+        set_field(folder / "rounds.csv", 2, "cum_energy_j", "abc")
+        p.record("damaged folders", f"report on a non-number in rounds.csv, targets {targets}",
+                 p.simfl("report", TINY, "--out", folder, "--set", f"task.target_accuracies={targets}"))
+
+    # a refused resume must leave the folder as it was, byte for byte
+    def changes(folder: Path) -> Callable[[subprocess.CompletedProcess], str]:
+        before = sums(folder)
+        return lambda result: "" if sums(folder) == before else "refused, but changed the folder first"
+
+    def torn_and_flipped(f: Path) -> None:
+        with open(f / "rounds.csv", "ab") as out:
+            out.write(b"tfl,2,30.0,4")
+        flip(f / "checkpoints" / "tfl-round1.pt")
+
+    refusals: dict[str, tuple[Callable[[Path], object], tuple[str, ...]]] = {
+        "--resume refused after a torn line and a bit flip": (torn_and_flipped, run),
+        "--resume refused without manifest.json": (lambda f: (f / "manifest.json").unlink(), run),
+        "compare --resume refused after a torn line and a bit flip": (
+            torn_and_flipped, ("compare", TINY, "--policies", "tfl")),
+    }
+    for name, (hurt, command) in refusals.items():
+        folder = p.work / f"d-{len(p.outcomes['damaged folders'])}"
+        shutil.copytree(part, folder)
+        hurt(folder)
+        misleads = changes(folder)
+        p.record("damaged folders", f"{name}: folder unchanged",
+                 p.simfl(*command, "--out", folder, "--set", "task.rounds=3", "--resume"), misleads=misleads)
+    # a generator checkpoint with a flipped byte and its .sha256 deleted
+    gan = ("--kind", "gan", "--set", "generator.config=tiny")
+    trained = p.simfl("generator", "train", TINY, *gan)
+    assert trained is not None and trained.returncode == 0, trained and trained.stderr
+    checkpoint = Path(trained.stdout.strip().split(": ", 1)[1])
+    flip(checkpoint)
+    checkpoint.with_name(checkpoint.name + ".sha256").unlink()
+    p.record("damaged folders", "generator checkpoint: a bit flip, its .sha256 deleted",
+             p.simfl("generator", "sample", TINY, *gan, "--out", p.work / "grid.png"))
     # two comparisons into one folder at once
     folder = p.work / "d-concurrent"
     env = {**os.environ, "PYTHONPATH": str(p.repo), "SIMFL_CACHE": str(p.work / "cache")}
@@ -391,9 +471,9 @@ def run_folder_cases(p: Probe) -> None:
 
 
 def table(outcomes: dict[str, list[Outcome]]) -> str:
-    kinds = ("clear", "repaired", "traceback", "silent")
-    rows = [("class", "tried", "clear errors", "repaired", "tracebacks", "silently accepted")]
-    totals = [0] * 5
+    kinds = ("clear", "repaired", "traceback", "misleading", "silent")
+    rows = [("class", "tried", "clear errors", "repaired", "tracebacks", "misleading", "silently accepted")]
+    totals = [0] * 6
     for klass, items in outcomes.items():
         counts = [len(items)] + [sum(o.kind == k for o in items) for k in kinds]
         totals = [a + b for a, b in zip(totals, counts)]

@@ -56,7 +56,7 @@ class FedAdam(TrainingAlgorithm, Tfl):
         return [self.beta2 * a + (1.0 - self.beta2) * s for a, s in zip(v, squared)]
 
     def aggregate(self, updates: Sequence[LocalUpdate], server: Server, state: RoundState) -> Any:
-        import torch  # why: validating a scenario that names this policy imports it; torch loads only to train
+        import torch  # deferred: validating a scenario that names this policy imports it; torch loads only to train
 
         if not updates:
             return None

@@ -35,7 +35,7 @@ class ProximalRule(LocalRule):
         self._base = [p.detach().clone() for p in params]
 
     def direction(self, grads: list[torch.Tensor], params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        import torch  # why: validating a scenario that names this policy imports it; torch loads only to train
+        import torch  # deferred: validating a scenario that names this policy imports it; torch loads only to train
 
         torch._foreach_add_(grads, torch._foreach_sub(list(params), self._base), alpha=self.mu)
         return grads

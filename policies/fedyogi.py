@@ -23,6 +23,6 @@ class FedYogi(FedAdam):
     name = "fedyogi"
 
     def second_moment(self, v: list[torch.Tensor], squared: list[torch.Tensor]) -> list[torch.Tensor]:
-        import torch  # why: validating a scenario that names this policy imports it; torch loads only to train
+        import torch  # deferred: validating a scenario that names this policy imports it; torch loads only to train
 
         return [a - (1.0 - self.beta2) * s * torch.sign(a - s) for a, s in zip(v, squared)]

@@ -53,7 +53,7 @@ class ControlVariateRule(LocalRule):
         self._correction: list[torch.Tensor] | None = None
 
     def start(self, params: Sequence[torch.Tensor]) -> None:
-        import torch  # why: validating a scenario that names this policy imports it; torch loads only to train
+        import torch  # deferred: validating a scenario that names this policy imports it; torch loads only to train
 
         self._base = [p.detach().clone() for p in params]
         zero = [torch.zeros_like(p) for p in self._base]
@@ -62,14 +62,14 @@ class ControlVariateRule(LocalRule):
         self._correction = None if self.server is None and self.client is None else list(torch._foreach_sub(c, c_i))
 
     def direction(self, grads: list[torch.Tensor], params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        import torch  # why: validating a scenario that names this policy imports it; torch loads only to train
+        import torch  # deferred: validating a scenario that names this policy imports it; torch loads only to train
 
         if self._correction is not None:
             torch._foreach_add_(grads, self._correction)
         return grads
 
     def finish(self, params: Sequence[torch.Tensor], steps: int, learning_rate: float) -> dict[str, Any]:
-        import torch  # why: validating a scenario that names this policy imports it; torch loads only to train
+        import torch  # deferred: validating a scenario that names this policy imports it; torch loads only to train
 
         delta = list(torch._foreach_sub(self._base, [p.detach() for p in params]))
         torch._foreach_div_(delta, float(steps) * learning_rate)
@@ -99,7 +99,7 @@ class Scaffold(TrainingAlgorithm, Tfl):
 
     def aggregate(self, updates: Sequence[LocalUpdate], server: Server, state: RoundState) -> Any:
         """x + eta_g (FedAvg - x) (exactly FedAvg at eta_g = 1); then the variates."""
-        import torch  # why: validating a scenario that names this policy imports it; torch loads only to train
+        import torch  # deferred: validating a scenario that names this policy imports it; torch loads only to train
 
         if not updates:
             return None

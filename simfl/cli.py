@@ -10,12 +10,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from simfl import numerics
+from simfl import numerics, runfolder
 from simfl.errors import SimflError
 from simfl.generative.cli import add_generator_commands
 from simfl.optim.fimi import SOLVERS
 from simfl.registry import check_policies, create
 from simfl.scenario import Scenario, load_scenario
+from simfl.sharing import wait_politely
 
 if TYPE_CHECKING:
     from simfl.parallel import Cluster
@@ -335,9 +336,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The `simfl` command. Every error a user can cause (a bad file, field, policy, run
     folder or path) ends it with one message on stderr and exit status 2; a traceback
     means a bug in simfl."""
-    from simfl import runfolder
-    from simfl.sharing import wait_politely
-
     wait_politely()  # before anything loads torch (simfl.sharing says why)
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from simfl import runfolder
 from simfl.errors import SimflError
-from simfl.experiment import make_plan, prepare, run_policy
+from simfl.experiment import check_plan_unchanged, make_plan, prepare, run_policy
 from simfl.metrics import format_table, summary_table
 from simfl.plots import (accuracy_curves, ce_convergence, participation, similarity_boxes, staleness_histogram,
                          synthetic_allocation, timeline)
@@ -34,8 +34,10 @@ def compare(scenario: Scenario, out_dir: Path, policies: Sequence[str] | None = 
     instances = [create(name) for name in names]  # fail on a bad name before any training
     check_unique(instances, names)
     out_dir = Path(out_dir)
-    runfolder.open_folder(out_dir, scenario)  # owned, same scenario and seed, torn lines repaired
-    existing = read_rounds(out_dir)
+    # owned, of this scenario and seed, readable; changed (torn lines dropped, ...) only
+    # once every run to continue has been checked and every policy has planned
+    opening = runfolder.inspect_folder(out_dir, scenario)
+    existing = opening.rounds
     if not existing.empty and not resume:
         raise SimflError(f"{out_dir}: already holds a comparison; pass --resume to continue it or choose another --out")
     setup = prepare(scenario)
@@ -44,9 +46,16 @@ def compare(scenario: Scenario, out_dir: Path, policies: Sequence[str] | None = 
     todo = [p for p in instances if p.name not in over
             and not run_finished(existing[existing["policy"] == p.name] if not existing.empty else existing, rounds,
                                  scenario.task.max_time_s)]
+    for policy in todo:
+        opening = runfolder.check_run(opening, policy.name, resume=resume)
     # every policy plans before any trains: a policy whose plan fails (a user's file) is
     # named now, not after the others have trained for an hour
     plans = {p.name: make_plan(setup, p, solver) for p in todo}
+    if resume:
+        for policy in todo:
+            check_plan_unchanged(out_dir, policy.name, plans[policy.name], opening.rounds)
+    runfolder.commit(opening)
+    del opening  # it holds events.csv, which may be large, and the runs read the folder anew
     for index, policy in enumerate(instances):
         if policy not in todo:
             if progress:
@@ -71,10 +80,11 @@ def check_unique(instances: Sequence[object], names: Sequence[str]) -> None:
 
 
 def dynamics_figures(out_dir: Path, title: str, names: Sequence[str] | None = None,
-                     rounds: pd.DataFrame | None = None) -> None:
+                     rounds: pd.DataFrame | None = None, events: pd.DataFrame | None = None) -> None:
     """participation.png and timeline-<policy>.png of the policies `names` (default: every
-    policy in the folder). Folders written before the engine recorded participation (no
-    `selected` column) have none."""
+    policy in the folder), from `rounds` and `events` (default: the folder's files).
+    Folders written before the engine recorded participation (no `selected` column) have
+    none."""
     rounds = read_rounds(out_dir) if rounds is None else rounds
     if rounds.empty or "selected" not in rounds.columns:
         return
@@ -83,8 +93,8 @@ def dynamics_figures(out_dir: Path, title: str, names: Sequence[str] | None = No
     if mine.empty:
         return
     participation(mine, out_dir / "participation.png", f"who took part in each round, {title}")
-    events_path, availability_path = out_dir / EVENTS_FILE, out_dir / AVAILABILITY_FILE
-    events = pd.read_csv(events_path) if events_path.exists() and events_path.stat().st_size else pd.DataFrame()
+    availability_path = out_dir / AVAILABILITY_FILE
+    events = runfolder.read_table(out_dir, EVENTS_FILE) if events is None else events
     staleness_figure(events[events["policy"].isin(names)] if not events.empty else events,
                      out_dir / "staleness.png", title)
     availability = (pd.read_csv(availability_path)
@@ -109,8 +119,11 @@ def staleness_figure(events: pd.DataFrame, path: Path, title: str) -> None:
 
 
 def write_report(out_dir: Path, scenario: Scenario, names: Sequence[str], stream: TextIO | None = sys.stdout) -> pd.DataFrame:
-    """summary.csv, the printed Table I and the PNG figures, from the files in out_dir."""
+    """summary.csv, the printed Table I and the PNG figures, from the files in out_dir
+    (every one read, and so checked, before anything is written)."""
     rounds = read_rounds(out_dir)
+    events = runfolder.read_table(out_dir, EVENTS_FILE)
+    similarity = runfolder.read_table(out_dir, SIMILARITY_FILE, required=("policy",))
     targets = scenario.task.target_accuracies
     table = summary_table(rounds, targets, names)
     table.to_csv(out_dir / SUMMARY_FILE, index=False, na_rep="N/A")
@@ -118,9 +131,7 @@ def write_report(out_dir: Path, scenario: Scenario, names: Sequence[str], stream
         print(f"\nTable I on {scenario.name} (seed {scenario.seed}, {run_length(scenario)}):\n", file=stream)
         print(format_table(table, targets), file=stream)
     accuracy_curves(rounds[rounds["policy"].isin(names)], out_dir / "accuracy.png", scenario.name)
-    similarity_path = out_dir / SIMILARITY_FILE
-    if similarity_path.exists():
-        similarity = pd.read_csv(similarity_path)
+    if not similarity.empty:
         similarity = similarity[similarity["policy"].isin(names)]
         if not similarity.empty:
             similarity_boxes(similarity, out_dir / "similarity.png",
@@ -135,5 +146,5 @@ def write_report(out_dir: Path, scenario: Scenario, names: Sequence[str], stream
         info = plans / f"{name}.json"
         if info.exists():
             ce_convergence(info, out_dir / f"ce-{name}.png", f"CE search of {name}")
-    dynamics_figures(out_dir, scenario.name, names, rounds)
+    dynamics_figures(out_dir, scenario.name, names, rounds, events)
     return table

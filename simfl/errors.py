@@ -25,3 +25,8 @@ class DataNotFound(SimflError):
 class PolicyError(SimflError):
     """A policy's own code failed: it raised, exited, or returned something that is not a
     plan. The message names the policy's file, the method and what happened."""
+
+
+class RunFolderError(SimflError):
+    """A run folder (`--out`) that is busy, belongs to another scenario or seed, or is
+    damaged; the message names the file and what to do."""

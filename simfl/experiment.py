@@ -19,12 +19,17 @@ import numpy as np
 import pandas as pd
 
 from simfl import guard, numerics, runfolder
+from simfl.dynamics.availability import AlwaysOn, online_intervals
 from simfl.engine import DeviceRecord, EngineState, RoundRecord, run
-from simfl.errors import SimflError
+from simfl.errors import DataNotFound, SimflError
+from simfl.learning.data import ImageDataset, load_dataset, public_private_split
+from simfl.learning.models import build_model, model_bits
+from simfl.learning.partition import class_counts, dirichlet_partition
 from simfl.plan import Plan, check_plan, plan_costs
 from simfl.policy import Policy, PlanContext
-from simfl.records import AVAILABILITY_FILE, SIMILARITY_FILE, CsvAppender, RunRecorder, read_rounds, truncate_events
+from simfl.records import AVAILABILITY_FILE, SIMILARITY_FILE, CsvAppender, RunRecorder, read_rounds
 from simfl.registry import check_policies
+from simfl.runfolder import round_checkpoint, truncate_events
 from simfl.scenario import Scenario
 from simfl.streams import rng
 from simfl.training_side import uplink_world
@@ -33,7 +38,6 @@ from simfl.world import World, build_world
 if TYPE_CHECKING:  # torch-heavy modules, imported where they are used
     from simfl.generative.pool import LazySynthesis
     from simfl.generative.train import TrainedGenerator
-    from simfl.learning.data import ImageDataset
     from simfl.learning.trainer import SyntheticData, TorchTrainer
 
 
@@ -52,9 +56,6 @@ def prepare(scenario: Scenario) -> Setup:
     """Load the data, split public/private, partition the private part over the devices
     with Dir(z), and build the world with the real model's uplink size. A scenario whose
     policies or policy settings are wrong is refused first (simfl.registry.check_policies)."""
-    from simfl.learning.data import load_dataset, public_private_split
-    from simfl.learning.models import build_model, model_bits
-    from simfl.learning.partition import class_counts, dirichlet_partition
 
     scenario = check_policies(scenario)
     task = scenario.task
@@ -123,19 +124,21 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     in rounds.csv are kept and training continues from the last saved global model.
     `train_workers`: processes that train clients side by side (results do not depend on
     it; a Ray worker, which has one core, uses 1)."""
-    from simfl.learning.trainer import intra_op_threads
+    from simfl.learning.threads import intra_op_threads  # deferred: torch, only when a run trains
 
     out_dir = Path(out_dir)
     # before anything is written: the folder is ours, of this scenario and seed, undamaged
-    # (the scenario as given: a policy's own `@mode` is part of its name, not of the folder)
-    runfolder.open_run(out_dir, setup.scenario, policy.name, resume=resume)
+    # (the scenario as given: a policy's own `@mode` is part of its name, not of the folder);
+    # it changes (torn lines dropped, ...) only once the plan is known to be the run's too
+    opening = runfolder.check_run(runfolder.inspect_folder(out_dir, setup.scenario), policy.name, resume=resume)
     setup = in_mode(setup, policy)
     guard.call(policy, "configure", setup.scenario)
     scenario, world = setup.scenario, uplink_world(setup.world, policy)
-    out_dir.mkdir(parents=True, exist_ok=True)
     plan = plan if plan is not None else make_plan(setup, policy, solver)
     if resume:
-        _check_plan_unchanged(out_dir, policy.name, plan)
+        check_plan_unchanged(out_dir, policy.name, plan, opening.rounds)
+    runfolder.commit(opening)
+    del opening  # it holds events.csv, which may be large, and training reads the folder anew
     synthetic, server_set, downlink = _synthesise(setup, policy, plan, progress)
     _write_plan(out_dir, policy.name, world, plan, downlink)
     # everything below computes with the run's thread count (task.threads), whichever
@@ -149,8 +152,8 @@ def _train(setup: Setup, world: World, policy: Policy, out_dir: Path, plan: Plan
            server_set: SyntheticData, downlink: np.ndarray, *, resume: bool, solver: str | None,
            progress: TextIO | None, train_workers: int) -> pd.DataFrame:
     """The rounds of `run_policy`, on `world` (the policy's uplink world)."""
-    from simfl.generative.pool import LazySynthesis
-    from simfl.learning.trainer import TorchTrainer
+    from simfl.generative.pool import LazySynthesis  # deferred: torch, only when a run synthesises
+    from simfl.learning.trainer import TorchTrainer  # deferred: torch, only when a run trains
 
     scenario = setup.scenario
     hooks = cast(Policy, guard.GuardedHooks(policy))  # the policy's round hooks, called through the guard
@@ -168,11 +171,10 @@ def _train(setup: Setup, world: World, policy: Policy, out_dir: Path, plan: Plan
     )
 
     state = EngineState()
-    checkpoints = out_dir / "checkpoints"
-    done = _finished_rounds(out_dir, policy.name)
-    last_round = None if done is None else int(done.iloc[-1]["round"])
-    if resume and done is not None and _checkpoint(checkpoints, policy.name, last_round).exists():
-        saved = runfolder.load_checkpoint(_checkpoint(checkpoints, policy.name, last_round))
+    done = _finished_rounds(read_rounds(out_dir), policy.name)
+    checkpoint = None if done is None else round_checkpoint(out_dir, policy.name, int(done.iloc[-1]["round"]))
+    if resume and done is not None and checkpoint is not None and checkpoint.exists():
+        saved = runfolder.load_checkpoint(checkpoint)
         if isinstance(synthetic, LazySynthesis):
             # the devices' pool positions as the interrupted run handed them out (a folder
             # from before positions were handed out on first use: device order)
@@ -207,9 +209,9 @@ def _train(setup: Setup, world: World, policy: Policy, out_dir: Path, plan: Plan
                  BASES_KEY: dict(snapshot.models), POLICY_KEY: hooks.tensor_state()}
         if isinstance(synthetic, LazySynthesis):
             saved[SYNTHESIS_KEY] = list(synthetic.order)
-        _save_atomically(saved, _checkpoint(checkpoints, policy.name, record.round))
+        runfolder.save_checkpoint(saved, round_checkpoint(out_dir, policy.name, record.round))  # atomic, with its sum
         recorder(record, devices)
-        _checkpoint(checkpoints, policy.name, record.round - 1).unlink(missing_ok=True)
+        round_checkpoint(out_dir, policy.name, record.round - 1).unlink(missing_ok=True)
         if show is not None:
             show(record)
 
@@ -241,7 +243,6 @@ def _train(setup: Setup, world: World, policy: Policy, out_dir: Path, plan: Plan
 def _write_availability(setup: Setup, out_dir: Path, until_s: float) -> None:
     """availability.csv: every device's online intervals up to the latest round end of the
     folder's runs (the same world for every policy), in the trace format."""
-    from simfl.dynamics.availability import AlwaysOn, online_intervals
 
     specs = setup.world.availability
     if all(isinstance(spec, AlwaysOn) for spec in specs):
@@ -261,7 +262,7 @@ def _record_similarity(setup: Setup, policy: str, trainer: TorchTrainer, plan: P
     virtual IID device's (class-uniform public images), both at the initial global
     model, which every policy of a comparison shares: the differences come from the
     data alone. Appended to similarity.csv (replacing an earlier run's rows)."""
-    from simfl.learning.similarity import class_uniform_indices, trainer_similarities
+    from simfl.learning.similarity import class_uniform_indices, trainer_similarities  # deferred: torch, only when a run trains
 
     labels = setup.dataset.train_labels[setup.public_idx]
     per_class = min(SIMILARITY_PER_CLASS, int(np.bincount(labels, minlength=setup.world.n_classes).min()))
@@ -293,16 +294,8 @@ POLICY_KEY = "simfl_policy_tensors"
 SYNTHESIS_KEY = "simfl_synthesis_order"
 
 
-def _checkpoint(folder: Path, policy: str, round_index: int | None) -> Path:
-    return folder / f"{policy}-round{round_index}.pt"
-
-
-def _save_atomically(state: dict, path: Path) -> None:
-    runfolder.save_checkpoint(state, path)  # atomic, with its checksum in the folder's manifest
-
-
-def _finished_rounds(out_dir: Path, policy: str) -> pd.DataFrame | None:
-    rounds = read_rounds(out_dir)
+def _finished_rounds(rounds: pd.DataFrame, policy: str) -> pd.DataFrame | None:
+    """`policy`'s rows of `rounds` (a folder's rounds.csv) by round, None when it has none."""
     if rounds.empty:
         return None
     mine = rounds[rounds["policy"] == policy]
@@ -328,7 +321,7 @@ def _synthesise(setup: Setup, policy: Policy, plan: Plan, progress: TextIO | Non
     no_downlink = np.zeros(setup.world.n_devices, dtype=np.int64)
     if not (wants_devices or wants_server):
         return [empty] * setup.world.n_devices, None, no_downlink
-    from simfl.generative.pool import SynthesisService
+    from simfl.generative.pool import SynthesisService  # deferred: torch, only when a run synthesises
 
     if plan.generator is None:
         raise SimflError(f"policy {policy.name!r} asks for synthetic data but names no generator")
@@ -367,8 +360,7 @@ def _everyone_trains_first(setup: Setup) -> bool:
 def ensure_generator(kind: str, scenario: Scenario, progress: TextIO | None = sys.stderr) -> TrainedGenerator:
     """The scenario's trained generator; trained first (on the public split, cached,
     resumable) when this is its first use."""
-    from simfl.errors import DataNotFound
-    from simfl.generative.train import load_generator, scenario_checkpoint, train_generator
+    from simfl.generative.train import load_generator, scenario_checkpoint, train_generator  # deferred: torch, only when a run needs a generator
 
     try:
         return load_generator(kind, scenario)
@@ -380,13 +372,14 @@ def ensure_generator(kind: str, scenario: Scenario, progress: TextIO | None = sy
         return load_generator(kind, scenario)
 
 
-def _check_plan_unchanged(out_dir: Path, policy: str, plan: Plan) -> None:
+def check_plan_unchanged(out_dir: Path, policy: str, plan: Plan, rounds: pd.DataFrame) -> None:
     """A resumed run goes on with the plan its rounds were played with, or not at all. A
     setting the folder's fingerprint leaves free can change a plan: FIMI's learning-curve
     target (12a) is for task.rounds rounds, so its plan for 5 rounds is not its plan for
-    2, and a run extended from 2 to 5 rounds would mix the two."""
+    2, and a run extended from 2 to 5 rounds would mix the two. `rounds`: the folder's
+    rounds.csv as opening it found it (a torn last line left out)."""
     path = out_dir / "plans" / f"{policy}.csv"
-    if not path.exists() or _finished_rounds(out_dir, policy) is None:
+    if not path.exists() or _finished_rounds(rounds, policy) is None:
         return
     # read as text and parsed by Python's float, which rounds exactly: the plan was written
     # with the shortest repr, so an unchanged plan compares equal bit for bit

@@ -35,8 +35,8 @@ from typing import Any, Sequence, TextIO, cast
 from simfl import numerics, runfolder
 from simfl.compare import check_unique, write_report
 from simfl.errors import SimflError
-from simfl.experiment import make_plan, prefill_synthesis, prepare, run_policy
-from simfl.records import read_rounds, run_finished
+from simfl.experiment import check_plan_unchanged, make_plan, prefill_synthesis, prepare, run_policy
+from simfl.records import run_finished
 from simfl.registry import check_policies, create
 from simfl.scenario import Scenario
 from simfl.sharing import wait_settings
@@ -191,8 +191,10 @@ def compare_parallel(runs: Sequence[tuple[Scenario, Path]], policies: Sequence[s
     for scenario, folder in runs:
         instances = [create(name) for name in names]
         check_unique(instances, names)
-        runfolder.open_folder(folder, scenario)
-        existing = read_rounds(folder)
+        # owned, of this scenario and seed, readable; changed (torn lines dropped, ...) only
+        # once its runs to continue are checked and its policies have planned
+        opening = runfolder.inspect_folder(folder, scenario)
+        existing = opening.rounds
         staged = [staged_folder(folder, p.name) for p in instances]
         if not resume and (not existing.empty or any(s.exists() for s in staged)):
             raise SimflError(f"{folder}: already holds a comparison; pass --resume to continue it or choose another --out")
@@ -206,12 +208,17 @@ def compare_parallel(runs: Sequence[tuple[Scenario, Path]], policies: Sequence[s
                     shutil.rmtree(stage)
                 continue
             plan = make_plan(setup, policy, solver)  # a bad plan is named before anything trains
+            if not mine.empty:  # continued here, in the folder: checked before it changes
+                opening = runfolder.check_run(opening, policy.name, resume=True)
+                check_plan_unchanged(folder, policy.name, plan, opening.rounds)
             prefill_synthesis(setup, policy, plan, progress)
             label = f"seed {scenario.seed}/{policy.name}" if len(runs) > 1 else policy.name
             if not mine.empty:
                 local.append((scenario, folder, spec))
             else:
                 units.append(Unit(scenario, spec, stage, resume, solver, label))
+        runfolder.commit(opening)
+        del opening  # it holds events.csv, which may be large, and the runs read the folder anew
     adopted: dict[Path, int] = {folder: 0 for folder in order}
     finished: set[Path] = set()
     queued = {u.folder for u in units}

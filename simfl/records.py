@@ -10,10 +10,8 @@ from typing import Any, Iterable
 import pandas as pd
 
 from simfl import runfolder
+from simfl.runfolder import EVENTS_FILE, ROUNDS_FILE, SIMILARITY_FILE  # named once, in the run folder's tables
 
-ROUNDS_FILE = "rounds.csv"
-EVENTS_FILE = "events.csv"
-SIMILARITY_FILE = "similarity.csv"
 AVAILABILITY_FILE = "availability.csv"  # online intervals of every device (device,start_s,end_s)
 
 
@@ -39,7 +37,7 @@ class RunRecorder:
         self.out_dir = Path(out_dir)
         self.rounds = CsvAppender(self.out_dir / ROUNDS_FILE)
         self.events = CsvAppender(self.out_dir / EVENTS_FILE)
-        events = runfolder.read_csv(self.out_dir / EVENTS_FILE)
+        events = runfolder.read_table(self.out_dir, EVENTS_FILE)
         self.events_rows = int((events["policy"] == policy).sum()) if not events.empty else 0
 
     def __call__(self, record: Any, devices: list[Any]) -> None:
@@ -61,16 +59,10 @@ def run_finished(rows: pd.DataFrame, rounds: int, max_time_s: float | None) -> b
 
 def read_rounds(out_dir: Path) -> pd.DataFrame:
     """rounds.csv as a DataFrame (empty when absent); RunFolderError naming the file when
-    it is torn or unreadable, never a silently wrong table."""
-    return runfolder.read_csv(Path(out_dir) / ROUNDS_FILE)
+    it is torn, unreadable or holds a value that is not a number, never a silently wrong
+    table."""
+    return runfolder.read_table(Path(out_dir), ROUNDS_FILE)
 
 
-def truncate_events(out_dir: Path, policy: str, keep_rounds: int) -> None:
-    """Drop event rows of `policy` from rounds >= keep_rounds (left by an interrupted round)."""
-    path = Path(out_dir) / EVENTS_FILE
-    events = runfolder.read_csv(path)
-    if events.empty:
-        return
-    stale = (events["policy"] == policy) & (events["round"] >= keep_rounds)
-    if stale.any():
-        runfolder.write_csv_atomically(path, events[~stale])
+__all__ = ["AVAILABILITY_FILE", "EVENTS_FILE", "ROUNDS_FILE", "SIMILARITY_FILE", "CsvAppender", "RunRecorder",
+           "read_rounds", "run_finished"]

@@ -9,9 +9,10 @@ from typing import Sequence, TextIO
 
 import pandas as pd
 
+from simfl import runfolder
 from simfl.compare import write_report
 from simfl.errors import SimflError
-from simfl.records import read_rounds
+from simfl.records import EVENTS_FILE, SIMILARITY_FILE, read_rounds
 from simfl.registry import create
 from simfl.scenario import Scenario
 from simfl.seeds import seed_dir, seed_scenarios, write_seed_report
@@ -29,6 +30,11 @@ def report(scenario: Scenario, out_dir: Path, policies: Sequence[str] | None = N
         raise SimflError(f"{out_dir}: no rounds.csv and no seed-<s> directories; run `simfl compare` into it first")
     if not seeds:
         return write_report(out_dir, scenario, _names(out_dir, policies), stream)
+    for seed in seeds:  # every seed's files checked before any seed's report is rewritten
+        folder = seed_dir(out_dir, seed)
+        read_rounds(folder)
+        runfolder.read_table(folder, EVENTS_FILE)
+        runfolder.read_table(folder, SIMILARITY_FILE, required=("policy",))
     names = _names(seed_dir(out_dir, seeds[0]), policies)
     for run in seed_scenarios(scenario, seeds):
         write_report(seed_dir(out_dir, run.seed), run, names, None)

@@ -418,6 +418,192 @@ def test_a_stale_lock_of_a_dead_run_is_taken_over(runs, tmp_path, capsys):
     assert_same_as_whole(runs, folder)
 
 
+def file_sums(folder: Path) -> dict[str, str]:
+    """Every file of `folder` (plots, plans and checkpoints too) -> its SHA-256."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def set_field(path: Path, line: int, column: str, value: str) -> None:
+    """Write `value` into `column` of line `line` (0: the header) of a results CSV."""
+    lines = path.read_text().splitlines(keepends=True)
+    fields = lines[line].rstrip("\n").split(",")
+    fields[lines[0].rstrip("\n").split(",").index(column)] = value
+    lines[line] = ",".join(fields) + "\n"
+    path.write_text("".join(lines))
+
+
+@pytest.mark.parametrize("name, line, column, value, fragment", [
+    ("rounds.csv", 2, "cum_energy_j", "abc", "line 3 (round 1 of policy 'tfl'), column cum_energy_j: 'abc' is not a number"),
+    ("rounds.csv", 1, "accuracy", "0.2x", "line 2 (round 0 of policy 'tfl'), column accuracy: '0.2x' is not a number"),
+    ("events.csv", 5, "straggler", "Flase", "line 6 (round 1 of policy 'tfl'), column straggler: 'Flase' is not True"),
+    # pandas reads "n/a" as a missing value unless told otherwise; simfl writes missing values as ""
+    ("events.csv", 6, "e_cmp_j", "n/a", "line 7 (round 1 of policy 'tfl'), column e_cmp_j: 'n/a' is not a number"),
+])
+def test_a_value_that_is_not_a_number_is_refused_on_resume_naming_file_line_and_column(runs, tmp_path, capsys, name,
+                                                                                       line, column, value, fragment):
+    """Only `round` was type-checked: a resume appended after the damaged row and ended in
+    `ValueError: Unknown format code 'f'`, after training."""
+    folder = damaged(runs, tmp_path)
+    set_field(folder / name, line, column, value)
+    before = file_sums(folder)
+    code, _, err = resume(capsys, folder)
+    assert_clear(code, err, f"{folder / name}: {fragment}", "Restore it from a copy, or choose another --out")
+    assert file_sums(folder) == before
+
+
+def test_an_empty_value_is_not_refused(runs, tmp_path, capsys):
+    """An empty cell reads as NaN, which simfl writes itself (the accuracy of a round that
+    was not evaluated, with task.eval_every > 1): only text where a number belongs is damage."""
+    folder = damaged(runs, tmp_path)
+    set_field(folder / "rounds.csv", 1, "accuracy", "")
+    code, _, err = resume(capsys, folder)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("targets", ["[0.3, 0.99]", "[0.25]"])  # 0.25 is first reached in round 1, the damaged row
+def test_report_names_a_value_that_is_not_a_number_and_writes_nothing(runs, tmp_path, targets):
+    """`simfl report` exited 0 with a table of N/A, or, with a target hitting the row,
+    ended in `could not convert string to float`."""
+    folder = tmp_path / "whole"
+    shutil.copytree(runs / "whole", folder)
+    set_field(folder / "rounds.csv", 2, "cum_energy_j", "abc")
+    before = file_sums(folder)
+    result = subprocess_simfl("report", TINY, "--out", folder, "--set", f"task.target_accuracies={targets}")
+    code, out, err = result.returncode, result.stdout, result.stderr
+    assert_clear(code, err, f"{folder / 'rounds.csv'}: line 3 (round 1 of policy 'tfl'), column cum_energy_j: 'abc'")
+    assert out == "" and file_sums(folder) == before  # no table, no summary.csv, no figure redrawn
+
+
+def test_report_on_a_rounds_file_torn_by_a_crash_advises_the_resume_that_repairs_it(runs, tmp_path, capsys):
+    """The advice is followed here: the resume runs the torn round again, and the folder
+    then holds what the uninterrupted run wrote, byte for byte."""
+    folder = damaged(runs, tmp_path)
+    whole_events = (runs / "whole" / "events.csv").read_bytes().splitlines(keepends=True)
+    with open(folder / "events.csv", "ab") as f:  # killed while writing round 2's row
+        f.writelines(line for line in whole_events if line.startswith(b"tfl,2,"))
+    with open(folder / "rounds.csv", "ab") as f:
+        f.write((runs / "whole" / "rounds.csv").read_bytes().splitlines(keepends=True)[-1][:30])
+    code, _, err = cli(capsys, "report", TINY, "--out", folder)
+    assert_clear(code, err, f"{folder / 'rounds.csv'}: the last line is incomplete", "continue the run with --resume")
+    code, _, err = resume(capsys, folder)
+    assert code == 0, err
+    assert "dropped an incomplete last line" in err
+    assert_same_as_whole(runs, folder)
+    result = subprocess_simfl("report", TINY, "--out", folder)  # its table goes to the real stdout
+    assert result.returncode == 0, result.stderr
+
+
+def test_report_on_a_rounds_file_cut_after_the_run_says_why_resume_cannot_repair_it(runs, tmp_path, capsys):
+    """A finished run's last row cut short: the model of the round before it was dropped
+    once the row was written, so the round cannot be run again. The report used to advise
+    `--resume`, which then refused."""
+    folder = tmp_path / "whole"
+    shutil.copytree(runs / "whole", folder)
+    data = (folder / "rounds.csv").read_bytes()
+    (folder / "rounds.csv").write_bytes(data[:-4])
+    code, _, err = cli(capsys, "report", TINY, "--out", folder)
+    assert_clear(code, err, f"{folder / 'rounds.csv'}: the last line is incomplete", "--resume cannot repair it",
+                 "rounds.csv lost its last row", "Choose another --out (or delete the folder) and run again")
+    assert "continue the run" not in err
+    code, _, resumed = resume(capsys, folder)
+    assert_clear(code, resumed, "rounds.csv lost its last row")  # the report told the truth
+
+
+def _torn_and_cut(runs: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "whole"
+    shutil.copytree(runs / "whole", folder)
+    (folder / "rounds.csv").write_bytes((folder / "rounds.csv").read_bytes()[:-4])
+    return folder
+
+
+def _torn_and_flipped(runs: Path, tmp_path: Path) -> Path:
+    folder = damaged(runs, tmp_path)
+    with open(folder / "rounds.csv", "ab") as f:
+        f.write(b"tfl,2,30.0,4")
+    checkpoint = folder / "checkpoints" / "tfl-round1.pt"
+    data = bytearray(checkpoint.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    checkpoint.write_bytes(bytes(data))
+    return folder
+
+
+def _without_manifest(runs: Path, tmp_path: Path) -> Path:
+    folder = damaged(runs, tmp_path)
+    (folder / "manifest.json").unlink()
+    return folder
+
+
+def _torn_and_replanned(runs: Path, tmp_path: Path) -> Path:
+    """A torn line, and a plan file that is not the plan the policy makes now."""
+    folder = damaged(runs, tmp_path)
+    with open(folder / "rounds.csv", "ab") as f:
+        f.write(b"tfl,2,30.0,4")
+    set_field(folder / "plans" / "tfl.csv", 1, "f_hz", "1000000000.0")
+    return folder
+
+
+@pytest.mark.parametrize("command", ["run", "compare"])
+@pytest.mark.parametrize("damage, fragment", [
+    (_torn_and_cut, "rounds.csv lost its last row"),
+    (_torn_and_flipped, "tfl-round1.pt: damaged"),
+    (_without_manifest, "tfl-round1.pt: no checksum recorded"),
+    (_torn_and_replanned, "policy 'tfl' plans differently now"),
+])
+def test_a_refused_resume_changes_nothing_in_the_folder(runs, tmp_path, capsys, command, damage, fragment):
+    """Every check comes before every change: the torn line is not dropped (nor "its round
+    is run again" said), the deleted manifest not written again, before the refusal; the
+    plan, made before any change, is checked before any change too."""
+    folder = damage(runs, tmp_path)
+    before = file_sums(folder)
+    if command == "run":
+        code, _, err = resume(capsys, folder)
+    else:
+        code, _, err = cli(capsys, "compare", TINY, "--policies", "tfl", "--out", folder, "--set", "task.rounds=3",
+                           "--resume")
+    assert_clear(code, err, fragment)
+    assert "dropped an incomplete last line" not in err
+    assert file_sums(folder) == before
+
+
+def test_the_text_columns_of_the_results_files_are_the_text_fields_of_the_records():
+    """Every other column must hold numbers; the list is kept by hand in the run folder's
+    tables (it reads files, not the engine), so it is checked against the records here."""
+    import dataclasses
+    import typing
+
+    from simfl import engine
+    from simfl.runfolder.tables import FLAG_COLUMNS, TEXT_COLUMNS
+
+    text, flags = {"policy"}, set()
+    for record in (engine.RoundRecord, engine.DeviceRecord):
+        for name, kind in typing.get_type_hints(record).items():
+            if kind is str:
+                text.add(name)
+            elif kind is bool:
+                flags.add(name)
+            else:
+                assert kind in (int, float), (record.__name__, name, kind)
+        assert {f.name for f in dataclasses.fields(record)} >= set(typing.get_type_hints(record))
+    assert (TEXT_COLUMNS, FLAG_COLUMNS) == (text, flags)
+
+
+def test_a_results_file_reads_back_as_it_was_written(tmp_path):
+    """Only "" is a missing value (what pandas writes for NaN): a policy named "NA" or
+    "None" stays a name, and inf, -inf and NaN stay numbers."""
+    import pandas as pd
+
+    from simfl.runfolder import append_rows, read_csv
+
+    frame = pd.DataFrame({"policy": ["NA", "None", "null"], "round": [0, 1, 2],
+                          "battery_j": [float("inf"), 1.5, float("-inf")], "accuracy": [float("nan"), 0.5, 0.25],
+                          "straggler": [True, False, True], "outcome": ["ok", "straggler", "battery"]})
+    append_rows(tmp_path / "events.csv", frame)
+    pd.testing.assert_frame_equal(read_csv(tmp_path / "events.csv"), frame)
+
+
 # --------------------------------------------------------------------------- concurrent runs
 
 
@@ -557,6 +743,38 @@ def test_a_damaged_generator_checkpoint_is_refused(tiny_gan, tmp_path):
     copy.write_bytes(bytes(data))
     with pytest.raises(SimflError, match="damaged"):
         load_checkpoint(copy)
+
+
+def test_a_generator_checkpoint_without_its_checksum_is_refused(tiny_gan, tmp_path, capsys):
+    """Its .sha256 deleted, a checkpoint loaded unchecked, even with a flipped byte. Now it
+    is refused with what to do; and the way out the message gives for a checkpoint the
+    user trusts (one from a simfl before checksums) works as written."""
+    import re
+
+    from simfl.generative.checkpoint import DamagedCheckpoint, load_checkpoint
+    from simfl.generative.train import scenario_checkpoint
+    from simfl.scenario import load_scenario
+
+    _, generator = tiny_gan
+    cache = tmp_path / "cache"
+    path = scenario_checkpoint("gan", load_scenario(TINY, overrides=["generator.config=tiny"]), cache)
+    path.parent.mkdir(parents=True)
+    flipped = bytearray(generator.path.read_bytes())
+    flipped[-100] ^= 0x01
+    path.write_bytes(bytes(flipped))  # a flipped byte, and no .sha256 beside it
+    sums = path.with_name(path.name + ".sha256")
+    with pytest.raises(DamagedCheckpoint, match=r"no checksum beside it \(.*\.sha256 is missing\)"):
+        load_checkpoint(path)
+    code, _, err = cli(capsys, "generator", "sample", TINY, "--kind", "gan", "--cache-dir", cache,
+                       "--set", "generator.config=tiny", "--out", tmp_path / "grid.png")
+    assert_clear(code, err, f"{path}: no checksum beside it", "damage cannot be ruled out",
+                 "delete it and train the generator again with:", "simfl generator train --kind gan")
+    assert not sums.exists() and path.read_bytes() == bytes(flipped)  # refused, not retrained over
+    # a checkpoint the user trusts, its sum recorded with the message's own command: used again
+    path.write_bytes(generator.path.read_bytes())
+    command = re.search(r"record its sum with `([^`]+)`", err).group(1)
+    subprocess.run(command, shell=True, check=True)
+    assert load_checkpoint(path)["meta"]["kind"] == "gan"
 
 
 def test_no_traceback_reaches_a_user_through_the_real_command(tmp_path):

@@ -9,6 +9,7 @@ file, then a rename), so an interrupted save never leaves a corrupt checkpoint b
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import torch
 
 from simfl import numerics
 from simfl.errors import DataNotFound, SimflError
-from simfl.runfolder import sha256_file
+from simfl.files import sha256_file, write_atomically
 
 
 def default_cache_dir() -> Path:
@@ -50,21 +51,28 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(state, tmp)
-    sums = _sum_path(path)
-    sums_tmp = sums.with_name(f".{sums.name}.{os.getpid()}.tmp")
-    sums_tmp.write_text(sha256_file(tmp) + "\n")
-    os.replace(sums_tmp, sums)  # the sum first: a checkpoint on disk always has its sum
+    # the sum first: a checkpoint on disk always has its sum
+    write_atomically(_sum_path(path), (sha256_file(tmp) + "\n").encode())
     os.replace(tmp, path)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read a checkpoint written by `save_checkpoint`; DataNotFound when absent or
-    unreadable, DamagedCheckpoint when its SHA-256 is not the recorded one. (Checkpoints
-    of simfl versions before checksums have none; they are read as before.)"""
+    unreadable, DamagedCheckpoint when its SHA-256 is not the one recorded beside it, or
+    none is: `save_checkpoint` writes the sum before the checkpoint, so a checkpoint
+    without one had it deleted or was put there by hand, and damage cannot be ruled out.
+    (Checkpoints of simfl versions before checksums have none: the message says how to
+    record the sum of one the user trusts, rather than train it again.)"""
     if not path.exists():
         raise DataNotFound(f"no generator checkpoint at {path}")
     sums = _sum_path(path)
-    if sums.exists() and sums.read_text().strip() != sha256_file(path):
+    if not sums.exists():
+        raise DamagedCheckpoint(f"{path}: no checksum beside it ({sums.name} is missing), so damage cannot be "
+                                "ruled out; it is not used. A checkpoint saved by a simfl before checksums has "
+                                f"none: if you trust it, record its sum with `sha256sum {shlex.quote(str(path))} | "
+                                f"cut -d' ' -f1 > {shlex.quote(str(sums))}`. Otherwise delete it and train the "
+                                "generator again")
+    if sums.read_bytes().decode("ascii", "replace").strip() != sha256_file(path):
         raise DamagedCheckpoint(f"{path}: damaged (its SHA-256 differs from {sums.name}, recorded when it was "
                                 "saved); it is not used. Delete it and train the generator again")
     try:
@@ -81,5 +89,5 @@ def _sum_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-__all__ = ["checkpoint_path", "checkpoint_stem", "default_cache_dir", "load_checkpoint", "resolve_cache_dir",
-           "save_checkpoint"]
+__all__ = ["DamagedCheckpoint", "checkpoint_path", "checkpoint_stem", "default_cache_dir", "load_checkpoint",
+           "resolve_cache_dir", "save_checkpoint"]

@@ -34,10 +34,10 @@ import numpy as np
 import torch
 
 from simfl.errors import SimflError
+from simfl.files import sha256_file
 from simfl.generative.checkpoint import default_cache_dir
 from simfl.generative.train import TrainedGenerator
 from simfl.learning.threads import intra_op_threads
-from simfl.runfolder import sha256_file
 
 CHUNK = 32  # images generated per class per chunk: the unit of the pool's seeding (small: sampling is costly)
 

@@ -29,8 +29,8 @@ from torch.nn import functional as F
 from simfl.errors import DataNotFound, SimflError
 from simfl.generative.configs import CONFIGS, KINDS
 from simfl.generative import diffusion as dm
-from simfl.generative.checkpoint import (checkpoint_path, checkpoint_stem, load_checkpoint, resolve_cache_dir,
-                                         save_checkpoint)
+from simfl.generative.checkpoint import (DamagedCheckpoint, checkpoint_path, checkpoint_stem, load_checkpoint,
+                                         resolve_cache_dir, save_checkpoint)
 from simfl.generative.gan import Discriminator, Generator, gan_sample, gan_step
 from simfl.generative.unet import UNet
 from simfl.learning.data import load_dataset, public_private_split
@@ -477,7 +477,10 @@ def load_generator(kind: str, scenario: Any, cache_dir: str | Path | None = None
     if not path.exists():
         raise DataNotFound(f"no trained {kind} generator for {scenario.source} (looked for {path}). "
                            f"Train it with:\n  {command}")
-    state = load_checkpoint(path)
+    try:
+        state = load_checkpoint(path)
+    except DamagedCheckpoint as exc:  # the one place that knows the command that trains it again
+        raise DamagedCheckpoint(f"{exc} with:\n  {command}") from None
     # the budget of the configuration as it is now: raising it turns a finished run into one to resume
     step = state["run"]["step"]
     total = training_config(kind, state["meta"]["config"], state["meta"]["image_shape"][0]).steps
