@@ -307,7 +307,7 @@ def run_argument_cases(p: Probe) -> None:
     for mode in ("exact", ""):
         p.record("bad arguments", f"--numerics {mode!r}", p.simfl("validate", TINY, "--numerics", mode))
     env = {**os.environ, "PYTHONPATH": str(p.repo), "SIMFL_CACHE": str(p.work / "cache")}
-    pipe = subprocess.run(f"{sys.executable} -m simfl.cli plan {TINY} --policy tfl | head -1", shell=True,
+    pipe = subprocess.run(f"{sys.executable} -m simfl plan {TINY} --policy tfl | head -1", shell=True,
                           cwd=p.repo, env=env, capture_output=True, text=True)
     kind = "traceback" if "Traceback" in pipe.stderr else "repaired"
     p.outcomes["bad arguments"].append(Outcome(kind, "plan ... | head -1"))
@@ -456,7 +456,7 @@ def run_folder_cases(p: Probe) -> None:
     # two comparisons into one folder at once
     folder = p.work / "d-concurrent"
     env = {**os.environ, "PYTHONPATH": str(p.repo), "SIMFL_CACHE": str(p.work / "cache")}
-    args = [sys.executable, "-m", "simfl.cli", "compare", TINY, "--policies", "tfl", "--out", str(folder),
+    args = [sys.executable, "-m", "simfl", "compare", TINY, "--policies", "tfl", "--out", str(folder),
             "--set", "task.rounds=12"]
     first = subprocess.Popen(args, cwd=p.repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(0.5)

@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SimflError as exc:
             print(f"simfl: error: {exc}", file=sys.stderr)
             return 2
-    from simfl.cli import main as cli_main
+    from simfl.cli import main as cli_main  # deferred: numpy and torch load only after --numerics is read
 
     return cli_main(args)
 

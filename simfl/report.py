@@ -15,7 +15,7 @@ from simfl.errors import SimflError
 from simfl.records import EVENTS_FILE, SIMILARITY_FILE, read_rounds
 from simfl.registry import create
 from simfl.scenario import Scenario
-from simfl.seeds import seed_dir, seed_scenarios, write_seed_report
+from simfl.compare_seeds import seed_dir, seed_scenarios, write_seed_report
 
 
 def report(scenario: Scenario, out_dir: Path, policies: Sequence[str] | None = None,

@@ -13,7 +13,7 @@ TINY = str(ROOT / "tests" / "data" / "tiny.yaml")
 
 
 def simfl(*args):
-    return subprocess.run([sys.executable, "-m", "simfl.cli", *args], capture_output=True, text=True, cwd=ROOT)
+    return subprocess.run([sys.executable, "-m", "simfl", *args], capture_output=True, text=True, cwd=ROOT)
 
 
 def test_run_writes_rounds_and_events_and_is_bit_for_bit_repeatable(tmp_path):
@@ -224,7 +224,7 @@ def test_a_dynamic_run_killed_mid_way_resumes_byte_identical(tmp_path):
     policy.write_text(HELD_AT_ROUND_3)
     gate = tmp_path / "gate"
     env = {**os.environ, "SIMFL_TEST_GATE": str(gate)}
-    args = [sys.executable, "-m", "simfl.cli", "run", TINY_DYNAMIC, "--policy", f"{policy}:HeldTfl", "--out"]
+    args = [sys.executable, "-m", "simfl", "run", TINY_DYNAMIC, "--policy", f"{policy}:HeldTfl", "--out"]
     whole, part = tmp_path / "whole", tmp_path / "part"
     gate.touch()
     assert subprocess.run([*args, str(whole)], capture_output=True, text=True, cwd=ROOT, env=env).returncode == 0

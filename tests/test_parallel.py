@@ -16,7 +16,7 @@ ray = pytest.importorskip("ray")
 
 
 def simfl(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "simfl.cli", *args], capture_output=True, text=True, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "simfl", *args], capture_output=True, text=True, cwd=ROOT,
                           env=env)
 
 

@@ -45,7 +45,7 @@ def assert_clear(code: int, err: str, *fragments: str) -> None:
 
 
 def subprocess_simfl(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "simfl.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "simfl", *map(str, args)], capture_output=True, text=True,
                           cwd=ROOT, **kwargs)
 
 
@@ -130,7 +130,7 @@ def test_a_closed_pipe_ends_plan_quietly(monkeypatch, capsys):
     assert main(["plan", TINY, "--policy", "tfl"]) == 141  # as a shell reports a command ended by SIGPIPE
     assert capsys.readouterr().err == ""
     # and through a real pipe (whether it closes before simfl writes depends on timing)
-    result = subprocess.run(f"{sys.executable} -m simfl.cli plan {TINY} --policy tfl | head -1", shell=True,
+    result = subprocess.run(f"{sys.executable} -m simfl plan {TINY} --policy tfl | head -1", shell=True,
                             capture_output=True, text=True, cwd=ROOT)
     assert result.stdout.count("\n") == 1
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
@@ -638,7 +638,7 @@ def test_a_second_run_into_a_busy_folder_is_refused_naming_the_first_pid(tmp_pat
     policy = tmp_path / "held.py"
     policy.write_text(HELD_POLICY)
     args = ["compare", TINY, "--out", str(out), "--policies", f"{policy}:Held", "--set", "task.rounds=5"]
-    first = subprocess.Popen([sys.executable, "-m", "simfl.cli", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+    first = subprocess.Popen([sys.executable, "-m", "simfl", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True, env={**os.environ, "SIMFL_TEST_GATE": str(gate)})
     try:
         _wait_for(out / ".simfl.lock", first)
@@ -656,7 +656,7 @@ def test_a_second_run_into_a_busy_folder_is_refused_naming_the_first_pid(tmp_pat
 def test_after_sigkill_workers_end_quietly_and_resume_is_byte_identical(runs, tmp_path, capsys):
     out = tmp_path / "killed"
     args = ["run", TINY, *RUN, "--set", "task.rounds=3"]
-    proc = subprocess.Popen([sys.executable, "-m", "simfl.cli", *args, "--out", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "simfl", *args, "--out", str(out)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seen = []
     for line in proc.stderr:  # kill it inside round 2, while its workers train

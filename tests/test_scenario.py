@@ -154,7 +154,7 @@ def test_shadowing_changes_gains_by_a_lognormal_factor():
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "simfl.cli", *args], capture_output=True, text=True, cwd=ROOT)
+    return subprocess.run([sys.executable, "-m", "simfl", *args], capture_output=True, text=True, cwd=ROOT)
 
 
 def test_validate_passes_on_every_shipped_scenario():

@@ -10,7 +10,7 @@ import pytest
 from simfl.errors import SimflError
 from simfl.metrics import summary_table
 from simfl.scenario import scenario_from_dict
-from simfl.seeds import format_seed_table, parse_seeds, seed_scenarios, seed_summary
+from simfl.compare_seeds import format_seed_table, parse_seeds, seed_scenarios, seed_summary
 
 from conftest import scenario_dict
 

@@ -26,7 +26,7 @@ def test_the_tutorial_policy_plans_and_runs(tmp_path):
     (folder / "uniform_synthesis.py").write_text(tutorial_source())
     reference = f"{folder / 'uniform_synthesis.py'}:UniformSynthesis"
 
-    result = subprocess.run([sys.executable, "-m", "simfl.cli", "plan", TINY, "--policy", reference, "--json",
+    result = subprocess.run([sys.executable, "-m", "simfl", "plan", TINY, "--policy", reference, "--json",
                              "--set", "task.rounds=200"],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
@@ -41,7 +41,7 @@ def test_the_tutorial_policy_plans_and_runs(tmp_path):
 
     # its plan is what `simfl compare --policies ...` would execute; check the name
     # resolves in a scenario's policy list as well
-    valid = subprocess.run([sys.executable, "-m", "simfl.cli", "validate", TINY, "--set", f"policies=[tfl, '{reference}']"],
+    valid = subprocess.run([sys.executable, "-m", "simfl", "validate", TINY, "--set", f"policies=[tfl, '{reference}']"],
                            capture_output=True, text=True, cwd=ROOT)
     assert valid.returncode == 0, valid.stderr
     assert np.isfinite(plan["energy_j"])

@@ -10,10 +10,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from simfl import numerics, runfolder
+import numpy as np
+import pandas as pd
+
+from simfl import fitcurve, numerics, runfolder
+from simfl.cli.generator import add_generator_commands
 from simfl.errors import SimflError
-from simfl.generative.cli import add_generator_commands
-from simfl.optim.fimi import SOLVERS
+from simfl.experiment import jsonable, make_plan, prepare, run_policy
+from simfl.optim.fimi import SOLVERS, plan_json
 from simfl.registry import check_policies, create
 from simfl.scenario import Scenario, load_scenario
 from simfl.sharing import wait_politely
@@ -70,7 +74,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from simfl.experiment import prepare, run_policy
 
     scenario = _load(args)
     policy = create(args.policy)
@@ -80,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"simfl: interrupted; finished rounds are in {out} (continue with --resume)", file=sys.stderr)
         return 130
-    from simfl.compare import dynamics_figures
+    from simfl.compare import dynamics_figures  # deferred: matplotlib, only for the commands that draw
 
     dynamics_figures(out, scenario.name)  # the folder's participation.png and timeline-<policy>.png
     mine = frame[frame["policy"] == policy.name]
@@ -92,8 +95,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from simfl.experiment import jsonable, make_plan, prepare
-    from simfl.optim.fimi import plan_json
 
     scenario = _load(args)
     policy = create(args.policy)
@@ -109,7 +110,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from simfl.compare import compare
+    from simfl.compare import compare  # deferred: matplotlib, only for the commands that draw
 
     scenario = _load(args)
     names = _policy_list(args.policies)
@@ -119,7 +120,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if cluster is not None:
             _compare_on_ray(args, cluster, scenario, names, out)
         elif args.seeds:
-            from simfl.seeds import compare_seeds, parse_seeds
+            from simfl.compare_seeds import compare_seeds, parse_seeds  # deferred: matplotlib, only for the commands that draw
 
             compare_seeds(scenario, parse_seeds(args.seeds), out, names, resume=args.resume, solver=args.solver)
         else:
@@ -140,7 +141,7 @@ def _cluster(args: argparse.Namespace) -> Cluster | None:
         return None
     if args.workers is not None and args.ray_address is not None:
         raise SimflError("--workers starts a local Ray and --ray-address joins a running one; give one of them")
-    from simfl.parallel import Cluster, require_ray
+    from simfl.parallel import Cluster, require_ray  # deferred: Ray and matplotlib, only with --workers or --ray-address
 
     require_ray()
     return Cluster(workers=args.workers, address=args.ray_address)
@@ -148,10 +149,10 @@ def _cluster(args: argparse.Namespace) -> Cluster | None:
 
 def _compare_on_ray(args: argparse.Namespace, cluster: Cluster, scenario: Scenario, names: list[str] | None,
                     out: Path) -> None:
-    from simfl.parallel import compare_parallel
+    from simfl.parallel import compare_parallel  # deferred: Ray and matplotlib, only with --workers or --ray-address
 
     if args.seeds:
-        from simfl.seeds import parse_seeds, seed_dir, seed_scenarios, write_seed_report
+        from simfl.compare_seeds import parse_seeds, seed_dir, seed_scenarios, write_seed_report  # deferred: matplotlib, only for the commands that draw
 
         runs = [(s, seed_dir(out, s.seed)) for s in seed_scenarios(scenario, parse_seeds(args.seeds))]
     else:
@@ -173,7 +174,7 @@ def _ray_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from simfl.report import report
+    from simfl.report import report  # deferred: matplotlib, only for the commands that draw
 
     scenario = _load(args)
     names = _policy_list(args.policies)
@@ -183,14 +184,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from simfl.sweep import sweep, sweep_runs
+    from simfl.sweep import sweep, sweep_runs  # deferred: matplotlib, only for the commands that draw
 
     runs = sweep_runs(args.scenario, args.vary, args.overrides, args.seed)
     out = Path(args.out)
     try:
         cluster = _cluster(args)
         if cluster is not None:
-            from simfl.parallel import sweep_parallel
+            from simfl.parallel import sweep_parallel  # deferred: Ray and matplotlib, only with --workers or --ray-address
 
             with cluster:
                 sweep_parallel(runs, args.policy, out, cluster, resume=args.resume, solver=args.solver)
@@ -204,10 +205,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_fit_curve(args: argparse.Namespace) -> int:
-    import numpy as np
 
-    from simfl import fitcurve
-    from simfl.optim.learning_curve import learning_curve_plot
+    from simfl.optim.learning_curve import learning_curve_plot  # deferred: matplotlib, only for the commands that draw
 
     scenario = _load(args)
     sizes = _sizes(args.sizes, scenario.task.public_samples) if args.sizes else fitcurve.default_sizes(scenario.task.public_samples)
@@ -245,7 +244,6 @@ def _sizes(text: str, public_samples: int) -> list[int]:
 
 
 def _print_plan_table(document: dict) -> None:
-    import pandas as pd
 
     devices = pd.DataFrame(document["devices"])
     columns = ["id", "cell", "distance_m", "d_loc", "d_gen", "f_hz", "b_hz", "p_w", "t_cmp_s", "t_com_s", "energy_j"]
@@ -369,7 +367,3 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass  # no real stdout (e.g. captured in a test): nothing will flush into a closed pipe
-
-
-if __name__ == "__main__":
-    sys.exit(main())

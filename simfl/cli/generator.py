@@ -62,14 +62,14 @@ def _pool_dir(args: argparse.Namespace) -> str | None:
 
 
 def _generators(args: argparse.Namespace, scenario: Scenario) -> list:
-    from simfl.generative.train import load_generator
+    from simfl.generative.train import load_generator  # deferred: torch, only for the generator commands
 
     gens = [load_generator(kind, scenario, args.cache_dir) for kind in _kinds(args, scenario)]
     return [g.with_sampling(guidance=args.guidance, steps=args.steps) for g in gens]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from simfl.generative.train import train_generator
+    from simfl.generative.train import train_generator  # deferred: torch, only for the generator commands
 
     scenario = _scenario(args)
     for kind in _kinds(args, scenario):
@@ -79,7 +79,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from simfl.generative.evaluate import evaluate_generator, save_grid, summary_table
+    from simfl.generative.evaluate import evaluate_generator, save_grid, summary_table  # deferred: torch, only for the generator commands
 
     scenario = _scenario(args)
     gens = _generators(args, scenario)
@@ -100,8 +100,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from simfl.generative.evaluate import save_grid
-    from simfl.generative.pool import SynthesisService
+    from simfl.generative.evaluate import save_grid  # deferred: torch, only for the generator commands
+    from simfl.generative.pool import SynthesisService  # deferred: torch, only for the generator commands
 
     scenario = _scenario(args)
     out = Path(args.out)
