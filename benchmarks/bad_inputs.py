@@ -124,6 +124,7 @@ def set_values() -> list[str]:
         "cells.0.noise_dbm_per_hz=-1e6", "cells.0.radius_m=1e300", "cells.0.position_m=[0, 1e300]",
         "devices.f_max_hz=1e300", "devices.eps=1e300", "devices.distance_m={linspace: [1, 1e300]}",
         "optimisation.omega_cycles_per_sample=1e300", "cells.0.downlink={bandwidth_hz: 1e7, power_dbm: 1e6}",
+        "optimisation.t_max_s=1e12", "optimisation.t_max_s=1e300",
         "cells={hex_grid: {rings: 1000000, spacing_m: 1000, radius_m: 500, bandwidth_hz: 1e7}}",
     ]
     return cases

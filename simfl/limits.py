@@ -102,6 +102,9 @@ PHYSICAL_RANGES: dict[str, PhysicalRange] = {
     # the energy coefficient of eq. (5), E = tau eps omega D f^2: phones are ~1e-28 to 1e-26
     "eps": PhysicalRange(0.0, 1e-15, "", low_open=True),
     "omega_cycles_per_sample": PhysicalRange(0.0, 1e15, "cycles", low_open=True),
+    # the round deadline T_max: 1e7 s is 116 days; from about 1e12 s the optimiser's
+    # numbers are wrong (TFL's plan on tests/data/tiny.yaml: 4e10 J per round, not 2.6e-4)
+    "t_max_s": PhysicalRange(0.0, 1e7, "s", low_open=True),
 }
 
 

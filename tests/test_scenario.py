@@ -239,6 +239,8 @@ def test_bad_hex_grids_name_the_field(grid, field, says):
     ("devices.f_max_hz=1e13", "devices.f_max_hz: every value must be in (0, 1e12] Hz, got 1e+13"),
     ("devices.eps={values: [5e-27, 5e-27, 5e-27, 5e-27, 1e-3]}", "devices.eps: every value must be in (0, 1e-15], "
                                                                  "got 0.001"),
+    # from about 1e12 s, TFL's plan came out at 4e10 J per round instead of 2.6e-4 J
+    ("optimisation.t_max_s=1e12", "optimisation.t_max_s: must be in (0, 1e7] s, got 1e+12"),
     ("optimisation.omega_cycles_per_sample=1e20", "optimisation.omega_cycles_per_sample: must be in (0, 1e15] cycles, "
                                                   "got 1e+20"),
     ("cells.0.downlink={bandwidth_hz: 1e7, power_dbm: 90}", "cells[0].downlink.power_dbm: must be in [-50, 80] dBm "
