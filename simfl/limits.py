@@ -105,6 +105,8 @@ PHYSICAL_RANGES: dict[str, PhysicalRange] = {
     # the round deadline T_max: 1e7 s is 116 days; from about 1e12 s the optimiser's
     # numbers are wrong (TFL's plan on tests/data/tiny.yaml: 4e10 J per round, not 2.6e-4)
     "t_max_s": PhysicalRange(0.0, 1e7, "s", low_open=True),
+    # what a device gives to FL: a phone's whole battery is ~50 kJ, 1 GJ is a car's 280 kWh
+    "battery_j": PhysicalRange(0.0, 1e9, "J", low_open=True),
 }
 
 

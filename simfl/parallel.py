@@ -262,9 +262,10 @@ def sweep_parallel(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_d
     """`sweep` with each value a task writing its own run folder; then the sweep's report."""
     runs = [(label, check_policies(scenario)) for label, scenario in runs]  # before any folder is opened
     check_distinct(runs)
+    name = create(policy_name).name  # what its rows are written as
     units = []
     for label, scenario in runs:
-        folder, done = open_value_folder(out_dir, label, scenario, resume)
+        folder, done = open_value_folder(out_dir, label, scenario, resume, name)
         runfolder.release(folder)  # checked here, then left to the task
         if run_finished(done, scenario.task.rounds, scenario.task.max_time_s):
             continue

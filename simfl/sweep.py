@@ -68,16 +68,16 @@ def check_label(label: str) -> None:
         raise SimflError(f"--vary: the value in {label!r} names a directory of the sweep; it cannot contain '/'")
 
 
-def open_value_folder(out_dir: Path, label: str, scenario: Scenario, resume: bool) -> tuple[Path, pd.DataFrame]:
-    """The run folder of one swept value, opened (owned, same scenario and seed, torn lines
-    repaired), and its finished rounds; SimflError when it holds rounds and not `resume`."""
+def open_value_folder(out_dir: Path, label: str, scenario: Scenario, resume: bool,
+                      policy: str) -> tuple[Path, pd.DataFrame]:
+    """The run folder of one swept value, taken (owned, same scenario and seed) and
+    checked for `policy`'s run, and its finished rounds (a torn last line left out). It
+    changes nothing: `run_policy` repairs the folder once its own checks (the plan's
+    included) have passed, so a refusal leaves the folder as it was."""
     check_label(label)
     run_dir = Path(out_dir) / label
-    runfolder.open_folder(run_dir, scenario)
-    done = read_rounds(run_dir)
-    if not done.empty and not resume:
-        raise SimflError(f"{run_dir}: already holds a run; pass --resume to continue the sweep or choose another --out")
-    return run_dir, done
+    opening = runfolder.check_run(runfolder.inspect_folder(run_dir, scenario), policy, resume=resume)
+    return run_dir, opening.rounds
 
 
 def sweep(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_dir: Path, *, resume: bool = False,
@@ -91,7 +91,7 @@ def sweep(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_dir: Path,
     policy = create(policy_name)
     out_dir = Path(out_dir)
     for index, (label, scenario) in enumerate(runs):
-        run_dir, done = open_value_folder(out_dir, label, scenario, resume)
+        run_dir, done = open_value_folder(out_dir, label, scenario, resume, policy.name)
         if run_finished(done, scenario.task.rounds, scenario.task.max_time_s):
             if progress:
                 print(f"[{label}] {len(done)} rounds already done", file=progress)

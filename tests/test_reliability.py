@@ -545,7 +545,7 @@ def _torn_and_replanned(runs: Path, tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("command", ["run", "compare"])
+@pytest.mark.parametrize("command", ["run", "compare", "sweep"])
 @pytest.mark.parametrize("damage, fragment", [
     (_torn_and_cut, "rounds.csv lost its last row"),
     (_torn_and_flipped, "tfl-round1.pt: damaged"),
@@ -557,9 +557,16 @@ def test_a_refused_resume_changes_nothing_in_the_folder(runs, tmp_path, capsys, 
     is run again" said), the deleted manifest not written again, before the refusal; the
     plan, made before any change, is checked before any change too."""
     folder = damage(runs, tmp_path)
+    if command == "sweep":  # the damaged run as the folder of a swept value (the scenario's own learning rate)
+        (tmp_path / "swept").mkdir()
+        folder = folder.rename(tmp_path / "swept" / "learning_rate=0.05")
     before = file_sums(folder)
     if command == "run":
         code, _, err = resume(capsys, folder)
+    elif command == "sweep":
+        code, _, err = cli(capsys, "sweep", TINY, *RUN, "--vary", "task.learning_rate=0.05", "--out",
+                           tmp_path / "swept", "--set", "task.rounds=3", "--resume")
+        err = "".join(line for line in err.splitlines(keepends=True) if not line.startswith("== "))  # its progress
     else:
         code, _, err = cli(capsys, "compare", TINY, "--policies", "tfl", "--out", folder, "--set", "task.rounds=3",
                            "--resume")

@@ -2,6 +2,7 @@
 path and what is allowed; overrides and seeds work; worlds are built as described."""
 
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -260,6 +261,17 @@ def test_the_physical_ranges_keep_their_lower_bounds_messages_and_hold_every_shi
     scenario_from_dict(scenario_dict(), overrides=edge)
     scenario_from_dict(scenario_dict(devices=[{"position_m": [1e7, -1e7], "f_max_hz": 1e9, "eps": 5e-27,
                                                "p_max_dbm": -50}]))
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("devices.mobility={random_waypoint: {speed_mps: 1e300}}", "speed_mps: must be <= 1000"),
+    ("devices.mobility={random_waypoint: {speed_mps: 1.5, pause_s: 1e300}}", "pause_s: must be <= 1e+09"),
+    ("devices.availability={markov: {mean_on_s: 1e300, mean_off_s: 300}}", "mean_on_s: must be <= 1e+09"),
+    ("devices.battery_j=1e300", "battery_j: every value must be in (0, 1e9] J"),
+])
+def test_the_dynamics_fields_have_physical_ranges_too(override, fragment):
+    with pytest.raises(ScenarioError, match=re.escape(fragment)):
+        load_scenario(ROOT / "tests" / "data" / "tiny.yaml", overrides=[override])
 
 
 def test_the_readme_states_every_physical_range():

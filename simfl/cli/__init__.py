@@ -122,9 +122,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         elif args.seeds:
             from simfl.compare_seeds import compare_seeds, parse_seeds  # deferred: matplotlib, only for the commands that draw
 
-            compare_seeds(scenario, parse_seeds(args.seeds), out, names, resume=args.resume, solver=args.solver)
+            compare_seeds(scenario, parse_seeds(args.seeds), out, names, resume=args.resume, solver=args.solver,
+                          progress=sys.stderr)
         else:
-            compare(scenario, out, names, resume=args.resume, solver=args.solver)
+            compare(scenario, out, names, resume=args.resume, solver=args.solver, progress=sys.stderr)
     except KeyboardInterrupt:
         print(f"simfl: interrupted; finished rounds are in {out} (continue with --resume)", file=sys.stderr)
         return 130
@@ -196,7 +197,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             with cluster:
                 sweep_parallel(runs, args.policy, out, cluster, resume=args.resume, solver=args.solver)
         else:
-            sweep(runs, args.policy, out, resume=args.resume, solver=args.solver)
+            sweep(runs, args.policy, out, resume=args.resume, solver=args.solver, progress=sys.stderr)
     except KeyboardInterrupt:
         print(f"simfl: interrupted; finished rounds are in {out} (continue with --resume)", file=sys.stderr)
         return 130

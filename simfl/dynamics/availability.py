@@ -16,7 +16,8 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from simfl.dynamics.registry import WithoutFields, AVAILABILITY, Fail, number_field, register, unknown_fields
+from simfl.dynamics.registry import (AVAILABILITY, MAX_PERIOD_S, Fail, WithoutFields, number_field, register,
+                                    unknown_fields)
 from simfl.streams import keyed_rng
 
 INF = math.inf
@@ -50,8 +51,8 @@ class MarkovOnOff:
     @classmethod
     def from_config(cls, params: Any, where: str, fail: Fail, context: dict) -> MarkovOnOff | None:
         unknown_fields(params, {"mean_on_s", "mean_off_s"}, where, fail)
-        on = number_field(params, "mean_on_s", where, fail, above=0)
-        off = number_field(params, "mean_off_s", where, fail, above=0)
+        on = number_field(params, "mean_on_s", where, fail, above=0, maximum=MAX_PERIOD_S)
+        off = number_field(params, "mean_off_s", where, fail, above=0, maximum=MAX_PERIOD_S)
         return None if on is None or off is None or on <= 0 or off <= 0 else cls(on, off)
 
     @property

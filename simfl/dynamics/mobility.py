@@ -10,7 +10,8 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from simfl.dynamics.registry import WithoutFields, MOBILITY, Fail, number_field, register, unknown_fields
+from simfl.dynamics.registry import (MAX_PERIOD_S, MAX_SPEED_MPS, MOBILITY, Fail, WithoutFields, number_field,
+                                    register, unknown_fields)
 from simfl.streams import keyed_rng
 
 
@@ -38,8 +39,8 @@ class RandomWaypoint:
     @classmethod
     def from_config(cls, params: Any, where: str, fail: Fail, context: dict) -> RandomWaypoint | None:
         unknown_fields(params, {"speed_mps", "pause_s"}, where, fail)
-        speed = number_field(params, "speed_mps", where, fail, above=0)
-        pause = number_field(params, "pause_s", where, fail, minimum=0, default=0.0)
+        speed = number_field(params, "speed_mps", where, fail, above=0, maximum=MAX_SPEED_MPS)
+        pause = number_field(params, "pause_s", where, fail, minimum=0, maximum=MAX_PERIOD_S, default=0.0)
         return None if speed is None or pause is None or speed <= 0 or pause < 0 else cls(speed, pause)
 
 

@@ -71,8 +71,10 @@ class WithoutFields:
 
 
 def number_field(params: Any, key: str, where: str, fail: Fail, *, above: float | None = None,
-                 minimum: float | None = None, below: float | None = None, default: float | None = None) -> float | None:
-    """One finite number of a component's mapping, checked against its bounds."""
+                 minimum: float | None = None, below: float | None = None, maximum: float | None = None,
+                 default: float | None = None) -> float | None:
+    """One finite number of a component's mapping, checked against its bounds (`above`,
+    `below` exclusive; `minimum`, `maximum` inclusive)."""
     if not isinstance(params, dict):
         fail(where, f"must be a mapping with field {key!r}, got {params!r}")
         return None
@@ -95,7 +97,15 @@ def number_field(params: Any, key: str, where: str, fail: Fail, *, above: float 
         fail(f"{where}.{key}", f"must be >= {minimum:g}, got {value:g}")
     if below is not None and value >= below:
         fail(f"{where}.{key}", f"must be < {below:g}, got {value:g}")
+    if maximum is not None and value > maximum:
+        fail(f"{where}.{key}", f"must be <= {maximum:g}, got {value:g}")
     return value
+
+
+# Physical bounds of the dynamics' fields: far above any phone's, far below what turns a
+# run's times into infinities (a typo like 1e300 fails on load).
+MAX_SPEED_MPS = 1e3  # 3,600 km/h: above any vehicle a phone rides
+MAX_PERIOD_S = 1e9  # 31 years: an on/off period or a pause
 
 
 def unknown_fields(params: Any, allowed: set[str], where: str, fail: Fail) -> None:
