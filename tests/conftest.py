@@ -96,3 +96,32 @@ def temporary_cache(tmp_path_factory):
         os.environ.pop("SIMFL_CACHE", None)
     else:
         os.environ["SIMFL_CACHE"] = before
+
+
+_GOLDEN: list = []
+
+
+def _golden_runs(tmp_path_factory):
+    """The golden cases (tests/golden/cases.py), started once per session."""
+    if not _GOLDEN:
+        import sys
+        from pathlib import Path
+
+        sys.path.insert(0, str(Path(__file__).parent / "golden"))
+        from cases import GoldenRuns
+
+        _GOLDEN.append(GoldenRuns(tmp_path_factory.mktemp("golden")))
+    return _GOLDEN[0]
+
+
+@pytest.fixture(scope="session")
+def golden_runs(tmp_path_factory):
+    return _golden_runs(tmp_path_factory)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def start_golden_runs_early(request, tmp_path_factory):
+    """A session that includes the golden tests starts their cases at once, beside the
+    other tests (at a lower priority), so they use the core the other tests leave idle."""
+    if any(item.nodeid.split("::")[0].endswith("test_golden.py") for item in request.session.items):
+        _golden_runs(tmp_path_factory)

@@ -18,8 +18,6 @@ MKL capped at AVX2, one CPU instead of two): portable mode must give the same bi
 from __future__ import annotations
 
 import sys
-import threading
-from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +25,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "golden"))
-from cases import CASES, FILES, HERE, TRAINING_COLUMNS, run_case  # noqa: E402
+from cases import CASES, FILES, FORCED, HERE, TRAINING_COLUMNS  # noqa: E402
 
 SIMULATOR_RTOL = 1e-12
 
@@ -42,43 +40,6 @@ def _numeric(column: pd.Series) -> np.ndarray | None:
         return values.astype(float)
     except ValueError:
         return None
-
-
-# The cases run two at a time: a case's process keeps about one core busy (planning,
-# synthesis and evaluation are single-threaded), so two of them fill the machine's two.
-# Each lane has a generator cache of its own and holds the cases of the scenarios whose
-# generator it trains, so no generator is trained twice or by two processes at once.
-FORCED = "quickstart-fimi (other code paths)"
-LANES = ([*(n for n in sorted(CASES) if n.startswith("quickstart-")), FORCED],
-         [n for n in sorted(CASES) if not n.startswith("quickstart-")])
-# oneDNN and MKL capped at AVX2 (an AVX2-only CPU's kernels) and one CPU instead of two
-FORCED_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
-
-
-@pytest.fixture(scope="module")
-def golden_runs(tmp_path_factory) -> dict[str, Future]:
-    """Every case started in its lane; each test waits for its own."""
-    root = tmp_path_factory.mktemp("golden")
-    runs: dict[str, Future] = {key: Future() for lane in LANES for key in lane}
-
-    def play(lane: list[str], cache: Path) -> None:
-        for key in lane:
-            try:
-                if key == FORCED:  # its own cache, so the generator is trained on the forced paths too
-                    out = run_case("quickstart-fimi", root / "forced", root / "forced-cache", env=FORCED_ENV, cpus={0})
-                else:
-                    out = run_case(key, root / key, cache)
-            except BaseException as exc:  # noqa: BLE001 (handed to the test that waits for it)
-                runs[key].set_exception(exc)
-            else:
-                runs[key].set_result(out)
-
-    threads = [threading.Thread(target=play, args=(lane, root / f"cache-{i}"), daemon=True) for i, lane in enumerate(LANES)]
-    for thread in threads:
-        thread.start()
-    yield runs
-    for thread in threads:
-        thread.join()
 
 
 def assert_matches_golden(name: str, out: Path) -> None:
@@ -105,11 +66,11 @@ def assert_matches_golden(name: str, out: Path) -> None:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_shipped_scenario_matches_its_golden_files(name, golden_runs):
-    assert_matches_golden(name, golden_runs[name].result())
+    assert_matches_golden(name, golden_runs.result(name))
 
 
 def test_portable_numerics_give_the_same_bits_on_other_code_paths(golden_runs):
     """oneDNN and MKL capped at AVX2 (an AVX2-only CPU's kernels) and one CPU instead of two:
     in fast mode each of these changes the training columns (checked when this was written);
     in portable mode none may. The FIMI case trains and samples the generator too."""
-    assert_matches_golden("quickstart-fimi", golden_runs[FORCED].result())
+    assert_matches_golden("quickstart-fimi", golden_runs.result(FORCED))

@@ -26,6 +26,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 import pandas as pd
@@ -74,10 +76,18 @@ CASES: dict[str, tuple[str, str, list[str]]] = {
 
 
 def run_case(name: str, out: Path, cache: Path, env: dict[str, str] | None = None,
-             cpus: set[int] | None = None) -> Path:
+             cpus: set[int] | None = None, nice: int = 0) -> Path:
     """Run one case with `simfl --numerics portable run` in a new process into `out`; the
-    generator cache is `cache`. `env` adds environment variables and `cpus` restricts the
-    process to those CPUs (to force other code paths of the libraries)."""
+    generator cache is `cache`. `env` adds environment variables, `cpus` restricts the
+    process to those CPUs (to force other code paths of the libraries) and `nice` lowers
+    its priority (portable numerics give the same bits however it is scheduled)."""
+
+    def setup() -> None:
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+        if nice:
+            os.nice(nice)
+
     scenario, policy, overrides = CASES[name]
     args = [sys.executable, "-m", "simfl", "run", str(ROOT / "scenarios" / scenario), "--policy", policy,
             "--out", str(out), "--numerics", "portable"]
@@ -86,10 +96,51 @@ def run_case(name: str, out: Path, cache: Path, env: dict[str, str] | None = Non
     # the synthesis pools live in the cache too, not only the generators
     environment = {**os.environ, "SIMFL_CACHE": str(cache), **(env or {})}
     done = subprocess.run(args, env=environment, capture_output=True, text=True, cwd=ROOT,
-                          preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+                          preexec_fn=setup if cpus or nice else None)
     if done.returncode != 0:
         raise RuntimeError(f"golden case {name}: simfl run exited {done.returncode}:\n{done.stderr[-3000:]}")
     return out
+
+
+# A case's process keeps about one core busy (planning, synthesis and evaluation are
+# single-threaded), so the cases run in two lanes, from the start of a test session that
+# includes them, beside the other tests and below their priority: they use what the other
+# tests leave of the two cores. Each lane has a generator cache of its own and holds the
+# cases of the scenarios whose generator it trains, so no generator is trained twice or
+# by two processes at once.
+FORCED = "quickstart-fimi (other code paths)"
+# oneDNN and MKL capped at AVX2 (an AVX2-only CPU's kernels) and one CPU instead of two
+FORCED_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+LANES = ([*(n for n in sorted(CASES) if CASES[n][0] in ("quickstart.yaml", "paper-fmnist.yaml")), FORCED],
+         [n for n in sorted(CASES) if CASES[n][0] not in ("quickstart.yaml", "paper-fmnist.yaml")])
+
+
+class GoldenRuns:
+    """Every case (and the forced-paths run of quickstart-fimi) played in its lane into
+    `root`; `result(key)` waits for one and returns its folder, or raises its error."""
+
+    def __init__(self, root: Path, nice: int = 10) -> None:
+        self.runs: dict[str, Future] = {key: Future() for lane in LANES for key in lane}
+        self.threads = [threading.Thread(target=self._play, args=(lane, root, root / f"cache-{i}", nice), daemon=True)
+                        for i, lane in enumerate(LANES)]
+        for thread in self.threads:
+            thread.start()
+
+    def _play(self, lane: list[str], root: Path, cache: Path, nice: int) -> None:
+        for key in lane:
+            try:
+                if key == FORCED:  # its own cache, so the generator is trained on the forced paths too
+                    out = run_case("quickstart-fimi", root / "forced", root / "forced-cache", env=FORCED_ENV,
+                                   cpus={0}, nice=nice)
+                else:
+                    out = run_case(key, root / key, cache, nice=nice)
+            except BaseException as exc:  # noqa: BLE001 (handed to the test that waits for it)
+                self.runs[key].set_exception(exc)
+            else:
+                self.runs[key].set_result(out)
+
+    def result(self, key: str) -> Path:
+        return self.runs[key].result()
 
 
 def write_training_columns(name: str, out: Path) -> None:
