@@ -126,6 +126,10 @@ def set_values() -> list[str]:
         "optimisation.omega_cycles_per_sample=1e300", "cells.0.downlink={bandwidth_hz: 1e7, power_dbm: 1e6}",
         "optimisation.t_max_s=1e12", "optimisation.t_max_s=1e300",
         "cells={hex_grid: {rings: 1000000, spacing_m: 1000, radius_m: 500, bandwidth_hz: 1e7}}",
+        # the dynamics' fields: a walk at 1e300 m/s, periods and batteries that never end
+        "devices.mobility={random_waypoint: {speed_mps: 1e300}}", "devices.availability={markov: {mean_on_s: 1e300, "
+        "mean_off_s: 300}}", "devices.mobility={random_waypoint: {speed_mps: 1.5, pause_s: 1e300}}",
+        "devices.battery_j=1e300",
     ]
     return cases
 
