@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,11 +106,8 @@ _GOLDEN: list = []
 def _golden_runs(tmp_path_factory):
     """The golden cases (tests/golden/cases.py), started once per session."""
     if not _GOLDEN:
-        import sys
-        from pathlib import Path
-
         sys.path.insert(0, str(Path(__file__).parent / "golden"))
-        from cases import GoldenRuns
+        from cases import GoldenRuns  # tests/golden is not a package: found once its folder is on the path
 
         _GOLDEN.append(GoldenRuns(tmp_path_factory.mktemp("golden")))
     return _GOLDEN[0]
