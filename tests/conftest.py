@@ -124,3 +124,6 @@ def start_golden_runs_early(request, tmp_path_factory):
     other tests (at a lower priority), so they use the core the other tests leave idle."""
     if any(item.nodeid.split("::")[0].endswith("test_golden.py") for item in request.session.items):
         _golden_runs(tmp_path_factory)
+    yield
+    if _GOLDEN:
+        _GOLDEN[0].stop()

@@ -29,6 +29,7 @@ import tempfile
 import threading
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -76,11 +77,13 @@ CASES: dict[str, tuple[str, str, list[str]]] = {
 
 
 def run_case(name: str, out: Path, cache: Path, env: dict[str, str] | None = None,
-             cpus: set[int] | None = None, nice: int = 0) -> Path:
+             cpus: set[int] | None = None, nice: int = 0,
+             on_start: Callable[[subprocess.Popen], None] | None = None) -> Path:
     """Run one case with `simfl --numerics portable run` in a new process into `out`; the
     generator cache is `cache`. `env` adds environment variables, `cpus` restricts the
     process to those CPUs (to force other code paths of the libraries) and `nice` lowers
-    its priority (portable numerics give the same bits however it is scheduled)."""
+    its priority (portable numerics give the same bits however it is scheduled);
+    `on_start` is handed the process once it runs."""
 
     def setup() -> None:
         if cpus:
@@ -95,10 +98,13 @@ def run_case(name: str, out: Path, cache: Path, env: dict[str, str] | None = Non
         args += ["--set", item]
     # the synthesis pools live in the cache too, not only the generators
     environment = {**os.environ, "SIMFL_CACHE": str(cache), **(env or {})}
-    done = subprocess.run(args, env=environment, capture_output=True, text=True, cwd=ROOT,
-                          preexec_fn=setup if cpus or nice else None)
-    if done.returncode != 0:
-        raise RuntimeError(f"golden case {name}: simfl run exited {done.returncode}:\n{done.stderr[-3000:]}")
+    with subprocess.Popen(args, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                          preexec_fn=setup if cpus or nice else None) as process:
+        if on_start is not None:
+            on_start(process)
+        _, stderr = process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"golden case {name}: simfl run exited {process.returncode}:\n{stderr[-3000:]}")
     return out
 
 
@@ -121,19 +127,28 @@ class GoldenRuns:
 
     def __init__(self, root: Path, nice: int = 10) -> None:
         self.runs: dict[str, Future] = {key: Future() for lane in LANES for key in lane}
-        self.threads = [threading.Thread(target=self._play, args=(lane, root, root / f"cache-{i}", nice), daemon=True)
+        self.running: dict[int, subprocess.Popen] = {}  # lane -> its case's process
+        self.stopped = False
+        self.threads = [threading.Thread(target=self._play, args=(i, lane, root, root / f"cache-{i}", nice), daemon=True)
                         for i, lane in enumerate(LANES)]
         for thread in self.threads:
             thread.start()
 
-    def _play(self, lane: list[str], root: Path, cache: Path, nice: int) -> None:
+    def _play(self, index: int, lane: list[str], root: Path, cache: Path, nice: int) -> None:
+        def started(process: subprocess.Popen) -> None:
+            self.running[index] = process
+            if self.stopped:
+                process.kill()
+
         for key in lane:
             try:
+                if self.stopped:
+                    raise RuntimeError("the test session ended before this golden case ran")
                 if key == FORCED:  # its own cache, so the generator is trained on the forced paths too
                     out = run_case("quickstart-fimi", root / "forced", root / "forced-cache", env=FORCED_ENV,
-                                   cpus={0}, nice=nice)
+                                   cpus={0}, nice=nice, on_start=started)
                 else:
-                    out = run_case(key, root / key, cache, nice=nice)
+                    out = run_case(key, root / key, cache, nice=nice, on_start=started)
             except BaseException as exc:  # noqa: BLE001 (handed to the test that waits for it)
                 self.runs[key].set_exception(exc)
             else:
@@ -141,6 +156,16 @@ class GoldenRuns:
 
     def result(self, key: str) -> Path:
         return self.runs[key].result()
+
+    def stop(self) -> None:
+        """End the cases still running or waiting (a session that ran only some of the
+        golden tests leaves no process behind)."""
+        self.stopped = True
+        for process in list(self.running.values()):
+            if process.poll() is None:
+                process.kill()
+        for thread in self.threads:
+            thread.join()
 
 
 def write_training_columns(name: str, out: Path) -> None:
