@@ -1,20 +1,17 @@
-"""One device's job in one round: what it costs (eqs. (5)-(11)) and how it runs in time.
+"""One device's job in one round: what it costs (eqs. (5)-(11)).
 
 The equations themselves are simfl.compute (5, 6) and simfl.radio (7-9); this module is
 the one place they are put together, for the planner (`plan.plan_costs`), the optimisers'
-solutions, the synchronous round and the asynchronous server alike:
+solutions and the engine's jobs (simfl.engine.job, which runs them in time) alike:
 
 - `device_costs`: every device's latency and energy of a round from its D_loc + D_gen,
   f, b, P and gain, with the totals of eqs. (10) and (11);
 - `spent_j`: what a job spent by the time it stopped, power times the time each phase
-  ran (a finished job's equals eqs. (5) and (9));
-- `course`: when each phase of a job ends, stopped at the first of going offline,
-  emptying the battery and the server's deadline.
+  ran (a finished job's equals eqs. (5) and (9)).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,43 +84,3 @@ def spent_j(eps: float, f_hz: float, p_w: float, compute_s: float, upload_s: flo
     `upload_s` seconds: power times time, which for a job that finishes equals eqs. (5)
     and (9)."""
     return float(eps * f_hz ** 3 * compute_s), float(p_w * upload_s)
-
-
-def battery_empty_at(start_s: float, battery_j: float, download_s: float, compute_s: float, upload_s: float,
-                     computing_w: float, sending_w: float) -> float:
-    """When a job started at `start_s` empties a battery holding `battery_j` (inf: it
-    does not): receiving draws nothing from the battery's FL budget, computing draws
-    `computing_w`, sending `sending_w`."""
-    if not math.isfinite(battery_j):
-        return math.inf
-    e_cmp = computing_w * compute_s
-    if battery_j < e_cmp:
-        return start_s + download_s + battery_j / computing_w
-    if battery_j - e_cmp < sending_w * upload_s:
-        return start_s + download_s + compute_s + (battery_j - e_cmp) / sending_w
-    return math.inf
-
-
-@dataclass(frozen=True)
-class Course:
-    """How a job ran, in absolute simulated times: each phase ends at its start plus its
-    duration unless the job stopped first (then every later instant is the stop)."""
-
-    start_s: float  # the download starts (or the computation, without a modelled downlink)
-    compute_start_s: float
-    compute_end_s: float  # = the upload's start
-    end_s: float  # the upload's end, or where the job stopped
-    outcome: str  # ok | straggler | offline | battery
-
-
-def course(start_s: float, download_s: float, compute_s: float, upload_s: float, stop_at_s: float,
-           stop_cause: str, deadline_s: float) -> Course:
-    """The course of a job started at `start_s` that goes offline or empties its battery
-    at `stop_at_s` (`stop_cause`), cut at `deadline_s` as a straggler."""
-    download_end = start_s + download_s if download_s > 0 else start_s
-    compute_end = download_end + compute_s
-    upload_end = compute_end + upload_s
-    stop, cause = (stop_at_s, stop_cause) if stop_at_s <= deadline_s else (deadline_s, STRAGGLER)
-    outcome, end = (OK, upload_end) if upload_end <= stop else (cause, stop)
-    return Course(start_s=start_s, compute_start_s=min(download_end, end), compute_end_s=min(compute_end, end),
-                  end_s=end, outcome=outcome)

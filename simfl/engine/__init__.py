@@ -1,12 +1,12 @@
 """The SimPy engine: one environment for the whole run (`run`, simulation.py).
 
-A long-lived process per device takes its jobs from an inbox; a job is "receive the global
+Each job is a process of its own (job.py), the same in every mode: "receive the global
 model (if the cell has a modelled downlink), compute for tau*omega*(D_loc+D_gen)/f
 seconds (eq. 6), upload S bits on the sub-band at the power the round plan gives (eqs.
-7-9)", its course computed by simfl.jobs when it is dispatched (dispatch.py). A device
-stops short when it goes offline or its battery empties during the job (its energy
-until then counts, its update is lost); the server cuts at the deadline T_max whoever is
-still busy (a straggler).
+7-9)", the upload a flow whose rate may change while it runs. Events stop it short: its
+device going offline, its battery emptying (its energy until then counts, its update is
+lost) and the server's deadline T_max (a straggler). Jobs report to the server through
+one Store; an idle device has no process.
 
 The server process is synchronous rounds (synchronous.py) or, in FedBuff and FedAsync,
 arrivals aggregated as they come (asynchronous.py), with the same jobs, accounting and

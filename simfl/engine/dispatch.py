@@ -5,7 +5,6 @@ did (its energy, its bits, its device's battery, its row of events.csv)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Generator
 
 import numpy as np
@@ -13,8 +12,8 @@ import simpy
 
 from simfl.engine.records import DeviceRecord, EngineState
 from simfl.errors import InfeasiblePlan
-from simfl.jobs import (BATTERY, OFFLINE, OK, STRAGGLER, Course, battery_empty_at, computing_power_w, course, device_costs,
-                        spent_j)
+from simfl.engine.job import Job
+from simfl.jobs import BATTERY, OK, STRAGGLER, computing_power_w, device_costs, spent_j
 from simfl.network import Network, RoundState
 from simfl.plan import Plan, RoundPlan
 from simfl.radio import uplink_rate_bps
@@ -23,23 +22,6 @@ from simfl.world import World
 # Solvers make T_cmp + T_com equal to T_max (Lemma 2); float rounding must not turn an
 # exactly-on-time device into a straggler.
 DEADLINE_GRACE = 1e-9
-
-
-@dataclass(frozen=True)
-class Job:
-    """One device's work in one round, with everything its process needs precomputed."""
-
-    version: int
-    download_s: float
-    compute_s: float
-    upload_s: float
-    stop_at_s: float  # when it goes offline or its battery empties, whichever is first (inf: never)
-    stop_cause: str
-
-    def course(self, start_s: float, deadline_s: float) -> Course:
-        """How the job runs when it starts at `start_s` and the server cuts it at `deadline_s`."""
-        return course(start_s, self.download_s, self.compute_s, self.upload_s, self.stop_at_s, self.stop_cause,
-                      deadline_s)
 
 
 def synthetic_download(env: simpy.Environment, world: World, network: Network, state: EngineState,
@@ -82,24 +64,23 @@ def downlink_time_s(world: World, view: RoundState, bits: np.ndarray) -> np.ndar
     return out
 
 
-def make_jobs(world: World, plan: Plan | None, round_plan: RoundPlan, view: RoundState,
-              selected: np.ndarray) -> list[tuple[Job, float]]:
-    """The selected devices' jobs and uplink rates, from this round's gains and resources."""
+def make_jobs(world: World, plan: Plan | None, round_plan: RoundPlan, view: RoundState, selected: np.ndarray,
+              deadline_s: float, first_job: int = 0) -> list[Job]:
+    """The selected devices' jobs from this round's gains and resources, dispatched now
+    (`view.time_s`) and cut at `deadline_s`, numbered from `first_job`."""
     assert plan is not None
     k = world.constants
     costs = device_costs(k.tau, k.omega_cycles, k.model_bits, world.eps, world.d_loc + plan.d_gen, round_plan.f_hz,
                          round_plan.b_hz, round_plan.p_w, view.gain, world.noise_w_per_hz[view.cell_of])
     t_dl = downlink_time_s(world, view, np.full(world.n_devices, k.model_bits)) if any(world.downlink) else np.zeros(world.n_devices)
     computing_w = computing_power_w(world.eps, round_plan.f_hz)
-    jobs = []
-    for i in selected.tolist():
-        empty_at = battery_empty_at(view.time_s, float(view.battery_j[i]), float(t_dl[i]), float(costs.t_cmp_s[i]),
-                                    float(costs.t_com_s[i]), float(computing_w[i]), float(round_plan.p_w[i]))
-        offline_at = float(view.online_until_s[i])
-        stop, cause = (offline_at, OFFLINE) if offline_at <= empty_at else (empty_at, BATTERY)
-        jobs.append((Job(version=view.version, download_s=float(t_dl[i]), compute_s=float(costs.t_cmp_s[i]),
-                         upload_s=float(costs.t_com_s[i]), stop_at_s=stop, stop_cause=cause), float(costs.rate_bps[i])))
-    return jobs
+    return [Job(job=first_job + n, device=i, base_version=view.version, repeat=0, cell=int(view.cell_of[i]),
+                gain=float(view.gain[i]), f_hz=float(round_plan.f_hz[i]), b_hz=float(round_plan.b_hz[i]),
+                p_w=float(round_plan.p_w[i]), rate_bps=float(costs.rate_bps[i]), model_bits=float(k.model_bits),
+                computing_w=float(computing_w[i]), download_s=float(t_dl[i]), compute_s=float(costs.t_cmp_s[i]),
+                battery_j=float(view.battery_j[i]), online_until_s=float(view.online_until_s[i]),
+                dispatch_s=float(view.time_s), deadline_s=deadline_s)
+            for n, i in enumerate(selected.tolist())]
 
 
 def job_energy_j(world: World, device: int, f_hz: float, p_w: float, entry: dict[str, Any]) -> tuple[float, float]:
@@ -110,10 +91,10 @@ def job_energy_j(world: World, device: int, f_hz: float, p_w: float, entry: dict
 
 def job_bits(world: World, entry: dict[str, Any]) -> float:
     """Bits a job put on the uplink: the whole update (S) when it arrived, else what its
-    rate carried until it stopped."""
+    flow carried until it stopped."""
     if entry["outcome"] == OK:
         return float(world.constants.model_bits)
-    return float(entry["rate_bps"] * (entry["upload_end_s"] - entry["upload_start_s"]))
+    return float(entry["bits_sent"])
 
 
 def charge_battery(world: World, network: Network, device: int, f_hz: float, p_w: float, entry: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ import simpy
 from simfl.engine.asynchronous import AsyncServer
 from simfl.engine.dispatch import synthetic_download
 from simfl.engine.records import DeviceRecord, EngineState, RoundRecord
-from simfl.engine.synchronous import Rounds, server_process
+from simfl.engine.synchronous import server_process
 from simfl.learning.protocol import Trainer
 from simfl.network import Network
 from simfl.plan import Plan, check_plan
@@ -54,7 +54,7 @@ def run(world: World, plan: Plan, trainer: Trainer, rounds: int, seed: int,
 
         env.process(asynchronous())
     else:
-        env.process(server_process(env, Rounds(env, world.n_devices), world, network, policy, context, trainer,
+        env.process(server_process(env, world, network, policy, context, trainer,
                                    rounds, state, synthetic_bits, on_round, result))
     env.run()
     return result[0]

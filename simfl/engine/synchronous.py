@@ -2,24 +2,26 @@
 
 Each round the server observes the network (positions, serving cells, this round's
 fading, who is online), lets the policy select the participants and set their resources,
-dispatches the jobs, collects the updates until all have arrived or the deadline T_max
-passes, and aggregates them through the policy's hook. A long-lived process per device
-takes its jobs from an inbox and reports through a `simpy.Store`.
+dispatches the jobs (a process each, engine.job), collects every job's report until all
+have come in (a lost job reports at the deadline T_max, a straggler is cut there), and
+aggregates the updates that arrived through the policy's hook.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any, Callable, Generator, cast
+from typing import Any, Callable, Generator
 
 import numpy as np
 import simpy
 
+from simfl.engine.clock import at
 from simfl.engine.dispatch import (DEADLINE_GRACE, charge_battery, checked_selection, device_record, make_jobs,
                                    synthetic_download)
+from simfl.engine.job import Job, job_process
 from simfl.engine.records import DeviceRecord, EngineState, RoundRecord
-from simfl.jobs import BATTERY, OFFLINE, OK, STRAGGLER, Course
+from simfl.jobs import BATTERY, OFFLINE, OK, STRAGGLER
 from simfl.learning.protocol import Trainer
 from simfl.network import Network
 from simfl.plan import check_round_plan
@@ -27,44 +29,14 @@ from simfl.policy import PlanContext, Policy
 from simfl.world import World
 
 
-class Rounds:
-    """The mutable parts of a synchronous run: the devices' inboxes, the server's outbox
-    and the current round's log."""
-
-    def __init__(self, env: simpy.Environment, n_devices: int) -> None:
-        self.env = env
-        self.inbox = [simpy.Store(env, capacity=1) for _ in range(n_devices)]
-        self.updates = simpy.Store(env)
-        self.log: dict[int, dict[str, Any]] = {}
-        for i in range(n_devices):
-            env.process(device_process(env, i, self))
-
-
-def device_process(env: simpy.Environment, device: int, run: Rounds) -> Generator[simpy.Event, Any, None]:
-    """A device for the whole run: take a job, run its course (receive, compute, upload),
-    report; again. A straggler does not report: the server cuts it at the deadline."""
-    while True:
-        version, job_course = cast(tuple[int, Course], (yield run.inbox[device].get()))
-        if job_course.end_s > env.now:
-            yield env.timeout(job_course.end_s - env.now)
-        if job_course.outcome != STRAGGLER:
-            run.updates.put((device, version, job_course.outcome))
-
-
-def log_entry(job_course: Course, rate_bps: float) -> dict[str, Any]:
-    """A job's row of the round's log (what `device_record` turns into events.csv)."""
-    return {"download_start_s": job_course.start_s, "compute_start_s": job_course.compute_start_s,
-            "compute_end_s": job_course.compute_end_s, "upload_start_s": job_course.compute_end_s,
-            "upload_end_s": job_course.end_s, "outcome": job_course.outcome, "rate_bps": rate_bps}
-
-
-def server_process(env: simpy.Environment, run: Rounds, world: World, network: Network, policy: Policy,
+def server_process(env: simpy.Environment, world: World, network: Network, policy: Policy,
                    context: PlanContext, trainer: Trainer, rounds: int, state: EngineState,
                    synthetic_bits: np.ndarray | None,
                    on_round: Callable[[RoundRecord, list[DeviceRecord], EngineState], None] | None,
                    result: list[EngineState]) -> Generator[simpy.Event, Any, None]:
     """Synchronous rounds until `rounds` are played (or no device can ever take part)."""
     k = world.constants
+    outbox = simpy.Store(env)  # where every job reports
     yield from synthetic_download(env, world, network, state, synthetic_bits)
     while state.next_round < rounds and state.time_s < k.max_time_s:
         r = state.next_round
@@ -74,43 +46,28 @@ def server_process(env: simpy.Environment, run: Rounds, world: World, network: N
             wake = network.next_online_s()
             if not math.isfinite(wake):
                 break  # every device is offline for good or out of battery: the run ends
-            yield env.timeout(wake - env.now)
+            yield at(env, wake)
             continue
         selected = checked_selection(policy.select(view, context), view)
         view = replace(view, selected=selected, aggregation=k.aggregation)
         round_plan = policy.plan_round(world, view, context)
         check_round_plan(world, round_plan, view.cell_of, selected)
 
-        jobs = make_jobs(world, context.plan, round_plan, view, selected)
         deadline_s = start + k.t_max_s * (1.0 + DEADLINE_GRACE)
-        run.log = {}
-        for i, (job, rate) in zip(selected.tolist(), jobs):
-            job_course = job.course(start, deadline_s)
-            run.log[i] = log_entry(job_course, rate)
-            run.inbox[i].put((job.version, job_course))
-        deadline = env.timeout(deadline_s - start)
-        pending, lost, delivered = set(selected.tolist()), False, []
-        while pending:
-            get = run.updates.get()
-            fired: Any = yield get | deadline
-            if get not in fired:
-                get.cancel()
-                break
-            device, _, outcome = cast(tuple[int, int, str], get.value)  # (device, model version, outcome)
-            pending.discard(device)
-            if outcome == OK:
-                delivered.append(device)
-            else:
-                lost = True
-        if lost and not pending and not deadline.processed:
-            yield deadline  # the server cannot know a silent device is gone: it waits out T_max
-        run.updates.items.clear()
+        deadline = at(env, deadline_s)
+        for job in make_jobs(world, context.plan, round_plan, view, selected, deadline_s):
+            env.process(job_process(env, job, outbox, deadline))
+        jobs: dict[int, Job] = {}
+        while len(jobs) < len(selected):
+            job = yield outbox.get()
+            jobs[job.device] = job
+        delivered = [i for i, job in jobs.items() if job.outcome == OK]
 
-        for i in sorted(run.log):
-            charge_battery(world, network, i, round_plan.f_hz[i], round_plan.p_w[i], run.log[i])
+        for i in sorted(jobs):
+            charge_battery(world, network, i, round_plan.f_hz[i], round_plan.p_w[i], jobs[i].entry())
         devices = [device_record(world, r, i, int(view.cell_of[i]), float(view.gain[i]), round_plan.f_hz[i],
-                                 round_plan.p_w[i], run.log[i], state.version, float(network.battery_j[i]),
-                                 0 if run.log[i]["outcome"] == OK else -1) for i in sorted(run.log)]
+                                 round_plan.p_w[i], jobs[i].entry(), state.version, float(network.battery_j[i]),
+                                 0 if jobs[i].outcome == OK else -1) for i in sorted(jobs)]
         participants = np.array(sorted(delivered), dtype=np.int64)
         updates = trainer.local_updates(r, participants, state.version) if len(participants) else []
         new_global = policy.aggregate(updates, trainer, view)

@@ -1,0 +1,221 @@
+"""One device's job as a SimPy process, the same in every aggregation mode.
+
+A job receives the global model (where the cell models a downlink), computes for
+tau*omega*(D_loc+D_gen)/f seconds (eq. 6) and uploads S bits on its sub-band (eqs. 7-9).
+The upload is a flow: the job keeps its remaining bits and the rate of its current
+segment, and a change of rate (a channel step) ends the segment, so the upload ends when
+its bits are sent, however the rate moved meanwhile (the fluid model of flow-level
+network simulators). Its energy is power times the time each phase ran.
+
+Three things stop a job short, each an event the job waits on beside its phase's end,
+made when the job needs it (an idle device has no process and no events):
+- its device goes offline: the end of its current online period, from the
+  availability timeline;
+- its battery empties, at the current phase's power: receiving draws nothing from the
+  battery's FL budget, computing draws eps f^3, sending P; the instant is recomputed
+  whenever the power changes, i.e. at every phase;
+- the server's deadline (T_max after the job's start): a straggler.
+On ties the job's own work wins (an upload that ends at the instant its device goes
+offline arrived), then going offline, then the battery, then the deadline. Energy spent
+until the stop counts; the update is lost. The server learns of a lost job at the
+deadline (it cannot tell a silent device from a slow one), so the job reports then; a
+finished job reports when its last bit arrives.
+
+Every instant is computed from the job's own state (a phase's start plus its duration, a
+segment's start plus its remaining bits over its rate) and waited for exactly
+(clock.at), so a run resumed from a checkpoint taken in the middle of a job ends it at
+the same float.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Generator, Protocol
+
+import simpy
+
+from simfl.engine.clock import at
+from simfl.jobs import BATTERY, OFFLINE, OK, STRAGGLER
+
+DOWNLOAD, COMPUTE, UPLOAD, DONE = "download", "compute", "upload", "done"
+NAN = math.nan
+
+
+class RateSource(Protocol):
+    """What sets an upload's rate while it runs (the channel in time)."""
+
+    def next_change_s(self, job: Job, time_s: float) -> float:
+        """The next instant after `time_s` at which the job's rate may change (inf: never)."""
+        ...
+
+    def rate_bps(self, job: Job, time_s: float) -> float:
+        """The job's uplink rate from `time_s` on."""
+        ...
+
+
+@dataclass
+class Job:
+    """One device's job: what it was given at dispatch and how far it has got (absolute
+    simulated times). Plain data, so that `dataclasses.asdict` is its checkpoint."""
+
+    job: int  # dispatch number in the run (asynchronous modes), device index in a synchronous round
+    device: int
+    base_version: int  # the global model it took
+    repeat: int  # its device's earlier jobs from the same base version (training seed)
+    cell: int
+    gain: float  # channel power gain when it was dispatched
+    f_hz: float
+    b_hz: float
+    p_w: float
+    rate_bps: float  # the rate of the upload's current segment
+    model_bits: float
+    computing_w: float  # eps f^3
+    download_s: float
+    compute_s: float
+    battery_j: float  # the device's FL budget at dispatch (inf: mains powered)
+    online_until_s: float  # when its device goes offline (inf: never)
+    dispatch_s: float
+    deadline_s: float
+    phase: str = DOWNLOAD
+    compute_start_s: float = NAN
+    compute_end_s: float = NAN  # = the upload's start
+    end_s: float = NAN  # the upload's end, or where the job stopped
+    outcome: str = ""
+    left_bits: float = NAN  # still to send in the upload
+    sent_bits: float = 0.0  # sent in the upload's earlier segments
+    segment_start_s: float = NAN
+    segments: int = 0
+    counted_j: float = 0.0  # energy already counted in rounds.csv rows (asynchronous modes)
+    counted_bits: float = 0.0
+
+    # ---------------------------------------------------------------- instants
+
+    @property
+    def report_s(self) -> float:
+        """When the server learns how the job ended: its last bit, or the deadline if lost."""
+        return self.end_s if self.outcome == OK else self.deadline_s
+
+    def phase_end_s(self) -> float:
+        """When the current phase (the upload's current segment) ends if nothing stops it."""
+        if self.phase == DOWNLOAD:
+            return self.dispatch_s + self.download_s if self.download_s > 0 else self.dispatch_s
+        if self.phase == COMPUTE:
+            return self.compute_start_s + self.compute_s
+        return self.segment_start_s + _ratio(self.left_bits, self.rate_bps)
+
+    def battery_empty_s(self) -> float:
+        """When the battery empties at the current phase's power (inf: not in this phase)."""
+        if not math.isfinite(self.battery_j) or self.phase == DOWNLOAD:
+            return math.inf
+        if self.phase == COMPUTE:
+            if self.battery_j < self.computing_w * self.compute_s:
+                return self.compute_start_s + self.battery_j / self.computing_w
+            return math.inf
+        left_j = self.battery_j - self.computing_w * self.compute_s - self.p_w * (self.segment_start_s - self.compute_end_s)
+        if left_j < self.p_w * _ratio(self.left_bits, self.rate_bps):
+            return self.segment_start_s + _ratio(left_j, self.p_w)
+        return math.inf
+
+    def first_stop(self) -> tuple[float, str]:
+        """The first of going offline, emptying the battery and the deadline, ties in that order."""
+        stop, cause = self.online_until_s, OFFLINE
+        empty = self.battery_empty_s()
+        if empty < stop:
+            stop, cause = empty, BATTERY
+        if self.deadline_s < stop:
+            stop, cause = self.deadline_s, STRAGGLER
+        return stop, cause
+
+    # ---------------------------------------------------------------- moves
+
+    def end_phase(self, now: float, rates: RateSource | None) -> None:
+        if self.phase == DOWNLOAD:
+            self.phase, self.compute_start_s = COMPUTE, now
+        elif self.phase == COMPUTE:
+            self.phase, self.compute_end_s = UPLOAD, now
+            self.left_bits, self.segment_start_s, self.segments = self.model_bits, now, 1
+            if rates is not None:
+                self.rate_bps = rates.rate_bps(self, now)
+        else:
+            self._finish(now, OK)
+
+    def new_segment(self, now: float, rate_bps: float) -> None:
+        """The rate changes at `now`: the bits sent so far leave the flow."""
+        sent = self.rate_bps * (now - self.segment_start_s)
+        self.left_bits -= sent
+        self.sent_bits += sent
+        self.segment_start_s, self.rate_bps, self.segments = now, rate_bps, self.segments + 1
+
+    def stop(self, now: float, cause: str) -> None:
+        if self.phase == DOWNLOAD:
+            self.compute_start_s = now
+        if self.phase in (DOWNLOAD, COMPUTE):
+            self.compute_end_s = now
+        self._finish(now, cause)
+
+    def _finish(self, now: float, outcome: str) -> None:
+        self.phase, self.end_s, self.outcome = DONE, now, outcome
+
+    # ---------------------------------------------------------------- accounts
+
+    @property
+    def mean_rate_bps(self) -> float:
+        """The upload's bits over its duration: the rate of eq. (7) when it never changed."""
+        if self.segments <= 1:
+            return self.rate_bps
+        return self.bits_sent(self.end_s) / (self.end_s - self.compute_end_s)
+
+    def bits_sent(self, time_s: float) -> float:
+        """Bits on the uplink by `time_s`: the whole update once it arrived."""
+        if self.phase == DONE and self.outcome == OK and time_s >= self.end_s:
+            return float(self.model_bits)
+        if self.phase not in (UPLOAD, DONE) or self.segments == 0:
+            return 0.0
+        until = min(time_s, self.end_s) if self.phase == DONE else time_s
+        return self.sent_bits + self.rate_bps * max(until - self.segment_start_s, 0.0)
+
+    def entry(self) -> dict[str, Any]:
+        """The job's row of a round's log (what `dispatch.device_record` writes)."""
+        return {"download_start_s": self.dispatch_s, "compute_start_s": self.compute_start_s,
+                "compute_end_s": self.compute_end_s, "upload_start_s": self.compute_end_s,
+                "upload_end_s": self.end_s, "outcome": self.outcome, "rate_bps": self.mean_rate_bps,
+                "bits_sent": self.bits_sent(self.end_s)}
+
+
+def _ratio(a: float, b: float) -> float:
+    """a / b, infinite for b = 0 (a flow at rate 0 never ends; a phase drawing no power never empties a battery)."""
+    return a / b if b else math.inf
+
+
+def job_process(env: simpy.Environment, job: Job, outbox: simpy.Store, deadline: simpy.Event | None = None,
+                rates: RateSource | None = None) -> Generator[simpy.Event, Any, None]:
+    """Run `job` from where it is to its end, then report it to the server's `outbox` at
+    `job.report_s`. `deadline` is the server's event at `job.deadline_s` when it has
+    one for the whole round; a job of its own is made otherwise."""
+    if deadline is None or deadline.processed:
+        deadline = at(env, job.deadline_s)
+    offline = at(env, job.online_until_s) if math.isfinite(job.online_until_s) else None
+    while job.phase != DONE:
+        now = env.now
+        end = job.phase_end_s()
+        stop, cause = job.first_stop()
+        change = rates.next_change_s(job, now) if rates is not None and job.phase == UPLOAD else math.inf
+        if end <= now and end <= stop:
+            job.end_phase(now, rates)
+        elif stop <= now:
+            job.stop(now, cause)
+        elif change <= now:
+            assert rates is not None
+            job.new_segment(now, rates.rate_bps(job, now))
+        else:
+            wakes = [at(env, min(end, change)), deadline]
+            if offline is not None:
+                wakes.append(offline)
+            empty = job.battery_empty_s()
+            if math.isfinite(empty):
+                wakes.append(at(env, empty))
+            yield env.any_of(wakes)
+    if job.report_s > env.now:
+        yield at(env, job.report_s)
+    yield outbox.put(job)
