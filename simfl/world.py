@@ -39,6 +39,8 @@ class Constants:
     participants_per_round: int | None = None  # K of N; None: every available device
     outage: float = 0.0  # q: plan on the fading's q-quantile instead of the mean channel
     aggregation: Aggregation = Aggregation()  # sync rounds, FedBuff or FedAsync
+    aggregation_delay_s: float = 0.0  # simulated time each aggregation takes (scenario `server`)
+    synthesis_images_per_s: float = math.inf  # the server's synthetic images per second of simulated time
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,8 @@ def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarr
         participants_per_round=task.participants_per_round,
         outage=opt.outage,
         aggregation=scenario.aggregation,
+        aggregation_delay_s=scenario.server.aggregation_delay_s,
+        synthesis_images_per_s=scenario.server.synthesis_images_per_s,
     )
     world = World(
         cell_names=tuple(c.name for c in cells),

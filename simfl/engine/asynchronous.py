@@ -42,6 +42,7 @@ from simfl.engine.dispatch import (DEADLINE_GRACE, checked_selection, charge_bat
                                    job_energy_j, make_jobs)
 from simfl.engine.job import DONE, DOWNLOAD, UPLOAD, Job, job_process
 from simfl.engine.records import DeviceRecord, EngineState, RoundRecord
+from simfl.engine.synthesis import Synthesis
 from simfl.errors import InfeasiblePlan, RunFolderError
 from simfl.jobs import BATTERY, OFFLINE, OK, STRAGGLER, spent_j
 from simfl.learning.protocol import TrainJob, Trainer
@@ -77,6 +78,7 @@ class AsyncServer:
         self.since = saved.get("since", {"selected": 0})
         self.lost: list[Job] = []  # lost jobs reported since the last aggregation
         self.records: list[DeviceRecord] = []  # jobs to write with the next aggregation
+        self.synthesis = Synthesis(context.plan, k.synthesis_images_per_s, state.synthesised)
         self.outbox = simpy.Store(env)  # where every job reports
         for job in sorted(self.flights.values(), key=lambda f: f.job):
             env.process(job_process(env, job, self.outbox))  # a resumed run: the jobs in flight go on
@@ -88,7 +90,7 @@ class AsyncServer:
         idle device to come online); until `rounds` aggregations are done, the time
         budget is spent, or nothing is in flight and nothing will change: no device will
         come online again, or the policy selects nobody among the idle ones (CLSD)."""
-        env = self.env
+        env, k = self.env, self.world.constants
         yield from settled(env)  # a resumed run: jobs that finished at this very instant report first
         reports: list[Job] = []
         while True:
@@ -97,10 +99,13 @@ class AsyncServer:
             for job in sorted(reports, key=lambda j: j.device):
                 if self._over(rounds):
                     return
-                self._arrive(self.flights.pop(job.job), on_round, result)
+                if self._arrive(self.flights.pop(job.job)):
+                    if k.aggregation_delay_s > 0:
+                        yield at(env, env.now + k.aggregation_delay_s)  # no dispatch until the new model exists
+                    self._aggregate(on_round, result)
             if self._over(rounds):
                 return
-            self._dispatch()
+            yield from self._dispatch()
             waits: list[simpy.Event] = []
             report = self.outbox.get() if self.flights else None
             if report is not None:
@@ -121,21 +126,21 @@ class AsyncServer:
         """`rounds` aggregations done, or the scenario's simulated-time budget spent."""
         return self.state.next_round >= rounds or self.state.time_s >= self.world.constants.max_time_s
 
-    def _arrive(self, flight: Job, on_round: OnRound | None, result: list[EngineState]) -> None:
+    def _arrive(self, flight: Job) -> bool:
         """A job reported: charge its battery; keep its update (a lost job's energy and
-        record wait for the next aggregation); aggregate when the mode says so."""
+        record wait for the next aggregation); whether the mode aggregates now."""
         charge_battery(self.world, self.network, flight.device, flight.f_hz, flight.p_w, flight.entry())
         if flight.outcome != OK:
             self.lost.append(flight)
-            return
+            return False
         self.buffer.append(flight)
-        if len(self.buffer) >= self.settings.arrivals_per_aggregation:
-            self._aggregate(on_round, result)
+        return len(self.buffer) >= self.settings.arrivals_per_aggregation
 
     # ------------------------------------------------------------------ dispatch
 
-    def _dispatch(self) -> None:
-        """Fill the free slots with idle available devices the policy selects."""
+    def _dispatch(self) -> Generator[simpy.Event, Any, None]:
+        """Fill the free slots with idle available devices the policy selects (after the
+        server has made their synthetic images, if it had not)."""
         free = self.max_concurrency - len(self.flights)
         if free <= 0:
             return
@@ -160,9 +165,13 @@ class AsyncServer:
         view = replace(view, selected=chosen)
         round_plan = self.policy.plan_round(world, view, self.context)
         check_round_plan(world, round_plan, view.cell_of, chosen, view.band_free_hz)
+        making = self.synthesis.wait_s(chosen, first=self.jobs == 0 and self.state.next_round == 0)
+        if making > 0:
+            yield at(self.env, now + making)
+            now = self.env.now
         grace = world.constants.t_max_s * (1.0 + DEADLINE_GRACE)
         self.bases.setdefault(self.state.version, self.trainer.global_params())
-        for job in make_jobs(world, self.context.plan, round_plan, view, chosen, now + grace, first_job=self.jobs):
+        for job in make_jobs(world, self.context.plan, round_plan, view, chosen, now, now + grace, first_job=self.jobs):
             last = self.last_base.get(job.device)
             job.repeat = last[1] + 1 if last is not None and last[0] == self.state.version else 0
             self.last_base[job.device] = [self.state.version, job.repeat]
@@ -225,7 +234,8 @@ class AsyncServer:
         self.state = EngineState(next_round=row + 1, time_s=now, cum_energy_j=record.cum_energy_j,
                                  cum_uplink_bits=record.cum_uplink_bits, version=version + 1,
                                  network=self.network.state_dict(), policy=self.policy.state_dict(),
-                                 asynchronous=self._snapshot(), models=self._models_needed())
+                                 asynchronous=self._snapshot(), models=self._models_needed(),
+                                 synthesised=self.synthesis.state())
         self.bases = dict(self.state.models)
         result[0] = self.state
         if on_round is not None:

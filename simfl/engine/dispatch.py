@@ -12,7 +12,9 @@ import simpy
 
 from simfl.engine.records import DeviceRecord, EngineState
 from simfl.errors import InfeasiblePlan
+from simfl.engine.clock import at
 from simfl.engine.job import Job
+from simfl.engine.synthesis import Synthesis
 from simfl.jobs import BATTERY, OK, STRAGGLER, computing_power_w, device_costs, spent_j
 from simfl.network import Network, RoundState
 from simfl.plan import Plan, RoundPlan
@@ -25,10 +27,14 @@ DEADLINE_GRACE = 1e-9
 
 
 def synthetic_download(env: simpy.Environment, world: World, network: Network, state: EngineState,
-                       synthetic_bits: np.ndarray | None) -> Generator[simpy.Event, Any, None]:
-    """At a run's very start, wait until every device has received its synthetic data
-    over the downlink (nothing to wait for without one, or on a resume)."""
+                       synthetic_bits: np.ndarray | None, synthesis: Synthesis) -> Generator[simpy.Event, Any, None]:
+    """At a run's very start, wait until the server has made every device's images and
+    every device has received them over the downlink (nothing to wait for without one,
+    or on a resume)."""
     if state.next_round == 0 and env.now == 0.0 and not state.asynchronous and synthetic_bits is not None:
+        making = synthesis.wait_s(np.arange(world.n_devices), first=True)
+        if making > 0:
+            yield at(env, env.now + making)
         first = network.observe(env.now, 0, state.version)
         wait = downlink_time_s(world, first, synthetic_bits)
         if len(wait) and wait.max() > 0:
@@ -65,9 +71,10 @@ def downlink_time_s(world: World, view: RoundState, bits: np.ndarray) -> np.ndar
 
 
 def make_jobs(world: World, plan: Plan | None, round_plan: RoundPlan, view: RoundState, selected: np.ndarray,
-              deadline_s: float, first_job: int = 0) -> list[Job]:
-    """The selected devices' jobs from this round's gains and resources, dispatched now
-    (`view.time_s`) and cut at `deadline_s`, numbered from `first_job`."""
+              dispatch_s: float, deadline_s: float, first_job: int = 0) -> list[Job]:
+    """The selected devices' jobs from the gains and resources decided at `view.time_s`,
+    dispatched at `dispatch_s` (later when the server first made their synthetic images)
+    and cut at `deadline_s`, numbered from `first_job`."""
     assert plan is not None
     k = world.constants
     costs = device_costs(k.tau, k.omega_cycles, k.model_bits, world.eps, world.d_loc + plan.d_gen, round_plan.f_hz,
@@ -79,7 +86,7 @@ def make_jobs(world: World, plan: Plan | None, round_plan: RoundPlan, view: Roun
                 p_w=float(round_plan.p_w[i]), rate_bps=float(costs.rate_bps[i]), model_bits=float(k.model_bits),
                 computing_w=float(computing_w[i]), download_s=float(t_dl[i]), compute_s=float(costs.t_cmp_s[i]),
                 battery_j=float(view.battery_j[i]), online_until_s=float(view.online_until_s[i]),
-                dispatch_s=float(view.time_s), deadline_s=deadline_s)
+                dispatch_s=dispatch_s, deadline_s=deadline_s)
             for n, i in enumerate(selected.tolist())]
 
 

@@ -86,6 +86,7 @@ class Job:
     sent_bits: float = 0.0  # sent in the upload's earlier segments
     segment_start_s: float = NAN
     segments: int = 0
+    rerate_s: float = math.inf  # when the upload's rate is next re-evaluated (a channel step)
     counted_j: float = 0.0  # energy already counted in rounds.csv rows (asynchronous modes)
     counted_bits: float = 0.0
 
@@ -136,16 +137,17 @@ class Job:
             self.phase, self.compute_end_s = UPLOAD, now
             self.left_bits, self.segment_start_s, self.segments = self.model_bits, now, 1
             if rates is not None:
-                self.rate_bps = rates.rate_bps(self, now)
+                self.rate_bps, self.rerate_s = rates.rate_bps(self, now), rates.next_change_s(self, now)
         else:
             self._finish(now, OK)
 
-    def new_segment(self, now: float, rate_bps: float) -> None:
-        """The rate changes at `now`: the bits sent so far leave the flow."""
+    def new_segment(self, now: float, rates: RateSource) -> None:
+        """The rate is re-evaluated at `now`: the bits sent so far leave the flow."""
         sent = self.rate_bps * (now - self.segment_start_s)
         self.left_bits -= sent
         self.sent_bits += sent
-        self.segment_start_s, self.rate_bps, self.segments = now, rate_bps, self.segments + 1
+        self.segment_start_s, self.segments = now, self.segments + 1
+        self.rate_bps, self.rerate_s = rates.rate_bps(self, now), rates.next_change_s(self, now)
 
     def stop(self, now: float, cause: str) -> None:
         if self.phase == DOWNLOAD:
@@ -200,14 +202,14 @@ def job_process(env: simpy.Environment, job: Job, outbox: simpy.Store, deadline:
         now = env.now
         end = job.phase_end_s()
         stop, cause = job.first_stop()
-        change = rates.next_change_s(job, now) if rates is not None and job.phase == UPLOAD else math.inf
+        change = job.rerate_s if rates is not None and job.phase == UPLOAD else math.inf
         if end <= now and end <= stop:
             job.end_phase(now, rates)
         elif stop <= now:
             job.stop(now, cause)
         elif change <= now:
             assert rates is not None
-            job.new_segment(now, rates.rate_bps(job, now))
+            job.new_segment(now, rates)
         else:
             wakes = [at(env, min(end, change)), deadline]
             if offline is not None:

@@ -71,6 +71,7 @@ class EngineState:
     network: dict[str, Any] = field(default_factory=dict)
     policy: dict[str, Any] = field(default_factory=dict)  # Policy.state_dict()
     asynchronous: dict[str, Any] = field(default_factory=dict)  # FedBuff/FedAsync: jobs in flight, buffer
+    synthesised: list[int] = field(default_factory=list)  # devices whose synthetic images the server has made
     # The base models that jobs in flight and buffered updates started from, by version
     # (the trainer's own tensors: saved beside the JSON in the checkpoint, not in it).
     models: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)

@@ -48,8 +48,8 @@ def run(world: World, plan: Plan, trainer: Trainer, rounds: int, seed: int,
     if world.constants.aggregation.asynchronous:
 
         def asynchronous() -> Generator[simpy.Event, Any, None]:
-            yield from synthetic_download(env, world, network, state, synthetic_bits)
             server = AsyncServer(env, world, network, policy, context, trainer, state)
+            yield from synthetic_download(env, world, network, state, synthetic_bits, server.synthesis)
             yield from server.process(rounds, on_round, result)
 
         env.process(asynchronous())

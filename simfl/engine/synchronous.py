@@ -21,6 +21,7 @@ from simfl.engine.dispatch import (DEADLINE_GRACE, charge_battery, checked_selec
                                    synthetic_download)
 from simfl.engine.job import Job, job_process
 from simfl.engine.records import DeviceRecord, EngineState, RoundRecord
+from simfl.engine.synthesis import Synthesis
 from simfl.jobs import BATTERY, OFFLINE, OK, STRAGGLER
 from simfl.learning.protocol import Trainer
 from simfl.network import Network
@@ -37,7 +38,8 @@ def server_process(env: simpy.Environment, world: World, network: Network, polic
     """Synchronous rounds until `rounds` are played (or no device can ever take part)."""
     k = world.constants
     outbox = simpy.Store(env)  # where every job reports
-    yield from synthetic_download(env, world, network, state, synthetic_bits)
+    synthesis = Synthesis(context.plan, k.synthesis_images_per_s, state.synthesised)
+    yield from synthetic_download(env, world, network, state, synthetic_bits, synthesis)
     while state.next_round < rounds and state.time_s < k.max_time_s:
         r = state.next_round
         start = env.now
@@ -53,9 +55,13 @@ def server_process(env: simpy.Environment, world: World, network: Network, polic
         round_plan = policy.plan_round(world, view, context)
         check_round_plan(world, round_plan, view.cell_of, selected)
 
-        deadline_s = start + k.t_max_s * (1.0 + DEADLINE_GRACE)
+        making = synthesis.wait_s(selected, first=r == 0)
+        if making > 0:
+            yield at(env, start + making)
+        dispatch = env.now
+        deadline_s = dispatch + k.t_max_s * (1.0 + DEADLINE_GRACE)
         deadline = at(env, deadline_s)
-        for job in make_jobs(world, context.plan, round_plan, view, selected, deadline_s):
+        for job in make_jobs(world, context.plan, round_plan, view, selected, dispatch, deadline_s):
             env.process(job_process(env, job, outbox, deadline))
         jobs: dict[int, Job] = {}
         while len(jobs) < len(selected):
@@ -74,6 +80,8 @@ def server_process(env: simpy.Environment, world: World, network: Network, polic
         if new_global is not None:
             trainer.set_global(new_global)
         metrics = trainer.evaluate()
+        if k.aggregation_delay_s > 0:
+            yield at(env, env.now + k.aggregation_delay_s)  # the devices wait for the new model meanwhile
         end = env.now
         energy = sum(d.e_cmp_j + d.e_com_j for d in devices)
         bits = sum(d.bits_sent for d in devices)
@@ -89,7 +97,8 @@ def server_process(env: simpy.Environment, world: World, network: Network, polic
         )
         state = EngineState(next_round=r + 1, time_s=end, cum_energy_j=record.cum_energy_j,
                             cum_uplink_bits=record.cum_uplink_bits, version=state.version + 1,
-                            network=network.state_dict(), policy=policy.state_dict())
+                            network=network.state_dict(), policy=policy.state_dict(),
+                            synthesised=synthesis.state())
         result[0] = state
         if on_round is not None:
             on_round(record, devices, state)

@@ -4,6 +4,7 @@ every layer above reads and none mutates. They hold only values the loader valid
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +135,14 @@ class Generator:
 
 
 @dataclass(frozen=True)
+class Server:
+    """The server's own work in simulated time (defaults: the paper's, instantaneous)."""
+
+    aggregation_delay_s: float = 0.0  # each aggregation takes this long; devices wait for the new model
+    synthesis_images_per_s: float = math.inf  # synthetic images made before the device that needs them trains
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     source: str  # the file it came from, for messages
@@ -151,6 +160,7 @@ class Scenario:
     # policy's class, by simfl.registry.check_policies, which also completes them with the
     # policy's defaults (what a run records)
     policy_settings: dict[str, dict[str, float]] = field(default_factory=dict)
+    server: Server = field(default_factory=Server)
 
     @property
     def n_devices(self) -> int:
@@ -164,4 +174,4 @@ class Scenario:
 
 
 __all__ = ["Cell", "DeviceGroup", "Distribution", "Downlink", "Generator", "Optimisation", "PathLoss",
-           "Scenario", "Task"]
+           "Scenario", "Server", "Task"]

@@ -29,10 +29,10 @@ from simfl.optim.cross_entropy import CrossEntropy
 from simfl.optim.fimi import SOLVERS
 from simfl.scenario.checks import Checker, describe, join, numbers
 from simfl.scenario.schema import (Cell, DeviceGroup, Distribution, Downlink, Generator, Optimisation, PathLoss,
-                                   Scenario, Task)
+                                   Scenario, Server, Task)
 
 SECTIONS = {"name", "description", "seed", "cells", "devices", "task", "optimisation", "generator", "policies",
-            "aggregation", "policy_settings"}
+            "aggregation", "policy_settings", "server"}
 
 
 def build_scenario(raw: dict, c: Checker, source: str) -> Scenario:
@@ -54,9 +54,10 @@ def build_scenario(raw: dict, c: Checker, source: str) -> Scenario:
     policies = _build_policies(raw.get("policies"), c)
     aggregation = _build_aggregation(c.mapping(raw.get("aggregation"), "aggregation"), c, n_devices if devices else None)
     settings = _build_policy_settings(c.mapping(raw.get("policy_settings"), "policy_settings"), c)
+    server = _build_server(c.mapping(raw.get("server"), "server"), c)
     return Scenario(name=name, source=source, seed=seed, cells=cells, devices=devices, task=task,
                     optimisation=optimisation, generator=generator, policies=policies, raw=raw,
-                    aggregation=aggregation, policy_settings=settings)
+                    aggregation=aggregation, policy_settings=settings, server=server)
 
 
 CELL_FIELDS = {"name", "position_m", "radius_m", "bandwidth_hz", "noise_dbm_per_hz", "path_loss", "downlink"}
@@ -293,6 +294,14 @@ def _build_aggregation(m: dict, c: Checker, n_devices: int | None) -> Aggregatio
         eval_every=c.number(m, "eval_every", p, d.eval_every, minimum=1, integer=True),
         eval_every_s=_eval_every_s(m, c),
     )
+
+
+def _build_server(m: dict, c: Checker) -> Server:
+    p = "server"
+    d = Server()
+    c.unknown(m, set(Server.__dataclass_fields__), p)
+    return Server(aggregation_delay_s=c.number(m, "aggregation_delay_s", p, d.aggregation_delay_s, minimum=0),
+                  synthesis_images_per_s=c.number(m, "synthesis_images_per_s", p, d.synthesis_images_per_s, above=0))
 
 
 def _eval_every_s(m: dict, c: Checker) -> float | None:
