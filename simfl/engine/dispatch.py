@@ -112,8 +112,8 @@ def charge_battery(world: World, network: Network, device: int, f_hz: float, p_w
         network.battery_j[device] = 0.0 if entry["outcome"] == BATTERY else max(network.battery_j[device] - e_cmp - e_com, 0.0)
 
 
-def device_record(world: World, round_index: int, device: int, cell: int, gain: float, f_hz: float, p_w: float,
-                  entry: dict[str, Any], version: int, battery_left_j: float, staleness: int) -> DeviceRecord:
+def device_record(world: World, round_index: int, device: int, cell: int, gain: float, f_hz: float, b_hz: float,
+                  p_w: float, entry: dict[str, Any], version: int, battery_left_j: float, staleness: int) -> DeviceRecord:
     """A job's row of events.csv from its log (phase times, outcome, uplink rate)."""
     e_cmp, e_com = job_energy_j(world, device, f_hz, p_w, entry)
     outcome = entry["outcome"]
@@ -124,5 +124,5 @@ def device_record(world: World, round_index: int, device: int, cell: int, gain: 
         upload_start_s=entry["upload_start_s"], upload_end_s=entry["upload_end_s"],
         e_cmp_j=e_cmp, e_com_j=e_com, bits_sent=float(bits), straggler=outcome == STRAGGLER,
         outcome=outcome, download_start_s=entry["download_start_s"], battery_j=battery_left_j,
-        version=version, staleness=staleness,
+        version=version, staleness=staleness, b_hz=float(b_hz), p_w=float(p_w), handovers=int(entry.get("handovers", 0)),
     )

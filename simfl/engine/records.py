@@ -15,8 +15,8 @@ class DeviceRecord:
     round: int
     device: int
     cell: int
-    gain: float
-    rate_bps: float
+    gain: float  # channel power gain at the upload's start
+    rate_bps: float  # bits sent over the upload's duration: eq. (7) at `gain` when the channel held still
     compute_start_s: float
     compute_end_s: float
     upload_start_s: float
@@ -30,6 +30,9 @@ class DeviceRecord:
     battery_j: float  # left after the round; inf when mains powered
     version: int  # the global model version the device started from
     staleness: int = 0  # versions between its base and the model it was aggregated into; -1: not aggregated
+    b_hz: float = 0.0  # the sub-band it was given
+    p_w: float = 0.0  # its transmit power
+    handovers: int = 0  # changes of serving cell during the job
 
 
 @dataclass(frozen=True)

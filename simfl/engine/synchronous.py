@@ -72,7 +72,7 @@ def server_process(env: simpy.Environment, world: World, network: Network, polic
         for i in sorted(jobs):
             charge_battery(world, network, i, round_plan.f_hz[i], round_plan.p_w[i], jobs[i].entry())
         devices = [device_record(world, r, i, int(view.cell_of[i]), float(view.gain[i]), round_plan.f_hz[i],
-                                 round_plan.p_w[i], jobs[i].entry(), state.version, float(network.battery_j[i]),
+                                 round_plan.b_hz[i], round_plan.p_w[i], jobs[i].entry(), state.version, float(network.battery_j[i]),
                                  0 if jobs[i].outcome == OK else -1) for i in sorted(jobs)]
         participants = np.array(sorted(delivered), dtype=np.int64)
         updates = trainer.local_updates(r, participants, state.version) if len(participants) else []
