@@ -12,6 +12,7 @@ import numpy as np
 
 from simfl.aggregation import Aggregation
 from simfl.geometry import nearest_site
+from simfl.links import link_gains
 from simfl.radio import mean_gain
 from simfl.streams import keyed_rng, rng, streams
 from simfl.units import dbm_to_w
@@ -73,6 +74,9 @@ class World:
     mobility: tuple[Any, ...] = ()  # per device: a simfl.dynamics.mobility component
     battery_j: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (I,) capacity; inf: mains powered
     downlink: tuple[Any, ...] = ()  # per cell: (bandwidth_hz, power_w) of the model broadcast, or None
+    # (I, n_cells) mean linear gain of each placed device to every base station (simfl.links);
+    # column cell_of[i] of row i is gain[i], bit for bit. 1.5 MB at 10,000 devices x 19 cells.
+    link_gain: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
     @property
     def n_devices(self) -> int:
@@ -116,6 +120,13 @@ class World:
         intercept, slope, std = self.path_loss_params[cell_of].T
         gain = mean_gain(distance, intercept, slope, self.shadowing_z, std)
         return cell_of, distance, gain
+
+
+def mean_gains_to_all(world: World, position_m: np.ndarray) -> np.ndarray:
+    """(I, n_cells) mean linear gain of each of the world's devices, at `position_m` (I, 2),
+    to every base station: each cell's path loss and the device's one shadowing draw,
+    the same on every link (simfl.links.link_gains)."""
+    return link_gains(position_m, world.bs_position_m, world.path_loss_params, world.shadowing_z)
 
 
 def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarray | None = None,
@@ -162,6 +173,8 @@ def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarr
     intercept, slope, std = np.array([(cells[k].path_loss.intercept_db, cells[k].path_loss.slope_db,
                                        cells[k].path_loss.shadowing_std_db) for k in cell_of]).reshape(-1, 3).T
     gain = mean_gain(distance, intercept, slope, shadowing_z, std)
+    path_loss_params = np.array([[c.path_loss.intercept_db, c.path_loss.slope_db, c.path_loss.shadowing_std_db]
+                                 for c in cells], dtype=float)
     battery_draws = rng(scenario.seed, "battery")
     battery = np.concatenate([g.battery_j.sample(battery_draws, g.count) if g.battery_j is not None
                               else np.full(g.count, np.inf) for g in scenario.devices])
@@ -205,8 +218,7 @@ def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarr
         graph=nx.Graph(),
         bs_position_m=bs,
         cell_radius_m=np.array([c.radius_m for c in cells], dtype=float),
-        path_loss_params=np.array([[c.path_loss.intercept_db, c.path_loss.slope_db, c.path_loss.shadowing_std_db]
-                                   for c in cells], dtype=float),
+        path_loss_params=path_loss_params,
         shadowing_z=shadowing_z,
         home_cell=cell_of.copy(),
         availability=tuple(g.availability for g in scenario.devices for _ in range(g.count)),
@@ -214,6 +226,7 @@ def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarr
         battery_j=battery,
         downlink=tuple(None if c.downlink is None else (c.downlink.bandwidth_hz, float(dbm_to_w(c.downlink.power_dbm)))
                        for c in cells),
+        link_gain=link_gains(position, bs, path_loss_params, shadowing_z),
     )
     return _with_graph(world, scenario)
 
@@ -239,4 +252,4 @@ def _even_split(total: int, parts: int) -> np.ndarray:
     return base
 
 
-__all__ = ["Constants", "World", "build_world", "keyed_rng", "rng", "streams"]
+__all__ = ["Constants", "World", "build_world", "keyed_rng", "mean_gains_to_all", "rng", "streams"]
