@@ -52,6 +52,15 @@ def explicit(x, y):
     return {"position_m": [x, y], "f_max_hz": 1e9, "eps": 5e-27, "p_max_dbm": 20}
 
 
+def test_a_device_attaches_to_the_strongest_cell_not_the_nearest():
+    # at x = 400 the west station is nearer (400 m against 600 m), but east's intercept is 18.1 dB lower:
+    # PL_w = 128.1 + 37.6 log10(0.4) = 113.14 dB, PL_e = 110 + 37.6 log10(0.6) = 101.66 dB
+    world = two_cell_world([explicit(400, 0), explicit(100, 0)], intercept_db=110)
+    assert world.cell_of.tolist() == [1, 0]
+    assert world.distance_m[0] == 600.0
+    assert 10 * np.log10(world.gain[0]) == pytest.approx(-(110 + 37.6 * np.log10(0.6)), abs=1e-9)
+
+
 def test_equal_cells_attach_to_the_nearest_and_on_the_bisector_to_the_first():
     world = two_cell_world([explicit(499.9, 30), explicit(500.1, -30), explicit(500, 7)])
     assert world.cell_of.tolist() == [0, 1, 0]

@@ -1,6 +1,6 @@
 """Where each device is: static, or the random-waypoint model (Johnson and Maltz, 1996)
-inside its home cell's disk. Distance, path loss and the serving cell (the nearest base
-station, so a device hands over when it crosses) follow the position at each round start."""
+inside its home cell's disk. Distance, path loss and the serving cell (the strongest mean
+gain, so a device hands over when it crosses) follow the position at each round start."""
 
 from __future__ import annotations
 
