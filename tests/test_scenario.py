@@ -280,3 +280,36 @@ def test_the_readme_states_every_physical_range():
     lines = (ROOT / "README.md").read_text().splitlines()
     for name, limits in PHYSICAL_RANGES.items():  # the scenario reference names each range on the field's line
         assert any(name in line and f"in {limits}" in line for line in lines), (name, str(limits))
+
+
+def test_random_waypoint_region_is_home_by_default_or_all():
+    from simfl.dynamics.mobility import RandomWaypoint
+
+    walking = {"random_waypoint": {"speed_mps": 1.5, "pause_s": 60}}
+    home = scenario_from_dict(scenario_dict(devices={**scenario_dict()["devices"], "mobility": walking}))
+    assert home.devices[0].mobility == RandomWaypoint(1.5, 60.0, "home")
+    roaming = {"random_waypoint": {**walking["random_waypoint"], "region": "all"}}
+    everywhere = scenario_from_dict(scenario_dict(devices={**scenario_dict()["devices"], "mobility": roaming}))
+    assert everywhere.devices[0].mobility == RandomWaypoint(1.5, 60.0, "all")
+
+
+@pytest.mark.parametrize("region", ["city", 3, None])
+def test_an_unknown_region_names_the_field_and_both_choices(region):
+    mobility = {"random_waypoint": {"speed_mps": 1.5, "region": region}}
+    message = problems(scenario_dict(devices={**scenario_dict()["devices"], "mobility": mobility}))
+    assert message == ("x.yaml: devices.mobility.random_waypoint.region: must be home (the disk of the cell the device "
+                       f"was placed in) or all (anywhere in the union of every cell's disk), got {region!r}")
+
+
+def test_fields_at_their_defaults_leave_the_run_folder_fingerprint_as_it_was():
+    # folders written before `region` and `network` existed used their defaults, and stay resumable
+    from simfl.runfolder import fingerprint
+
+    walking = {"random_waypoint": {"speed_mps": 1.5, "pause_s": 60}}
+    plain = scenario_from_dict(scenario_dict(devices={**scenario_dict()["devices"], "mobility": walking}))
+    _, fields = fingerprint(plain)
+    assert "devices.0.mobility.speed_mps" in fields
+    assert not [name for name in fields if "region" in name or name.startswith("network")]
+    walking["random_waypoint"]["region"] = "all"
+    roaming = scenario_from_dict(scenario_dict(devices={**scenario_dict()["devices"], "mobility": walking}))
+    assert fingerprint(roaming)[1]["devices.0.mobility.region"] == "all"
