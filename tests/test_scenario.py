@@ -313,3 +313,37 @@ def test_fields_at_their_defaults_leave_the_run_folder_fingerprint_as_it_was():
     walking["random_waypoint"]["region"] = "all"
     roaming = scenario_from_dict(scenario_dict(devices={**scenario_dict()["devices"], "mobility": walking}))
     assert fingerprint(roaming)[1]["devices.0.mobility.region"] == "all"
+    slow = scenario_from_dict(scenario_dict(network={"handover": {"time_to_trigger_s": 0.5}}))
+    assert fingerprint(slow)[1]["network.handover.time_to_trigger_s"] == 0.5
+
+
+def test_network_handover_defaults_to_zero_and_reads_its_three_fields():
+    from simfl.scenario import Handover
+
+    assert scenario_from_dict(scenario_dict()).network.handover == Handover(0.0, 0.0, 0.0)
+    given = {"handover": {"hysteresis_db": 3, "time_to_trigger_s": 0.32, "interruption_s": 0.05}}
+    assert scenario_from_dict(scenario_dict(network=given)).network.handover == Handover(3.0, 0.32, 0.05)
+    overridden = scenario_from_dict(scenario_dict(), overrides=["network.handover.hysteresis_db=2"])
+    assert overridden.network.handover.hysteresis_db == 2.0
+
+
+@pytest.mark.parametrize("network, expected", [
+    ({"handover": {"hysteresis_db": -3}}, "network.handover.hysteresis_db: must be >= 0, got -3"),
+    ({"handover": {"hysteresis_db": 150}}, "network.handover.hysteresis_db: must be in [0, 100] dB, got 150"),
+    ({"handover": {"time_to_trigger_s": -0.1}}, "network.handover.time_to_trigger_s: must be >= 0, got -0.1"),
+    ({"handover": {"time_to_trigger_s": 1e12}}, "network.handover.time_to_trigger_s: must be in [0, 1e9] s, got 1e+12"),
+    ({"handover": {"interruption_s": "soon"}}, "network.handover.interruption_s: must be a number, got str 'soon'"),
+    ({"handover": {"hysteresis": 3}}, "network.handover.hysteresis: unknown field; allowed: hysteresis_db, "
+                                      "interruption_s, time_to_trigger_s"),
+    ({"handoff": {}}, "network.handoff: unknown field; allowed: handover"),
+    ({"handover": 3}, "network.handover: must be a mapping, got int 3"),
+])
+def test_bad_handover_settings_name_the_field_and_what_is_allowed(network, expected):
+    assert problems(scenario_dict(network=network)) == f"x.yaml: {expected}"
+
+
+def test_every_handover_problem_is_reported_at_once():
+    message = problems(scenario_dict(network={"handover": {"hysteresis_db": -1, "interruption_s": -2}}))
+    assert message.startswith("x.yaml: 2 problems")
+    assert "network.handover.hysteresis_db: must be >= 0" in message
+    assert "network.handover.interruption_s: must be >= 0" in message

@@ -36,6 +36,9 @@ _NOT_FINGERPRINTED = {("name",), ("source",), ("raw",), ("policies",), ("seed",)
 _OMITTED_AT_DEFAULT: dict[tuple[str, ...], Any] = {
     ("task", "threads"): 1,
     ("devices", "*", "mobility", "region"): "home",
+    ("network", "handover", "hysteresis_db"): 0.0,
+    ("network", "handover", "time_to_trigger_s"): 0.0,
+    ("network", "handover", "interruption_s"): 0.0,
 }
 
 _WARNED: set[Path] = set()  # folders whose numerics this process has warned about
