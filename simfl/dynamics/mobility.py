@@ -107,9 +107,9 @@ class MobilityTimeline:
                  cell_radius_m: np.ndarray | None = None) -> None:
         self.specs, self.seed = list(specs), seed
         self.centre, self.radius = np.asarray(home_centre_m, float), np.asarray(home_radius_m, float)
-        self.cell_centre = None if cell_centre_m is None else np.asarray(cell_centre_m, float).reshape(-1, 2)
-        self.cell_radius = None if cell_radius_m is None else np.asarray(cell_radius_m, float).reshape(-1)
-        if self.cell_centre is None and any(getattr(s, "region", "home") == "all" for s in self.specs):
+        self.cell_centre = np.zeros((0, 2)) if cell_centre_m is None else np.asarray(cell_centre_m, float).reshape(-1, 2)
+        self.cell_radius = np.zeros(0) if cell_radius_m is None else np.asarray(cell_radius_m, float).reshape(-1)
+        if not len(self.cell_centre) and any(getattr(s, "region", "home") == "all" for s in self.specs):
             raise ValueError("random_waypoint with region `all` needs every cell's disk: pass cell_centre_m and "
                              "cell_radius_m (World.bs_position_m and World.cell_radius_m)")
         self.start_m = np.array(start_m, dtype=float)
