@@ -144,8 +144,9 @@ def handover_instant(origin_m: np.ndarray, target_m: np.ndarray, depart_s: float
     that instant); None if it does not in the window.
 
     `held_since_s` carries the count across segments: the condition has held since then
-    without a break up to `t_from_s` (`held_since_at_end` of the segment before); None:
-    the count starts in the window."""
+    without a break up to `t_from_s` (`held_since_at_end` of the segment before; a count
+    already past `time_to_trigger_s` hands over at `t_from_s`); None: the count starts in
+    the window."""
     intervals = condition_intervals(origin_m, target_m, depart_s, speed_mps, t_from_s, t_to_s, serving,
                                     bs_position_m, path_loss_params, shadowing_z, hysteresis_db)
     fire = _first_trigger(intervals, t_from_s, time_to_trigger_s, held_since_s)
