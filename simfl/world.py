@@ -75,7 +75,8 @@ class World:
     battery_j: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (I,) capacity; inf: mains powered
     downlink: tuple[Any, ...] = ()  # per cell: (bandwidth_hz, power_w) of the model broadcast, or None
     # (I, n_cells) mean linear gain of each placed device to every base station (simfl.links);
-    # column cell_of[i] of row i is gain[i], bit for bit. 1.5 MB at 10,000 devices x 19 cells.
+    # column cell_of[i] of row i is gain[i], bit for bit (the mean: `for_planning`'s outage
+    # quantile changes `gain` only). 1.5 MB at 10,000 devices x 19 cells.
     link_gain: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
     @property
