@@ -31,12 +31,17 @@ def hex_grid_positions(rings: int, spacing_m: float) -> list[tuple[float, float]
     return [position for _, _, position in sorted(sites)]
 
 
+def site_distances_m(position_m: np.ndarray, sites_m: np.ndarray) -> np.ndarray:
+    """(n, k) Euclidean distance from each of n points to each of k sites, not floored."""
+    return np.linalg.norm(position_m[:, None, :] - sites_m[None, :, :], axis=2)
+
+
 def nearest_site(position_m: np.ndarray, sites_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For points (n, 2) and sites (k, 2): the index of each point's nearest site (the
     first on a tie) and the distance to it, floored at MIN_DISTANCE_M."""
-    all_distances = np.linalg.norm(position_m[:, None, :] - sites_m[None, :, :], axis=2)
+    all_distances = site_distances_m(position_m, sites_m)
     nearest = np.argmin(all_distances, axis=1)
     return nearest, np.maximum(all_distances[np.arange(len(position_m)), nearest], MIN_DISTANCE_M)
 
 
-__all__ = ["MIN_DISTANCE_M", "hex_grid_positions", "hex_grid_size", "nearest_site"]
+__all__ = ["MIN_DISTANCE_M", "hex_grid_positions", "hex_grid_size", "nearest_site", "site_distances_m"]

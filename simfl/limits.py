@@ -79,7 +79,7 @@ MAX_DISTANCE_M = 1e7  # a quarter of the Earth's circumference: no cell is large
 
 # field name -> its range, wherever the field appears in these sections of a scenario
 # (not in policy_settings, whose names are the policies' own)
-PHYSICAL_SECTIONS = ("cells", "devices", "optimisation", "server")
+PHYSICAL_SECTIONS = ("cells", "devices", "optimisation", "network", "server")
 PHYSICAL_RANGES: dict[str, PhysicalRange] = {
     # a device's transmit power: -50 dBm is 10 nW, 50 dBm is 100 W (phones send at most ~0.2 W)
     "p_max_dbm": PhysicalRange(-50.0, 50.0, "dBm", note="10 nW to 100 W"),
@@ -111,6 +111,11 @@ PHYSICAL_RANGES: dict[str, PhysicalRange] = {
     # second is far beyond any generator (a diffusion model makes tens per second on a GPU)
     "aggregation_delay_s": PhysicalRange(0.0, 86_400.0, "s"),
     "synthesis_images_per_s": PhysicalRange(0.0, 1e9, "images/s", low_open=True),
+    # handover (network.handover): 3GPP's A3 hysteresis is at most 15 dB and its time to
+    # trigger at most 5.12 s; an interruption is tens of milliseconds
+    "hysteresis_db": PhysicalRange(0.0, 100.0, "dB"),
+    "time_to_trigger_s": PhysicalRange(0.0, 1e9, "s"),
+    "interruption_s": PhysicalRange(0.0, 1e9, "s"),
 }
 
 

@@ -61,7 +61,8 @@ class Network:
         home = world.home_cell if len(world.home_cell) == n else world.cell_of
         self.mobility = MobilityTimeline(world.mobility or [Static()] * n, world.position_m,
                                          world.bs_position_m[home] if len(world.bs_position_m) else world.position_m,
-                                         world.cell_radius_m[home] if len(world.cell_radius_m) else np.ones(n), seed)
+                                         world.cell_radius_m[home] if len(world.cell_radius_m) else np.ones(n), seed,
+                                         cell_centre_m=world.bs_position_m, cell_radius_m=world.cell_radius_m)
         self.fading = FadingProcess(world.fading, n, seed)
         self.battery_j = (world.battery_j.astype(float).copy() if len(world.battery_j) == n else np.full(n, np.inf))
 

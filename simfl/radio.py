@@ -25,6 +25,13 @@ def mean_gain(distance_m: ArrayLike, intercept_db: ArrayLike, slope_db: ArrayLik
         np.asarray(shadowing_z, float) * np.asarray(shadowing_std_db, float) / 10.0)
 
 
+def mean_gain_db(distance_m: ArrayLike, intercept_db: ArrayLike, slope_db: ArrayLike, shadowing_z: ArrayLike,
+                 shadowing_std_db: ArrayLike) -> np.ndarray:
+    """The same mean gain in dB, -PL + z sigma: 10 log10 of `mean_gain`, without the round trip."""
+    return -path_loss_db(distance_m, intercept_db, slope_db) + np.asarray(shadowing_z, float) * np.asarray(
+        shadowing_std_db, float)
+
+
 def uplink_rate_bps(b_hz: ArrayLike, gain: ArrayLike, p_w: ArrayLike, n0_w_per_hz: ArrayLike) -> np.ndarray:
     """FDMA Shannon rate, eq. (7): r = b log2(1 + g P / (N0 b)), in bit/s."""
     b = np.asarray(b_hz, float)

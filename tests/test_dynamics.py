@@ -15,7 +15,7 @@ from simfl.policies.tfl import Tfl
 from simfl.compute import compute_latency_s
 from simfl.dynamics.availability import AvailabilityTimeline, MarkovOnOff, online_intervals
 from simfl.dynamics.fading import FadingProcess, GaussMarkov, Rayleigh
-from simfl.dynamics.mobility import MobilityTimeline, RandomWaypoint
+from simfl.dynamics.mobility import MobilityTimeline, RandomWaypoint, Static, uniform_in_disks
 from simfl.engine import EngineState, run
 from simfl.errors import ScenarioError
 from simfl.plan import Plan
@@ -168,6 +168,105 @@ def test_random_waypoint_stays_in_the_disk_and_moves_at_the_set_speed():
     # with 20 s pauses it stands still part of the time
     assert np.mean(steps[:, 3] == 0) > 0.05
     assert mobility.leg[:3].min() > 5  # it did walk several legs
+
+
+# Positions the random-waypoint code gave before `region` existed (commit 7de01fe), seed 11,
+# at t = 0, 13.7, 50, 123.4, 400, 1000 s: `region: home` must keep them bit for bit.
+HOME_CENTRE = np.array([[100.0, -50.0], [100.0, -50.0], [-300.0, 20.0], [0.0, 0.0]])
+HOME_RADIUS = np.array([200.0, 200.0, 150.0, 400.0])
+HOME_START = HOME_CENTRE + np.array([[10.0, 5.0], [-20.0, 30.0], [0.0, -100.0], [50.0, 50.0]])
+HOME_TIMES = [0.0, 13.7, 50.0, 123.4, 400.0, 1000.0]
+HOME_POSITIONS = [
+    [[110.0, -45.0], [80.0, -20.0], [-300.0, -80.0], [50.0, 50.0]],
+    [[83.10243776410674, -76.07621511327028], [112.01733069245732, -17.010590420808605],
+     [-289.3069196906559, 13.408607909839365], [50.0, 50.0]],
+    [[11.833714467542862, -158.41684347908864], [52.320618952580546, -131.98008441410428],
+     [-207.11020743809888, -12.76627263669829], [50.0, 50.0]],
+    [[71.9035461800452, -192.56320198643846], [145.28331092025894, -134.12765361612227],
+     [-197.98730525477256, 70.01367803316347], [50.0, 50.0]],
+    [[-43.087787071307794, -69.35474065354057], [183.69461905107772, -115.46257073560251],
+     [-397.94045110328784, -56.216337990833466], [50.0, 50.0]],
+    [[240.64899047263816, 33.68104554279607], [117.25477551642683, 23.664007575864225],
+     [-210.25368710803355, 14.932149346213016], [50.0, 50.0]],
+]
+
+
+@pytest.mark.parametrize("region", [None, "home"])
+def test_region_home_walks_bit_for_bit_as_before_regions_existed(region):
+    extra = {} if region is None else {"region": region}
+    specs = [RandomWaypoint(3.0, 0.0, **extra), RandomWaypoint(7.0, 12.0, **extra),
+             RandomWaypoint(25.0, 5.0, **extra), Static()]
+    mobility = MobilityTimeline(specs, HOME_START, HOME_CENTRE, HOME_RADIUS, seed=11,
+                                cell_centre_m=np.array([[0.0, 0.0]]), cell_radius_m=np.array([1.0]))
+    positions = np.array([mobility.positions(t) for t in HOME_TIMES])
+    assert np.array_equal(positions, np.array(HOME_POSITIONS))
+    assert mobility.leg.tolist() == [17, 28, 94, 0]
+
+
+def lens_area(r, d):
+    """Area common to two disks of radius r whose centres are d apart (2 r^2 acos(d / 2r)
+    - (d / 2) sqrt(4 r^2 - d^2))."""
+    return 2 * r**2 * math.acos(d / (2 * r)) - d / 2 * math.sqrt(4 * r**2 - d**2)
+
+
+def test_waypoints_over_all_cells_are_uniform_over_the_union_of_their_disks():
+    # two disks of radius 400 m, 500 m apart (scenarios/dynamic.yaml's cells, moved): the
+    # lens is 2 * 160000 * acos(0.625) - 250 * 624.5 = 126,100 m^2 of a union of 879,200
+    centre, radius = np.array([[-250.0, 0.0], [250.0, 0.0]]), np.array([400.0, 400.0])
+    draw = np.random.default_rng(3)
+    points = np.array([uniform_in_disks(draw, centre, radius) for _ in range(20_000)])
+    inside = np.linalg.norm(points[:, None, :] - centre[None], axis=2) <= radius
+    assert inside.any(axis=1).all()
+    p = lens_area(400, 500) / (2 * math.pi * 400**2 - lens_area(400, 500))
+    assert inside.all(axis=1).mean() == pytest.approx(p, abs=4 * math.sqrt(p * (1 - p) / 20_000))
+    assert (points[:, 0] < 0).mean() == pytest.approx(0.5, abs=4 * math.sqrt(0.25 / 20_000))  # symmetric
+
+
+def test_a_device_roaming_over_all_cells_reaches_every_cell_and_stays_in_their_disks():
+    from simfl.geometry import hex_grid_positions
+
+    bs, radius = np.array(hex_grid_positions(1, 1000.0)), np.full(7, 577.0)
+    specs = [RandomWaypoint(10.0, 0.0, "all"), RandomWaypoint(10.0, 0.0, "home")]
+    start = bs[[0, 0]]
+    mobility = MobilityTimeline(specs, start, bs[[0, 0]], radius[[0, 0]], seed=4, cell_centre_m=bs,
+                                cell_radius_m=radius)
+    targets = []
+    for t in np.arange(0.0, 40_000.0, 50.0):
+        mobility.positions(float(t))
+        targets.append(mobility.target.copy())
+    targets = np.array(targets)
+    distance = np.linalg.norm(targets[:, :, None, :] - bs[None, None], axis=3)  # (times, devices, cells)
+    assert (distance.min(axis=2) <= 577.0 + 1e-9).all()
+    assert set(np.argmin(distance[:, 0], axis=1)) == set(range(7))  # the roaming device visits every cell
+    assert (distance[:, 1, 0] <= 577.0 + 1e-9).all()  # the home one stays in cell 0's disk
+
+
+def test_region_all_without_the_cells_is_refused():
+    with pytest.raises(ValueError, match="cell_centre_m"):
+        MobilityTimeline([RandomWaypoint(1.0, 0.0, "all")], np.zeros((1, 2)), np.zeros((1, 2)), np.ones(1), seed=1)
+
+
+def test_a_legs_speed_and_next_change_follow_its_departure_arrival_and_pause():
+    mobility = MobilityTimeline([RandomWaypoint(4.0, 30.0), Static()], HOME_START[:2], HOME_CENTRE[:2],
+                                HOME_RADIUS[:2], seed=11)
+    first = mobility.leg_at(0, 0.0)
+    length = float(np.linalg.norm(first.target_m - first.origin_m))
+    assert first.depart_s == 0.0 and first.arrive_s == pytest.approx(length / 4.0, rel=1e-15)
+    assert first.pause_until_s == first.arrive_s + 30.0
+    assert np.array_equal(first.origin_m, HOME_START[0])
+    middle = first.arrive_s / 2
+    assert mobility.speed_mps(0, middle) == 4.0 and mobility.next_change_s(0, middle) == first.arrive_s
+    # halfway along the leg it is halfway between its ends
+    assert mobility.positions(middle)[0] == pytest.approx((first.origin_m + first.target_m) / 2, abs=1e-9)
+    paused = first.arrive_s + 10.0
+    assert mobility.speed_mps(0, paused) == 0.0 and mobility.next_change_s(0, paused) == first.pause_until_s
+    second = mobility.leg_at(0, first.pause_until_s)  # the pause's end is the next leg's departure
+    assert second.depart_s == first.pause_until_s and np.array_equal(second.origin_m, first.target_m)
+    assert mobility.speed_mps(0, first.pause_until_s) == 4.0
+    assert mobility.leg_at(1, 5.0) is None and mobility.speed_mps(1, 5.0) == 0.0
+    assert mobility.next_change_s(1, 5.0) == math.inf
+    with pytest.raises(ValueError, match="forward in time"):
+        mobility.leg_at(0, 1.0)
 
 
 def test_a_mobile_device_hands_over_to_the_nearest_base_station():

@@ -280,3 +280,70 @@ def test_the_readme_states_every_physical_range():
     lines = (ROOT / "README.md").read_text().splitlines()
     for name, limits in PHYSICAL_RANGES.items():  # the scenario reference names each range on the field's line
         assert any(name in line and f"in {limits}" in line for line in lines), (name, str(limits))
+
+
+def test_random_waypoint_region_is_home_by_default_or_all():
+    from simfl.dynamics.mobility import RandomWaypoint
+
+    walking = {"random_waypoint": {"speed_mps": 1.5, "pause_s": 60}}
+    home = scenario_from_dict(scenario_dict(devices={**scenario_dict()["devices"], "mobility": walking}))
+    assert home.devices[0].mobility == RandomWaypoint(1.5, 60.0, "home")
+    roaming = {"random_waypoint": {**walking["random_waypoint"], "region": "all"}}
+    everywhere = scenario_from_dict(scenario_dict(devices={**scenario_dict()["devices"], "mobility": roaming}))
+    assert everywhere.devices[0].mobility == RandomWaypoint(1.5, 60.0, "all")
+
+
+@pytest.mark.parametrize("region", ["city", 3, None])
+def test_an_unknown_region_names_the_field_and_both_choices(region):
+    mobility = {"random_waypoint": {"speed_mps": 1.5, "region": region}}
+    message = problems(scenario_dict(devices={**scenario_dict()["devices"], "mobility": mobility}))
+    assert message == ("x.yaml: devices.mobility.random_waypoint.region: must be home (the disk of the cell the device "
+                       f"was placed in) or all (anywhere in the union of every cell's disk), got {region!r}")
+
+
+def test_fields_at_their_defaults_leave_the_run_folder_fingerprint_as_it_was():
+    # folders written before `region` and `network` existed used their defaults, and stay resumable
+    from simfl.runfolder import fingerprint
+
+    walking = {"random_waypoint": {"speed_mps": 1.5, "pause_s": 60}}
+    plain = scenario_from_dict(scenario_dict(devices={**scenario_dict()["devices"], "mobility": walking}))
+    _, fields = fingerprint(plain)
+    assert "devices.0.mobility.speed_mps" in fields
+    assert not [name for name in fields if "region" in name or name.startswith("network")]
+    walking["random_waypoint"]["region"] = "all"
+    roaming = scenario_from_dict(scenario_dict(devices={**scenario_dict()["devices"], "mobility": walking}))
+    assert fingerprint(roaming)[1]["devices.0.mobility.region"] == "all"
+    slow = scenario_from_dict(scenario_dict(network={"handover": {"time_to_trigger_s": 0.5}}))
+    assert fingerprint(slow)[1]["network.handover.time_to_trigger_s"] == 0.5
+
+
+def test_network_handover_defaults_to_zero_and_reads_its_three_fields():
+    from simfl.scenario import Handover
+
+    assert scenario_from_dict(scenario_dict()).network.handover == Handover(0.0, 0.0, 0.0)
+    given = {"handover": {"hysteresis_db": 3, "time_to_trigger_s": 0.32, "interruption_s": 0.05}}
+    assert scenario_from_dict(scenario_dict(network=given)).network.handover == Handover(3.0, 0.32, 0.05)
+    overridden = scenario_from_dict(scenario_dict(), overrides=["network.handover.hysteresis_db=2"])
+    assert overridden.network.handover.hysteresis_db == 2.0
+
+
+@pytest.mark.parametrize("network, expected", [
+    ({"handover": {"hysteresis_db": -3}}, "network.handover.hysteresis_db: must be >= 0, got -3"),
+    ({"handover": {"hysteresis_db": 150}}, "network.handover.hysteresis_db: must be in [0, 100] dB, got 150"),
+    ({"handover": {"time_to_trigger_s": -0.1}}, "network.handover.time_to_trigger_s: must be >= 0, got -0.1"),
+    ({"handover": {"time_to_trigger_s": 1e12}}, "network.handover.time_to_trigger_s: must be in [0, 1e9] s, got 1e+12"),
+    ({"handover": {"interruption_s": "soon"}}, "network.handover.interruption_s: must be a number, got str 'soon'"),
+    ({"handover": {"hysteresis": 3}}, "network.handover.hysteresis: unknown field; allowed: hysteresis_db, "
+                                      "interruption_s, time_to_trigger_s"),
+    ({"handoff": {}}, "network.handoff: unknown field; allowed: handover"),
+    ({"handover": 3}, "network.handover: must be a mapping, got int 3"),
+])
+def test_bad_handover_settings_name_the_field_and_what_is_allowed(network, expected):
+    assert problems(scenario_dict(network=network)) == f"x.yaml: {expected}"
+
+
+def test_every_handover_problem_is_reported_at_once():
+    message = problems(scenario_dict(network={"handover": {"hysteresis_db": -1, "interruption_s": -2}}))
+    assert message.startswith("x.yaml: 2 problems")
+    assert "network.handover.hysteresis_db: must be >= 0" in message
+    assert "network.handover.interruption_s: must be >= 0" in message

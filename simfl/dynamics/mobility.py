@@ -1,6 +1,7 @@
 """Where each device is: static, or the random-waypoint model (Johnson and Maltz, 1996)
-inside its home cell's disk. Distance, path loss and the serving cell (the nearest base
-station, so a device hands over when it crosses) follow the position at each round start."""
+inside its home cell's disk or anywhere in the cells' disks. Distance, path loss and the
+serving cell (the strongest mean gain, so a device hands over when it crosses) follow the
+position at each round start."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import numpy as np
 from simfl.dynamics.registry import (MAX_PERIOD_S, MAX_SPEED_MPS, MOBILITY, Fail, WithoutFields, number_field,
                                     register, unknown_fields)
 from simfl.streams import keyed_rng
+
+REGIONS = ("home", "all")
 
 
 @register(MOBILITY)
@@ -27,31 +30,88 @@ class Static(WithoutFields):
 @register(MOBILITY)
 @dataclass(frozen=True)
 class RandomWaypoint:
-    """Walk in a straight line at `speed_mps` to a point drawn uniformly in the home
-    cell's disk, pause `pause_s`, and again. The walk starts at time 0 from the device's
-    placed position."""
+    """Walk in a straight line at `speed_mps` to a point drawn uniformly in the region,
+    pause `pause_s`, and again. The walk starts at time 0 from the device's placed
+    position. `region`: `home`, the disk of the cell the device was placed in; `all`, the
+    union of every cell's disk (`uniform_in_disks`)."""
 
     speed_mps: float
     pause_s: float
+    region: str = "home"
     kind: ClassVar[str] = "random_waypoint"
-    form: ClassVar[str] = "{random_waypoint: {speed_mps, pause_s}}"
+    form: ClassVar[str] = "{random_waypoint: {speed_mps, pause_s, region: home | all}}"
 
     @classmethod
     def from_config(cls, params: Any, where: str, fail: Fail, context: dict) -> RandomWaypoint | None:
-        unknown_fields(params, {"speed_mps", "pause_s"}, where, fail)
+        unknown_fields(params, {"speed_mps", "pause_s", "region"}, where, fail)
         speed = number_field(params, "speed_mps", where, fail, above=0, maximum=MAX_SPEED_MPS)
         pause = number_field(params, "pause_s", where, fail, minimum=0, maximum=MAX_PERIOD_S, default=0.0)
-        return None if speed is None or pause is None or speed <= 0 or pause < 0 else cls(speed, pause)
+        region = params.get("region", "home") if isinstance(params, dict) else "home"
+        if region not in REGIONS:
+            fail(f"{where}.region", f"must be home (the disk of the cell the device was placed in) or all "
+                                    f"(anywhere in the union of every cell's disk), got {region!r}")
+            return None
+        return None if speed is None or pause is None or speed <= 0 or pause < 0 else cls(speed, pause, region)
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One leg of a random walk: from `origin_m`, leaving at `depart_s`, straight to
+    `target_m` at `speed_mps`, arriving at `arrive_s`, then standing there until
+    `pause_until_s` (= arrive_s + pause), when the next leg departs."""
+
+    origin_m: np.ndarray
+    target_m: np.ndarray
+    depart_s: float
+    arrive_s: float
+    speed_mps: float
+    pause_until_s: float
+
+    def speed_at(self, t_s: float) -> float:
+        """The speed at `t_s`: `speed_mps` while walking, 0 while paused (and on a leg of
+        length 0)."""
+        return self.speed_mps if self.depart_s <= t_s < self.arrive_s else 0.0
+
+
+def uniform_in_disks(draw: np.random.Generator, centre_m: np.ndarray, radius_m: np.ndarray) -> np.ndarray:
+    """A point uniform over the union of the disks (centre_m (k, 2), radius_m (k,)).
+
+    Propose a disk with probability proportional to its area and a point uniform in it,
+    and accept the point with probability 1/c, c the number of disks covering it: the
+    proposal's density at x is c(x) / (sum of the areas), so the accepted points have a
+    constant density over the union. Unlike rejection from the bounding box, every proposal
+    lands in the union and at least 1/(most disks overlapping at a point) is accepted,
+    however far apart the cells are (two disks meeting in a lens: at least 1/2)."""
+    centre, radius = np.asarray(centre_m, float), np.asarray(radius_m, float)
+    cumulative = np.cumsum(radius**2)
+    while True:
+        k = min(int(np.searchsorted(cumulative, draw.random() * cumulative[-1], side="right")), len(radius) - 1)
+        r = radius[k] * math.sqrt(draw.random())
+        angle = 2.0 * math.pi * draw.random()
+        point = centre[k] + r * np.array([math.cos(angle), math.sin(angle)])
+        # the proposing disk covers its point even where rounding puts it a hair outside
+        covering = max(int((np.linalg.norm(centre - point, axis=1) <= radius).sum()), 1)
+        if draw.random() * covering < 1.0:
+            return point
 
 
 class MobilityTimeline:
     """Positions of the devices over time (monotone queries). Only random-waypoint devices
-    carry a state: their current leg (index, start and end points, departure, arrival)."""
+    carry a state: their current leg (index, start and end points, departure, arrival).
+
+    `cell_centre_m` (n_cells, 2) and `cell_radius_m` (n_cells,) are every cell's disk,
+    needed only by devices whose region is `all`."""
 
     def __init__(self, specs: Sequence[Any], start_m: np.ndarray, home_centre_m: np.ndarray,
-                 home_radius_m: np.ndarray, seed: int) -> None:
+                 home_radius_m: np.ndarray, seed: int, cell_centre_m: np.ndarray | None = None,
+                 cell_radius_m: np.ndarray | None = None) -> None:
         self.specs, self.seed = list(specs), seed
         self.centre, self.radius = np.asarray(home_centre_m, float), np.asarray(home_radius_m, float)
+        self.cell_centre = np.zeros((0, 2)) if cell_centre_m is None else np.asarray(cell_centre_m, float).reshape(-1, 2)
+        self.cell_radius = np.zeros(0) if cell_radius_m is None else np.asarray(cell_radius_m, float).reshape(-1)
+        if not len(self.cell_centre) and any(getattr(s, "region", "home") == "all" for s in self.specs):
+            raise ValueError("random_waypoint with region `all` needs every cell's disk: pass cell_centre_m and "
+                             "cell_radius_m (World.bs_position_m and World.cell_radius_m)")
         self.start_m = np.array(start_m, dtype=float)
         self.moving = np.array([isinstance(s, RandomWaypoint) for s in self.specs], dtype=bool)
         n = len(self.specs)
@@ -67,27 +127,64 @@ class MobilityTimeline:
     def static(self) -> bool:
         return not self.moving.any()
 
-    def _begin_leg(self, i: int, depart_s: float) -> None:
-        draw = keyed_rng(self.seed, "mobility", i, int(self.leg[i]))
+    def _waypoint(self, i: int, draw: np.random.Generator) -> np.ndarray:
+        if self.specs[i].region == "all":
+            return uniform_in_disks(draw, self.cell_centre, self.cell_radius)
         r = self.radius[i] * math.sqrt(draw.random())  # uniform in the disk
         angle = 2.0 * math.pi * draw.random()
+        return self.centre[i] + r * np.array([math.cos(angle), math.sin(angle)])
+
+    def _begin_leg(self, i: int, depart_s: float) -> None:
+        draw = keyed_rng(self.seed, "mobility", i, int(self.leg[i]))
         self.origin[i] = self.target[i]
-        self.target[i] = self.centre[i] + r * np.array([math.cos(angle), math.sin(angle)])
+        self.target[i] = self._waypoint(i, draw)
         self.depart_s[i] = depart_s
         self.arrive_s[i] = depart_s + float(np.linalg.norm(self.target[i] - self.origin[i])) / self.specs[i].speed_mps
+
+    def _advance(self, i: int, t_s: float) -> None:
+        """Walk device i's legs forward to the one in progress at `t_s` (walking or paused)."""
+        spec = self.specs[i]
+        while self.arrive_s[i] + spec.pause_s <= t_s:
+            self.leg[i] += 1
+            self._begin_leg(int(i), float(self.arrive_s[i] + spec.pause_s))
 
     def positions(self, t_s: float) -> np.ndarray:
         """(I, 2) positions at time `t_s`, walking each moving device's legs forward."""
         out = self.start_m.copy()
         for i in np.flatnonzero(self.moving):
-            spec = self.specs[i]
-            while self.arrive_s[i] + spec.pause_s <= t_s:
-                self.leg[i] += 1
-                self._begin_leg(int(i), float(self.arrive_s[i] + spec.pause_s))
+            self._advance(int(i), t_s)
             span = self.arrive_s[i] - self.depart_s[i]
             frac = 1.0 if span <= 0 else min(max((t_s - self.depart_s[i]) / span, 0.0), 1.0)
             out[i] = self.origin[i] + frac * (self.target[i] - self.origin[i])
         return out
+
+    def leg_at(self, device: int, t_s: float) -> Leg | None:
+        """The leg device `device` is on at `t_s` (walking it, or paused at its end); None
+        for a device that does not move. Queries go forward in time, as `positions`'."""
+        if not self.moving[device]:
+            return None
+        if t_s < self.depart_s[device]:
+            raise ValueError(f"device {device}: time {t_s} s is before its current leg (from {self.depart_s[device]} s); "
+                             "queries go forward in time")
+        self._advance(device, t_s)
+        spec = self.specs[device]
+        return Leg(origin_m=self.origin[device].copy(), target_m=self.target[device].copy(),
+                   depart_s=float(self.depart_s[device]), arrive_s=float(self.arrive_s[device]),
+                   speed_mps=float(spec.speed_mps), pause_until_s=float(self.arrive_s[device] + spec.pause_s))
+
+    def speed_mps(self, device: int, t_s: float) -> float:
+        """The device's speed at `t_s`: its walking speed on a leg, 0 while paused or static."""
+        leg = self.leg_at(device, t_s)
+        return 0.0 if leg is None else leg.speed_at(t_s)
+
+    def next_change_s(self, device: int, t_s: float) -> float:
+        """The next instant after `t_s` at which the device's velocity changes: its arrival
+        at the waypoint while walking (the speed drops to 0, or without a pause the
+        direction turns), the end of the pause while paused; inf for a static device."""
+        leg = self.leg_at(device, t_s)
+        if leg is None:
+            return math.inf
+        return leg.arrive_s if t_s < leg.arrive_s else leg.pause_until_s
 
     def state_dict(self) -> dict:
         return {"leg": self.leg.tolist(), "origin": self.origin.tolist(), "target": self.target.tolist(),

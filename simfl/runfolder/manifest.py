@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,17 @@ _NOT_FINGERPRINTED = {("name",), ("source",), ("raw",), ("policies",), ("seed",)
                       ("task", "target_accuracies"), ("task", "data_dir"), ("generator", "cache_dir")}
 
 # Fields added after folders were written, left out of the fingerprint at their default so
-# that those folders (whose results used the default) stay resumable.
-_OMITTED_AT_DEFAULT: dict[tuple[str, ...], Any] = {("task", "threads"): 1}
+# that those folders (whose results used the default) stay resumable. "*" stands for a list
+# index (devices[*]).
+_OMITTED_AT_DEFAULT: dict[tuple[str, ...], Any] = {
+    ("task", "threads"): 1,
+    ("devices", "*", "mobility", "region"): "home",
+    ("network", "handover", "hysteresis_db"): 0.0,
+    ("network", "handover", "time_to_trigger_s"): 0.0,
+    ("network", "handover", "interruption_s"): 0.0,
+    ("server", "aggregation_delay_s"): 0.0,
+    ("server", "synthesis_images_per_s"): math.inf,
+}
 
 _WARNED: set[Path] = set()  # folders whose numerics this process has warned about
 
@@ -45,7 +55,8 @@ def fingerprint(scenario: Any) -> tuple[str, dict[str, Any]]:
     def walk(value: Any, path: tuple[str, ...]) -> None:
         if path in _NOT_FINGERPRINTED:
             return
-        if path in _OMITTED_AT_DEFAULT and value == _OMITTED_AT_DEFAULT[path]:
+        pattern = tuple("*" if part.isdigit() else part for part in path)
+        if pattern in _OMITTED_AT_DEFAULT and value == _OMITTED_AT_DEFAULT[pattern]:
             return
         if path == ("task", "precision"):
             value = numerics.precision(value)  # what the rounds compute in: "auto" resolved on this CPU and mode

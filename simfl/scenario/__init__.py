@@ -18,10 +18,10 @@ sit above this layer: simfl.registry.check_policies checks them.
 from simfl.geometry import hex_grid_positions
 from simfl.scenario.loader import MAX_FILE_BYTES, load_scenario, scenario_from_dict
 from simfl.scenario.overrides import apply_override
-from simfl.scenario.schema import (Cell, DeviceGroup, Distribution, Downlink, Generator, Optimisation, PathLoss,
-                                   Scenario, Task)
+from simfl.scenario.schema import (Cell, DeviceGroup, Distribution, Downlink, Generator, Handover, NetworkSettings,
+                                   Optimisation, PathLoss, Scenario, Task)
 from simfl.scenario.strict_yaml import parse_yaml
 
-__all__ = ["MAX_FILE_BYTES", "Cell", "DeviceGroup", "Distribution", "Downlink", "Generator", "Optimisation",
-           "PathLoss", "Scenario", "Task", "apply_override", "hex_grid_positions", "load_scenario", "parse_yaml",
+__all__ = ["MAX_FILE_BYTES", "Cell", "DeviceGroup", "Distribution", "Downlink", "Generator", "Handover",
+           "NetworkSettings", "Optimisation", "PathLoss", "Scenario", "Task", "apply_override", "hex_grid_positions", "load_scenario", "parse_yaml",
            "scenario_from_dict"]

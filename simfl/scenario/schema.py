@@ -143,6 +143,24 @@ class Server:
 
 
 @dataclass(frozen=True)
+class Handover:
+    """When a moving device changes cell (simfl.handover): another cell's mean gain must
+    exceed the serving cell's by more than `hysteresis_db` and keep doing so for
+    `time_to_trigger_s`; the device then sends nothing for `interruption_s`."""
+
+    hysteresis_db: float = 0.0
+    time_to_trigger_s: float = 0.0
+    interruption_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """The `network:` section: rules of the radio network beyond each cell's own fields."""
+
+    handover: Handover = Handover()
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     source: str  # the file it came from, for messages
@@ -160,6 +178,7 @@ class Scenario:
     # policy's class, by simfl.registry.check_policies, which also completes them with the
     # policy's defaults (what a run records)
     policy_settings: dict[str, dict[str, float]] = field(default_factory=dict)
+    network: NetworkSettings = NetworkSettings()
     server: Server = field(default_factory=Server)
 
     @property
@@ -173,5 +192,7 @@ class Scenario:
 
 
 
+__all__ = ["Cell", "DeviceGroup", "Distribution", "Downlink", "Generator", "Handover", "NetworkSettings",
+           "Optimisation", "PathLoss", "Scenario", "Task"]
 __all__ = ["Cell", "DeviceGroup", "Distribution", "Downlink", "Generator", "Optimisation", "PathLoss",
            "Scenario", "Server", "Task"]

@@ -28,11 +28,11 @@ from simfl.limits import MAX_DISTANCE_M
 from simfl.optim.cross_entropy import CrossEntropy
 from simfl.optim.fimi import SOLVERS
 from simfl.scenario.checks import Checker, describe, join, numbers
-from simfl.scenario.schema import (Cell, DeviceGroup, Distribution, Downlink, Generator, Optimisation, PathLoss,
-                                   Scenario, Server, Task)
+from simfl.scenario.schema import (Cell, DeviceGroup, Distribution, Downlink, Generator, Handover, NetworkSettings,
+                                   Optimisation, PathLoss, Scenario, Server, Task)
 
 SECTIONS = {"name", "description", "seed", "cells", "devices", "task", "optimisation", "generator", "policies",
-            "aggregation", "policy_settings", "server"}
+            "aggregation", "policy_settings", "network", "server"}
 
 
 def build_scenario(raw: dict, c: Checker, source: str) -> Scenario:
@@ -54,10 +54,11 @@ def build_scenario(raw: dict, c: Checker, source: str) -> Scenario:
     policies = _build_policies(raw.get("policies"), c)
     aggregation = _build_aggregation(c.mapping(raw.get("aggregation"), "aggregation"), c, n_devices if devices else None)
     settings = _build_policy_settings(c.mapping(raw.get("policy_settings"), "policy_settings"), c)
+    network = _build_network(c.mapping(raw.get("network"), "network"), c)
     server = _build_server(c.mapping(raw.get("server"), "server"), c)
     return Scenario(name=name, source=source, seed=seed, cells=cells, devices=devices, task=task,
                     optimisation=optimisation, generator=generator, policies=policies, raw=raw,
-                    aggregation=aggregation, policy_settings=settings, server=server)
+                    aggregation=aggregation, policy_settings=settings, network=network, server=server)
 
 
 CELL_FIELDS = {"name", "position_m", "radius_m", "bandwidth_hz", "noise_dbm_per_hz", "path_loss", "downlink"}
@@ -328,6 +329,22 @@ def _staleness(m: dict, c: Checker, default: float) -> float:
     return default
 
 
+
+
+def _build_network(m: dict, c: Checker) -> NetworkSettings:
+    """`network: {handover: {hysteresis_db, time_to_trigger_s, interruption_s}}`, each >= 0
+    and within its physical range (simfl.limits); every field defaults to 0 (hand over the
+    moment another cell is stronger, without a break)."""
+    c.unknown(m, {"handover"}, "network")
+    p = "network.handover"
+    h = c.mapping(m.get("handover"), p)
+    c.unknown(h, set(Handover.__dataclass_fields__), p)
+    d = Handover()
+    return NetworkSettings(handover=Handover(
+        hysteresis_db=c.number(h, "hysteresis_db", p, d.hysteresis_db, minimum=0),
+        time_to_trigger_s=c.number(h, "time_to_trigger_s", p, d.time_to_trigger_s, minimum=0),
+        interruption_s=c.number(h, "interruption_s", p, d.interruption_s, minimum=0),
+    ))
 
 
 def _build_policies(node: Any, c: Checker) -> tuple[str, ...]:
