@@ -3,6 +3,8 @@ shadowing, fading) that produces the gains g_i."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -53,3 +55,9 @@ def power_for_latency_w(b_hz: ArrayLike, gain: ArrayLike, n0_w_per_hz: ArrayLike
 def rayleigh_power_gain(rng: np.random.Generator, size: int) -> np.ndarray:
     """Small-scale Rayleigh fading: |h|^2 ~ Exp(1), so the mean gain is unchanged."""
     return rng.exponential(1.0, size=size)
+
+
+def rayleigh_complex_gain(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Rayleigh fading's complex gain h ~ CN(0, 1): real and imaginary parts N(0, 1/2), so
+    |h|^2 ~ Exp(1)."""
+    return (rng.normal(size=size) + 1j * rng.normal(size=size)) / math.sqrt(2.0)
