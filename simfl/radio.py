@@ -61,3 +61,6 @@ def rayleigh_complex_gain(rng: np.random.Generator, size: int) -> np.ndarray:
     """Rayleigh fading's complex gain h ~ CN(0, 1): real and imaginary parts N(0, 1/2), so
     |h|^2 ~ Exp(1)."""
     return (rng.normal(size=size) + 1j * rng.normal(size=size)) / math.sqrt(2.0)
+
+
+DEFAULT_CARRIER_HZ = 2e9  # a mid-band LTE/5G carrier: the default of a cell's carrier_hz

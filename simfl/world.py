@@ -12,7 +12,7 @@ import numpy as np
 
 from simfl.aggregation import Aggregation
 from simfl.geometry import nearest_site
-from simfl.radio import mean_gain
+from simfl.radio import DEFAULT_CARRIER_HZ, mean_gain
 from simfl.streams import keyed_rng, rng, streams
 from simfl.units import dbm_to_w
 
@@ -73,6 +73,12 @@ class World:
     mobility: tuple[Any, ...] = ()  # per device: a simfl.dynamics.mobility component
     battery_j: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (I,) capacity; inf: mains powered
     downlink: tuple[Any, ...] = ()  # per cell: (bandwidth_hz, power_w) of the model broadcast, or None
+    carrier_hz: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (n_cells,) f_c, the Doppler's scale
+
+    def __post_init__(self) -> None:
+        # a World built without carriers (by code older than them) has every cell at the default
+        if len(self.carrier_hz) == 0 and self.cell_names:
+            object.__setattr__(self, "carrier_hz", np.full(len(self.cell_names), DEFAULT_CARRIER_HZ))
 
     @property
     def n_devices(self) -> int:
@@ -214,6 +220,7 @@ def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarr
         battery_j=battery,
         downlink=tuple(None if c.downlink is None else (c.downlink.bandwidth_hz, float(dbm_to_w(c.downlink.power_dbm)))
                        for c in cells),
+        carrier_hz=np.array([c.carrier_hz for c in cells], dtype=float),
     )
     return _with_graph(world, scenario)
 

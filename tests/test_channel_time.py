@@ -1,13 +1,17 @@
 """The channel in simulated time, against independent facts: the scenario fields that
-configure it, and the per-round forms that keep parsing to what they did."""
+configure it (a carrier that keeps old run folders' fingerprints at its default), and the
+per-round forms that keep parsing to what they did."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from simfl.dynamics.fading import Clarke, GaussMarkov, GaussMarkovSteps, NoFading, Rayleigh, RayleighBlocks
 from simfl.errors import ScenarioError
-from simfl.scenario import scenario_from_dict
+from simfl.runfolder import fingerprint
+from simfl.scenario import load_scenario, scenario_from_dict
 from simfl.world import build_world
 
 from conftest import scenario_dict
@@ -20,6 +24,28 @@ def world_of(**cell):
     raw = scenario_dict()
     raw["cells"][0].update(cell)
     return build_world(scenario_from_dict(raw), model_bits=32_000)
+
+
+def test_carrier_hz_defaults_to_2_ghz_and_reaches_the_world():
+    assert world_of().carrier_hz.tolist() == [2e9]
+    assert world_of(carrier_hz=3.5e9).carrier_hz.tolist() == [3.5e9]
+    raw = scenario_dict(cells={"hex_grid": {"rings": 1, "spacing_m": 500, "radius_m": 300, "bandwidth_hz": 1e7,
+                                            "carrier_hz": 28e9}})
+    assert build_world(scenario_from_dict(raw), model_bits=32_000).carrier_hz.tolist() == [28e9] * 7
+
+
+def test_a_world_built_without_carriers_has_the_default():
+    world = world_of()
+    older = type(world)(**{k: v for k, v in world.__dict__.items() if k != "carrier_hz"})
+    assert older.carrier_hz.tolist() == [2e9]
+
+
+def test_folders_written_before_carrier_hz_keep_their_fingerprint():
+    tiny = Path(__file__).parent / "data" / "tiny.yaml"
+    # computed before cells had a carrier_hz; float32 so that the digest is the same on every CPU
+    assert fingerprint(load_scenario(tiny, overrides=["task.precision=float32"]))[0] == "56f9d9fd707a7c4f"
+    other = fingerprint(load_scenario(tiny, overrides=["task.precision=float32", "cells.0.carrier_hz=3.5e9"]))
+    assert other[1]["cells.0.carrier_hz"] == 3.5e9
 
 
 @pytest.mark.parametrize("fading, expected", [
@@ -58,6 +84,9 @@ def test_each_fading_form_parses_to_its_component(fading, expected):
     ({"path_loss": {"fading": "jakes"}},
      "cells[0].path_loss.fading: unknown kind 'jakes'; allowed: clarke | {clarke: {min_doppler_hz}} | "
      "{gauss_markov: {rho}} | {gauss_markov: {rho, step_s}} | none | rayleigh | {rayleigh: {coherence_s}}"),
+    ({"carrier_hz": 0}, "cells[0].carrier_hz: must be > 0, got 0"),
+    ({"carrier_hz": 1e13}, "cells[0].carrier_hz: must be in (0, 1e12] Hz, got 1e+13"),
+    ({"carrier_hz": "2.4 GHz"}, "cells[0].carrier_hz: must be a number, got str '2.4 GHz'"),
 ])
 def test_bad_channel_fields_give_one_paragraph_naming_the_field(cell, expected):
     raw = scenario_dict()

@@ -20,6 +20,7 @@ from typing import Any
 from simfl import numerics
 from simfl.errors import RunFolderError
 from simfl.files import write_atomically
+from simfl.radio import DEFAULT_CARRIER_HZ
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -31,8 +32,10 @@ _NOT_FINGERPRINTED = {("name",), ("source",), ("raw",), ("policies",), ("seed",)
                       ("task", "target_accuracies"), ("task", "data_dir"), ("generator", "cache_dir")}
 
 # Fields added after folders were written, left out of the fingerprint at their default so
-# that those folders (whose results used the default) stay resumable.
-_OMITTED_AT_DEFAULT: dict[tuple[str, ...], Any] = {("task", "threads"): 1}
+# that those folders (whose results used the default) stay resumable; "*" stands for any
+# index of a list (every cell's carrier).
+_OMITTED_AT_DEFAULT: dict[tuple[str, ...], Any] = {("task", "threads"): 1,
+                                                   ("cells", "*", "carrier_hz"): DEFAULT_CARRIER_HZ}
 
 _WARNED: set[Path] = set()  # folders whose numerics this process has warned about
 
@@ -45,7 +48,8 @@ def fingerprint(scenario: Any) -> tuple[str, dict[str, Any]]:
     def walk(value: Any, path: tuple[str, ...]) -> None:
         if path in _NOT_FINGERPRINTED:
             return
-        if path in _OMITTED_AT_DEFAULT and value == _OMITTED_AT_DEFAULT[path]:
+        pattern = tuple("*" if part.isdigit() else part for part in path)
+        if pattern in _OMITTED_AT_DEFAULT and value == _OMITTED_AT_DEFAULT[pattern]:
             return
         if path == ("task", "precision"):
             value = numerics.precision(value)  # what the rounds compute in: "auto" resolved on this CPU and mode
