@@ -63,4 +63,19 @@ def rayleigh_complex_gain(rng: np.random.Generator, size: int) -> np.ndarray:
     return (rng.normal(size=size) + 1j * rng.normal(size=size)) / math.sqrt(2.0)
 
 
+SPEED_OF_LIGHT_MPS = 299_792_458.0
 DEFAULT_CARRIER_HZ = 2e9  # a mid-band LTE/5G carrier: the default of a cell's carrier_hz
+
+
+def doppler_hz(speed_mps: ArrayLike, carrier_hz: ArrayLike) -> np.ndarray:
+    """The maximum Doppler shift of a device moving at `speed_mps` on carrier f_c:
+    f_d = v f_c / c (Rappaport, Wireless Communications, 2nd ed., eq. 5.2 at angle 0)."""
+    return np.asarray(speed_mps, float) * np.asarray(carrier_hz, float) / SPEED_OF_LIGHT_MPS
+
+
+def coherence_time_s(f_d_hz: ArrayLike) -> np.ndarray:
+    """Coherence time T_c = 0.423 / f_d (Rappaport, Wireless Communications, 2nd ed.,
+    eq. 5.40c: the geometric mean of 9 / (16 pi f_d) and 1 / f_d); inf without Doppler."""
+    f = np.asarray(f_d_hz, float)
+    with np.errstate(divide="ignore"):
+        return np.where(f > 0, 0.423 / f, np.inf)
