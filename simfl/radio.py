@@ -3,6 +3,8 @@ shadowing, fading) that produces the gains g_i."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -60,3 +62,27 @@ def power_for_latency_w(b_hz: ArrayLike, gain: ArrayLike, n0_w_per_hz: ArrayLike
 def rayleigh_power_gain(rng: np.random.Generator, size: int) -> np.ndarray:
     """Small-scale Rayleigh fading: |h|^2 ~ Exp(1), so the mean gain is unchanged."""
     return rng.exponential(1.0, size=size)
+
+
+def rayleigh_complex_gain(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Rayleigh fading's complex gain h ~ CN(0, 1): real and imaginary parts N(0, 1/2), so
+    |h|^2 ~ Exp(1)."""
+    return (rng.normal(size=size) + 1j * rng.normal(size=size)) / math.sqrt(2.0)
+
+
+SPEED_OF_LIGHT_MPS = 299_792_458.0
+DEFAULT_CARRIER_HZ = 2e9  # a mid-band LTE/5G carrier: the default of a cell's carrier_hz
+
+
+def doppler_hz(speed_mps: ArrayLike, carrier_hz: ArrayLike) -> np.ndarray:
+    """The maximum Doppler shift of a device moving at `speed_mps` on carrier f_c:
+    f_d = v f_c / c (Rappaport, Wireless Communications, 2nd ed., eq. 5.2 at angle 0)."""
+    return np.asarray(speed_mps, float) * np.asarray(carrier_hz, float) / SPEED_OF_LIGHT_MPS
+
+
+def coherence_time_s(f_d_hz: ArrayLike) -> np.ndarray:
+    """Coherence time T_c = 0.423 / f_d (Rappaport, Wireless Communications, 2nd ed.,
+    eq. 5.40c: the geometric mean of 9 / (16 pi f_d) and 1 / f_d); inf without Doppler."""
+    f = np.asarray(f_d_hz, float)
+    with np.errstate(divide="ignore"):
+        return np.where(f > 0, 0.423 / f, np.inf)

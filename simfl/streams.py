@@ -10,7 +10,8 @@ import numpy as np
 
 # New names go at the end: a stream's seed depends on its position.
 STREAMS = ("placement", "channel", "partition", "training", "fading", "policy", "generator", "similarity",
-           "availability", "mobility", "battery", "gauss_markov", "selection", "similarity_devices")
+           "availability", "mobility", "battery", "gauss_markov", "selection", "similarity_devices",
+           "rayleigh_blocks", "gauss_markov_steps", "clarke")
 
 
 def streams(seed: int) -> dict[str, np.random.SeedSequence]:

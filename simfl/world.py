@@ -13,7 +13,7 @@ import numpy as np
 from simfl.aggregation import Aggregation
 from simfl.geometry import MIN_DISTANCE_M, site_distances_m
 from simfl.links import link_gains, strongest_site
-from simfl.radio import mean_gain
+from simfl.radio import DEFAULT_CARRIER_HZ, mean_gain
 from simfl.streams import keyed_rng, rng, streams
 from simfl.units import dbm_to_w
 
@@ -80,6 +80,12 @@ class World:
     # column cell_of[i] of row i is gain[i], bit for bit (the mean: `for_planning`'s outage
     # quantile changes `gain` only). 1.5 MB at 10,000 devices x 19 cells.
     link_gain: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    carrier_hz: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (n_cells,) f_c, the Doppler's scale
+
+    def __post_init__(self) -> None:
+        # a World built without carriers (by code older than them) has every cell at the default
+        if len(self.carrier_hz) == 0 and self.cell_names:
+            object.__setattr__(self, "carrier_hz", np.full(len(self.cell_names), DEFAULT_CARRIER_HZ))
 
     @property
     def n_devices(self) -> int:
@@ -245,6 +251,7 @@ def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarr
         downlink=tuple(None if c.downlink is None else (c.downlink.bandwidth_hz, float(dbm_to_w(c.downlink.power_dbm)))
                        for c in cells),
         link_gain=link_gain,
+        carrier_hz=np.array([c.carrier_hz for c in cells], dtype=float),
     )
     return _with_graph(world, scenario)
 

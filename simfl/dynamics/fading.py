@@ -1,7 +1,16 @@
-"""Small-scale fading of each cell: none, Rayleigh (a new independent draw every round) or
-Gauss-Markov (h_{t+1} = rho h_t + sqrt(1 - rho^2) w_t with w_t ~ CN(0, 1), so |h|^2 is
-Exp(1) in every round, as under Rayleigh, but correlated from round to round with lag-1
-correlation rho^2). Fading is constant within a round (block fading)."""
+"""Small-scale fading of each cell, per round or in simulated time.
+
+Per round (`FadingProcess`; block fading, constant within a round): none, Rayleigh (a new
+independent draw every round) or Gauss-Markov (h_{t+1} = rho h_t + sqrt(1 - rho^2) w_t
+with w_t ~ CN(0, 1), so |h|^2 is Exp(1) in every round, as under Rayleigh, but correlated
+from round to round with lag-1 correlation rho^2).
+
+In simulated time (`simfl.dynamics.channel_time.ChannelInTime`): Rayleigh blocks of
+`coherence_s` seconds, Gauss-Markov steps of `step_s` seconds, and Clarke's model whose
+Doppler follows each device's speed. The bare `rayleigh` and `{gauss_markov: {rho}}` keep
+their per-round meaning; the fields `coherence_s` and `step_s` make them time-based. Each
+process handles only its own kinds and leaves a factor of 1 for the others.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +20,23 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from simfl.dynamics.registry import WithoutFields, FADING, Fail, number_field, register, unknown_fields
-from simfl.radio import rayleigh_power_gain
+from simfl.dynamics.registry import (MAX_PERIOD_S, FADING, Fail, WithoutFields, number_field, register,
+                                    unknown_fields)
+from simfl.radio import rayleigh_complex_gain, rayleigh_power_gain
 from simfl.streams import keyed_rng
+
+# A block or step of a microsecond is shorter than the coherence time of any channel a phone
+# meets (28 GHz at 300 km/h: about 50 us) and keeps block counters below 2^53, where floats
+# count exactly, for 9e9 s (285 years) of simulated time.
+MIN_BLOCK_S = 1e-6
+# Above the Doppler of the fastest speed (1e3 m/s) on the highest carrier (1e12 Hz): 3.3e6 Hz.
+MAX_DOPPLER_HZ = 1e7
+
+
+def exp1_quantile(q: float) -> float:
+    """F^-1(q) of Exp(1), the power gain factor |h|^2 of Rayleigh fading: a plan for this
+    gain misses it with probability q."""
+    return -math.log1p(-q)
 
 
 @register(FADING)
@@ -31,31 +54,104 @@ class NoFading(WithoutFields):
 
 @register(FADING)
 @dataclass(frozen=True)
-class Rayleigh(WithoutFields):
-    """|h|^2 ~ Exp(1), drawn anew for every round."""
+class Rayleigh:
+    """|h|^2 ~ Exp(1), drawn anew for every round. Written `rayleigh`; with a field,
+    `{rayleigh: {coherence_s}}`, it is `RayleighBlocks`, drawn anew in simulated time."""
 
     kind: ClassVar[str] = "rayleigh"
-    form: ClassVar[str] = "rayleigh"
+    form: ClassVar[str] = "rayleigh | {rayleigh: {coherence_s}}"
+
+    @classmethod
+    def from_config(cls, params: Any, where: str, fail: Fail, context: dict) -> Rayleigh | RayleighBlocks | None:
+        if params is None:
+            return cls()
+        unknown_fields(params, {"coherence_s"}, where, fail)
+        coherence = number_field(params, "coherence_s", where, fail, minimum=MIN_BLOCK_S, maximum=MAX_PERIOD_S)
+        if coherence is None or not _within(coherence, MIN_BLOCK_S, MAX_PERIOD_S):
+            return None
+        return RayleighBlocks(coherence)
 
     def quantile(self, q: float) -> float:
-        """F^-1(q) of Exp(1): a plan for this gain misses it with probability q."""
-        return -math.log1p(-q)
+        return exp1_quantile(q)
 
 
 @register(FADING)
 @dataclass(frozen=True)
 class GaussMarkov(Rayleigh):
-    """First-order Gauss-Markov (AR(1)) complex gain; stationary marginal Exp(1) power."""
+    """First-order Gauss-Markov (AR(1)) complex gain stepped once per round; stationary
+    marginal Exp(1) power. With `step_s` it is `GaussMarkovSteps`, stepped in simulated time."""
 
     rho: float = 0.9
     kind: ClassVar[str] = "gauss_markov"
-    form: ClassVar[str] = "{gauss_markov: {rho}}"
+    form: ClassVar[str] = "{gauss_markov: {rho}} | {gauss_markov: {rho, step_s}}"
 
     @classmethod
-    def from_config(cls, params: Any, where: str, fail: Fail, context: dict) -> GaussMarkov | None:  # type: ignore[override]
-        unknown_fields(params, {"rho"}, where, fail)
+    def from_config(cls, params: Any, where: str, fail: Fail,  # type: ignore[override]
+                    context: dict) -> GaussMarkov | GaussMarkovSteps | None:
+        unknown_fields(params, {"rho", "step_s"}, where, fail)
         rho = number_field(params, "rho", where, fail, minimum=0, below=1)
+        if isinstance(params, dict) and "step_s" in params:
+            step = number_field(params, "step_s", where, fail, minimum=MIN_BLOCK_S, maximum=MAX_PERIOD_S)
+            if rho is None or step is None or not 0 <= rho < 1 or not _within(step, MIN_BLOCK_S, MAX_PERIOD_S):
+                return None
+            return GaussMarkovSteps(rho, step)
         return None if rho is None or not 0 <= rho < 1 else cls(rho)
+
+
+@dataclass(frozen=True)
+class RayleighBlocks:
+    """|h|^2 ~ Exp(1), drawn anew every `coherence_s` seconds of simulated time (block k
+    covers [k coherence_s, (k + 1) coherence_s)); every policy meets the same draw at the
+    same instant."""
+
+    coherence_s: float
+    kind: ClassVar[str] = "rayleigh"
+
+    def quantile(self, q: float) -> float:
+        return exp1_quantile(q)
+
+
+@dataclass(frozen=True)
+class GaussMarkovSteps:
+    """The AR(1) complex gain h_k = rho h_{k-1} + sqrt(1 - rho^2) w_k, h_0 = w_0, stepped
+    every `step_s` seconds of simulated time: |h|^2 is Exp(1) at every instant, and h's
+    correlation k steps apart is rho^k."""
+
+    rho: float
+    step_s: float
+    kind: ClassVar[str] = "gauss_markov"
+
+    def quantile(self, q: float) -> float:
+        return exp1_quantile(q)
+
+
+@register(FADING)
+@dataclass(frozen=True)
+class Clarke:
+    """Clarke's Rayleigh fading, a sum of sinusoids (Zheng and Xiao's model) whose Doppler
+    f_d = v f_c / c follows each device's current speed v on its cell's carrier f_c, at
+    least `min_doppler_hz` (0: a device that stands still has a frozen channel)."""
+
+    min_doppler_hz: float = 0.0
+    kind: ClassVar[str] = "clarke"
+    form: ClassVar[str] = "clarke | {clarke: {min_doppler_hz}}"
+
+    @classmethod
+    def from_config(cls, params: Any, where: str, fail: Fail, context: dict) -> Clarke | None:
+        if params is None:
+            return cls()
+        unknown_fields(params, {"min_doppler_hz"}, where, fail)
+        floor = number_field(params, "min_doppler_hz", where, fail, minimum=0, maximum=MAX_DOPPLER_HZ, default=0.0)
+        return None if floor is None or not _within(floor, 0.0, MAX_DOPPLER_HZ) else cls(floor)
+
+    def quantile(self, q: float) -> float:
+        """The envelope is Rayleigh (as the number of sinusoids grows), so |h|^2 is Exp(1)."""
+        return exp1_quantile(q)
+
+
+def _within(value: float, low: float, high: float) -> bool:
+    """Whether a field number_field read is in [low, high] (number_field reports it if not)."""
+    return low <= value <= high
 
 
 class FadingProcess:
@@ -64,6 +160,8 @@ class FadingProcess:
     Rayleigh draws keep the engine's historical stream (the whole vector of devices drawn
     from the round's key of the "fading" stream), so runs written before dynamics existed
     keep their numbers. Gauss-Markov devices carry their complex gain h from round to round.
+    Devices in cells with time-based fading (`RayleighBlocks`, `GaussMarkovSteps`, `Clarke`)
+    get 1 here: `ChannelInTime` draws theirs.
     """
 
     def __init__(self, cell_fading: Sequence[Any], n_devices: int, seed: int) -> None:
@@ -82,7 +180,7 @@ class FadingProcess:
             factor = np.where(rayleigh, draws, factor)
         if self.markov:
             for r in range(self.last_round + 1, round_index + 1):
-                w = _complex_normal(keyed_rng(self.seed, "gauss_markov", r), self.n)
+                w = rayleigh_complex_gain(keyed_rng(self.seed, "gauss_markov", r), self.n)
                 rho = np.array([f.rho if isinstance(f, GaussMarkov) else 0.0 for f in kinds])
                 self.h = w if r == 0 else rho * self.h + np.sqrt(1.0 - rho**2) * w
             self.last_round = max(self.last_round, round_index)
@@ -97,7 +195,3 @@ class FadingProcess:
         self.h = np.array(state["h_re"], dtype=float) + 1j * np.array(state["h_im"], dtype=float)
         self.last_round = int(state["last_round"])
 
-
-def _complex_normal(rng: np.random.Generator, n: int) -> np.ndarray:
-    """CN(0, 1): real and imaginary parts N(0, 1/2)."""
-    return (rng.normal(size=n) + 1j * rng.normal(size=n)) / math.sqrt(2.0)

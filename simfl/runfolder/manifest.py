@@ -21,6 +21,7 @@ from typing import Any
 from simfl import numerics
 from simfl.errors import RunFolderError
 from simfl.files import write_atomically
+from simfl.radio import DEFAULT_CARRIER_HZ
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -36,6 +37,7 @@ _NOT_FINGERPRINTED = {("name",), ("source",), ("raw",), ("policies",), ("seed",)
 # index (devices[*]).
 _OMITTED_AT_DEFAULT: dict[tuple[str, ...], Any] = {
     ("task", "threads"): 1,
+    ("cells", "*", "carrier_hz"): DEFAULT_CARRIER_HZ,
     ("devices", "*", "mobility", "region"): "home",
     ("network", "handover", "hysteresis_db"): 0.0,
     ("network", "handover", "time_to_trigger_s"): 0.0,

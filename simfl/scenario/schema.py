@@ -15,6 +15,7 @@ from simfl.dynamics.availability import AlwaysOn
 from simfl.dynamics.fading import NoFading
 from simfl.dynamics.mobility import Static
 from simfl.optim.cross_entropy import CrossEntropy
+from simfl.radio import DEFAULT_CARRIER_HZ
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Cell:
     noise_dbm_per_hz: float
     path_loss: PathLoss
     downlink: Downlink | None = None
+    carrier_hz: float = DEFAULT_CARRIER_HZ  # f_c: sets the Doppler of Clarke fading
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from simfl.learning.protocol import PRECISIONS
 from simfl.limits import MAX_DISTANCE_M
 from simfl.optim.cross_entropy import CrossEntropy
 from simfl.optim.fimi import SOLVERS
+from simfl.radio import DEFAULT_CARRIER_HZ
 from simfl.scenario.checks import Checker, describe, join, numbers
 from simfl.scenario.schema import (Cell, DeviceGroup, Distribution, Downlink, Generator, Handover, NetworkSettings,
                                    Optimisation, PathLoss, Scenario, Server, Task)
@@ -61,7 +62,8 @@ def build_scenario(raw: dict, c: Checker, source: str) -> Scenario:
                     aggregation=aggregation, policy_settings=settings, network=network, server=server)
 
 
-CELL_FIELDS = {"name", "position_m", "radius_m", "bandwidth_hz", "noise_dbm_per_hz", "path_loss", "downlink"}
+CELL_FIELDS = {"name", "position_m", "radius_m", "bandwidth_hz", "noise_dbm_per_hz", "path_loss", "downlink",
+               "carrier_hz"}
 
 
 def _build_cells(node: Any, c: Checker) -> tuple[Cell, ...]:
@@ -116,6 +118,7 @@ def _build_cell(m: dict, path: str, c: Checker, default_name: str) -> Cell:
     radius = c.number(m, "radius_m", path, 1.0, above=0, required=True)
     bandwidth = c.number(m, "bandwidth_hz", path, 1.0, above=0, required=True)
     noise = c.number(m, "noise_dbm_per_hz", path, -174.0, maximum=0)
+    carrier = c.number(m, "carrier_hz", path, DEFAULT_CARRIER_HZ, above=0)
     pl_path = join(path, "path_loss")
     pl = c.mapping(m.get("path_loss"), pl_path)
     c.unknown(pl, {"intercept_db", "slope_db", "shadowing_std_db", "fading"}, pl_path)
@@ -132,7 +135,7 @@ def _build_cell(m: dict, path: str, c: Checker, default_name: str) -> Cell:
         c.unknown(dl, {"bandwidth_hz", "power_dbm"}, dl_path)
         downlink = Downlink(bandwidth_hz=c.number(dl, "bandwidth_hz", dl_path, 1.0, above=0, required=True),
                             power_dbm=c.number(dl, "power_dbm", dl_path, 46.0, required=True))
-    return Cell(name, position, radius, bandwidth, noise, path_loss, downlink)
+    return Cell(name, position, radius, bandwidth, noise, path_loss, downlink, carrier_hz=carrier)
 
 
 def _build_devices(node: Any, c: Checker, cell_names: set[str]) -> tuple[DeviceGroup, ...]:
