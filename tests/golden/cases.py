@@ -15,8 +15,10 @@ Rounds and test images are cut so the whole set runs in a few minutes; everythin
 else is the scenario as shipped. The "tiny" generator (trained in seconds into a
 temporary cache) stands in for the diffusion model where a policy synthesises.
 Regenerate only when an issue changes results on purpose, and say so in its note:
-    python tests/golden/cases.py [CASE ...]             # whole files
-    python tests/golden/cases.py --training [CASE ...]  # only the training columns
+    python tests/golden/cases.py [CASE ...]                # whole files
+    python tests/golden/cases.py --training [CASE ...]     # only the training columns
+    python tests/golden/cases.py --new-columns [CASE ...]  # columns the engine gained, once
+                                                           # every stored column matches
 """
 
 from __future__ import annotations
@@ -181,6 +183,10 @@ def write_training_columns(name: str, out: Path) -> None:
 
 if __name__ == "__main__":
     training_only = "--training" in sys.argv
+    new_columns = "--new-columns" in sys.argv
+    if new_columns:
+        sys.path.insert(0, str(HERE.parent))
+        from test_golden import assert_matches_golden  # the test's own comparison
     names = [a for a in sys.argv[1:] if not a.startswith("--")] or list(CASES)
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
@@ -191,6 +197,8 @@ if __name__ == "__main__":
                 write_training_columns(name, out)
                 print(f"wrote the training columns of {target / 'rounds.csv'}")
                 continue
+            if new_columns:
+                assert_matches_golden(name, out, new_columns=True)
             for file in FILES:
                 if (out / file).exists():  # CLSD: no device, so no events.csv
                     shutil.copyfile(out / file, target / file)
