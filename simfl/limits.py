@@ -116,6 +116,8 @@ PHYSICAL_RANGES: dict[str, PhysicalRange] = {
     # handover (network.handover): 3GPP's A3 hysteresis is at most 15 dB and its time to
     # trigger at most 5.12 s; an interruption is tens of milliseconds
     "hysteresis_db": PhysicalRange(0.0, 100.0, "dB"),
+    # a channel step: from a microsecond (a 5G slot is 125 us) to a day
+    "channel_step_s": PhysicalRange(1e-6, 86_400.0, "s"),
     "time_to_trigger_s": PhysicalRange(0.0, 1e9, "s"),
     "interruption_s": PhysicalRange(0.0, 1e9, "s"),
 }

@@ -15,7 +15,8 @@ import numpy as np
 
 from simfl.aggregation import Aggregation
 from simfl.dynamics.availability import AlwaysOn, AvailabilityTimeline
-from simfl.dynamics.fading import FadingProcess
+from simfl.dynamics.channel_time import ChannelInTime
+from simfl.dynamics.fading import Clarke, FadingProcess, GaussMarkovSteps, RayleighBlocks
 from simfl.dynamics.mobility import MobilityTimeline, Static
 from simfl.world import World
 
@@ -64,10 +65,16 @@ class Network:
                                          world.cell_radius_m[home] if len(world.cell_radius_m) else np.ones(n), seed,
                                          cell_centre_m=world.bs_position_m, cell_radius_m=world.cell_radius_m)
         self.fading = FadingProcess(world.fading, n, seed)
+        self.channel_time = ChannelInTime.for_world(world, seed) if any(_time_based(f) for f in world.fading) else None
+        fastest = float(self.mobility.walk_speed_mps.max(initial=0.0))
+        # how often a transfer's rate is re-evaluated while it runs (None: never, the paper's block fading)
+        self.channel_step_s: float | None = world.constants.channel_step_s or (
+            self.channel_time.default_step_s(fastest) if self.channel_time is not None else None)
         self.battery_j = (world.battery_j.astype(float).copy() if len(world.battery_j) == n else np.full(n, np.inf))
 
-    def observe(self, time_s: float, round_index: int, version: int) -> RoundState:
-        """Move every dynamic to `time_s` and return what the server sees."""
+    def observe(self, time_s: float, round_index: int, version: int, fading_key: int | None = None) -> RoundState:
+        """Move every dynamic to `time_s` and return what the server sees. Per-round fading
+        is drawn for `fading_key` (default: the round)."""
         w = self.world
         if self.mobility.static:
             position, cell_of, distance, mean_gain = w.position_m, w.cell_of, w.distance_m, w.gain
@@ -76,7 +83,10 @@ class Network:
             cell_of, distance, mean_gain = w.serving(position)
             still = ~self.mobility.moving  # static devices keep the world's own numbers, bit for bit
             cell_of[still], distance[still], mean_gain[still] = w.cell_of[still], w.distance_m[still], w.gain[still]
-        gain = mean_gain * self.fading.power_gains(round_index, cell_of)
+        gain = mean_gain * self.fading.power_gains(round_index if fading_key is None else fading_key, cell_of)
+        if self.channel_time is not None:
+            gain = gain * self.channel_time.power_factors(time_s, np.arange(w.n_devices), cell_of,
+                                                          self.mobility.walked_at(time_s), self.mobility.walk_speed_mps)
         self.availability.advance(time_s)
         alive = self.battery_j > 0
         return RoundState(
@@ -93,12 +103,22 @@ class Network:
         return float(self.availability.until_s[waiting].min()) if waiting.any() else np.inf
 
     def state_dict(self) -> dict[str, Any]:
-        return {"availability": self.availability.state_dict(), "mobility": self.mobility.state_dict(),
-                "fading": self.fading.state_dict(), "battery_j": self.battery_j.tolist()}
+        state = {"availability": self.availability.state_dict(), "mobility": self.mobility.state_dict(),
+                 "fading": self.fading.state_dict(), "battery_j": self.battery_j.tolist()}
+        if self.channel_time is not None:
+            state["channel_time"] = self.channel_time.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.availability.load_state_dict(state["availability"])
         self.mobility.load_state_dict(state["mobility"])
         self.fading.load_state_dict(state["fading"])
         self.battery_j = np.array(state["battery_j"], dtype=float)
+        if self.channel_time is not None:
+            self.channel_time.load_state_dict(state["channel_time"])
 
+
+
+def _time_based(fading: object) -> bool:
+    """Whether a cell's fading changes in simulated time rather than per round."""
+    return isinstance(fading, (Clarke, GaussMarkovSteps, RayleighBlocks))

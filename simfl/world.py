@@ -41,6 +41,8 @@ class Constants:
     outage: float = 0.0  # q: plan on the fading's q-quantile instead of the mean channel
     aggregation: Aggregation = Aggregation()  # sync rounds, FedBuff or FedAsync
     aggregation_delay_s: float = 0.0  # simulated time each aggregation takes (scenario `server`)
+    channel_step_s: float | None = None  # network.channel_step_s
+    handover: Any = None  # network.handover (simfl.scenario.Handover); None: the defaults
     synthesis_images_per_s: float = math.inf  # the server's synthetic images per second of simulated time
 
 
@@ -223,6 +225,8 @@ def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarr
         outage=opt.outage,
         aggregation=scenario.aggregation,
         aggregation_delay_s=scenario.server.aggregation_delay_s,
+        channel_step_s=scenario.network.channel_step_s,
+        handover=scenario.network.handover,
         synthesis_images_per_s=scenario.server.synthesis_images_per_s,
     )
     world = World(

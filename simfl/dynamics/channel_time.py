@@ -198,6 +198,42 @@ class ChannelInTime:
             h[clarke] = sum_of_sinusoids(cycles, *s.rows(i))
         return h
 
+    def power_factors(self, times_s: ArrayLike, devices: ArrayLike, cell_of: ArrayLike, walked_s: ArrayLike,
+                      walk_speed_mps: ArrayLike) -> np.ndarray:
+        """|h|^2 of `devices[j]` in cell `cell_of[j]` at `times_s[j]` (arrays aligned, or
+        scalars), what the engine asks: 1 for per-round kinds. Clarke's Doppler phase is
+        computed from the time each device has spent walking since t = 0 (`walked_s`, at
+        its `walk_speed_mps`) and standing (the rest): origin + max(v f_c / c, f_min)
+        walked + f_min (t - walked), on its cell's carrier, the same integral of f_d as
+        `power_gains_at` keeps, as a function of time alone (no query order). Rayleigh
+        blocks are keyed on the instant's block; Gauss-Markov steps go through the stepped
+        state (each device's instants must not decrease)."""
+        t, d, cells, walked, speed = np.broadcast_arrays(np.asarray(times_s, float), np.asarray(devices, np.int64),
+                                                         np.asarray(cell_of, np.int64), np.asarray(walked_s, float),
+                                                         np.asarray(walk_speed_mps, float))
+        out = np.ones(t.shape)
+        kind = self.kind[cells]
+        clarke = np.flatnonzero(kind == CLARKE)
+        if len(clarke):
+            s = self.sinusoids
+            assert s is not None
+            c, i = cells[clarke], d[clarke]
+            f_min = self.min_doppler_hz[c]
+            f_walk = np.maximum(doppler_hz(speed[clarke], self.carrier_hz[c]), f_min)
+            cycles = s.origin_cycles[i] + f_walk * walked[clarke] + f_min * (t[clarke] - walked[clarke])
+            h = sum_of_sinusoids(cycles, *s.rows(i))
+            out[clarke] = h.real**2 + h.imag**2
+        blocks = np.flatnonzero(kind == BLOCKS)
+        for j in blocks.tolist():
+            cell = int(cells[j])
+            h = self._draw("rayleigh_blocks", cell, _block(float(t[j]), float(self.block_s[cell])))[d[j]]
+            out[j] = h.real**2 + h.imag**2
+        steps = np.flatnonzero(kind == STEPS)
+        for instant in np.unique(t[steps]):
+            j = steps[t[steps] == instant]
+            out[j] = self.power_gains_at(float(instant), d[j], cells[j], speed[j])
+        return out
+
     def advance(self, t_s: float, devices: ArrayLike, cell_of: ArrayLike, speed_mps: ArrayLike) -> None:
         """Bring `devices` to time `t_s`, each having held `cell_of` at `speed_mps` since its
         previous query: for a change of speed or cell that nobody needs a gain at."""

@@ -120,6 +120,8 @@ class MobilityTimeline:
         self.target = self.start_m.copy()
         self.depart_s = np.zeros(n)
         self.arrive_s = np.zeros(n)
+        self.walked_s = np.zeros(n)  # time spent walking before the current leg (Clarke's Doppler phase)
+        self.walk_speed_mps = np.array([getattr(s, "speed_mps", 0.0) for s in self.specs], dtype=float)
         for i in np.flatnonzero(self.moving):
             self._begin_leg(int(i), 0.0)
 
@@ -146,6 +148,7 @@ class MobilityTimeline:
         spec = self.specs[i]
         while self.arrive_s[i] + spec.pause_s <= t_s:
             self.leg[i] += 1
+            self.walked_s[i] += self.arrive_s[i] - self.depart_s[i]
             self._begin_leg(int(i), float(self.arrive_s[i] + spec.pause_s))
 
     def positions(self, t_s: float) -> np.ndarray:
@@ -172,6 +175,27 @@ class MobilityTimeline:
                    depart_s=float(self.depart_s[device]), arrive_s=float(self.arrive_s[device]),
                    speed_mps=float(spec.speed_mps), pause_until_s=float(self.arrive_s[device] + spec.pause_s))
 
+    def path(self, device: int, times_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions (n, 2) and time spent walking since the run's start (n,) of `device` at
+        `times_s`, all on the leg in progress at the first of them (walking or paused):
+        what a transfer needs between two of the device's velocity changes
+        (`next_change_s`). A static device stands where it was placed and never walks."""
+        t = np.asarray(times_s, dtype=float)
+        if not self.moving[device]:
+            return np.repeat(self.start_m[device][None, :], len(t), axis=0), np.zeros(len(t))
+        self.leg_at(device, float(t[0]))
+        depart, arrive = self.depart_s[device], self.arrive_s[device]
+        span = arrive - depart
+        frac = np.ones(len(t)) if span <= 0 else np.clip((t - depart) / span, 0.0, 1.0)
+        position = self.origin[device] + frac[:, None] * (self.target[device] - self.origin[device])
+        return position, self.walked_s[device] + np.clip(t - depart, 0.0, max(span, 0.0))
+
+    def walked_at(self, t_s: float) -> np.ndarray:
+        """(I,) time each device has spent walking from 0 to `t_s` (after `positions(t_s)`,
+        which brings every leg to `t_s`)."""
+        span = np.maximum(self.arrive_s - self.depart_s, 0.0)
+        return np.where(self.moving, self.walked_s + np.clip(t_s - self.depart_s, 0.0, span), 0.0)
+
     def speed_mps(self, device: int, t_s: float) -> float:
         """The device's speed at `t_s`: its walking speed on a leg, 0 while paused or static."""
         leg = self.leg_at(device, t_s)
@@ -188,7 +212,7 @@ class MobilityTimeline:
 
     def state_dict(self) -> dict:
         return {"leg": self.leg.tolist(), "origin": self.origin.tolist(), "target": self.target.tolist(),
-                "depart_s": self.depart_s.tolist(), "arrive_s": self.arrive_s.tolist()}
+                "depart_s": self.depart_s.tolist(), "arrive_s": self.arrive_s.tolist(), "walked_s": self.walked_s.tolist()}
 
     def load_state_dict(self, state: dict) -> None:
         self.leg = np.array(state["leg"], dtype=np.int64)
@@ -196,3 +220,5 @@ class MobilityTimeline:
         self.target = np.array(state["target"], dtype=float).reshape(-1, 2)
         self.depart_s = np.array(state["depart_s"], dtype=float)
         self.arrive_s = np.array(state["arrive_s"], dtype=float)
+        # checkpoints from before Clarke fading lack it; nothing they resume reads it
+        self.walked_s = np.array(state.get("walked_s", np.zeros(len(self.arrive_s))), dtype=float)

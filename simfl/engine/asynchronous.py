@@ -40,7 +40,7 @@ from simfl.aggregation import Aggregation
 from simfl.engine.clock import at, settled
 from simfl.engine.dispatch import (DEADLINE_GRACE, checked_selection, charge_battery, device_record, job_bits,
                                    job_energy_j, make_jobs)
-from simfl.engine.job import DONE, DOWNLOAD, UPLOAD, Job, job_process
+from simfl.engine.job import DONE, DOWNLOAD, UPLOAD, Job, RateSource, job_process
 from simfl.engine.records import DeviceRecord, EngineState, RoundRecord
 from simfl.engine.synthesis import Synthesis
 from simfl.errors import InfeasiblePlan, RunFolderError
@@ -59,7 +59,7 @@ class AsyncServer:
     """The state of an asynchronous run between two events, and the server process."""
 
     def __init__(self, env: simpy.Environment, world: World, network: Network, policy: Policy, context: PlanContext,
-                 trainer: Trainer, state: EngineState) -> None:
+                 trainer: Trainer, state: EngineState, rates: RateSource | None = None) -> None:
         k = world.constants
         settings = k.aggregation
         limit = settings.max_concurrency or k.participants_per_round or world.n_devices
@@ -67,7 +67,7 @@ class AsyncServer:
         self.settings: Aggregation = replace(settings, max_concurrency=self.max_concurrency)
         self.env, self.world, self.network, self.policy, self.trainer = env, world, network, policy, trainer
         self.context = replace(context, participants_per_round=None)
-        self.state = state
+        self.state, self.rates = state, rates
         saved = state.asynchronous
         self.flights: dict[int, Job] = {f["job"]: saved_job(f) for f in saved.get("flights", [])}
         self.buffer: list[Job] = [saved_job(f) for f in saved.get("buffer", [])]
@@ -81,7 +81,7 @@ class AsyncServer:
         self.synthesis = Synthesis(context.plan, k.synthesis_images_per_s, state.synthesised)
         self.outbox = simpy.Store(env)  # where every job reports
         for job in sorted(self.flights.values(), key=lambda f: f.job):
-            env.process(job_process(env, job, self.outbox))  # a resumed run: the jobs in flight go on
+            env.process(job_process(env, job, self.outbox, rates=rates))  # a resumed run: the jobs in flight go on
 
     # ------------------------------------------------------------------ the process
 
@@ -145,7 +145,7 @@ class AsyncServer:
         if free <= 0:
             return
         world, now = self.world, self.env.now
-        view = self.network.observe(now, self.decisions, self.state.version)
+        view = self.network.observe(now, self.decisions, self.state.version, self._fading_block(now))
         busy = np.zeros(world.n_devices, dtype=bool)
         busy[[f.device for f in self.flights.values()]] = True
         idle = view.available & ~busy
@@ -176,9 +176,15 @@ class AsyncServer:
             job.repeat = last[1] + 1 if last is not None and last[0] == self.state.version else 0
             self.last_base[job.device] = [self.state.version, job.repeat]
             self.flights[job.job] = job
-            self.env.process(job_process(self.env, job, self.outbox))
+            self.env.process(job_process(self.env, job, self.outbox, rates=self.rates))
         self.jobs += len(chosen)
         self.since["selected"] = self.since.get("selected", 0) + len(chosen)
+
+    def _fading_block(self, time_s: float) -> int:
+        """Per-round fading without rounds: a new draw every T_max seconds of simulated
+        time (the length of a synchronous round's deadline), so that every asynchronous
+        policy meets the same channel at the same instant."""
+        return math.floor(time_s / self.world.constants.t_max_s)
 
     def _next_idle_online_s(self) -> float:
         """When the next idle device with battery left comes online (inf: none will)."""
@@ -198,7 +204,7 @@ class AsyncServer:
         buffer, self.buffer = self.buffer, []
         updates = self.trainer.train([TrainJob(client=f.device, key=f.base_version, base_version=f.base_version,
                                                base=self.bases[f.base_version], repeat=f.repeat) for f in buffer])
-        view = self.network.observe(now, self.decisions, version)
+        view = self.network.observe(now, self.decisions, version, self._fading_block(now))
         view = replace(view, round=row, aggregation=self.settings,
                        selected=np.array(sorted({f.device for f in buffer}), dtype=np.int64))
         new_global = self.policy.aggregate(updates, self.trainer, view)

@@ -82,7 +82,7 @@ def make_jobs(world: World, plan: Plan | None, round_plan: RoundPlan, view: Roun
     t_dl = downlink_time_s(world, view, np.full(world.n_devices, k.model_bits)) if any(world.downlink) else np.zeros(world.n_devices)
     computing_w = computing_power_w(world.eps, round_plan.f_hz)
     return [Job(job=first_job + n, device=i, base_version=view.version, repeat=0, cell=int(view.cell_of[i]),
-                gain=float(view.gain[i]), f_hz=float(round_plan.f_hz[i]), b_hz=float(round_plan.b_hz[i]),
+                gain=float(view.gain[i]), round_fading=float(view.gain[i] / view.mean_gain[i]), f_hz=float(round_plan.f_hz[i]), b_hz=float(round_plan.b_hz[i]),
                 p_w=float(round_plan.p_w[i]), rate_bps=float(costs.rate_bps[i]), model_bits=float(k.model_bits),
                 computing_w=float(computing_w[i]), download_s=float(t_dl[i]), compute_s=float(costs.t_cmp_s[i]),
                 battery_j=float(view.battery_j[i]), online_until_s=float(view.online_until_s[i]),

@@ -30,9 +30,10 @@ the same float.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generator, Protocol
 
+import numpy as np
 import simpy
 
 from simfl.engine.clock import at
@@ -45,12 +46,12 @@ NAN = math.nan
 class RateSource(Protocol):
     """What sets an upload's rate while it runs (the channel in time)."""
 
-    def next_change_s(self, job: Job, time_s: float) -> float:
-        """The next instant after `time_s` at which the job's rate may change (inf: never)."""
-        ...
-
-    def rate_bps(self, job: Job, time_s: float) -> float:
-        """The job's uplink rate from `time_s` on."""
+    def chunk(self, job: Job, start_s: float) -> tuple[list[float], list[float], float]:
+        """The job's next stretch of upload from `start_s`: instants t_0 = start_s < t_1 <
+        ... < t_n (the channel steps, the last where the stretch ends), the rate on each
+        [t_k, t_k+1) (n rates), the channel sampled at t_k, and the gain at t_0. A function
+        of the job's device, cell and resources and of time only, so that a resumed job
+        gets the same."""
         ...
 
 
@@ -64,7 +65,8 @@ class Job:
     base_version: int  # the global model it took
     repeat: int  # its device's earlier jobs from the same base version (training seed)
     cell: int
-    gain: float  # channel power gain when it was dispatched
+    gain: float  # channel power gain when it was dispatched, then at the upload's start
+    round_fading: float  # the per-round fading draw of the job's round (1 where fading is in time or none)
     f_hz: float
     b_hz: float
     p_w: float
@@ -85,8 +87,9 @@ class Job:
     left_bits: float = NAN  # still to send in the upload
     sent_bits: float = 0.0  # sent in the upload's earlier segments
     segment_start_s: float = NAN
-    segments: int = 0
-    rerate_s: float = math.inf  # when the upload's rate is next re-evaluated (a channel step)
+    segments: int = 0  # stretches of the upload begun (1: its rate never changed)
+    chunk_times: list[float] = field(default_factory=list)  # the upload's current stretch (RateSource.chunk)
+    chunk_rates: list[float] = field(default_factory=list)
     counted_j: float = 0.0  # energy already counted in rounds.csv rows (asynchronous modes)
     counted_bits: float = 0.0
 
@@ -103,7 +106,30 @@ class Job:
             return self.dispatch_s + self.download_s if self.download_s > 0 else self.dispatch_s
         if self.phase == COMPUTE:
             return self.compute_start_s + self.compute_s
-        return self.segment_start_s + _ratio(self.left_bits, self.rate_bps)
+        if not self.chunk_times:
+            return self.segment_start_s + _ratio(self.left_bits, self.rate_bps)
+        times, cumulative = self.chunk_times, self._chunk_cumulative()
+        k = int(np.searchsorted(cumulative, self.left_bits))
+        if k >= len(self.chunk_rates):
+            return math.inf  # not in this stretch
+        before = cumulative[k - 1] if k else 0.0
+        return times[k] + _ratio(self.left_bits - before, self.chunk_rates[k])
+
+    def rerate_s(self) -> float:
+        """When the upload's current stretch ends unfinished (inf: it finishes in it, or the
+        rate never changes)."""
+        if self.phase != UPLOAD or not self.chunk_times or math.isfinite(self.phase_end_s()):
+            return math.inf
+        return self.chunk_times[-1]
+
+    def _chunk_cumulative(self) -> np.ndarray:
+        return np.cumsum(np.asarray(self.chunk_rates) * np.diff(self.chunk_times))
+
+    def _chunk_bits(self, time_s: float) -> float:
+        """Bits sent in the current stretch by `time_s`."""
+        times = np.asarray(self.chunk_times)
+        spans = np.clip(time_s - times[:-1], 0.0, np.diff(times))
+        return float(np.dot(self.chunk_rates, spans))
 
     def battery_empty_s(self) -> float:
         """When the battery empties at the current phase's power (inf: not in this phase)."""
@@ -114,6 +140,8 @@ class Job:
                 return self.compute_start_s + self.battery_j / self.computing_w
             return math.inf
         left_j = self.battery_j - self.computing_w * self.compute_s - self.p_w * (self.segment_start_s - self.compute_end_s)
+        if self.chunk_times:  # the rate moves, the power does not: empty at what is left over P
+            return self.segment_start_s + _ratio(left_j, self.p_w)
         if left_j < self.p_w * _ratio(self.left_bits, self.rate_bps):
             return self.segment_start_s + _ratio(left_j, self.p_w)
         return math.inf
@@ -137,17 +165,20 @@ class Job:
             self.phase, self.compute_end_s = UPLOAD, now
             self.left_bits, self.segment_start_s, self.segments = self.model_bits, now, 1
             if rates is not None:
-                self.rate_bps, self.rerate_s = rates.rate_bps(self, now), rates.next_change_s(self, now)
+                self.chunk_times, self.chunk_rates, self.gain = rates.chunk(self, now)
+                self.rate_bps = self.chunk_rates[0]
         else:
             self._finish(now, OK)
 
-    def new_segment(self, now: float, rates: RateSource) -> None:
-        """The rate is re-evaluated at `now`: the bits sent so far leave the flow."""
-        sent = self.rate_bps * (now - self.segment_start_s)
+    def next_chunk(self, now: float, rates: RateSource) -> None:
+        """The current stretch ended at `now` with bits still to send: they carry on at the
+        rates of the next."""
+        sent = self._chunk_bits(now)
         self.left_bits -= sent
         self.sent_bits += sent
-        self.segment_start_s, self.segments = now, self.segments + 1
-        self.rate_bps, self.rerate_s = rates.rate_bps(self, now), rates.next_change_s(self, now)
+        self.segments += 1
+        self.segment_start_s = now
+        self.chunk_times, self.chunk_rates, _ = rates.chunk(self, now)
 
     def stop(self, now: float, cause: str) -> None:
         if self.phase == DOWNLOAD:
@@ -164,9 +195,10 @@ class Job:
     @property
     def mean_rate_bps(self) -> float:
         """The upload's bits over its duration: the rate of eq. (7) when it never changed."""
-        if self.segments <= 1:
+        if not self.chunk_times:
             return self.rate_bps
-        return self.bits_sent(self.end_s) / (self.end_s - self.compute_end_s)
+        duration = self.end_s - self.compute_end_s
+        return self.bits_sent(self.end_s) / duration if duration > 0 else self.chunk_rates[0]
 
     def bits_sent(self, time_s: float) -> float:
         """Bits on the uplink by `time_s`: the whole update once it arrived."""
@@ -175,6 +207,8 @@ class Job:
         if self.phase not in (UPLOAD, DONE) or self.segments == 0:
             return 0.0
         until = min(time_s, self.end_s) if self.phase == DONE else time_s
+        if self.chunk_times:
+            return self.sent_bits + self._chunk_bits(until)
         return self.sent_bits + self.rate_bps * max(until - self.segment_start_s, 0.0)
 
     def entry(self) -> dict[str, Any]:
@@ -202,16 +236,18 @@ def job_process(env: simpy.Environment, job: Job, outbox: simpy.Store, deadline:
         now = env.now
         end = job.phase_end_s()
         stop, cause = job.first_stop()
-        change = job.rerate_s if rates is not None and job.phase == UPLOAD else math.inf
+        change = job.rerate_s()
         if end <= now and end <= stop:
             job.end_phase(now, rates)
         elif stop <= now:
             job.stop(now, cause)
         elif change <= now:
             assert rates is not None
-            job.new_segment(now, rates)
+            job.next_chunk(now, rates)
         else:
-            wakes = [at(env, min(end, change)), deadline]
+            wakes = [deadline]
+            if math.isfinite(min(end, change)):
+                wakes.append(at(env, min(end, change)))
             if offline is not None:
                 wakes.append(offline)
             empty = job.battery_empty_s()

@@ -9,6 +9,7 @@ import numpy as np
 import simpy
 
 from simfl.engine.asynchronous import AsyncServer
+from simfl.engine.channel import ChannelPath
 from simfl.engine.dispatch import synthetic_download
 from simfl.engine.records import DeviceRecord, EngineState, RoundRecord
 from simfl.engine.synchronous import server_process
@@ -45,16 +46,17 @@ def run(world: World, plan: Plan, trainer: Trainer, rounds: int, seed: int,
         policy.load_state_dict(state.policy)
     env = simpy.Environment(initial_time=state.time_s)
     result = [state]
+    rates = ChannelPath(world, network) if network.channel_step_s is not None else None
     if world.constants.aggregation.asynchronous:
 
         def asynchronous() -> Generator[simpy.Event, Any, None]:
-            server = AsyncServer(env, world, network, policy, context, trainer, state)
+            server = AsyncServer(env, world, network, policy, context, trainer, state, rates)
             yield from synthetic_download(env, world, network, state, synthetic_bits, server.synthesis)
             yield from server.process(rounds, on_round, result)
 
         env.process(asynchronous())
     else:
         env.process(server_process(env, world, network, policy, context, trainer,
-                                   rounds, state, synthetic_bits, on_round, result))
+                                   rounds, state, synthetic_bits, on_round, result, rates))
     env.run()
     return result[0]

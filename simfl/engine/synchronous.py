@@ -19,7 +19,7 @@ import simpy
 from simfl.engine.clock import at
 from simfl.engine.dispatch import (DEADLINE_GRACE, charge_battery, checked_selection, device_record, make_jobs,
                                    synthetic_download)
-from simfl.engine.job import Job, job_process
+from simfl.engine.job import Job, RateSource, job_process
 from simfl.engine.records import DeviceRecord, EngineState, RoundRecord
 from simfl.engine.synthesis import Synthesis
 from simfl.jobs import BATTERY, OFFLINE, OK, STRAGGLER
@@ -34,8 +34,9 @@ def server_process(env: simpy.Environment, world: World, network: Network, polic
                    context: PlanContext, trainer: Trainer, rounds: int, state: EngineState,
                    synthetic_bits: np.ndarray | None,
                    on_round: Callable[[RoundRecord, list[DeviceRecord], EngineState], None] | None,
-                   result: list[EngineState]) -> Generator[simpy.Event, Any, None]:
-    """Synchronous rounds until `rounds` are played (or no device can ever take part)."""
+                   result: list[EngineState], rates: RateSource | None = None) -> Generator[simpy.Event, Any, None]:
+    """Synchronous rounds until `rounds` are played (or no device can ever take part);
+    `rates`: the channel uploads meet while they run, where it changes in time."""
     k = world.constants
     outbox = simpy.Store(env)  # where every job reports
     synthesis = Synthesis(context.plan, k.synthesis_images_per_s, state.synthesised)
@@ -62,7 +63,7 @@ def server_process(env: simpy.Environment, world: World, network: Network, polic
         deadline_s = dispatch + k.t_max_s * (1.0 + DEADLINE_GRACE)
         deadline = at(env, deadline_s)
         for job in make_jobs(world, context.plan, round_plan, view, selected, dispatch, deadline_s):
-            env.process(job_process(env, job, outbox, deadline))
+            env.process(job_process(env, job, outbox, deadline, rates))
         jobs: dict[int, Job] = {}
         while len(jobs) < len(selected):
             job = yield outbox.get()
@@ -71,7 +72,7 @@ def server_process(env: simpy.Environment, world: World, network: Network, polic
 
         for i in sorted(jobs):
             charge_battery(world, network, i, round_plan.f_hz[i], round_plan.p_w[i], jobs[i].entry())
-        devices = [device_record(world, r, i, int(view.cell_of[i]), float(view.gain[i]), round_plan.f_hz[i],
+        devices = [device_record(world, r, i, jobs[i].cell, jobs[i].gain, round_plan.f_hz[i],
                                  round_plan.b_hz[i], round_plan.p_w[i], jobs[i].entry(), state.version, float(network.battery_j[i]),
                                  0 if jobs[i].outcome == OK else -1) for i in sorted(jobs)]
         participants = np.array(sorted(delivered), dtype=np.int64)

@@ -42,6 +42,7 @@ _OMITTED_AT_DEFAULT: dict[tuple[str, ...], Any] = {
     ("network", "handover", "hysteresis_db"): 0.0,
     ("network", "handover", "time_to_trigger_s"): 0.0,
     ("network", "handover", "interruption_s"): 0.0,
+    ("network", "channel_step_s"): None,
     ("server", "aggregation_delay_s"): 0.0,
     ("server", "synthesis_images_per_s"): math.inf,
 }

@@ -160,6 +160,10 @@ class NetworkSettings:
     """The `network:` section: rules of the radio network beyond each cell's own fields."""
 
     handover: Handover = Handover()
+    # how often a transfer's rate is re-evaluated while it runs; None: a tenth of the
+    # shortest coherence time of the time-based fading in use, else never (the world is
+    # sampled at each round's start, as before the channel had time)
+    channel_step_s: float | None = None
 
 
 @dataclass(frozen=True)

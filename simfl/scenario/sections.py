@@ -335,10 +335,11 @@ def _staleness(m: dict, c: Checker, default: float) -> float:
 
 
 def _build_network(m: dict, c: Checker) -> NetworkSettings:
-    """`network: {handover: {hysteresis_db, time_to_trigger_s, interruption_s}}`, each >= 0
+    """`network: {channel_step_s, handover: {hysteresis_db, time_to_trigger_s, interruption_s}}`, each >= 0
     and within its physical range (simfl.limits); every field defaults to 0 (hand over the
     moment another cell is stronger, without a break)."""
-    c.unknown(m, {"handover"}, "network")
+    c.unknown(m, {"handover", "channel_step_s"}, "network")
+    step = c.number(m, "channel_step_s", "network", None, above=0)
     p = "network.handover"
     h = c.mapping(m.get("handover"), p)
     c.unknown(h, set(Handover.__dataclass_fields__), p)
@@ -347,7 +348,7 @@ def _build_network(m: dict, c: Checker) -> NetworkSettings:
         hysteresis_db=c.number(h, "hysteresis_db", p, d.hysteresis_db, minimum=0),
         time_to_trigger_s=c.number(h, "time_to_trigger_s", p, d.time_to_trigger_s, minimum=0),
         interruption_s=c.number(h, "interruption_s", p, d.interruption_s, minimum=0),
-    ))
+    ), channel_step_s=step)
 
 
 def _build_policies(node: Any, c: Checker) -> tuple[str, ...]:

@@ -1,0 +1,138 @@
+"""Uploads on a channel that changes while they run, in the engine: the rate follows the
+fading and the walk at every channel step, the upload ends when its bits are sent (a
+brute-force integration here), and every policy meets the same gain at the same instant."""
+
+import math
+
+import numpy as np
+import pytest
+
+from simfl.dynamics.channel_time import ChannelInTime
+from simfl.engine import run
+from simfl.plan import Plan
+from simfl.radio import mean_gain, uplink_rate_bps
+from simfl.scenario import scenario_from_dict
+from simfl.world import build_world
+
+from conftest import StandInTrainer, scenario_dict
+from test_async import VectorTrainer
+
+S_BITS = 32 * 50_000
+
+
+def world_of(fading=None, step=None, mobility=None, aggregation=None, count=5):
+    raw = scenario_dict()
+    raw["devices"]["count"] = count
+    if fading is not None:
+        raw["cells"][0]["path_loss"] = {"fading": fading}
+    if step is not None:
+        raw["network"] = {"channel_step_s": step}
+    if mobility is not None:
+        raw["devices"]["mobility"] = mobility
+    if aggregation is not None:
+        raw["aggregation"] = aggregation
+    return build_world(scenario_from_dict(raw), model_bits=S_BITS)
+
+
+def slow_plan(world, p_fraction=1e-3):
+    """Equal shares at a low power, so that uploads last seconds (many channel steps)."""
+    share = world.bandwidth_hz[world.cell_of] / np.bincount(world.cell_of)[world.cell_of]
+    return Plan(d_gen_per_class=np.zeros_like(world.d_loc_per_class), f_hz=world.f_max_hz * 0.8, b_hz=share,
+                p_w=world.p_max_w * p_fraction)
+
+
+def events(world, plan, rounds=2, seed=3):
+    rows = []
+    trainer = VectorTrainer(world.n_devices) if world.constants.aggregation.asynchronous else StandInTrainer()
+    run(world, plan, trainer, rounds=rounds, seed=seed, on_round=lambda r, d, s: rows.extend(d))
+    return rows
+
+
+def clarke_factor(world, seed, device, times, speed=0.0, walked=None):
+    channel = ChannelInTime.for_world(world, seed)
+    times = np.asarray(times, float)
+    walked = np.zeros_like(times) if walked is None else walked
+    return channel.power_factors(times, device, 0, walked, speed)
+
+
+def test_a_static_device_under_clarke_sends_until_the_integral_of_its_rate_reaches_s():
+    world = world_of(fading={"clarke": {"min_doppler_hz": 5.0}})
+    plan = slow_plan(world)
+    step = 0.1 * 0.423 / 5.0  # the default: a tenth of the coherence time at 5 Hz
+    for d in events(world, plan):
+        i = d.device
+        # brute force: the rate on [t_k, t_k+1) from the gain at t_k, t_k the upload start and the grid k x step
+        t, sent, instants = d.upload_start_s, 0.0, []
+        k = math.floor(t / step) + 1
+        while sent < S_BITS:
+            nxt = k * step
+            gain = world.gain[i] * clarke_factor(world, 3, i, [t])[0]
+            rate = float(uplink_rate_bps(plan.b_hz[i], gain, plan.p_w[i], world.noise_w_per_hz[0]))
+            if sent + rate * (nxt - t) >= S_BITS:
+                end = t + (S_BITS - sent) / rate
+                break
+            sent += rate * (nxt - t)
+            instants.append(t)
+            t, k = nxt, k + 1
+        assert d.outcome == "ok"
+        assert d.upload_end_s == pytest.approx(end, rel=1e-9)
+        assert len(instants) >= 10  # the rate changed many times
+        assert d.gain == pytest.approx(world.gain[i] * clarke_factor(world, 3, i, [d.upload_start_s])[0], rel=1e-12)
+        assert d.rate_bps == pytest.approx(S_BITS / (d.upload_end_s - d.upload_start_s), rel=1e-12)
+        assert d.e_com_j == pytest.approx(plan.p_w[i] * (d.upload_end_s - d.upload_start_s), rel=1e-12)
+
+
+def test_a_channel_step_on_a_still_channel_changes_nothing():
+    plain = events(world_of(), slow_plan(world_of()))
+    stepped = events(world_of(step=0.01), slow_plan(world_of()))
+    for a, b in zip(plain, stepped):
+        assert b.upload_end_s == pytest.approx(a.upload_end_s, rel=1e-12)
+        assert b.bits_sent == a.bits_sent and b.outcome == a.outcome
+
+
+def test_a_device_walking_away_during_its_upload_sends_slower_than_its_start_rate():
+    world = world_of(step=0.05, mobility={"random_waypoint": {"speed_mps": 30.0, "pause_s": 0}})
+    plan = slow_plan(world, p_fraction=1e-4)
+    rows = events(world, plan, rounds=3)
+    start_rates = [float(uplink_rate_bps(plan.b_hz[d.device], d.gain, plan.p_w[d.device], world.noise_w_per_hz[0]))
+                   for d in rows]
+    moved = [abs(d.rate_bps - r) / r for d, r in zip(rows, start_rates)]
+    assert max(moved) > 1e-3  # the mean rate is not eq. (7) at the start gain: the device moved
+
+
+@pytest.mark.parametrize("mode", ["fedbuff", "fedasync"])
+def test_asynchronous_policies_meet_the_same_gain_at_the_same_instant(mode):
+    fading = {"clarke": {"min_doppler_hz": 2.0}}
+    world = world_of(fading=fading, aggregation={"mode": mode, "buffer_size": 2, "max_concurrency": 3})
+    plan = slow_plan(world)
+    rows = events(world, plan, rounds=4)
+    for d in rows:  # each recorded gain is the channel's at that instant, whatever was asked before
+        assert d.gain == pytest.approx(world.gain[d.device] * clarke_factor(world, 3, d.device, [d.upload_start_s])[0],
+                                       rel=1e-12)
+
+
+def test_two_asynchronous_modes_record_identical_gains_where_their_uploads_start_together():
+    fading = {"rayleigh": {"coherence_s": 0.5}}
+    a = events(world_of(fading=fading, aggregation={"mode": "fedbuff", "buffer_size": 2, "max_concurrency": 5}),
+               slow_plan(world_of()), rounds=3)
+    b = events(world_of(fading=fading, aggregation={"mode": "fedasync", "max_concurrency": 5}),
+               slow_plan(world_of()), rounds=3)
+    common = {(d.device, d.upload_start_s): d.gain for d in a}.items() & {(d.device, d.upload_start_s): d.gain
+                                                                            for d in b}.items()
+    starts_a = {(d.device, d.upload_start_s) for d in a}
+    starts_b = {(d.device, d.upload_start_s) for d in b}
+    assert starts_a & starts_b  # the first jobs start together
+    assert {key for key, _ in common} == starts_a & starts_b
+
+
+def test_a_walker_s_mean_gain_follows_its_position_during_the_upload():
+    world = world_of(step=0.05, mobility={"random_waypoint": {"speed_mps": 30.0, "pause_s": 0}}, count=1)
+    plan = slow_plan(world, p_fraction=1e-4)
+    d = events(world, plan, rounds=1)[0]
+    # the gain at the upload's start: the path loss at the walker's position then
+    from simfl.network import Network
+
+    network = Network(world, 3)
+    position = network.mobility.positions(d.upload_start_s)[0]
+    expected = mean_gain(max(float(np.linalg.norm(position)), 1.0), 128.1, 37.6, world.shadowing_z[0], 0.0)
+    assert d.gain == pytest.approx(float(expected), rel=1e-12)
