@@ -18,6 +18,9 @@ from simfl.dynamics.availability import AlwaysOn, AvailabilityTimeline
 from simfl.dynamics.channel_time import ChannelInTime
 from simfl.dynamics.fading import Clarke, FadingProcess, GaussMarkovSteps, RayleighBlocks
 from simfl.dynamics.mobility import MobilityTimeline, Static
+from simfl.geometry import MIN_DISTANCE_M
+from simfl.radio import mean_gain as link_mean_gain
+from simfl.serving import ServingCells
 from simfl.world import World
 
 
@@ -64,6 +67,7 @@ class Network:
                                          world.bs_position_m[home] if len(world.bs_position_m) else world.position_m,
                                          world.cell_radius_m[home] if len(world.cell_radius_m) else np.ones(n), seed,
                                          cell_centre_m=world.bs_position_m, cell_radius_m=world.cell_radius_m)
+        self.serving = ServingCells(world, self.mobility, world.cell_of)
         self.fading = FadingProcess(world.fading, n, seed)
         self.channel_time = ChannelInTime.for_world(world, seed) if any(_time_based(f) for f in world.fading) else None
         fastest = float(self.mobility.walk_speed_mps.max(initial=0.0))
@@ -78,11 +82,20 @@ class Network:
         w = self.world
         if self.mobility.static:
             position, cell_of, distance, mean_gain = w.position_m, w.cell_of, w.distance_m, w.gain
-        else:
+        elif self.serving.strongest_rule:
             position = self.mobility.positions(time_s)
             cell_of, distance, mean_gain = w.serving(position)
             still = ~self.mobility.moving  # static devices keep the world's own numbers, bit for bit
             cell_of[still], distance[still], mean_gain[still] = w.cell_of[still], w.distance_m[still], w.gain[still]
+            self.serving.cell = cell_of.copy()
+            self.serving.known_s[self.mobility.moving] = time_s
+        else:  # hysteresis or a time to trigger: each device keeps its cell until the rule hands it over
+            self.serving.advance_all(time_s)
+            position = self.mobility.positions(time_s)
+            cell_of = self.serving.cell.copy()
+            distance, mean_gain = serving_link(w, position, cell_of)
+            still = ~self.mobility.moving
+            distance[still], mean_gain[still] = w.distance_m[still], w.gain[still]
         gain = mean_gain * self.fading.power_gains(round_index if fading_key is None else fading_key, cell_of)
         if self.channel_time is not None:
             gain = gain * self.channel_time.power_factors(time_s, np.arange(w.n_devices), cell_of,
@@ -105,6 +118,8 @@ class Network:
     def state_dict(self) -> dict[str, Any]:
         state = {"availability": self.availability.state_dict(), "mobility": self.mobility.state_dict(),
                  "fading": self.fading.state_dict(), "battery_j": self.battery_j.tolist()}
+        if not self.mobility.static:
+            state["serving"] = self.serving.state_dict()
         if self.channel_time is not None:
             state["channel_time"] = self.channel_time.state_dict()
         return state
@@ -114,6 +129,8 @@ class Network:
         self.mobility.load_state_dict(state["mobility"])
         self.fading.load_state_dict(state["fading"])
         self.battery_j = np.array(state["battery_j"], dtype=float)
+        if "serving" in state:  # checkpoints from before handovers had none: nothing to restore
+            self.serving.load_state_dict(state["serving"])
         if self.channel_time is not None:
             self.channel_time.load_state_dict(state["channel_time"])
 
@@ -122,3 +139,11 @@ class Network:
 def _time_based(fading: object) -> bool:
     """Whether a cell's fading changes in simulated time rather than per round."""
     return isinstance(fading, (Clarke, GaussMarkovSteps, RayleighBlocks))
+
+
+def serving_link(world: World, position_m: np.ndarray, cell_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance (floored at 1 m) and mean gain (path loss and shadowing) of each device at
+    `position_m` to the cell `cell_of` serves it from."""
+    distance = np.maximum(np.linalg.norm(position_m - world.bs_position_m[cell_of], axis=1), MIN_DISTANCE_M)
+    intercept, slope, std = world.path_loss_params[cell_of].T
+    return distance, link_mean_gain(distance, intercept, slope, world.shadowing_z, std)

@@ -136,3 +136,78 @@ def test_a_walker_s_mean_gain_follows_its_position_during_the_upload():
     position = network.mobility.positions(d.upload_start_s)[0]
     expected = mean_gain(max(float(np.linalg.norm(position)), 1.0), 128.1, 37.6, world.shadowing_z[0], 0.0)
     assert d.gain == pytest.approx(float(expected), rel=1e-12)
+
+
+def border_world(hysteresis_db=3.0, interruption_s=0.5, step_s=1.0):
+    """Two cells 1000 m apart on the x axis, one walker at 10 m/s, one upload that lasts
+    about a minute; the walker's leg is set by hand: from x = 100 m at t = 0 to x = 900 m."""
+    raw = scenario_dict()
+    raw["cells"] = [{"name": "west", "position_m": [0, 0], "radius_m": 600, "bandwidth_hz": 1e6, "noise_dbm_per_hz": -174},
+                    {"name": "east", "position_m": [1000, 0], "radius_m": 600, "bandwidth_hz": 1e6,
+                     "noise_dbm_per_hz": -174}]
+    raw["devices"] = {"count": 1, "cell": "west", "position_m": [100, 0], "f_max_hz": 2e9, "eps": 5e-27,
+                      "p_max_dbm": 20, "mobility": {"random_waypoint": {"speed_mps": 10.0, "pause_s": 1e6}}}
+    raw["optimisation"] = {"t_max_s": 1000}
+    raw["network"] = {"channel_step_s": step_s, "handover": {"hysteresis_db": hysteresis_db,
+                                                             "interruption_s": interruption_s}}
+    return build_world(scenario_from_dict(raw), model_bits=S_BITS)
+
+
+def walk_east(world, seed):
+    """The engine state at t = 0 with the walker's first leg replaced by the straight one."""
+    from simfl.engine import EngineState
+    from simfl.network import Network
+
+    network = Network(world, seed)
+    m = network.mobility
+    m.origin[0], m.target[0], m.depart_s[0], m.arrive_s[0] = [100.0, 0.0], [900.0, 0.0], 0.0, 80.0
+    return EngineState(network=network.state_dict())
+
+
+def test_a_walker_crossing_the_border_hands_over_once_at_the_hand_computed_instant_and_pauses():
+    world = border_world()
+    plan = Plan(d_gen_per_class=np.zeros_like(world.d_loc_per_class), f_hz=world.f_max_hz, b_hz=np.array([5e5]),
+                p_w=np.array([1e-7]))
+    rows = []
+    run(world, plan, StandInTrainer(), rounds=1, seed=3, state=walk_east(world, 3),
+        on_round=lambda r, d, s: rows.extend(d))
+    (d,) = rows
+    ratio = 10 ** (3.0 / 37.6)  # 37.6 log10(d_west / d_east) = 3 dB on the line between the stations
+    x_h = 1000.0 * ratio / (1.0 + ratio)
+    t_h = (x_h - 100.0) / 10.0  # about 44.6 s: not on the 1 s grid
+    assert d.cell == 0 and d.handovers == 1 and d.outcome == "ok"
+    assert d.upload_start_s < t_h < d.upload_end_s
+
+    def rate(t, cell):
+        x = 100.0 + 10.0 * min(t, 80.0)  # it stands at x = 900 m from t = 80 s
+        distance = abs(x - (0.0 if cell == 0 else 1000.0))
+        gain = mean_gain(distance, 128.1, 37.6, world.shadowing_z[0], 0.0)
+        return float(uplink_rate_bps(5e5, gain, 1e-7, world.noise_w_per_hz[0]))
+
+    # brute force: the rate sampled at the upload's start and at each whole second, in the
+    # west cell until t_h, nothing for 0.5 s, then in the east cell from t_h + 0.5
+    sent, t, cell = 0.0, d.upload_start_s, 0
+    while True:
+        nxt = math.floor(t) + 1.0
+        if cell == 0 and nxt >= t_h:
+            sent += rate(t, 0) * (t_h - t)
+            t, cell = t_h + 0.5, 1
+            continue
+        r = rate(t, cell)
+        if sent + r * (nxt - t) >= S_BITS:
+            end = t + (S_BITS - sent) / r
+            break
+        sent, t = sent + r * (nxt - t), nxt
+    assert d.upload_end_s == pytest.approx(end, rel=1e-9)
+    assert d.e_com_j == pytest.approx(1e-7 * (d.upload_end_s - d.upload_start_s - 0.5), rel=1e-9)
+
+
+def test_without_hysteresis_the_walker_hands_over_at_the_midpoint():
+    world = border_world(hysteresis_db=0.0, interruption_s=0.0)
+    plan = Plan(d_gen_per_class=np.zeros_like(world.d_loc_per_class), f_hz=world.f_max_hz, b_hz=np.array([5e5]),
+                p_w=np.array([1e-7]))
+    rows = []
+    run(world, plan, StandInTrainer(), rounds=2, seed=3, state=walk_east(world, 3),
+        on_round=lambda r, d, s: rows.extend(d))
+    assert rows[0].handovers == 1 and rows[0].cell == 0
+    assert rows[1].cell == 1 and rows[1].handovers == 0  # it keeps the east cell between its jobs

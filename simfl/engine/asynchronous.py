@@ -81,6 +81,8 @@ class AsyncServer:
         self.synthesis = Synthesis(context.plan, k.synthesis_images_per_s, state.synthesised)
         self.outbox = simpy.Store(env)  # where every job reports
         for job in sorted(self.flights.values(), key=lambda f: f.job):
+            if rates is not None:
+                rates.track(job)
             env.process(job_process(env, job, self.outbox, rates=rates))  # a resumed run: the jobs in flight go on
 
     # ------------------------------------------------------------------ the process
@@ -176,6 +178,8 @@ class AsyncServer:
             job.repeat = last[1] + 1 if last is not None and last[0] == self.state.version else 0
             self.last_base[job.device] = [self.state.version, job.repeat]
             self.flights[job.job] = job
+            if self.rates is not None:
+                self.rates.track(job)
             self.env.process(job_process(self.env, job, self.outbox, rates=self.rates))
         self.jobs += len(chosen)
         self.since["selected"] = self.since.get("selected", 0) + len(chosen)
@@ -248,7 +252,7 @@ class AsyncServer:
             on_round(record, records, self.state)
 
     def _record(self, flight: Job, staleness: int) -> DeviceRecord:
-        return device_record(self.world, self.state.next_round, flight.device, flight.cell, flight.gain, flight.f_hz,
+        return device_record(self.world, self.state.next_round, flight.device, flight.start_cell, flight.gain, flight.f_hz,
                              flight.b_hz, flight.p_w, flight.entry(), flight.base_version, float(self.network.battery_j[flight.device]),
                              staleness)
 
@@ -272,7 +276,7 @@ def job_spent(world: World, job: Job, time_s: float) -> tuple[float, float]:
         return e_cmp + e_com, job_bits(world, job.entry())
     compute_end = job.compute_end_s if job.phase in (UPLOAD, DONE) else time_s
     cmp_s = max(min(time_s, compute_end) - job.compute_start_s, 0.0) if job.phase != DOWNLOAD else 0.0
-    up_s = max(time_s - job.compute_end_s, 0.0) if job.phase in (UPLOAD, DONE) else 0.0
+    up_s = job.sending_s(time_s)
     e_cmp, e_com = spent_j(float(world.eps[job.device]), job.f_hz, job.p_w, cmp_s, up_s)
     return e_cmp + e_com, job.bits_sent(time_s)
 

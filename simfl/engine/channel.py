@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from simfl.dynamics.channel_time import NONE, STEPS
-from simfl.engine.job import Job
+from simfl.engine.job import DONE, UPLOAD, Job
 from simfl.geometry import MIN_DISTANCE_M
 from simfl.network import Network
 from simfl.radio import mean_gain, uplink_rate_bps
@@ -34,6 +34,7 @@ class ChannelPath:
     def __init__(self, world: World, network: Network) -> None:
         assert network.channel_step_s is not None
         self.world, self.network, self.step_s = world, network, float(network.channel_step_s)
+        self.jobs: list[Job] = []  # the jobs dispatched and not known to be done
 
     def grid_after(self, time_s: float, count: int) -> np.ndarray:
         """The first `count` grid instants k x step strictly after `time_s`."""
@@ -42,16 +43,63 @@ class ChannelPath:
             k += 1
         return np.arange(k, k + count, dtype=float) * self.step_s
 
+    def track(self, job: Job) -> None:
+        """A job dispatched: it holds its sub-band in its cell until it ends."""
+        self.jobs = [j for j in self.jobs if j.phase != DONE]
+        self.jobs.append(job)
+
+    def free_band_hz(self, cell: int, but: Job) -> float:
+        """What the jobs in flight in `cell` (other than `but`) leave of its band."""
+        held = sum(j.b_hz for j in self.jobs if j is not but and j.phase != DONE and j.cell == cell)
+        return max(float(self.world.bandwidth_hz[cell]) - held, 0.0)
+
+    def _hand_over(self, job: Job, cell: int) -> None:
+        """The job's device now sends to `cell`, on a sub-band from its free band."""
+        job.cell, job.handovers = int(cell), job.handovers + 1
+        job.b_hz = min(job.b_hz, self.free_band_hz(job.cell, job))
+
+    def _next_handover(self, job: Job, start_s: float) -> float | None:
+        """The instant of the device's next handover within its current segment of walk,
+        after those due at `start_s` itself have been made (a crossing at the very end of
+        the window before is found there, at its start, from this one)."""
+        serving, device = self.network.serving, job.device
+        end = self.network.mobility.next_change_s(device, start_s)
+        while True:
+            handover = serving.peek(device, start_s, end)
+            if handover is None or handover[0] > start_s:
+                return None if handover is None else handover[0]
+            serving.commit(device, start_s, start_s, handover)
+            self._hand_over(job, handover[1])
+
     def chunk(self, job: Job, start_s: float) -> tuple[list[float], list[float], float]:
         """The job's next stretch from `start_s`: instants, the rate on each interval
-        between them, and the channel gain at `start_s`."""
+        between them, and the channel gain at `start_s`. A moving device's handovers up to
+        `start_s` move the job to its new cell, with a sub-band from that cell's free band;
+        one at `start_s` itself (the previous stretch ended there) interrupts the upload
+        for `network.handover.interruption_s` (a stretch at rate 0, drawing no power)."""
         network, world = self.network, self.world
-        device, cell = job.device, job.cell
+        device = job.device
+        moving, ahead = bool(network.mobility.moving[device]), None
+        if moving:
+            serving = network.serving
+            for _, cell in serving.advance(device, start_s):
+                self._hand_over(job, cell)
+            ahead = self._next_handover(job, start_s)
+            if job.handovers and job.last_handover_s != serving.handed_over_s[device]:
+                job.last_handover_s = float(serving.handed_over_s[device])
+                pause = serving.interruption_s
+                if pause > 0 and job.last_handover_s == start_s and job.phase == UPLOAD:
+                    job.chunk_paused = True
+                    return [start_s, start_s + pause], [0.0], job.gain
+        job.chunk_paused = False
+        cell = job.cell
         grid = self.grid_after(start_s, MAX_STEPS)
         end = min(float(grid[-1]), network.mobility.next_change_s(device, start_s))
         time_channel = network.channel_time
         if time_channel is not None and time_channel.kind[cell] == STEPS:
             end = min(end, time_channel.next_change_s(start_s))
+        if ahead is not None and ahead < end:
+            end = ahead  # the stretch stops where the device hands over
         times = np.concatenate([[start_s], grid[grid < end], [end]])
         samples = times[:-1]
         position, walked = network.mobility.path(device, samples)

@@ -93,7 +93,7 @@ def make_jobs(world: World, plan: Plan | None, round_plan: RoundPlan, view: Roun
 def job_energy_j(world: World, device: int, f_hz: float, p_w: float, entry: dict[str, Any]) -> tuple[float, float]:
     """Compute and upload energy of a job from its log (`jobs.spent_j`)."""
     return spent_j(float(world.eps[device]), f_hz, p_w, entry["compute_end_s"] - entry["compute_start_s"],
-                   entry["upload_end_s"] - entry["upload_start_s"])
+                   entry["sending_s"])
 
 
 def job_bits(world: World, entry: dict[str, Any]) -> float:

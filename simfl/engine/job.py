@@ -54,6 +54,10 @@ class RateSource(Protocol):
         gets the same."""
         ...
 
+    def track(self, job: Job) -> None:
+        """A job was dispatched (it holds its sub-band in its cell until it is done)."""
+        ...
+
 
 @dataclass
 class Job:
@@ -90,8 +94,17 @@ class Job:
     segments: int = 0  # stretches of the upload begun (1: its rate never changed)
     chunk_times: list[float] = field(default_factory=list)  # the upload's current stretch (RateSource.chunk)
     chunk_rates: list[float] = field(default_factory=list)
+    chunk_paused: bool = False  # the current stretch is a handover's interruption: nothing sent, no power
+    paused_s: float = 0.0  # the upload's time in earlier interruptions
+    handovers: int = 0
+    last_handover_s: float = -math.inf  # the last of its device's handovers the job has taken in
+    start_cell: int = -1  # the cell at the job's start (-1: `cell`, set when the job is made)
     counted_j: float = 0.0  # energy already counted in rounds.csv rows (asynchronous modes)
     counted_bits: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.start_cell < 0:
+            self.start_cell = self.cell
 
     # ---------------------------------------------------------------- instants
 
@@ -139,7 +152,11 @@ class Job:
             if self.battery_j < self.computing_w * self.compute_s:
                 return self.compute_start_s + self.battery_j / self.computing_w
             return math.inf
-        left_j = self.battery_j - self.computing_w * self.compute_s - self.p_w * (self.segment_start_s - self.compute_end_s)
+        if self.chunk_paused:
+            return math.inf
+        sent_for_s = self.segment_start_s - self.compute_end_s - self.paused_s if self.paused_s else (
+            self.segment_start_s - self.compute_end_s)
+        left_j = self.battery_j - self.computing_w * self.compute_s - self.p_w * sent_for_s
         if self.chunk_times:  # the rate moves, the power does not: empty at what is left over P
             return self.segment_start_s + _ratio(left_j, self.p_w)
         if left_j < self.p_w * _ratio(self.left_bits, self.rate_bps):
@@ -173,6 +190,8 @@ class Job:
     def next_chunk(self, now: float, rates: RateSource) -> None:
         """The current stretch ended at `now` with bits still to send: they carry on at the
         rates of the next."""
+        if self.chunk_paused:
+            self.paused_s += now - self.segment_start_s
         sent = self._chunk_bits(now)
         self.left_bits -= sent
         self.sent_bits += sent
@@ -181,6 +200,8 @@ class Job:
         self.chunk_times, self.chunk_rates, _ = rates.chunk(self, now)
 
     def stop(self, now: float, cause: str) -> None:
+        if self.phase == UPLOAD and self.chunk_paused:
+            self.paused_s += now - self.segment_start_s
         if self.phase == DOWNLOAD:
             self.compute_start_s = now
         if self.phase in (DOWNLOAD, COMPUTE):
@@ -211,12 +232,23 @@ class Job:
             return self.sent_bits + self._chunk_bits(until)
         return self.sent_bits + self.rate_bps * max(until - self.segment_start_s, 0.0)
 
+    def sending_s(self, time_s: float) -> float:
+        """How long the upload has been sending by `time_s` (its interruptions left out)."""
+        if self.phase not in (UPLOAD, DONE) or self.segments == 0:
+            return 0.0
+        until = min(time_s, self.end_s) if self.phase == DONE else time_s
+        elapsed = max(until - self.compute_end_s, 0.0)
+        if self.phase == UPLOAD and self.chunk_paused:
+            elapsed -= max(until - self.segment_start_s, 0.0)
+        return elapsed - self.paused_s if self.paused_s else elapsed
+
     def entry(self) -> dict[str, Any]:
         """The job's row of a round's log (what `dispatch.device_record` writes)."""
         return {"download_start_s": self.dispatch_s, "compute_start_s": self.compute_start_s,
                 "compute_end_s": self.compute_end_s, "upload_start_s": self.compute_end_s,
                 "upload_end_s": self.end_s, "outcome": self.outcome, "rate_bps": self.mean_rate_bps,
-                "bits_sent": self.bits_sent(self.end_s)}
+                "bits_sent": self.bits_sent(self.end_s), "sending_s": self.sending_s(self.end_s),
+                "handovers": self.handovers}
 
 
 def _ratio(a: float, b: float) -> float:

@@ -63,6 +63,8 @@ def server_process(env: simpy.Environment, world: World, network: Network, polic
         deadline_s = dispatch + k.t_max_s * (1.0 + DEADLINE_GRACE)
         deadline = at(env, deadline_s)
         for job in make_jobs(world, context.plan, round_plan, view, selected, dispatch, deadline_s):
+            if rates is not None:
+                rates.track(job)
             env.process(job_process(env, job, outbox, deadline, rates))
         jobs: dict[int, Job] = {}
         while len(jobs) < len(selected):
@@ -72,7 +74,7 @@ def server_process(env: simpy.Environment, world: World, network: Network, polic
 
         for i in sorted(jobs):
             charge_battery(world, network, i, round_plan.f_hz[i], round_plan.p_w[i], jobs[i].entry())
-        devices = [device_record(world, r, i, jobs[i].cell, jobs[i].gain, round_plan.f_hz[i],
+        devices = [device_record(world, r, i, jobs[i].start_cell, jobs[i].gain, round_plan.f_hz[i],
                                  round_plan.b_hz[i], round_plan.p_w[i], jobs[i].entry(), state.version, float(network.battery_j[i]),
                                  0 if jobs[i].outcome == OK else -1) for i in sorted(jobs)]
         participants = np.array(sorted(delivered), dtype=np.int64)
