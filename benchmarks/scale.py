@@ -1,7 +1,7 @@
 """How simfl's cost grows with the world: scenarios/city.yaml at 10, 100, 1,000 and 10,000
 devices (70% mid-range, 30% older phones; K = min(N, 100) participants per round).
 
-    python benchmarks/scale.py [--sizes 10 100 1000 10000] [--rounds 5]
+    python benchmarks/scale.py [--sizes 10 100 1000 10000] [--rounds 5] [--channels block clarke]
 
 Columns, each size measured in a fresh process (so its peak memory is its own):
 - build s: `prepare` (data set, partition, world);
@@ -12,6 +12,11 @@ Columns, each size measured in a fresh process (so its peak memory is its own):
   one round of K participants (local SGD, FedAvg, evaluation on task.eval_samples);
 - peak MiB: the process's peak resident memory (the trainer's worker processes excluded).
 Then the fitted growth exponent of each column (slope of log cost on log N over the sizes).
+`--channels block clarke` measures each size twice: the city as shipped (block fading,
+static phones) and with Clarke fading on every cell and every phone walking at 1.5 m/s
+(random waypoint, 60 s pauses, anywhere in the city), whose uploads are re-rated every
+channel step (a tenth of the coherence time at 1.5 m/s on 2 GHz, 4.2 ms) and hand over
+as the phones cross cell borders.
 Other jobs on the machine slow every number; run it alone.
 """
 
@@ -66,22 +71,30 @@ class NoTraining:
         return RoundMetrics(accuracy=0.0, loss=0.0)
 
 
-def city(n: int):  # type: ignore[no-untyped-def]
+CHANNELS = {
+    "block": [],
+    "clarke": ["cells.hex_grid.path_loss.fading={clarke: {min_doppler_hz: 0}}",
+               *(f"devices.{g}.mobility={{random_waypoint: {{speed_mps: 1.5, pause_s: 60, region: all}}}}"
+                 for g in (0, 1))],
+}
+
+
+def city(n: int, channel: str = "block"):  # type: ignore[no-untyped-def]
     from simfl.scenario import load_scenario
 
     mid = max(1, round(0.7 * n))
     return load_scenario(CITY, overrides=[f"devices.0.count={mid}", f"devices.1.count={n - mid}",
-                                          f"task.participants_per_round={min(n, 100)}"])
+                                          f"task.participants_per_round={min(n, 100)}", *CHANNELS[channel]])
 
 
-def measure(n: int, rounds: int) -> dict[str, float]:
-    """Every column for one size, in this process."""
+def measure(n: int, rounds: int, channel: str = "block", engine_only: bool = False) -> dict[str, float]:
+    """Every column for one size, in this process (NaN for the trainer's with `engine_only`)."""
     from simfl.engine import run
     from simfl.experiment import make_plan, plan_context, prepare
     from simfl.learning.trainer import TorchTrainer
     from simfl.registry import create
 
-    scenario = city(n)
+    scenario = city(n, channel)
     row: dict[str, float] = {"devices": n}
     started = time.perf_counter()
     setup = prepare(scenario)
@@ -95,6 +108,10 @@ def measure(n: int, rounds: int) -> dict[str, float]:
     run(setup.world, plans["fimi"], NoTraining(), rounds, scenario.seed,  # type: ignore[arg-type]
         context=plan_context(setup, "exact"))
     row["engine_s_per_round"] = (time.perf_counter() - started) / rounds
+    if engine_only:
+        row.update(trainer_setup_s=float("nan"), train_s_per_round=float("nan"),
+                   peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        return row
     started = time.perf_counter()
     trainer = TorchTrainer(scenario.task, setup.dataset, list(setup.device_indices), seed=scenario.seed,
                            threads=scenario.task.threads)
@@ -118,31 +135,41 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
     parser.add_argument("--rounds", type=int, default=5, help="engine rounds per size")
+    parser.add_argument("--channels", nargs="+", choices=sorted(CHANNELS), default=["block"],
+                        help="block: the city as shipped; clarke: Clarke fading, every phone walking (engine columns only)")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # a child's size
+    parser.add_argument("--channel", default="block", help=argparse.SUPPRESS)  # a child's channel
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(measure(args.one, args.rounds)))
+        print(json.dumps(measure(args.one, args.rounds, args.channel, engine_only=args.channel != "block")))
         return
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs",
           flush=True)
+    for channel in args.channels:
+        table(channel, args.sizes, args.rounds)
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def table(channel: str, sizes: list[int], rounds: int) -> None:
+    """Measure every size on one channel, each in a fresh process, and print its table."""
     rows = []
-    for n in args.sizes:
-        child = subprocess.run([sys.executable, __file__, "--one", str(n), "--rounds", str(args.rounds)],
-                               capture_output=True, text=True)
+    for n in sizes:
+        child = subprocess.run([sys.executable, __file__, "--one", str(n), "--rounds", str(rounds),
+                                "--channel", channel], capture_output=True, text=True)
         if child.returncode:
-            sys.exit(f"size {n} failed:\n{child.stderr}")
+            sys.exit(f"size {n} ({channel}) failed:\n{child.stderr}")
         rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
-        print(f"measured {n} devices", file=sys.stderr, flush=True)
+        print(f"measured {n} devices ({channel})", file=sys.stderr, flush=True)
+    print(f"\nchannel: {channel}")
     header = f"{'devices':>8} " + " ".join(f"{title:>15}" for _, title in COLUMNS)
     print(header)
     print("-" * len(header))
     for row in rows:
         print(f"{int(row['devices']):>8} " + " ".join(f"{row[key]:>15.3f}" for key, _ in COLUMNS))
-    if len(rows) > 1:
+    if len(rows) > 1 and channel == "block":
         sizes = np.array([r["devices"] for r in rows], float)
         print(f"{'growth':>8} " + " ".join(f"{'N^' + format(growth(sizes, np.array([r[k] for r in rows])), '.2f'):>15}"
                                           for k, _ in COLUMNS))
-    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -53,3 +53,15 @@ def test_the_reason_check_sees_imports_inside_functions(tmp_path):
     sample.write_text("import os\n\n\ndef f():\n    import json\n    return json\n\n\nclass A:\n    def g(self):\n"
                       "        # deferred: heavy\n        from pathlib import Path\n        return Path\n")
     assert [line for line, _ in function_level_imports(sample)] == [5, 12]
+
+
+def test_the_engine_uses_only_simpys_public_calls():
+    """SimPy's queue, event ids and event state (`_queue`, `_eid`, `_ok`, `_value`) are its
+    own: the engine waits through timeouts, Stores and conditions, so a SimPy release that
+    changes its internals cannot change a run."""
+    private = ("._queue", "._eid", "._ok", "._value", "._now")
+    found = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+             for folder in ("simfl", "policies") for path in sorted((ROOT / folder).rglob("*.py"))
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+             if any(name in line for name in private)]
+    assert not found, "\n".join(found)

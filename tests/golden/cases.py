@@ -181,6 +181,16 @@ def write_training_columns(name: str, out: Path) -> None:
     stored.to_csv(HERE / name / "rounds.csv", index=False)
 
 
+def add_new_columns(stored_path: Path, fresh_path: Path) -> None:
+    """Give the stored file the fresh run's columns it lacks, in the fresh run's order,
+    keeping every stored column's text as it was."""
+    stored = pd.read_csv(stored_path, dtype=str, keep_default_na=False)
+    fresh = pd.read_csv(fresh_path, dtype=str, keep_default_na=False)
+    merged = pd.DataFrame({column: stored[column] if column in stored.columns else fresh[column]
+                           for column in fresh.columns})
+    merged.to_csv(stored_path, index=False)
+
+
 if __name__ == "__main__":
     training_only = "--training" in sys.argv
     new_columns = "--new-columns" in sys.argv
@@ -199,6 +209,11 @@ if __name__ == "__main__":
                 continue
             if new_columns:
                 assert_matches_golden(name, out, new_columns=True)
+                for file in FILES:
+                    if (out / file).exists():
+                        add_new_columns(target / file, out / file)
+                print(f"added the new columns to {target}")
+                continue
             for file in FILES:
                 if (out / file).exists():  # CLSD: no device, so no events.csv
                     shutil.copyfile(out / file, target / file)
