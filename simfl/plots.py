@@ -138,6 +138,8 @@ JOB_ENDS = {
     "battery": ("s", "tab:purple", "battery emptied"),
 }
 OFFLINE_COLOUR = "0.75"
+HANDOVER = ("D", "tab:cyan", "handover (first of the job's)")
+INTERRUPTION_COLOUR = "white"  # drawn over the upload: nothing sent
 TIMELINE_MAX_DEVICES = 60
 
 
@@ -172,6 +174,19 @@ def job_ends(events: pd.DataFrame, rounds: pd.DataFrame, max_rounds: int) -> pd.
                          "time_s": jobs["upload_end_s"], "outcome": jobs["outcome"]}).reset_index(drop=True)
 
 
+def handovers(events: pd.DataFrame, rounds: pd.DataFrame, max_rounds: int) -> pd.DataFrame:
+    """The jobs of the first `max_rounds` rounds that handed over: columns device, round,
+    time_s (the first handover) and paused_s (how long the upload sent nothing, drawn from
+    that instant on). Empty for run folders written before events.csv had them."""
+    if "handover_s" not in events or "handovers" not in events:
+        return pd.DataFrame({"device": pd.Series(dtype=int), "round": pd.Series(dtype=int),
+                             "time_s": pd.Series(dtype=float), "paused_s": pd.Series(dtype=float)})
+    jobs = events[events["round"].isin(plotted_rounds(rounds, max_rounds)["round"]) & (events["handovers"] > 0)]
+    return pd.DataFrame({"device": jobs["device"].astype(int), "round": jobs["round"].astype(int),
+                         "time_s": jobs["handover_s"].astype(float),
+                         "paused_s": jobs["paused_s"].astype(float)}).reset_index(drop=True)
+
+
 def offline_bars(availability: pd.DataFrame, t0_s: float, t1_s: float,
                  devices: Iterable[int] | None = None) -> pd.DataFrame:
     """The offline periods within [t0_s, t1_s]: the complement of each device's online
@@ -204,7 +219,8 @@ def timeline(events: pd.DataFrame, rounds: pd.DataFrame, path: Path, title: str 
              availability: pd.DataFrame | None = None) -> Path:
     """What each device did in the first `max_rounds` rounds of one policy: a row per
     device with its download, compute and upload bars, a marker where a job was cut
-    (deadline, offline, battery), the round boundaries, and in grey the periods it was
+    (deadline, offline, battery), a diamond at a job's first handover with its upload's
+    interruption hatched from there, the round boundaries, and in grey the periods it was
     offline when an `availability` frame (online intervals: device, start_s, end_s) is
     given. At most the first 60 devices are drawn; the title then says so."""
     fig, title = timeline_figure(events, rounds, title, max_rounds, availability)
@@ -231,6 +247,13 @@ def timeline_figure(events: pd.DataFrame, rounds: pd.DataFrame, title: str = "",
     for (device, phase), mine in bars[bars["device"] < rows].groupby(["device", "phase"]):
         ax.broken_barh(list(zip(mine["start_s"], mine["duration_s"])), (device - 0.32, 0.64),
                        facecolors=PHASES[phase][0], edgecolor="none", zorder=2)
+    moved = handovers(events, rounds, max_rounds)
+    moved = moved[moved["device"] < rows]
+    paused = moved[moved["paused_s"] > 0]
+    for device, mine in paused.groupby("device"):
+        ax.broken_barh(list(zip(mine["time_s"], mine["paused_s"])), (device - 0.32, 0.64), facecolors=INTERRUPTION_COLOUR,
+                       edgecolor=PHASES["upload"][0], hatch="////", linewidth=0.5, zorder=2.2)
+    ax.scatter(moved["time_s"], moved["device"], marker=HANDOVER[0], color=HANDOVER[1], s=22, zorder=3)
     ends = job_ends(events, rounds, max_rounds)
     ends = ends[ends["device"] < rows]
     for outcome, (marker, colour, _) in JOB_ENDS.items():
@@ -253,6 +276,12 @@ def timeline_figure(events: pd.DataFrame, rounds: pd.DataFrame, title: str = "",
         handles.append(Patch(color=OFFLINE_COLOUR, label="offline"))
     handles += [Line2D([], [], marker=m, color=c, linestyle="none", markersize=7, markeredgewidth=2, label=text)
                 for m, c, text in JOB_ENDS.values()]
+    if not moved.empty:
+        handles.append(Line2D([], [], marker=HANDOVER[0], color=HANDOVER[1], linestyle="none", markersize=6,
+                              label=HANDOVER[2]))
+    if not paused.empty:
+        handles.append(Patch(facecolor=INTERRUPTION_COLOUR, edgecolor=PHASES["upload"][0], hatch="////",
+                             label="upload interrupted by a handover"))
     handles.append(Line2D([], [], color="0.3", linewidth=0.8, linestyle="--", label="round boundary"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return fig, title

@@ -193,3 +193,23 @@ def test_seeds_evaluated_at_different_times_are_averaged_on_a_common_grid():
     x, mean, sd = _mean_over_seeds_on_a_grid(rows, "end_s", points=4)
     assert np.allclose(x, [1.0, 2.0, 3.0, 4.0])
     assert np.allclose(mean, 30 + 10 * x) and np.allclose(sd, 10 * np.sqrt(2))
+
+
+def test_the_timeline_marks_handovers_and_the_uploads_they_interrupted():
+    events = events_frame()
+    events["handovers"] = [0, 1, 0, 2, 0]
+    events["handover_s"] = [math.nan, 27.0, math.nan, 43.0, math.nan]
+    events["paused_s"] = [0.0, 0.5, 0.0, 1.0, 0.0]
+    from simfl.plots import HANDOVER, handovers
+
+    moved = handovers(events, rounds_frame(), max_rounds=2)
+    assert as_tuples(moved, ["device", "round", "time_s", "paused_s"]) == [(1, 0, 27.0, 0.5), (0, 1, 43.0, 1.0)]
+    assert handovers(events_frame(), rounds_frame(), max_rounds=2).empty  # an older folder: none drawn
+    fig, _ = timeline_figure(events, rounds_frame(), max_rounds=2)
+    ax = fig.axes[0]
+    diamonds = [c for c in ax.collections if isinstance(c, PathCollection)
+                and to_hex(c.get_facecolor()[0]) == to_hex(HANDOVER[1])]
+    assert len(diamonds) == 1 and sorted(map(tuple, diamonds[0].get_offsets())) == [(27.0, 1.0), (43.0, 0.0)]
+    hatched = [c for c in ax.collections if isinstance(c, PolyCollection) and c.get_hatch()]
+    assert len(hatched) == 2  # one bar collection per device with an interruption
+    plt.close(fig)

@@ -53,9 +53,11 @@ class ChannelPath:
         held = sum(j.b_hz for j in self.jobs if j is not but and j.phase != DONE and j.cell == cell)
         return max(float(self.world.bandwidth_hz[cell]) - held, 0.0)
 
-    def _hand_over(self, job: Job, cell: int) -> None:
-        """The job's device now sends to `cell`, on a sub-band from its free band."""
+    def _hand_over(self, job: Job, time_s: float, cell: int) -> None:
+        """The job's device sends to `cell` from `time_s` on, on a sub-band from its free band."""
         job.cell, job.handovers = int(cell), job.handovers + 1
+        if math.isnan(job.first_handover_s):
+            job.first_handover_s = float(time_s)
         job.b_hz = min(job.b_hz, self.free_band_hz(job.cell, job))
 
     def _next_handover(self, job: Job, start_s: float) -> float | None:
@@ -69,7 +71,7 @@ class ChannelPath:
             if handover is None or handover[0] > start_s:
                 return None if handover is None else handover[0]
             serving.commit(device, start_s, start_s, handover)
-            self._hand_over(job, handover[1])
+            self._hand_over(job, handover[0], handover[1])
 
     def chunk(self, job: Job, start_s: float) -> tuple[list[float], list[float], float]:
         """The job's next stretch from `start_s`: instants, the rate on each interval
@@ -82,8 +84,8 @@ class ChannelPath:
         moving, ahead = bool(network.mobility.moving[device]), None
         if moving:
             serving = network.serving
-            for _, cell in serving.advance(device, start_s):
-                self._hand_over(job, cell)
+            for instant, cell in serving.advance(device, start_s):
+                self._hand_over(job, instant, cell)
             ahead = self._next_handover(job, start_s)
             if job.handovers and job.last_handover_s != serving.handed_over_s[device]:
                 job.last_handover_s = float(serving.handed_over_s[device])

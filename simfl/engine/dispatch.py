@@ -124,5 +124,6 @@ def device_record(world: World, round_index: int, device: int, cell: int, gain: 
         upload_start_s=entry["upload_start_s"], upload_end_s=entry["upload_end_s"],
         e_cmp_j=e_cmp, e_com_j=e_com, bits_sent=float(bits), straggler=outcome == STRAGGLER,
         outcome=outcome, download_start_s=entry["download_start_s"], battery_j=battery_left_j,
-        version=version, staleness=staleness, b_hz=float(b_hz), p_w=float(p_w), handovers=int(entry.get("handovers", 0)),
+        version=version, staleness=staleness, b_hz=float(b_hz), p_w=float(p_w), handovers=int(entry["handovers"]),
+        handover_s=float(entry["handover_s"]), paused_s=float(entry["paused_s"]),
     )

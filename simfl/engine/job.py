@@ -97,6 +97,7 @@ class Job:
     chunk_paused: bool = False  # the current stretch is a handover's interruption: nothing sent, no power
     paused_s: float = 0.0  # the upload's time in earlier interruptions
     handovers: int = 0
+    first_handover_s: float = NAN
     last_handover_s: float = -math.inf  # the last of its device's handovers the job has taken in
     start_cell: int = -1  # the cell at the job's start (-1: `cell`, set when the job is made)
     counted_j: float = 0.0  # energy already counted in rounds.csv rows (asynchronous modes)
@@ -248,7 +249,7 @@ class Job:
                 "compute_end_s": self.compute_end_s, "upload_start_s": self.compute_end_s,
                 "upload_end_s": self.end_s, "outcome": self.outcome, "rate_bps": self.mean_rate_bps,
                 "bits_sent": self.bits_sent(self.end_s), "sending_s": self.sending_s(self.end_s),
-                "handovers": self.handovers}
+                "handovers": self.handovers, "handover_s": self.first_handover_s, "paused_s": self.paused_s}
 
 
 def _ratio(a: float, b: float) -> float:

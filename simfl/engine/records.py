@@ -4,6 +4,7 @@ aggregation (a row of rounds.csv), and the state a run resumes from."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -33,6 +34,8 @@ class DeviceRecord:
     b_hz: float = 0.0  # the sub-band it was given
     p_w: float = 0.0  # its transmit power
     handovers: int = 0  # changes of serving cell during the job
+    handover_s: float = math.nan  # when the first of them happened
+    paused_s: float = 0.0  # time the upload sent nothing, interrupted by handovers
 
 
 @dataclass(frozen=True)
