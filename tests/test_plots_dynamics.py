@@ -198,7 +198,7 @@ def test_seeds_evaluated_at_different_times_are_averaged_on_a_common_grid():
 def test_the_timeline_marks_handovers_and_the_uploads_they_interrupted():
     events = events_frame()
     events["handovers"] = [0, 1, 0, 2, 0]
-    events["handover_s"] = [math.nan, 27.0, math.nan, 43.0, math.nan]
+    events["handover_s"] = [math.inf, 27.0, math.inf, 43.0, math.inf]
     events["paused_s"] = [0.0, 0.5, 0.0, 1.0, 0.0]
     from simfl.plots import HANDOVER, handovers
 

@@ -56,7 +56,7 @@ class ChannelPath:
     def _hand_over(self, job: Job, time_s: float, cell: int) -> None:
         """The job's device sends to `cell` from `time_s` on, on a sub-band from its free band."""
         job.cell, job.handovers = int(cell), job.handovers + 1
-        if math.isnan(job.first_handover_s):
+        if job.first_handover_s == math.inf:
             job.first_handover_s = float(time_s)
         job.b_hz = min(job.b_hz, self.free_band_hz(job.cell, job))
 

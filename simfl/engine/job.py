@@ -97,7 +97,7 @@ class Job:
     chunk_paused: bool = False  # the current stretch is a handover's interruption: nothing sent, no power
     paused_s: float = 0.0  # the upload's time in earlier interruptions
     handovers: int = 0
-    first_handover_s: float = NAN
+    first_handover_s: float = math.inf  # inf: none
     last_handover_s: float = -math.inf  # the last of its device's handovers the job has taken in
     start_cell: int = -1  # the cell at the job's start (-1: `cell`, set when the job is made)
     counted_j: float = 0.0  # energy already counted in rounds.csv rows (asynchronous modes)

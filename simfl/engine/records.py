@@ -34,7 +34,7 @@ class DeviceRecord:
     b_hz: float = 0.0  # the sub-band it was given
     p_w: float = 0.0  # its transmit power
     handovers: int = 0  # changes of serving cell during the job
-    handover_s: float = math.nan  # when the first of them happened
+    handover_s: float = math.inf  # when the first of them happened (inf: none)
     paused_s: float = 0.0  # time the upload sent nothing, interrupted by handovers
 
 
