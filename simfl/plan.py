@@ -86,6 +86,21 @@ class RoundPlan:
         return RoundPlan(f_hz=plan.f_hz, b_hz=b, p_w=plan.p_w)
 
 
+def shared_among_selected(world: World, plan: Plan, cell_of: np.ndarray, selected: np.ndarray) -> RoundPlan:
+    """The static plan's resources with each cell's band shared among the selected devices
+    in it, in the plan's proportions (TFL's equal shares stay equal): what K of N devices
+    use when a static plan was made for all N (task.participants_per_round)."""
+    b = np.array(plan.b_hz, dtype=float)
+    members = np.zeros(world.n_devices, dtype=bool)
+    members[selected] = True
+    for k in range(world.n_cells):
+        mine = members & (cell_of == k)
+        planned = b[mine].sum()
+        if planned > 0:
+            b[mine] = world.bandwidth_hz[k] * (b[mine] / planned)
+    return RoundPlan(f_hz=plan.f_hz, b_hz=b, p_w=plan.p_w)
+
+
 def check_round_plan(world: World, plan: RoundPlan, cell_of: np.ndarray, selected: np.ndarray,
                      band_hz: np.ndarray | None = None) -> None:
     """Raise InfeasiblePlan naming the first selected device and the limit of (P1) that

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 import numpy as np
 
 from simfl.aggregation import default_aggregate
-from simfl.plan import Plan, RoundPlan
+from simfl.plan import Plan, RoundPlan, shared_among_selected
 from simfl.optim.cross_entropy import DEFAULT_SETTINGS, CrossEntropy
 from simfl.policy_settings import Setting, setting_values
 from simfl.streams import keyed_rng, rng
@@ -128,13 +128,17 @@ class Policy(ABC):
 
     def plan_round(self, world: World, state: RoundState, context: PlanContext) -> RoundPlan:
         """f, b and P of every device for this round (entries of devices not selected are
-        ignored). Default: the static plan; where devices moved into a cell whose band
-        their planned sub-bands overfill, the selected devices' sub-bands in that cell
-        are scaled down in proportion to fit it. In the asynchronous modes the planned
-        shares are scaled up so that the max_concurrency devices that may transmit at
-        once fill the band, and fitted into what the jobs in flight leave free
-        (`RoundPlan.fitted`)."""
+        ignored). Default: the static plan; with K of N (`task.participants_per_round`)
+        each cell's band is shared among the selected devices in it, in the plan's
+        proportions (`plan.shared_among_selected`), rather than left planned for all N;
+        otherwise, where devices moved into a cell whose band their planned sub-bands
+        overfill, the selected devices' sub-bands in that cell are scaled down in
+        proportion to fit it. In the asynchronous modes the planned shares are scaled up
+        so that the max_concurrency devices that may transmit at once fill the band, and
+        fitted into what the jobs in flight leave free (`RoundPlan.fitted`)."""
         assert context.plan is not None
+        if context.participants_per_round is not None and not state.aggregation.asynchronous:
+            return shared_among_selected(world, context.plan, state.cell_of, state.selected)
         concurrency = state.aggregation.max_concurrency if state.aggregation.asynchronous else None
         return RoundPlan.fitted(world, context.plan, state.cell_of, state.selected, concurrency, state.band_free_hz)
 

@@ -346,3 +346,43 @@ def test_without_k_power_of_choice_takes_every_available_device_as_the_default_d
     reported(policy, {0: 5.0})
     assert list(policy.select(state, poc_context(0, None))) == list(Policy.select(policy, state, poc_context(0, None)))
     assert list(policy.select(state, poc_context(0, None))) == [0, 2, 3, 4, 5, 6, 8, 9]
+
+
+# ---------------------------------------------------------------------------- static plans under K of N
+
+def two_cell_world(k):
+    raw = scenario_dict(cells=[{"name": "a", "position_m": [0, 0], "radius_m": 400, "bandwidth_hz": 20e6,
+                                "noise_dbm_per_hz": -174},
+                               {"name": "b", "position_m": [2000, 0], "radius_m": 400, "bandwidth_hz": 10e6,
+                                "noise_dbm_per_hz": -174}],
+                        devices=[{"count": 6, "cell": "a", "f_max_hz": 2e9, "eps": 5e-27, "p_max_dbm": 20},
+                                 {"count": 4, "cell": "b", "f_max_hz": 2e9, "eps": 5e-27, "p_max_dbm": 20}],
+                        task={"samples_per_device": 100, "participants_per_round": k}, optimisation=FIMI_OPT)
+    return world_of(raw)
+
+
+def test_tfls_static_plan_gives_each_cells_whole_band_to_the_devices_drawn():
+    world, scenario = two_cell_world(k=4)
+    plan, state, round_plan = planned_round(Tfl(), world, scenario, Network(world, 0).observe(0.0, 0, 0))
+    chosen = state.selected
+    assert plan.b_hz[state.cell_of == 0].sum() == pytest.approx(20e6)  # planned for all ten
+    for cell, band in ((0, 20e6), (1, 10e6)):
+        mine = chosen[state.cell_of[chosen] == cell]
+        if len(mine):  # the drawn share the whole band, in the plan's proportions
+            expected = band * plan.b_hz[mine] / plan.b_hz[mine].sum()
+            assert round_plan.b_hz[mine] == pytest.approx(expected, rel=1e-12)
+            assert round_plan.b_hz[mine].sum() == pytest.approx(band, rel=1e-12)
+    assert np.array_equal(round_plan.p_w, plan.p_w) and np.array_equal(round_plan.f_hz, plan.f_hz)
+
+
+def test_a_static_plans_unequal_shares_keep_their_proportions_among_the_devices_drawn():
+    world, scenario = two_cell_world(k=5)
+    plan = Tfl().plan(world, exact_context(scenario))
+    plan = replace(plan, b_hz=np.arange(1.0, 11.0) * 1e5)  # unequal, as FIMI's: device i has i+1 units
+    context = exact_context(scenario, plan, world)
+    state = Network(world, 0).observe(0.0, 0, 0)
+    state = replace(state, selected=np.array([0, 2, 3, 7, 8]))
+    round_plan = Policy.plan_round(Tfl(), world, state, context)
+    # cell a: devices 0, 2, 3 with weights 1, 3, 4 -> 20 MHz x (1, 3, 4) / 8; cell b: 7, 8 with 8, 9 -> 10 MHz x (8, 9) / 17
+    assert round_plan.b_hz[[0, 2, 3]] == pytest.approx(20e6 * np.array([1, 3, 4]) / 8, rel=1e-12)
+    assert round_plan.b_hz[[7, 8]] == pytest.approx(10e6 * np.array([8, 9]) / 17, rel=1e-12)

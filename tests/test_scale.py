@@ -63,10 +63,13 @@ def test_the_engine_plays_ten_thousand_devices_with_a_hundred_participants_per_r
         ids = np.array([d.device for d in devices])
         assert len(np.unique(ids)) == 100
         d_mix = world.d_loc[ids] + plan.d_gen[ids]
+        # the static plan's shares, scaled so that the 100 drawn fill their cells' bands (K of N)
+        cell = world.cell_of[ids]
+        planned = np.bincount(cell, weights=plan.b_hz[ids], minlength=world.n_cells)
+        b = world.bandwidth_hz[cell] * plan.b_hz[ids] / planned[cell]
         # eq. (5): tau eps omega D f^2; eq. (9): p S / rate; a static channel (no fading here)
         e_cmp = k.tau * world.eps[ids] * k.omega_cycles * d_mix * plan.f_hz[ids] ** 2
-        rate = plan.b_hz[ids] * np.log2(1 + world.gain[ids] * plan.p_w[ids]
-                                        / (world.device_noise_w_per_hz[ids] * plan.b_hz[ids]))
+        rate = b * np.log2(1 + world.gain[ids] * plan.p_w[ids] / (world.device_noise_w_per_hz[ids] * b))
         e_com = plan.p_w[ids] * k.model_bits / rate
         assert record.energy_j == pytest.approx(float((e_cmp + e_com).sum()), rel=1e-9)
         # a synchronous round lasts as long as its slowest participant
