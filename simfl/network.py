@@ -135,7 +135,6 @@ class Network:
             self.channel_time.load_state_dict(state["channel_time"])
 
 
-
 def _time_based(fading: object) -> bool:
     """Whether a cell's fading changes in simulated time rather than per round."""
     return isinstance(fading, (Clarke, GaussMarkovSteps, RayleighBlocks))
