@@ -328,3 +328,14 @@ def test_eval_every_s_evaluates_the_first_aggregation_past_each_multiple_of_it()
     assert [not np.isnan(r.accuracy) for r, _, _ in rows] == [False, True, False, False, True, True]
     with pytest.raises(ScenarioError, match="aggregation.eval_every_s: give eval_every .* not both"):
         scenario_from_dict(scenario_dict(aggregation={"eval_every": 2, "eval_every_s": 1.0}), source="s.yaml")
+
+
+def test_a_checkpoint_with_jobs_in_flight_from_before_jobs_were_processes_is_refused_clearly():
+    from simfl.engine.asynchronous import saved_job
+    from simfl.errors import RunFolderError
+
+    old = {"job": 0, "device": 1, "base_version": 0, "repeat": 0, "dispatch_s": 0.0, "compute_start_s": 0.0,
+           "compute_end_s": 1.0, "end_s": 2.0, "report_s": 2.0, "outcome": "ok", "rate_bps": 1e6, "f_hz": 1e9,
+           "b_hz": 1e6, "p_w": 0.1, "cell": 0, "gain": 1e-9, "counted_j": 0.0, "counted_bits": 0.0}
+    with pytest.raises(RunFolderError, match="older simfl .* start the run afresh"):
+        saved_job(old)
