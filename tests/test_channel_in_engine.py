@@ -211,3 +211,38 @@ def test_without_hysteresis_the_walker_hands_over_at_the_midpoint():
         on_round=lambda r, d, s: rows.extend(d))
     assert rows[0].handovers == 1 and rows[0].cell == 0
     assert rows[1].cell == 1 and rows[1].handovers == 0  # it keeps the east cell between its jobs
+
+
+def test_a_walker_handed_over_into_a_full_cell_sends_nothing_until_band_frees():
+    """The east cell's whole band is held by a device whose job ends at a known instant; the
+    walker's upload hands over into it at t_h, sends nothing (and draws no power) until the
+    first channel step after that job ends, then goes on at its planned share."""
+    raw = scenario_dict()
+    raw["cells"] = [{"name": "west", "position_m": [0, 0], "radius_m": 600, "bandwidth_hz": 1e6, "noise_dbm_per_hz": -174},
+                    {"name": "east", "position_m": [1000, 0], "radius_m": 600, "bandwidth_hz": 1e6,
+                     "noise_dbm_per_hz": -174}]
+    raw["devices"] = [{"count": 1, "cell": "west", "position_m": [100, 0], "f_max_hz": 2e9, "eps": 5e-27,
+                       "p_max_dbm": 20, "mobility": {"random_waypoint": {"speed_mps": 10.0, "pause_s": 1e6}}},
+                      {"count": 1, "cell": "east", "position_m": [1100, 0], "f_max_hz": 2e9, "eps": 5e-27,
+                       "p_max_dbm": 20}]
+    raw["optimisation"] = {"t_max_s": 1000}
+    raw["network"] = {"channel_step_s": 1.0, "handover": {"hysteresis_db": 3.0}}
+    world = build_world(scenario_from_dict(raw), model_bits=S_BITS)
+    # the east device computes slowly (f chosen so it computes for 70 s) and holds all of east's band
+    k = world.constants
+    f_east = k.tau * k.omega_cycles * world.d_loc[1] / 70.0
+    plan = Plan(d_gen_per_class=np.zeros_like(world.d_loc_per_class), f_hz=np.array([world.f_max_hz[0], f_east]),
+                b_hz=np.array([5e5, 1e6]), p_w=np.array([1e-7, 0.1]))
+    rows = []
+    run(world, plan, StandInTrainer(), rounds=1, seed=3, state=walk_east(world, 3),
+        on_round=lambda r, d, s: rows.extend(d))
+    walker, holder = sorted(rows, key=lambda d: d.device)
+    ratio = 10 ** (3.0 / 37.6)
+    t_h = (1000.0 * ratio / (1.0 + ratio) - 100.0) / 10.0
+    assert walker.handovers == 1 and walker.handover_s == pytest.approx(t_h, rel=1e-12)
+    assert holder.upload_end_s > t_h  # the east band is taken when the walker arrives
+    resumed = math.floor(holder.upload_end_s) + 1.0  # the first channel step after the holder is done
+    assert walker.paused_s == pytest.approx(resumed - t_h, rel=1e-9)
+    assert walker.outcome == "ok" and walker.upload_end_s > resumed
+    assert walker.e_com_j == pytest.approx(1e-7 * (walker.upload_end_s - walker.upload_start_s - walker.paused_s),
+                                           rel=1e-9)

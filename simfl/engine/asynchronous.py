@@ -253,7 +253,7 @@ class AsyncServer:
 
     def _record(self, flight: Job, staleness: int) -> DeviceRecord:
         return device_record(self.world, self.state.next_round, flight.device, flight.start_cell, flight.gain, flight.f_hz,
-                             flight.b_hz, flight.p_w, flight.entry(), flight.base_version, float(self.network.battery_j[flight.device]),
+                             flight.planned_b_hz, flight.p_w, flight.entry(), flight.base_version, float(self.network.battery_j[flight.device]),
                              staleness)
 
     def _models_needed(self) -> dict[int, Any]:

@@ -58,7 +58,7 @@ class ChannelPath:
         job.cell, job.handovers = int(cell), job.handovers + 1
         if job.first_handover_s == math.inf:
             job.first_handover_s = float(time_s)
-        job.b_hz = min(job.b_hz, self.free_band_hz(job.cell, job))
+        job.b_hz = min(job.planned_b_hz, self.free_band_hz(job.cell, job))
 
     def _next_handover(self, job: Job, start_s: float) -> float | None:
         """The instant of the device's next handover within its current segment of walk,
@@ -76,7 +76,8 @@ class ChannelPath:
     def chunk(self, job: Job, start_s: float) -> tuple[list[float], list[float], float]:
         """The job's next stretch from `start_s`: instants, the rate on each interval
         between them, and the channel gain at `start_s`. A moving device's handovers up to
-        `start_s` move the job to its new cell, with a sub-band from that cell's free band;
+        `start_s` move the job to its new cell, with a sub-band from that cell's free band
+        (re-taken at every stretch, up to its planned share: nothing while none is free);
         one at `start_s` itself (the previous stretch ended there) interrupts the upload
         for `network.handover.interruption_s` (a stretch at rate 0, drawing no power)."""
         network, world = self.network, self.world
@@ -93,9 +94,11 @@ class ChannelPath:
                 if pause > 0 and job.last_handover_s == start_s and job.phase == UPLOAD:
                     job.chunk_paused = True
                     return [start_s, start_s + pause], [0.0], job.gain
-        job.chunk_paused = False
         cell = job.cell
-        grid = self.grid_after(start_s, MAX_STEPS)
+        if cell != job.start_cell:  # a guest in this cell: what its band has free now, up to the planned share
+            job.b_hz = min(job.planned_b_hz, self.free_band_hz(cell, job))
+        job.chunk_paused = job.b_hz <= 0  # no band free: it sends nothing, drawing no power, until some is
+        grid = self.grid_after(start_s, 1 if job.chunk_paused else MAX_STEPS)  # waiting: look again every step
         end = min(float(grid[-1]), network.mobility.next_change_s(device, start_s))
         time_channel = network.channel_time
         if time_channel is not None and time_channel.kind[cell] == STEPS:
@@ -113,5 +116,6 @@ class ChannelPath:
                                                      network.mobility.walk_speed_mps[device])
         else:
             gain = gain * job.round_fading
-        rates = uplink_rate_bps(job.b_hz, gain, job.p_w, world.noise_w_per_hz[cell])
+        rates = (uplink_rate_bps(job.b_hz, gain, job.p_w, world.noise_w_per_hz[cell]) if job.b_hz > 0
+                 else np.zeros(len(gain)))  # no free band: it waits for one
         return times.tolist(), rates.tolist(), float(gain[0])

@@ -100,12 +100,15 @@ class Job:
     first_handover_s: float = math.inf  # inf: none
     last_handover_s: float = -math.inf  # the last of its device's handovers the job has taken in
     start_cell: int = -1  # the cell at the job's start (-1: `cell`, set when the job is made)
+    planned_b_hz: float = -1.0  # the sub-band its round plan gave it (-1: `b_hz`, set when the job is made)
     counted_j: float = 0.0  # energy already counted in rounds.csv rows (asynchronous modes)
     counted_bits: float = 0.0
 
     def __post_init__(self) -> None:
         if self.start_cell < 0:
             self.start_cell = self.cell
+        if self.planned_b_hz < 0:
+            self.planned_b_hz = self.b_hz
 
     # ---------------------------------------------------------------- instants
 
