@@ -2,6 +2,7 @@
 (only the shortfall is generated), downlink bytes, and clear errors for bad requests."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from simfl.errors import SimflError
