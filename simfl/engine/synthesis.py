@@ -29,6 +29,7 @@ class Synthesis:
         self.server_images = 0 if server is None else int(np.sum(server))
         self.made = np.zeros(len(self.d_gen), dtype=bool)
         self.made[np.asarray(made, dtype=np.int64)] = True
+        self.server_made = False  # within this run; a resumed run is past its first round
 
     def wait_s(self, devices: np.ndarray, first: bool = False) -> float:
         """The time to make the images of `devices` not made yet (and the server's own set
@@ -37,7 +38,8 @@ class Synthesis:
             return 0.0
         new = np.asarray(devices, dtype=np.int64)
         new = new[~self.made[new]] if len(self.d_gen) else new[:0]
-        images = int(self.d_gen[new].sum()) + (self.server_images if first else 0)
+        images = int(self.d_gen[new].sum()) + (self.server_images if first and not self.server_made else 0)
+        self.server_made = self.server_made or first
         if len(new):
             self.made[new] = True
         return images / self.rate
