@@ -1,11 +1,14 @@
 """The server's own work in simulated time (scenario `server`): aggregations that take
 time, and synthetic images made at a rate before the devices that need them train."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from simfl.compute import compute_latency_s
 from simfl.engine import run
+from simfl.engine.synthesis import Synthesis
 from simfl.errors import ScenarioError
 from simfl.plan import Plan
 from simfl.radio import uplink_latency_s, uplink_rate_bps
@@ -91,3 +94,14 @@ def test_with_k_of_n_each_round_waits_only_for_the_images_of_devices_new_to_it()
 def test_bad_server_settings_are_refused_naming_the_field(field, value):
     with pytest.raises(ScenarioError, match=f"server.{field}"):
         scenario_from_dict(scenario_dict(server={field: value}))
+
+
+def test_the_servers_own_set_is_made_once_before_the_first_round():
+    world = world_of()
+    plan = plan_for(world, np.arange(world.n_devices) * 3)
+    server = np.zeros(world.n_classes, dtype=np.int64)
+    server[:2] = [40, 60]  # 100 images of the server's own (SST, CLSD)
+    made = Synthesis(replace(plan, server_synthetic_per_class=server), images_per_s=10.0, made=[])
+    everyone = np.arange(world.n_devices)
+    assert made.wait_s(everyone, first=True) == pytest.approx((3 * sum(range(world.n_devices)) + 100) / 10.0)
+    assert made.wait_s(everyone, first=True) == 0.0  # before a modelled downlink, then again at round 0: once
