@@ -44,6 +44,14 @@ def margins_db(position_m: np.ndarray, serving: int, bs_position_m: np.ndarray, 
     return margin
 
 
+def condition_holds(position_m: np.ndarray, serving: int, bs_position_m: np.ndarray, path_loss_params: np.ndarray,
+                    shadowing_z: float, hysteresis_db: float) -> bool:
+    """Whether some other cell's mean gain exceeds the serving cell's by more than
+    `hysteresis_db` for a device standing at `position_m` (2,)."""
+    point = np.asarray(position_m, float)[None]
+    return bool(margins_db(point, serving, bs_position_m, path_loss_params, shadowing_z).max() > hysteresis_db)
+
+
 def condition_intervals(origin_m: np.ndarray, target_m: np.ndarray, depart_s: float, speed_mps: float,
                         t_from_s: float, t_to_s: float, serving: int, bs_position_m: np.ndarray,
                         path_loss_params: np.ndarray, shadowing_z: float, hysteresis_db: float) -> list[Interval]:
@@ -60,8 +68,7 @@ def condition_intervals(origin_m: np.ndarray, target_m: np.ndarray, depart_s: fl
     heading = np.asarray(target_m, float) - origin
     length = float(np.hypot(*heading))
     if length == 0.0 or speed_mps <= 0.0:
-        holds = margins_db(origin[None], serving, bs, params, shadowing_z).max() > hysteresis_db
-        return [(t_from_s, t_to_s)] if holds else []
+        return [(t_from_s, t_to_s)] if condition_holds(origin, serving, bs, params, shadowing_z, hysteresis_db) else []
     unit = heading / length
     walk_s = length / speed_mps
 
@@ -167,13 +174,12 @@ def handover_instant_paused(position_m: np.ndarray, t_from_s: float, t_to_s: flo
     change, so it hands over only if the condition already holds where it stands, when the
     count that began at `held_since_s` (or at `t_from_s`) reaches `time_to_trigger_s`;
     never otherwise, until it moves again."""
-    point = np.asarray(position_m, float)[None]
-    holds = margins_db(point, serving, bs_position_m, path_loss_params, shadowing_z).max() > hysteresis_db
+    holds = condition_holds(position_m, serving, bs_position_m, path_loss_params, shadowing_z, hysteresis_db)
     intervals = [(t_from_s, t_to_s)] if holds and t_from_s <= t_to_s else []
     fire = _first_trigger(intervals, t_from_s, time_to_trigger_s, held_since_s)
     if fire is None:
         return None
-    return fire, _strongest_other(point[0], serving, bs_position_m, path_loss_params, shadowing_z)
+    return fire, _strongest_other(np.asarray(position_m, float), serving, bs_position_m, path_loss_params, shadowing_z)
 
 
 def held_since_at_end(intervals: list[Interval], t_from_s: float, t_to_s: float,

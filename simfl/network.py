@@ -15,8 +15,8 @@ import numpy as np
 
 from simfl.aggregation import Aggregation
 from simfl.dynamics.availability import AlwaysOn, AvailabilityTimeline
-from simfl.dynamics.channel_time import ChannelInTime
-from simfl.dynamics.fading import Clarke, FadingProcess, GaussMarkovSteps, RayleighBlocks
+from simfl.dynamics.channel_time import ChannelInTime, time_based
+from simfl.dynamics.fading import FadingProcess
 from simfl.dynamics.mobility import MobilityTimeline, Static
 from simfl.geometry import MIN_DISTANCE_M
 from simfl.radio import mean_gain as link_mean_gain
@@ -69,7 +69,7 @@ class Network:
                                          cell_centre_m=world.bs_position_m, cell_radius_m=world.cell_radius_m)
         self.serving = ServingCells(world, self.mobility, world.cell_of)
         self.fading = FadingProcess(world.fading, n, seed)
-        self.channel_time = ChannelInTime.for_world(world, seed) if any(_time_based(f) for f in world.fading) else None
+        self.channel_time = ChannelInTime.for_world(world, seed) if any(map(time_based, world.fading)) else None
         fastest = float(self.mobility.walk_speed_mps.max(initial=0.0))
         # how often a transfer's rate is re-evaluated while it runs (None: never, the paper's block fading)
         self.channel_step_s: float | None = world.constants.channel_step_s or (
@@ -135,14 +135,12 @@ class Network:
             self.channel_time.load_state_dict(state["channel_time"])
 
 
-def _time_based(fading: object) -> bool:
-    """Whether a cell's fading changes in simulated time rather than per round."""
-    return isinstance(fading, (Clarke, GaussMarkovSteps, RayleighBlocks))
-
-
-def serving_link(world: World, position_m: np.ndarray, cell_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distance (floored at 1 m) and mean gain (path loss and shadowing) of each device at
-    `position_m` to the cell `cell_of` serves it from."""
+def serving_link(world: World, position_m: np.ndarray, cell_of: np.ndarray,
+                 shadowing_z: np.ndarray | float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Distance (floored at 1 m) and mean gain (path loss and shadowing) from each point of
+    `position_m` to the cell `cell_of` there, for devices whose shadowing draws are
+    `shadowing_z` (default: every device's, one point each)."""
     distance = np.maximum(np.linalg.norm(position_m - world.bs_position_m[cell_of], axis=1), MIN_DISTANCE_M)
     intercept, slope, std = world.path_loss_params[cell_of].T
-    return distance, link_mean_gain(distance, intercept, slope, world.shadowing_z, std)
+    z = world.shadowing_z if shadowing_z is None else shadowing_z
+    return distance, link_mean_gain(distance, intercept, slope, z, std)

@@ -18,7 +18,8 @@ import math
 import numpy as np
 
 from simfl.dynamics.mobility import MobilityTimeline
-from simfl.handover import condition_intervals, handover_instant, handover_instant_paused, held_since_at_end, margins_db
+from simfl.handover import (condition_holds, condition_intervals, handover_instant, handover_instant_paused,
+                            held_since_at_end)
 from simfl.world import World
 
 
@@ -67,7 +68,8 @@ class ServingCells:
             leg = self.mobility.leg_at(device, t_from_s)
             if leg is not None:
                 if t_from_s >= leg.arrive_s:  # standing: the condition holds throughout or never
-                    holds = self.peek_holds(device, leg.target_m)
+                    holds = condition_holds(leg.target_m, int(self.cell[device]), w.bs_position_m, w.path_loss_params,
+                                            float(w.shadowing_z[device]), self.hysteresis_db)
                     intervals = [(t_from_s, t_to_s)] if holds else []
                 else:
                     intervals = condition_intervals(leg.origin_m, leg.target_m, leg.depart_s, leg.speed_mps, t_from_s,
@@ -77,13 +79,6 @@ class ServingCells:
                 since = held_since_at_end(intervals, t_from_s, t_to_s, held)
                 self.held_since[device] = math.nan if since is None else since
         self.known_s[device] = t_to_s
-
-    def peek_holds(self, device: int, position_m: np.ndarray) -> bool:
-        """Whether the condition holds for a device standing at `position_m`."""
-        w = self.world
-        margin = margins_db(np.asarray(position_m, float)[None], int(self.cell[device]), w.bs_position_m,
-                            w.path_loss_params, float(w.shadowing_z[device]))
-        return bool(margin.max() > self.hysteresis_db)
 
     def advance(self, device: int, t_s: float) -> list[tuple[float, int]]:
         """Carry `device` to `t_s`, segment by segment; the handovers on the way."""

@@ -337,6 +337,11 @@ class ChannelInTime:
         return self._noise[key]
 
 
+def time_based(fading: Any) -> bool:
+    """Whether a cell's fading changes in simulated time (this object's), not per round."""
+    return _kind(fading) != NONE
+
+
 def _kind(fading: Any) -> int:
     if isinstance(fading, RayleighBlocks):
         return BLOCKS
@@ -362,4 +367,4 @@ def _next_block_start(t_s: float, length_s: float) -> float:
     return x
 
 
-__all__ = ["CLARKE", "ChannelInTime", "ClarkeSinusoids", "ORIGIN_CYCLES", "SINUSOIDS", "sum_of_sinusoids"]
+__all__ = ["CLARKE", "ChannelInTime", "time_based", "ClarkeSinusoids", "ORIGIN_CYCLES", "SINUSOIDS", "sum_of_sinusoids"]

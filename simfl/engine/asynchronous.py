@@ -40,7 +40,7 @@ from simfl.aggregation import Aggregation
 from simfl.engine.clock import at, settled
 from simfl.engine.dispatch import (DEADLINE_GRACE, checked_selection, charge_battery, device_record, job_bits,
                                    job_energy_j, make_jobs)
-from simfl.engine.job import DONE, DOWNLOAD, UPLOAD, Job, RateSource, job_process
+from simfl.engine.job import DONE, Job, RateSource, job_process
 from simfl.engine.records import DeviceRecord, EngineState, RoundRecord
 from simfl.engine.synthesis import Synthesis
 from simfl.errors import InfeasiblePlan, RunFolderError
@@ -274,10 +274,8 @@ def job_spent(world: World, job: Job, time_s: float) -> tuple[float, float]:
     if job.phase == DONE and time_s >= job.end_s:
         e_cmp, e_com = job_energy_j(world, job.device, job.f_hz, job.p_w, job.entry())
         return e_cmp + e_com, job_bits(world, job.entry())
-    compute_end = job.compute_end_s if job.phase in (UPLOAD, DONE) else time_s
-    cmp_s = max(min(time_s, compute_end) - job.compute_start_s, 0.0) if job.phase != DOWNLOAD else 0.0
-    up_s = job.sending_s(time_s)
-    e_cmp, e_com = spent_j(float(world.eps[job.device]), job.f_hz, job.p_w, cmp_s, up_s)
+    e_cmp, e_com = spent_j(float(world.eps[job.device]), job.f_hz, job.p_w, job.computing_s(time_s),
+                           job.sending_s(time_s))
     return e_cmp + e_com, job.bits_sent(time_s)
 
 

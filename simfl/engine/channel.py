@@ -20,9 +20,8 @@ import numpy as np
 
 from simfl.dynamics.channel_time import NONE, STEPS
 from simfl.engine.job import DONE, UPLOAD, Job
-from simfl.geometry import MIN_DISTANCE_M
-from simfl.network import Network
-from simfl.radio import mean_gain, uplink_rate_bps
+from simfl.network import Network, serving_link
+from simfl.radio import uplink_rate_bps
 from simfl.world import World
 
 MAX_STEPS = 256  # grid instants per stretch: long enough to amortise a call, short enough to stop early cheaply
@@ -108,9 +107,7 @@ class ChannelPath:
         times = np.concatenate([[start_s], grid[grid < end], [end]])
         samples = times[:-1]
         position, walked = network.mobility.path(device, samples)
-        distance = np.maximum(np.linalg.norm(position - world.bs_position_m[cell], axis=1), MIN_DISTANCE_M)
-        intercept, slope, std = world.path_loss_params[cell]
-        gain = mean_gain(distance, intercept, slope, world.shadowing_z[device], std)
+        _, gain = serving_link(world, position, np.full(len(samples), cell), world.shadowing_z[device])
         if time_channel is not None and time_channel.kind[cell] != NONE:
             gain = gain * time_channel.power_factors(samples, device, cell, walked,
                                                      network.mobility.walk_speed_mps[device])

@@ -158,8 +158,7 @@ class Job:
             return math.inf
         if self.chunk_paused:
             return math.inf
-        sent_for_s = self.segment_start_s - self.compute_end_s - self.paused_s if self.paused_s else (
-            self.segment_start_s - self.compute_end_s)
+        sent_for_s = self.segment_start_s - self.compute_end_s - self.paused_s  # (- 0.0 is exact)
         left_j = self.battery_j - self.computing_w * self.compute_s - self.p_w * sent_for_s
         if self.chunk_times:  # the rate moves, the power does not: empty at what is left over P
             return self.segment_start_s + _ratio(left_j, self.p_w)
@@ -236,6 +235,13 @@ class Job:
             return self.sent_bits + self._chunk_bits(until)
         return self.sent_bits + self.rate_bps * max(until - self.segment_start_s, 0.0)
 
+    def computing_s(self, time_s: float) -> float:
+        """How long the job has been computing by `time_s`."""
+        if self.phase == DOWNLOAD:
+            return 0.0
+        compute_end = self.compute_end_s if self.phase in (UPLOAD, DONE) else time_s
+        return max(min(time_s, compute_end) - self.compute_start_s, 0.0)
+
     def sending_s(self, time_s: float) -> float:
         """How long the upload has been sending by `time_s` (its interruptions left out)."""
         if self.phase not in (UPLOAD, DONE) or self.segments == 0:
@@ -244,7 +250,7 @@ class Job:
         elapsed = max(until - self.compute_end_s, 0.0)
         if self.phase == UPLOAD and self.chunk_paused:
             elapsed -= max(until - self.segment_start_s, 0.0)
-        return elapsed - self.paused_s if self.paused_s else elapsed
+        return elapsed - self.paused_s
 
     def entry(self) -> dict[str, Any]:
         """The job's row of a round's log (what `dispatch.device_record` writes)."""
