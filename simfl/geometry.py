@@ -21,14 +21,20 @@ def hex_grid_positions(rings: int, spacing_m: float) -> list[tuple[float, float]
     """Base-station positions of a hexagonal grid: (0, 0), then each ring r = 1..rings
     (6r sites at hexagonal distance r, neighbours `spacing_m` apart) counter-clockwise
     from the east."""
+    return [position for _, position in hex_grid_sites(rings, spacing_m)]
+
+
+def hex_grid_sites(rings: int, spacing_m: float) -> list[tuple[tuple[int, int], tuple[float, float]]]:
+    """The sites of `hex_grid_positions` with their axial coordinates (q, r): the site
+    is at spacing_m x (q + r/2, r sqrt(3)/2)."""
     sites = []
     for q in range(-rings, rings + 1):
         for r in range(-rings, rings + 1):
             ring = max(abs(q), abs(r), abs(q + r))
             if ring <= rings:
                 x, y = spacing_m * (q + r / 2.0), spacing_m * (r * math.sqrt(3.0) / 2.0)
-                sites.append((ring, math.atan2(y, x) % (2.0 * math.pi), (x, y)))
-    return [position for _, _, position in sorted(sites)]
+                sites.append((ring, math.atan2(y, x) % (2.0 * math.pi), (q, r), (x, y)))
+    return [(axial, position) for _, _, axial, position in sorted(sites)]
 
 
 def site_distances_m(position_m: np.ndarray, sites_m: np.ndarray) -> np.ndarray:
@@ -44,4 +50,4 @@ def nearest_site(position_m: np.ndarray, sites_m: np.ndarray) -> tuple[np.ndarra
     return nearest, np.maximum(all_distances[np.arange(len(position_m)), nearest], MIN_DISTANCE_M)
 
 
-__all__ = ["MIN_DISTANCE_M", "hex_grid_positions", "hex_grid_size", "nearest_site", "site_distances_m"]
+__all__ = ["MIN_DISTANCE_M", "hex_grid_positions", "hex_grid_sites", "hex_grid_size", "nearest_site", "site_distances_m"]

@@ -87,8 +87,9 @@ PHYSICAL_RANGES: dict[str, PhysicalRange] = {
     "power_dbm": PhysicalRange(-50.0, 80.0, "dBm", note="10 nW to 100 kW"),
     # a band: 1 THz is above any radio's
     "bandwidth_hz": PhysicalRange(0.0, 1e12, "Hz", low_open=True),
-    # a carrier: cellular bands are 0.4-100 GHz; 1 THz is above any radio's
-    "carrier_hz": PhysicalRange(0.0, 1e12, "Hz", low_open=True),
+    # a carrier: cellular bands are 0.4-100 GHz (3GPP TR 38.901's models 0.5-100 GHz);
+    # 100 MHz to 300 GHz spans VHF to the top of the millimetre waves
+    "carrier_hz": PhysicalRange(1e8, 3e11, "Hz", note="100 MHz to 300 GHz"),
     # thermal noise is -174 dBm/Hz at 290 K; -250 is far below any receiver, -100 far above
     "noise_dbm_per_hz": PhysicalRange(-250.0, -100.0, "dBm/Hz"),
     # PL = intercept + slope log10(R in km): 3GPP's macro model is 128.1 + 37.6 log10 R

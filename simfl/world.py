@@ -44,6 +44,8 @@ class Constants:
     channel_step_s: float | None = None  # network.channel_step_s
     handover: Any = None  # network.handover (simfl.scenario.Handover); None: the defaults
     synthesis_images_per_s: float = math.inf  # the server's synthetic images per second of simulated time
+    interference: str = "none"  # network.interference
+    allocator: str = "lowest_free"  # network.allocator
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,8 @@ def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarr
         aggregation_delay_s=scenario.server.aggregation_delay_s,
         channel_step_s=scenario.network.channel_step_s,
         handover=scenario.network.handover,
+        interference=scenario.network.interference,
+        allocator=scenario.network.allocator,
         synthesis_images_per_s=scenario.server.synthesis_images_per_s,
     )
     world = World(

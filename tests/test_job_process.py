@@ -101,6 +101,15 @@ class Steps:
         rates = [self.rates[min(k + n, len(self.rates) - 1)] for n in range(self.per_chunk)]
         return times, rates, j.gain
 
+    def track(self, j: Job) -> None:
+        pass
+
+    def release(self, j: Job, now: float) -> None:
+        pass
+
+    def wake(self, j: Job) -> None:
+        return None
+
 
 def test_a_flow_whose_rate_changes_k_times_ends_when_its_bits_are_sent():
     # from 15 s: 1 s at 100 kbit/s, 1 s at 400 kbit/s, 1 s at 50 kbit/s, then 200 kbit/s:

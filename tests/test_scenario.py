@@ -335,7 +335,7 @@ def test_network_handover_defaults_to_zero_and_reads_its_three_fields():
     ({"handover": {"interruption_s": "soon"}}, "network.handover.interruption_s: must be a number, got str 'soon'"),
     ({"handover": {"hysteresis": 3}}, "network.handover.hysteresis: unknown field; allowed: hysteresis_db, "
                                       "interruption_s, time_to_trigger_s"),
-    ({"handoff": {}}, "network.handoff: unknown field; allowed: channel_step_s, handover"),
+    ({"handoff": {}}, "network.handoff: unknown field; allowed: allocator, channel_step_s, handover, interference"),
     ({"channel_step_s": 0}, "network.channel_step_s: must be > 0, got 0"),
     ({"channel_step_s": 1e-9}, "network.channel_step_s: must be in [1e-6, 86400] s, got 1e-09"),
     ({"handover": 3}, "network.handover: must be a mapping, got int 3"),

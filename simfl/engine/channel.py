@@ -47,6 +47,13 @@ class ChannelPath:
         self.jobs = [j for j in self.jobs if j.phase != DONE]
         self.jobs.append(job)
 
+    def release(self, job: Job, now: float) -> None:
+        """Nothing to do: a done job is dropped at the next dispatch (`track`)."""
+
+    def wake(self, job: Job) -> None:
+        """None: an upload's rate changes only where its stretch ends."""
+        return None
+
     def free_band_hz(self, cell: int, but: Job) -> float:
         """What the jobs in flight in `cell` (other than `but`) leave of its band."""
         held = sum(j.b_hz for j in self.jobs if j is not but and j.phase != DONE and j.cell == cell)
@@ -74,7 +81,16 @@ class ChannelPath:
 
     def chunk(self, job: Job, start_s: float) -> tuple[list[float], list[float], float]:
         """The job's next stretch from `start_s`: instants, the rate on each interval
-        between them, and the channel gain at `start_s`. A moving device's handovers up to
+        between them (on noise alone, eq. (7)), and the channel gain at `start_s`."""
+        times, gain = self.stretch(job, start_s)
+        rates = (uplink_rate_bps(job.b_hz, gain, job.p_w, self.world.noise_w_per_hz[job.cell])
+                 if not job.chunk_paused else np.zeros(len(gain)))
+        return times.tolist(), rates.tolist(), float(gain[0])
+
+    def stretch(self, job: Job, start_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """The job's next stretch from `start_s`: instants t_0 = start_s < ... < t_n and the
+        serving link's power gain on each interval (sampled at its start); the job's
+        `chunk_paused` says whether it sends in it. A moving device's handovers up to
         `start_s` move the job to its new cell, with a sub-band from that cell's free band
         (re-taken at every stretch, up to its planned share: nothing while none is free);
         one at `start_s` itself (the previous stretch ended there) interrupts the upload
@@ -92,7 +108,7 @@ class ChannelPath:
                 pause = serving.interruption_s
                 if pause > 0 and job.last_handover_s == start_s and job.phase == UPLOAD:
                     job.chunk_paused = True
-                    return [start_s, start_s + pause], [0.0], job.gain
+                    return np.array([start_s, start_s + pause]), np.array([job.gain])
         cell = job.cell
         if cell != job.start_cell:  # a guest in this cell: what its band has free now, up to the planned share
             job.b_hz = min(job.planned_b_hz, self.free_band_hz(cell, job))
@@ -113,6 +129,4 @@ class ChannelPath:
                                                      network.mobility.walk_speed_mps[device])
         else:
             gain = gain * job.round_fading
-        rates = (uplink_rate_bps(job.b_hz, gain, job.p_w, world.noise_w_per_hz[cell]) if job.b_hz > 0
-                 else np.zeros(len(gain)))  # no free band: it waits for one
-        return times.tolist(), rates.tolist(), float(gain[0])
+        return times, gain

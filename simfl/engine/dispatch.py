@@ -126,4 +126,5 @@ def device_record(world: World, round_index: int, device: int, cell: int, gain: 
         outcome=outcome, download_start_s=entry["download_start_s"], battery_j=battery_left_j,
         version=version, staleness=staleness, b_hz=float(b_hz), p_w=float(p_w), handovers=int(entry["handovers"]),
         handover_s=float(entry["handover_s"]), paused_s=float(entry["paused_s"]),
+        sinr_db=float(entry["sinr_db"]), interference_w=float(entry["interference_w"]),
     )

@@ -58,6 +58,16 @@ class RateSource(Protocol):
         """A job was dispatched (it holds its sub-band in its cell until it is done)."""
         ...
 
+    def release(self, job: Job, now: float) -> None:
+        """The job ended at `now` (its upload, if it had begun, with it)."""
+        ...
+
+    def wake(self, job: Job) -> simpy.Event | None:
+        """An event that fires when something else changes the job's rate before its
+        stretch ends (another transmission that it hears starting or ending); the source
+        has then cut the job's stretch at that instant. None: nothing else changes it."""
+        ...
+
 
 @dataclass
 class Job:
@@ -94,7 +104,10 @@ class Job:
     segments: int = 0  # stretches of the upload begun (1: its rate never changed)
     chunk_times: list[float] = field(default_factory=list)  # the upload's current stretch (RateSource.chunk)
     chunk_rates: list[float] = field(default_factory=list)
+    chunk_interference: list[float] = field(default_factory=list)  # W on each interval (empty: none)
     chunk_paused: bool = False  # the current stretch is a handover's interruption: nothing sent, no power
+    sinr_s: float = 0.0  # the integral of the SINR over the upload's earlier stretches (linear, x s)
+    interference_ws: float = 0.0  # the integral of the interference power over them (J)
     paused_s: float = 0.0  # the upload's time in earlier interruptions
     handovers: int = 0
     first_handover_s: float = math.inf  # inf: none
@@ -148,6 +161,28 @@ class Job:
         spans = np.clip(time_s - times[:-1], 0.0, np.diff(times))
         return float(np.dot(self.chunk_rates, spans))
 
+    def _chunk_integrals(self, time_s: float) -> tuple[float, float]:
+        """The integrals of the SINR and of the interference power over the current stretch
+        up to `time_s` (nothing in an interruption). The SINR is the rate's: 2^(r/b) - 1."""
+        if self.chunk_paused or not self.chunk_times:
+            return 0.0, 0.0
+        times = np.asarray(self.chunk_times)
+        spans = np.clip(time_s - times[:-1], 0.0, np.diff(times))
+        sinr = np.expm1(np.asarray(self.chunk_rates) / self.b_hz * math.log(2.0))
+        interference = float(np.dot(self.chunk_interference, spans)) if self.chunk_interference else 0.0
+        return float(np.dot(sinr, spans)), interference
+
+    def signal_quality(self) -> tuple[float, float]:
+        """The upload's SINR averaged over its sending time, in dB, and its mean
+        interference power, in W (nan, nan: it never sent)."""
+        sending = self.sending_s(self.end_s)
+        if not sending > 0:
+            return math.nan, math.nan
+        if not self.chunk_times:
+            return _db(math.expm1(self.rate_bps / self.b_hz * math.log(2.0))), 0.0
+        sinr_s, interference_ws = self._chunk_integrals(self.end_s)
+        return _db((self.sinr_s + sinr_s) / sending), (self.interference_ws + interference_ws) / sending
+
     def battery_empty_s(self) -> float:
         """When the battery empties at the current phase's power (inf: not in this phase)."""
         if not math.isfinite(self.battery_j) or self.phase == DOWNLOAD:
@@ -195,6 +230,9 @@ class Job:
         rates of the next."""
         if self.chunk_paused:
             self.paused_s += now - self.segment_start_s
+        sinr_s, interference_ws = self._chunk_integrals(now)
+        self.sinr_s += sinr_s
+        self.interference_ws += interference_ws
         sent = self._chunk_bits(now)
         self.left_bits -= sent
         self.sent_bits += sent
@@ -254,11 +292,16 @@ class Job:
 
     def entry(self) -> dict[str, Any]:
         """The job's row of a round's log (what `dispatch.device_record` writes)."""
-        return {"download_start_s": self.dispatch_s, "compute_start_s": self.compute_start_s,
+        sinr_db, interference_w = self.signal_quality()
+        return {"sinr_db": sinr_db, "interference_w": interference_w, "download_start_s": self.dispatch_s, "compute_start_s": self.compute_start_s,
                 "compute_end_s": self.compute_end_s, "upload_start_s": self.compute_end_s,
                 "upload_end_s": self.end_s, "outcome": self.outcome, "rate_bps": self.mean_rate_bps,
                 "bits_sent": self.bits_sent(self.end_s), "sending_s": self.sending_s(self.end_s),
                 "handovers": self.handovers, "handover_s": self.first_handover_s, "paused_s": self.paused_s}
+
+
+def _db(x: float) -> float:
+    return 10.0 * math.log10(x) if x > 0 else -math.inf
 
 
 def _ratio(a: float, b: float) -> float:
@@ -274,6 +317,7 @@ def job_process(env: simpy.Environment, job: Job, outbox: simpy.Store, deadline:
     if deadline is None or deadline.processed:
         deadline = at(env, job.deadline_s)
     offline = at(env, job.online_until_s) if math.isfinite(job.online_until_s) else None
+    woken = rates.wake if rates is not None else None
     while job.phase != DONE:
         now = env.now
         end = job.phase_end_s()
@@ -295,7 +339,13 @@ def job_process(env: simpy.Environment, job: Job, outbox: simpy.Store, deadline:
             empty = job.battery_empty_s()
             if math.isfinite(empty):
                 wakes.append(at(env, empty))
+            if woken is not None and job.phase == UPLOAD:
+                other = woken(job)
+                if other is not None:
+                    wakes.append(other)
             yield env.any_of(wakes)
+    if rates is not None:
+        rates.release(job, env.now)
     if job.report_s > env.now:
         yield at(env, job.report_s)
     yield outbox.put(job)

@@ -36,6 +36,8 @@ class DeviceRecord:
     handovers: int = 0  # changes of serving cell during the job
     handover_s: float = math.inf  # when the first of them happened (inf: none)
     paused_s: float = 0.0  # time the upload sent nothing, interrupted by handovers
+    sinr_db: float = math.nan  # its SINR averaged over its sending time (nan: it never sent)
+    interference_w: float = math.nan  # the mean interference power at its base station over that time
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import simpy
 from simfl.engine.asynchronous import AsyncServer
 from simfl.engine.channel import ChannelPath
 from simfl.engine.dispatch import synthetic_download
+from simfl.engine.interference import InterferenceMedium
 from simfl.engine.records import DeviceRecord, EngineState, RoundRecord
 from simfl.engine.synchronous import server_process
 from simfl.learning.protocol import Trainer
@@ -46,7 +47,10 @@ def run(world: World, plan: Plan, trainer: Trainer, rounds: int, seed: int,
         policy.load_state_dict(state.policy)
     env = simpy.Environment(initial_time=state.time_s)
     result = [state]
-    rates = ChannelPath(world, network) if network.channel_step_s is not None else None
+    rates: ChannelPath | InterferenceMedium | None = (
+        ChannelPath(world, network) if network.channel_step_s is not None else None)
+    if world.constants.interference == "co_channel":
+        rates = InterferenceMedium(env, world, network, seed, inner=rates)
     if world.constants.aggregation.asynchronous:
 
         def asynchronous() -> Generator[simpy.Event, Any, None]:

@@ -43,6 +43,8 @@ _OMITTED_AT_DEFAULT: dict[tuple[str, ...], Any] = {
     ("network", "handover", "time_to_trigger_s"): 0.0,
     ("network", "handover", "interruption_s"): 0.0,
     ("network", "channel_step_s"): None,
+    ("network", "interference"): "none",
+    ("network", "allocator"): "lowest_free",
     ("server", "aggregation_delay_s"): 0.0,
     ("server", "synthesis_images_per_s"): math.inf,
 }

@@ -164,6 +164,8 @@ class NetworkSettings:
     # shortest coherence time of the time-based fading in use, else never (the world is
     # sampled at each round's start, as before the channel had time)
     channel_step_s: float | None = None
+    interference: str = "none"  # none | co_channel (simfl.engine.interference)
+    allocator: str = "lowest_free"  # where a transmitter's sub-band sits in its cell's band (simfl.spectrum)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from simfl.dynamics.availability import AlwaysOn
 from simfl.dynamics.fading import NoFading
 from simfl.dynamics.mobility import Static
 from simfl.generative import CONFIG_NAMES, KINDS as GENERATOR_KINDS
-from simfl.geometry import hex_grid_positions
+from simfl.geometry import hex_grid_sites
 from simfl.learning.data import DATASETS
 from simfl.learning.models import MODELS
 from simfl.learning.protocol import PRECISIONS
@@ -29,6 +29,7 @@ from simfl.optim.cross_entropy import CrossEntropy
 from simfl.optim.fimi import SOLVERS
 from simfl.radio import DEFAULT_CARRIER_HZ
 from simfl.scenario.checks import Checker, describe, join, numbers
+from simfl.spectrum import INTERFERENCE_MODELS, REUSE_FACTORS, check_allocator, reuse_colour
 from simfl.scenario.schema import (Cell, DeviceGroup, Distribution, Downlink, Generator, Handover, NetworkSettings,
                                    Optimisation, PathLoss, Scenario, Server, Task)
 
@@ -91,25 +92,33 @@ def _build_cells(node: Any, c: Checker) -> tuple[Cell, ...]:
 
 
 def _hex_grid_cells(node: dict, c: Checker) -> tuple[Cell, ...]:
-    """`cells: {hex_grid: {rings: R, spacing_m: d, ...one cell's fields}}`: a base station
-    at the centre and 6r on each ring r <= R of a hexagonal grid whose neighbours are d
-    apart (1 + 3R(R + 1) cells), every one with the given fields; named <name><index>
-    (default cell0, cell1, ...), the centre first, then ring by ring counter-clockwise
-    from the east."""
+    """`cells: {hex_grid: {rings: R, spacing_m: d, reuse: 1 | 3 | 7, ...one cell's fields}}`:
+    a base station at the centre and 6r on each ring r <= R of a hexagonal grid whose
+    neighbours are d apart (1 + 3R(R + 1) cells), every one with the given fields; named
+    <name><index> (default cell0, cell1, ...), the centre first, then ring by ring
+    counter-clockwise from the east. Under reuse 3 or 7 each cell's carrier is the given
+    one plus its colour (simfl.spectrum.reuse_colour) times its bandwidth."""
     c.unknown(node, {"hex_grid"}, "cells")
     path = "cells.hex_grid"
     m = c.mapping(node["hex_grid"], path)
-    c.unknown(m, (CELL_FIELDS - {"position_m"}) | {"rings", "spacing_m"}, path)
+    c.unknown(m, (CELL_FIELDS - {"position_m"}) | {"rings", "spacing_m", "reuse"}, path)
     rings = c.number(m, "rings", path, 1, minimum=0, integer=True, required=True)
     spacing = c.number(m, "spacing_m", path, 1.0, above=0, required=True)
     if rings is not None and spacing is not None and rings * spacing > MAX_DISTANCE_M:
         # the grid's corners lie on the axes, rings x spacing_m from the centre
         c.fail(join(path, "spacing_m"), f"puts the outer ring {rings} x {spacing:g} = {rings * spacing:g} m from the "
                                         f"centre; base stations must be within {MAX_DISTANCE_M:g} m of it")
+    reuse = m.get("reuse", 1)
+    if isinstance(reuse, bool) or reuse not in REUSE_FACTORS:
+        c.fail(join(path, "reuse"), f"must be one of {', '.join(map(str, REUSE_FACTORS))} (cells per cluster of "
+                                    f"carriers), got {reuse!r}")
+        reuse = 1
     prefix = c.string(m, "name", path, "cell")
-    template = _build_cell({k: v for k, v in m.items() if k not in ("rings", "spacing_m", "name")}, path, c, prefix)
-    return tuple(replace(template, name=f"{prefix}{i}", position_m=position)
-                 for i, position in enumerate(hex_grid_positions(int(rings or 0), float(spacing or 1.0))))
+    template = _build_cell({k: v for k, v in m.items() if k not in ("rings", "spacing_m", "name", "reuse")}, path, c,
+                           prefix)
+    return tuple(replace(template, name=f"{prefix}{i}", position_m=position,
+                         carrier_hz=template.carrier_hz + reuse_colour(q, r, int(reuse)) * template.bandwidth_hz)
+                 for i, ((q, r), position) in enumerate(hex_grid_sites(int(rings or 0), float(spacing or 1.0))))
 
 
 def _build_cell(m: dict, path: str, c: Checker, default_name: str) -> Cell:
@@ -335,11 +344,17 @@ def _staleness(m: dict, c: Checker, default: float) -> float:
 
 
 def _build_network(m: dict, c: Checker) -> NetworkSettings:
-    """`network: {channel_step_s, handover: {hysteresis_db, time_to_trigger_s, interruption_s}}`, each >= 0
-    and within its physical range (simfl.limits); every field defaults to 0 (hand over the
-    moment another cell is stronger, without a break)."""
-    c.unknown(m, {"handover", "channel_step_s"}, "network")
+    """`network: {channel_step_s, interference, allocator, handover: {hysteresis_db,
+    time_to_trigger_s, interruption_s}}`, each number >= 0 and within its physical range
+    (simfl.limits); the handover fields default to 0 (hand over the moment another cell is
+    stronger, without a break); interference to none, the allocator to lowest_free."""
+    c.unknown(m, {"handover", "channel_step_s", "interference", "allocator"}, "network")
     step = c.number(m, "channel_step_s", "network", None, above=0)
+    interference = m.get("interference", "none")
+    if interference not in INTERFERENCE_MODELS:
+        c.fail("network.interference", f"must be one of {' | '.join(INTERFERENCE_MODELS)}, got {interference!r}")
+    placer = m.get("allocator", "lowest_free")
+    check_allocator(placer, "network.allocator", c.fail)
     p = "network.handover"
     h = c.mapping(m.get("handover"), p)
     c.unknown(h, set(Handover.__dataclass_fields__), p)
@@ -348,7 +363,7 @@ def _build_network(m: dict, c: Checker) -> NetworkSettings:
         hysteresis_db=c.number(h, "hysteresis_db", p, d.hysteresis_db, minimum=0),
         time_to_trigger_s=c.number(h, "time_to_trigger_s", p, d.time_to_trigger_s, minimum=0),
         interruption_s=c.number(h, "interruption_s", p, d.interruption_s, minimum=0),
-    ), channel_step_s=step)
+    ), channel_step_s=step, interference=str(interference), allocator=str(placer))
 
 
 def _build_policies(node: Any, c: Checker) -> tuple[str, ...]:

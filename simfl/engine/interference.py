@@ -1,0 +1,206 @@
+"""Co-channel interference among the uploads in flight (`network.interference: co_channel`).
+
+Each upload holds a sub-band of its cell's band (simfl.spectrum) from the instant it
+starts sending to the instant it stops (ends, is cut, or pauses for a handover or for a
+free band), placed by the scenario's allocator. Its SINR at its base station is
+
+    p g / (b N0 + I),   I = sum over the uploads j of OTHER cells of (p_j / b_j) x
+                            overlap(j's sub-band, its sub-band) x g_j,c(t),
+
+where g_j,c is j's power gain to this upload's base station c: its mean gain (path loss
+and shadowing, `World.link_gain`, or along its walk where it moves) times the fading of
+that link. The links to other base stations fade independently of the serving one, as
+Rayleigh blocks keyed (seed, cell, block) like `{rayleigh: {coherence_s}}`: blocks of the
+cell's coherence time (`coherence_s`, `step_s`, ten channel steps under Clarke) or of
+T_max where the cell draws its fading per round, constant across blocks where it has none.
+The rate is b log2(1 + SINR) (eq. (7) with I added to the noise).
+
+Uploads of the same cell never overlap (FDMA: the allocator places them in free band).
+Whenever an upload starts sending, stops, or moves to another cell or sub-band, the
+uploads of other cells whose sub-bands overlap its own are re-rated at that instant: their
+current stretch is cut there and their process woken (`wake`), and they take a new one
+from the medium as it is then. Between such instants a stretch holds the interferers
+fixed; their gains are sampled at its channel steps (where the channel changes in time)
+or held (where it does not, up to the next fading block of the receiving cell).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import simpy
+
+from simfl.engine.channel import ChannelPath
+from simfl.engine.job import UPLOAD, Job
+from simfl.network import Network, serving_link
+from simfl.dynamics.fading import Clarke, GaussMarkovSteps, NoFading, RayleighBlocks
+from simfl.spectrum import Pieces, allocator, band_edges_hz, overlap_hz, rate_bps, sinr
+from simfl.streams import keyed_rng
+from simfl.world import World
+
+
+class InterferenceMedium:
+    """The uplink medium shared by every cell: the `RateSource` of runs with co-channel
+    interference. `inner` is the channel in time where the scenario has one."""
+
+    def __init__(self, env: simpy.Environment, world: World, network: Network, seed: int,
+                 inner: ChannelPath | None = None) -> None:
+        self.env, self.world, self.network, self.inner, self.seed = env, world, network, inner, seed
+        self.allocator = allocator(world.constants.allocator)
+        self.bands = band_edges_hz(world.carrier_hz, world.bandwidth_hz)
+        self.sending: dict[int, Job] = {}  # id(job) -> an upload transmitting now
+        self.pieces: dict[int, Pieces] = {}  # id(job) -> its sub-band
+        self.placed: dict[int, tuple[int, float]] = {}  # id(job) -> the cell and width it was placed for
+        self.wakes: dict[int, simpy.Event] = {}
+        self.block_s = np.array([_fading_block_s(f, world, network) for f in world.fading])
+        self._blocks: dict[tuple[int, int], np.ndarray] = {}  # (cell, block) -> every device's factor
+
+    # ------------------------------------------------------------ RateSource
+
+    def track(self, job: Job) -> None:
+        if self.inner is not None:
+            self.inner.track(job)
+
+    def wake(self, job: Job) -> simpy.Event:
+        event = self.wakes.get(id(job))
+        if event is None or event.triggered:
+            event = self.wakes[id(job)] = self.env.event()
+        return event
+
+    def release(self, job: Job, now: float) -> None:
+        self._stop_sending(job, now)
+        self.wakes.pop(id(job), None)
+        if self.inner is not None:
+            self.inner.release(job, now)
+
+    def chunk(self, job: Job, start_s: float) -> tuple[list[float], list[float], float]:
+        """The job's next stretch from `start_s` with the interference of the uploads
+        sending now; a job that starts or stops sending, or changes cell or band, here
+        re-rates those it overlaps."""
+        if self.inner is not None:
+            times, gain = self.inner.stretch(job, start_s)
+        else:
+            job.chunk_paused = False
+            times, gain = np.array([start_s, self._held_until_s(job, start_s)]), np.array([job.gain])
+        key = id(job)
+        if job.chunk_paused or job.b_hz <= 0:
+            self._stop_sending(job, start_s)
+            job.chunk_interference = []
+            return times.tolist(), [0.0] * (len(times) - 1), float(gain[0])
+        if self.placed.get(key) != (job.cell, job.b_hz):
+            self._stop_sending(job, start_s)
+            cell = job.cell
+            held = [self.pieces[k] for k in self.sending if self.placed[k][0] == cell]
+            band = (float(self.bands[cell, 0]), float(self.bands[cell, 1]))
+            self.pieces[key] = self.allocator.place(band, held, job.b_hz, job.device)
+            self.placed[key], self.sending[key] = (cell, job.b_hz), job
+            self._rerate_overlapping(job, start_s)
+        interference = self.interference_w(job, times[:-1])
+        quality = sinr(job.p_w, gain, job.b_hz, float(self.world.noise_w_per_hz[job.cell]), interference)
+        job.chunk_interference = interference.tolist()
+        return times.tolist(), rate_bps(job.b_hz, quality).tolist(), float(gain[0])
+
+    # ------------------------------------------------------------ the medium
+
+    def interference_w(self, job: Job, samples: np.ndarray) -> np.ndarray:
+        """The interference power at `job`'s base station at each of `samples` from the
+        uploads of other cells sending now."""
+        cell, mine = job.cell, self.pieces[id(job)]
+        total = np.zeros(len(samples))
+        static_devices, static_weight = [], []
+        for key, other in self.sending.items():
+            if other is job or self.placed[key][0] == cell:
+                continue
+            shared = overlap_hz(mine, self.pieces[key])
+            if shared <= 0:
+                continue
+            weight = other.p_w / other.b_hz * shared  # its power spectral density over the overlap
+            if self.network.mobility.moving[other.device]:
+                position, _ = self.network.mobility.path(other.device, samples)
+                _, gain = serving_link(self.world, position, np.full(len(samples), cell),
+                                       self.world.shadowing_z[other.device])
+                total += weight * gain * self.fading(other.device, cell, samples)
+            else:
+                static_devices.append(other.device)
+                static_weight.append(weight)
+        if static_devices:
+            devices = np.array(static_devices)
+            mean = np.asarray(static_weight) * self.world.link_gain[devices, cell]
+            total += mean @ self.fading(devices, cell, samples)
+        return total
+
+    def fading(self, devices: np.ndarray | int, cell: int, samples: np.ndarray) -> np.ndarray:
+        """|h|^2 of the links of `devices` to `cell` at `samples`: (len(devices), n) for an
+        array, (n,) for one device."""
+        one = np.ndim(devices) == 0
+        rows = np.atleast_1d(devices)
+        length = self.block_s[cell]
+        if length == 0:
+            factors = np.ones((len(rows), len(samples)))
+        else:
+            factors = np.stack([self._block(cell, int(math.floor(t / length)))[rows] for t in samples], axis=1)
+        return factors[0] if one else factors
+
+    def _block(self, cell: int, block: int) -> np.ndarray:
+        found = self._blocks.get((cell, block))
+        if found is None:
+            if len(self._blocks) > 4096:
+                self._blocks.clear()
+            found = keyed_rng(self.seed, "interfering-links", cell, block).exponential(1.0, self.world.n_devices)
+            self._blocks[(cell, block)] = found
+        return found
+
+    def _held_until_s(self, job: Job, start_s: float) -> float:
+        """Where a stretch on a channel that does not change in time ends: the next fading
+        block of the links into the job's cell, or its deadline."""
+        length = self.block_s[job.cell]
+        end = job.deadline_s
+        if length > 0:
+            end = min(end, (math.floor(start_s / length) + 1) * length)
+        return end if end > start_s else start_s + (length or 1.0)
+
+    def _stop_sending(self, job: Job, now: float) -> None:
+        key = id(job)
+        if key in self.sending:
+            self._rerate_overlapping(job, now)
+            del self.sending[key], self.pieces[key], self.placed[key]
+
+    def _rerate_overlapping(self, job: Job, now: float) -> None:
+        """Cut at `now` the stretches of the uploads of other cells that overlap `job`'s
+        sub-band, and wake them to take new ones."""
+        key = id(job)
+        mine, cell = self.pieces[key], self.placed[key][0]
+        for other_key, other in self.sending.items():
+            if other is job or self.placed[other_key][0] == cell or overlap_hz(mine, self.pieces[other_key]) <= 0:
+                continue
+            _cut(other, now)
+            event = self.wakes.get(other_key)
+            if event is not None and not event.triggered:
+                event.succeed()
+
+
+def _cut(job: Job, now: float) -> None:
+    """End the job's current stretch at `now` (what it sent until then stands)."""
+    if job.phase != UPLOAD or not job.chunk_times or job.chunk_times[-1] <= now:
+        return
+    times = job.chunk_times
+    k = int(np.searchsorted(times, now, side="right"))  # times[k-1] <= now < times[k]
+    job.chunk_times = times[:k] + [now]
+    job.chunk_rates = job.chunk_rates[:k]
+    if job.chunk_interference:
+        job.chunk_interference = job.chunk_interference[:k]
+
+
+def _fading_block_s(fading: object, world: World, network: Network) -> float:
+    """How long the fading of the links into a cell holds (0: they do not fade)."""
+    if isinstance(fading, NoFading):
+        return 0.0
+    if isinstance(fading, RayleighBlocks):
+        return float(fading.coherence_s)
+    if isinstance(fading, GaussMarkovSteps):
+        return float(fading.step_s)
+    if isinstance(fading, Clarke):
+        assert network.channel_step_s is not None
+        return 10.0 * float(network.channel_step_s)
+    return float(world.constants.t_max_s)  # drawn per round

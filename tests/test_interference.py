@@ -1,0 +1,193 @@
+"""Co-channel interference between concurrent uplinks (`network.interference: co_channel`):
+flow end times computed by hand piecewise, no interference where blocks or times do not
+overlap, reuse patterns, the allocator, and the SINR of many flows at one instant against
+a brute-force computation from positions, powers, blocks and gains."""
+
+import math
+
+import numpy as np
+import pytest
+import simpy
+
+from simfl.engine import run
+from simfl.engine.interference import InterferenceMedium
+from simfl.engine.job import UPLOAD, Job
+from simfl.network import Network
+from simfl.plan import Plan
+from simfl.errors import ScenarioError
+from simfl.scenario import scenario_from_dict
+from simfl.spectrum import LowestFree, free_pieces, overlap_hz, reuse_colour
+from simfl.world import build_world
+
+from conftest import StandInTrainer, scenario_dict
+
+S_BITS = 1.6e6
+N0 = 10 ** (-174 / 10) / 1000  # W/Hz
+B = 1e6
+
+
+def gain_at(d_m):
+    """The default path loss 128.1 + 37.6 log10(d_km), no shadowing, as a power ratio."""
+    return 10 ** (-(128.1 + 37.6 * math.log10(d_m / 1000)) / 10)
+
+
+def rate(p, g, interference=0.0, b=B):
+    return b * math.log2(1 + p * g / (b * N0 + interference))
+
+
+def two_cell_world(interference="co_channel", second_carrier=None, f=(1e9, 1.5e9)):
+    cells = [{"name": "a", "position_m": [0, 0], "radius_m": 600, "bandwidth_hz": B},
+             {"name": "b", "position_m": [1000, 0], "radius_m": 600, "bandwidth_hz": B}]
+    if second_carrier is not None:
+        cells[1]["carrier_hz"] = second_carrier
+    devices = [{"position_m": [x, 0], "f_max_hz": fx, "eps": 5e-27, "p_max_dbm": 20} for x, fx in zip((300, 700), f)]
+    raw = scenario_dict(cells=cells, devices=devices, network={"interference": interference})
+    return build_world(scenario_from_dict(raw), model_bits=S_BITS)
+
+
+def play(world, p=(1e-3, 1e-3), b=(B, B), rounds=1):
+    plan = Plan(d_gen_per_class=np.zeros_like(world.d_loc_per_class), f_hz=world.f_max_hz.copy(),
+                b_hz=np.array(b, float), p_w=np.array(p, float))
+    rows = []
+    run(world, plan, StandInTrainer(), rounds=rounds, seed=3, on_round=lambda r, d, s: rows.extend(d))
+    return {d.device: d for d in rows}
+
+
+def test_two_flows_of_neighbouring_cells_end_where_a_piecewise_hand_computation_says():
+    rows = play(two_cell_world())
+    a, b = rows[0], rows[1]
+    # device 1 computes faster (1.5 GHz): it starts first, alone; device 0 joins at its start
+    t1, t0 = b.upload_start_s, a.upload_start_s
+    assert t1 < t0
+    p = 1e-3
+    g00, g11 = gain_at(300), gain_at(300)  # each to its own base station
+    g01, g10 = gain_at(700), gain_at(700)  # to the other base station (all of each block overlaps)
+    alone1, both1, both0, alone0 = rate(p, g11), rate(p, g11, p * g01), rate(p, g00, p * g10), rate(p, g00)
+    sent1 = alone1 * (t0 - t1)
+    end1, end0 = t0 + (S_BITS - sent1) / both1, t0 + S_BITS / both0
+    if end1 < end0:  # device 1 ends first, device 0 sends the rest alone
+        end0 = end1 + (S_BITS - both0 * (end1 - t0)) / alone0
+    else:
+        end1 = end0 + (S_BITS - sent1 - both1 * (end0 - t0)) / alone1
+    assert b.upload_end_s == pytest.approx(end1, rel=1e-9)
+    assert a.upload_end_s == pytest.approx(end0, rel=1e-9)
+    assert a.outcome == b.outcome == "ok"
+    # what events.csv says of them: mean interference power over each upload
+    if end1 < end0:
+        mean0 = p * g10 * (end1 - t0) / (end0 - t0)
+        assert a.interference_w == pytest.approx(mean0, rel=1e-9)
+    # interference slowed both: each ends later than on noise alone
+    assert a.upload_end_s > t0 + S_BITS / alone0 and b.upload_end_s > t1 + S_BITS / alone1
+
+
+def test_without_interference_or_on_other_carriers_the_flows_keep_eq_7():
+    for world in (two_cell_world("none"), two_cell_world(second_carrier=2e9 + B)):
+        rows = play(world)
+        for d in rows.values():
+            assert d.upload_end_s == pytest.approx(d.upload_start_s + S_BITS / rate(1e-3, gain_at(300)), rel=1e-12)
+            assert d.interference_w == 0.0
+            assert d.sinr_db == pytest.approx(10 * math.log10(1e-3 * gain_at(300) / (B * N0)), rel=1e-9)
+
+
+def test_blocks_that_do_not_overlap_in_frequency_do_not_interfere():
+    # each device takes half of its cell's band; both are placed lowest first, so
+    # shifting cell b's band by half a band leaves their blocks side by side
+    world = two_cell_world(second_carrier=2e9 + B / 2)
+    rows = play(world, b=(B / 2, B / 2))
+    for d in rows.values():
+        alone = rate(1e-3, gain_at(300), b=B / 2)
+        assert d.upload_end_s == pytest.approx(d.upload_start_s + S_BITS / alone, rel=1e-12)
+
+
+def test_transmissions_that_do_not_overlap_in_time_do_not_interfere():
+    # device 1 computes 50 times faster: done sending long before device 0 starts
+    rows = play(two_cell_world(f=(1e8, 5e9)))
+    assert rows[1].upload_end_s < rows[0].upload_start_s
+    for d in rows.values():
+        assert d.upload_end_s == pytest.approx(d.upload_start_s + S_BITS / rate(1e-3, gain_at(300)), rel=1e-12)
+        assert d.interference_w == 0.0
+
+
+def test_reuse_3_puts_adjacent_cells_on_different_carriers_and_reuse_7_every_cell_of_a_cluster():
+    def carriers(reuse, rings=2):
+        raw = scenario_dict(cells={"hex_grid": {"rings": rings, "spacing_m": 1000, "radius_m": 577,
+                                                "bandwidth_hz": 10e6, "reuse": reuse}})
+        scenario = scenario_from_dict(raw)
+        return np.array([c.position_m for c in scenario.cells]), np.array([c.carrier_hz for c in scenario.cells])
+
+    for reuse in (3, 7):
+        sites, carrier = carriers(reuse)
+        assert set(np.round((carrier - 2e9) / 10e6).astype(int)) == set(range(reuse))
+        distance = np.linalg.norm(sites[:, None] - sites[None], axis=2)
+        adjacent = np.isclose(distance, 1000.0)
+        assert adjacent.sum() > 0
+        assert not (adjacent & (carrier[:, None] == carrier[None])).any()
+    # reuse 7: the centre and its six neighbours all differ; co-channel cells are sqrt(21) km apart
+    sites, carrier = carriers(7, rings=3)
+    assert len(set(carrier[:7])) == 7
+    same = (carrier[:, None] == carrier[None]) & ~np.eye(len(carrier), dtype=bool)
+    assert np.min(np.linalg.norm(sites[:, None] - sites[None], axis=2)[same]) == pytest.approx(1000 * math.sqrt(7))
+    assert reuse_colour(0, 0, 1) == 0 and carriers(1)[1].tolist() == [2e9] * 19
+
+
+def test_bad_reuse_and_interference_values_are_refused_naming_the_field():
+    raw = scenario_dict(cells={"hex_grid": {"rings": 1, "spacing_m": 1000, "radius_m": 577, "bandwidth_hz": 1e6,
+                                            "reuse": 4}})
+    with pytest.raises(ScenarioError, match=r"cells\.hex_grid\.reuse.*1, 3, 7"):
+        scenario_from_dict(raw)
+    with pytest.raises(ScenarioError, match=r"network\.interference.*none \| co_channel"):
+        scenario_from_dict(scenario_dict(network={"interference": "full"}))
+    with pytest.raises(ScenarioError, match=r"network\.allocator.*lowest_free"):
+        scenario_from_dict(scenario_dict(network={"allocator": "lowest"}))
+    with pytest.raises(ScenarioError, match=r"carrier_hz"):
+        scenario_from_dict(scenario_dict(cells=[{"name": "a", "position_m": [0, 0], "radius_m": 600,
+                                                 "bandwidth_hz": B, "carrier_hz": 2e12}]))
+
+
+def test_the_lowest_free_allocator_places_contiguous_blocks_lowest_first_and_fills_holes():
+    band = (0.0, 10.0)
+    place = LowestFree().place
+    assert place(band, [], 3.0, 0) == [(0.0, 3.0)]
+    assert place(band, [[(0.0, 3.0)]], 3.0, 0) == [(3.0, 6.0)]
+    # a hole of 2 at [3, 5) is too small for 3: the first gap that holds it, [6, 10)
+    assert place(band, [[(0.0, 3.0)], [(5.0, 6.0)]], 3.0, 0) == [(6.0, 9.0)]
+    # nothing holds 5 whole: the lowest pieces in turn
+    assert place(band, [[(0.0, 3.0)], [(5.0, 6.0)], [(8.0, 9.0)]], 5.0, 0) == [(3.0, 5.0), (6.0, 8.0), (9.0, 10.0)]
+    assert free_pieces(band, [[(2.0, 4.0)], [(3.0, 5.0)]]) == [(0.0, 2.0), (5.0, 10.0)]
+    assert overlap_hz([(0.0, 2.0), (5.0, 7.0)], [(1.0, 6.0)]) == 2.0
+
+
+def test_the_sinr_of_every_flow_at_one_instant_equals_a_brute_force_computation():
+    raw = scenario_dict(cells={"hex_grid": {"rings": 1, "spacing_m": 1000, "radius_m": 577, "bandwidth_hz": 1e6,
+                                            "path_loss": {"shadowing_std_db": 8}}},
+                        devices={"count": 70, "f_max_hz": 1e9, "eps": 5e-27, "p_max_dbm": 20},
+                        network={"interference": "co_channel"})
+    world = build_world(scenario_from_dict(raw), model_bits=S_BITS)
+    rng = np.random.default_rng(0)
+    env = simpy.Environment()
+    medium = InterferenceMedium(env, world, Network(world, 1), seed=1)
+    jobs = []
+    for i in range(world.n_devices):  # random widths and powers; each cell's widths fit its band
+        share = world.bandwidth_hz[world.cell_of[i]] / np.bincount(world.cell_of)[world.cell_of[i]]
+        job = Job(job=i, device=i, base_version=0, repeat=0, cell=int(world.cell_of[i]), gain=float(world.gain[i]),
+                  round_fading=1.0, f_hz=1e9, b_hz=float(share * rng.uniform(0.3, 1.0)),
+                  p_w=float(rng.uniform(1e-4, 0.2)), rate_bps=math.nan, model_bits=S_BITS, computing_w=1.0,
+                  download_s=0.0, compute_s=0.0, battery_j=math.inf, online_until_s=math.inf, dispatch_s=0.0,
+                  deadline_s=100.0, phase=UPLOAD)
+        jobs.append(job)
+        medium.chunk(job, 1.0)  # it starts sending: placed lowest-free in its cell
+    rates = np.array([medium.chunk(job, 1.0)[1][0] for job in jobs])  # every flow with all the others on
+    # brute force: blocks from the medium's placement, gains from positions and the shadowing draws
+    lo = np.array([medium.pieces[id(j)][0][0] for j in jobs])
+    assert all(len(medium.pieces[id(j)]) == 1 for j in jobs)  # nothing fragmented here
+    hi = lo + np.array([j.b_hz for j in jobs])
+    p, b, cell = np.array([j.p_w for j in jobs]), np.array([j.b_hz for j in jobs]), world.cell_of
+    d_km = np.linalg.norm(world.position_m[:, None] - world.bs_position_m[None], axis=2) / 1000
+    gain = 10 ** ((-(128.1 + 37.6 * np.log10(np.maximum(d_km, 1e-3))) + 8 * world.shadowing_z[:, None]) / 10)
+    overlap = np.clip(np.minimum(hi[:, None], hi[None]) - np.maximum(lo[:, None], lo[None]), 0, None)
+    other_cell = cell[:, None] != cell[None]
+    # I_i = sum_j (p_j / b_j) overlap_ij g_j,cell(i)
+    interference = ((other_cell * overlap) * (p / b)[None] * gain[:, cell].T).sum(axis=1)
+    expected = p * gain[np.arange(len(cell)), cell] / (b * N0 + interference)
+    assert (interference > 0).sum() > 50
+    np.testing.assert_allclose(2 ** (rates / b) - 1, expected, rtol=1e-9)
