@@ -44,7 +44,8 @@ _IDLE_BAND_HZ = 1.0
 
 def deadline_keepers(world: World, state: RoundState, candidates: np.ndarray, d_gen: np.ndarray) -> np.ndarray:
     """The largest subset of `candidates` whose resource allocation can meet T_max this
-    round, from (12b)-(12f) at this round's gains and cells.
+    round, from (12b)-(12f) at this round's gains and cells (gains less the interference
+    each device met last time, RoundState.planning_gain).
 
     A device needs at least b_min (eq. (31)) to upload S bits at P_max in the time left
     after training its D_loc + D_gen samples at f_max; the devices of a cell can all be on
@@ -62,7 +63,8 @@ def deadline_keepers(world: World, state: RoundState, candidates: np.ndarray, d_
     t_left = k.t_max_s - compute_latency_s(k.tau, k.omega_cycles, d_mix, world.f_max_hz[idx])
     need = np.full(len(idx), np.inf)
     ok = t_left > 0  # b_min_hz is meaningless for a negative upload time
-    need[ok] = b_min_hz(k.model_bits, t_left[ok], state.gain[idx][ok], world.p_max_w[idx][ok],
+    gain = state.planning_gain(world.noise_w_per_hz[state.cell_of])[idx]
+    need[ok] = b_min_hz(k.model_bits, t_left[ok], gain[ok], world.p_max_w[idx][ok],
                         world.noise_w_per_hz[cell[ok]])
     keep = np.zeros(len(idx), dtype=bool)
     band = free_band_hz(world, state)
@@ -85,7 +87,9 @@ def free_band_hz(world: World, state: RoundState) -> np.ndarray:
 
 def restricted_world(world: World, state: RoundState, idx: np.ndarray) -> World:
     """The world of devices `idx` alone, in their current cells with this round's gains
-    (and positions and distances): the sub-problem the round's allocation solves."""
+    (and positions and distances): the sub-problem the round's allocation solves. Where
+    the network has interference, the gains are scaled by what each device's base station
+    measured over its last upload (RoundState.planning_gain)."""
     n = world.n_devices
     # per-device fields that may be empty (static worlds built by hand keep their defaults)
     optional = {name: getattr(world, name)[idx] for name in ("shadowing_z", "home_cell", "battery_j")
@@ -95,7 +99,7 @@ def restricted_world(world: World, state: RoundState, idx: np.ndarray) -> World:
     return replace(
         world,
         cell_of=state.cell_of[idx], position_m=state.position_m[idx], distance_m=state.distance_m[idx],
-        gain=state.gain[idx], f_max_hz=world.f_max_hz[idx], eps=world.eps[idx], p_max_w=world.p_max_w[idx],
+        gain=state.planning_gain(world.noise_w_per_hz[state.cell_of])[idx], f_max_hz=world.f_max_hz[idx], eps=world.eps[idx], p_max_w=world.p_max_w[idx],
         d_loc_per_class=world.d_loc_per_class[idx], **optional,
     )
 

@@ -13,8 +13,8 @@ from simfl import runfolder
 from simfl.errors import SimflError
 from simfl.experiment import check_plan_unchanged, make_plan, prepare, run_policy
 from simfl.metrics import format_table, summary_table
-from simfl.plots import (accuracy_curves, ce_convergence, participation, similarity_boxes, staleness_histogram,
-                         synthetic_allocation, timeline)
+from simfl.plots import (accuracy_curves, ce_convergence, participation, similarity_boxes, sinr_against_distance,
+                         staleness_histogram, synthetic_allocation, timeline)
 from simfl.records import AVAILABILITY_FILE, EVENTS_FILE, SIMILARITY_FILE, read_rounds, run_finished
 from simfl.registry import check_policies, create
 from simfl.scenario import Scenario
@@ -81,7 +81,8 @@ def check_unique(instances: Sequence[object], names: Sequence[str]) -> None:
 
 def dynamics_figures(out_dir: Path, title: str, names: Sequence[str] | None = None,
                      rounds: pd.DataFrame | None = None, events: pd.DataFrame | None = None) -> None:
-    """participation.png and timeline-<policy>.png of the policies `names` (default: every
+    """participation.png, timeline-<policy>.png and sinr-<policy>.png (each upload's SINR
+    against its distance to the base station) of the policies `names` (default: every
     policy in the folder), from `rounds` and `events` (default: the folder's files).
     Folders written before the engine recorded participation (no `selected` column) have
     none."""
@@ -104,6 +105,7 @@ def dynamics_figures(out_dir: Path, title: str, names: Sequence[str] | None = No
         played = mine[mine["policy"] == name]
         if not jobs.empty and not played.empty:
             timeline(jobs, played, out_dir / f"timeline-{name}.png", f"{name} on {title}", availability=availability)
+            sinr_against_distance(jobs, out_dir / f"sinr-{name}.png", f"uplink SINR of {name} on {title}")
 
 
 def run_length(scenario: Scenario) -> str:

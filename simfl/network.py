@@ -49,6 +49,19 @@ class RoundState:
     selected: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     aggregation: Aggregation = Aggregation()  # the mode the server runs (its `aggregate` default follows it)
     band_free_hz: np.ndarray | None = None  # per cell, the band not held by jobs in flight (None: all of it)
+    # per device, the interference power spectral density its base station measured over its
+    # last upload (mean interference power / its sub-band), 0 before any (and without interference)
+    interference_w_per_hz: np.ndarray | None = None
+
+    def planning_gain(self, noise_w_per_hz: np.ndarray) -> np.ndarray:
+        """This round's gains scaled by N0 / (N0 + I/b): with interference spread evenly
+        over a device's sub-band, b log2(1 + p g / (b N0 + I)) is eq. (7) at this gain, so
+        a planner that knows only noise plans on the interference it measured. `noise_w_per_hz`:
+        per device, its cell's N0."""
+        if self.interference_w_per_hz is None:
+            return self.gain
+        noise = np.asarray(noise_w_per_hz, float)
+        return self.gain * (noise / (noise + self.interference_w_per_hz))
 
     @property
     def n_devices(self) -> int:
@@ -75,6 +88,8 @@ class Network:
         self.channel_step_s: float | None = world.constants.channel_step_s or (
             self.channel_time.default_step_s(fastest) if self.channel_time is not None else None)
         self.battery_j = (world.battery_j.astype(float).copy() if len(world.battery_j) == n else np.full(n, np.inf))
+        self.hears_interference = world.constants.interference != "none"
+        self.interference_w_per_hz = np.zeros(n)  # measured over each device's last upload
 
     def observe(self, time_s: float, round_index: int, version: int, fading_key: int | None = None) -> RoundState:
         """Move every dynamic to `time_s` and return what the server sees. Per-round fading
@@ -108,7 +123,15 @@ class Network:
             online_until_s=np.where(self.availability.online, self.availability.until_s, time_s),
             position_m=position, cell_of=cell_of, distance_m=distance, mean_gain=mean_gain, gain=gain,
             battery_j=self.battery_j.copy(),
+            interference_w_per_hz=self.interference_w_per_hz.copy() if self.hears_interference else None,
         )
+
+    def measured(self, device: int, b_hz: float, entry: dict[str, Any]) -> None:
+        """What the base station measured over the device's upload that just ended
+        (`Job.entry`): its mean interference power over its sub-band, if it sent at all."""
+        interference = entry.get("interference_w", np.nan)
+        if self.hears_interference and np.isfinite(interference) and b_hz > 0:
+            self.interference_w_per_hz[device] = interference / b_hz
 
     def next_online_s(self) -> float:
         """When the next device with battery left comes online (inf if none will)."""
@@ -122,6 +145,8 @@ class Network:
             state["serving"] = self.serving.state_dict()
         if self.channel_time is not None:
             state["channel_time"] = self.channel_time.state_dict()
+        if self.hears_interference:
+            state["interference_w_per_hz"] = self.interference_w_per_hz.tolist()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -133,6 +158,8 @@ class Network:
             self.serving.load_state_dict(state["serving"])
         if self.channel_time is not None:
             self.channel_time.load_state_dict(state["channel_time"])
+        if "interference_w_per_hz" in state:
+            self.interference_w_per_hz = np.array(state["interference_w_per_hz"], dtype=float)
 
 
 def serving_link(world: World, position_m: np.ndarray, cell_of: np.ndarray,

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.artist import Artist
+from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
@@ -347,6 +348,38 @@ def staleness_histogram(events: pd.DataFrame, path: Path, title: str = "") -> Pa
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3, axis="y")
     ax.legend()
+    return _save(fig, path, title)
+
+
+def sinr_points(events: pd.DataFrame) -> pd.DataFrame:
+    """The uploads that sent something, with their distance to the serving base station,
+    their time-averaged SINR (dB) and their cell: what `sinr_against_distance` draws."""
+    if not {"sinr_db", "distance_m"} <= set(events.columns):
+        return pd.DataFrame({"distance_m": [], "sinr_db": [], "cell": []})
+    sent = events[np.isfinite(events["sinr_db"].astype(float)) & np.isfinite(events["distance_m"].astype(float))]
+    return sent[["distance_m", "sinr_db", "cell"]].reset_index(drop=True)
+
+
+def sinr_against_distance(events: pd.DataFrame, path: Path, title: str = "") -> Path | None:
+    """Each upload's SINR (averaged over its sending time) against its distance to the
+    base station it sent to, coloured by that cell, with a colour bar naming the cells.
+    None (no figure) when no upload sent anything."""
+    points = sinr_points(events)
+    if points.empty:
+        return None
+    cells = np.sort(points["cell"].unique())
+    index = np.searchsorted(cells, points["cell"].to_numpy())
+    colours = plt.get_cmap("tab20" if len(cells) > 10 else "tab10")
+    norm = BoundaryNorm(np.arange(len(cells) + 1) - 0.5, len(cells))
+    fig, ax = plt.subplots(figsize=(7.0, 4.4))
+    drawn = ax.scatter(points["distance_m"], points["sinr_db"], c=index, cmap=ListedColormap(
+        [colours(k % colours.N) for k in range(len(cells))]), norm=norm, s=9, alpha=0.7, linewidths=0)
+    bar = fig.colorbar(drawn, ax=ax, ticks=np.arange(len(cells)))
+    bar.ax.set_yticklabels([str(c) for c in cells])
+    bar.set_label("serving cell (index in the scenario)")
+    ax.set_xlabel("distance to the serving base station (m)")
+    ax.set_ylabel("SINR over the upload (dB)")
+    ax.grid(alpha=0.3)
     return _save(fig, path, title)
 
 

@@ -72,6 +72,7 @@ def test_two_flows_of_neighbouring_cells_end_where_a_piecewise_hand_computation_
     assert b.upload_end_s == pytest.approx(end1, rel=1e-9)
     assert a.upload_end_s == pytest.approx(end0, rel=1e-9)
     assert a.outcome == b.outcome == "ok"
+    assert a.distance_m == pytest.approx(300.0) and b.distance_m == pytest.approx(300.0)
     # what events.csv says of them: mean interference power over each upload
     if end1 < end0:
         mean0 = p * g10 * (end1 - t0) / (end0 - t0)
@@ -191,3 +192,41 @@ def test_the_sinr_of_every_flow_at_one_instant_equals_a_brute_force_computation(
     expected = p * gain[np.arange(len(cell)), cell] / (b * N0 + interference)
     assert (interference > 0).sum() > 50
     np.testing.assert_allclose(2 ** (rates / b) - 1, expected, rtol=1e-9)
+
+
+def test_round_hooks_see_the_interference_each_device_met_over_its_last_upload():
+    from simfl.engine import run as run_engine
+    from simfl.policy import FixedPlan
+
+    world = two_cell_world()
+    plan = Plan(d_gen_per_class=np.zeros_like(world.d_loc_per_class), f_hz=world.f_max_hz.copy(),
+                b_hz=np.full(2, B), p_w=np.full(2, 1e-3))
+    seen, rows = [], []
+
+    class Watching(FixedPlan):
+        def select(self, state, context):
+            seen.append(None if state.interference_w_per_hz is None else state.interference_w_per_hz.copy())
+            return super().select(state, context)
+
+    run_engine(world, plan, StandInTrainer(), rounds=2, seed=3, policy=Watching(plan),
+               on_round=lambda r, d, s: rows.extend(d))
+    assert seen[0].tolist() == [0.0, 0.0]  # nothing measured before the first upload
+    first = {d.device: d for d in rows if d.round == 0}
+    np.testing.assert_array_equal(seen[1], [first[0].interference_w / B, first[1].interference_w / B])
+    assert (seen[1] > 0).all()
+
+
+def test_planning_on_measured_interference_is_eq_7_with_the_noise_raised_by_it():
+    from simfl.network import RoundState
+    from simfl.radio import uplink_rate_bps
+
+    n0, i_psd, g, p, b = N0, 3e-21, 1e-11, 0.01, 1e6
+    state = RoundState(round=0, time_s=0.0, version=0, available=np.ones(1, bool), online_until_s=np.full(1, np.inf),
+                       position_m=np.zeros((1, 2)), cell_of=np.zeros(1, int), distance_m=np.ones(1),
+                       mean_gain=np.full(1, g), gain=np.full(1, g), battery_j=np.full(1, np.inf),
+                       interference_w_per_hz=np.full(1, i_psd))
+    planned = state.planning_gain(np.full(1, n0))
+    assert planned[0] == pytest.approx(g * n0 / (n0 + i_psd), rel=1e-15)
+    assert uplink_rate_bps(b, planned, p, n0)[0] == pytest.approx(rate(p, g, i_psd * b, b=b), rel=1e-12)
+    unheard = RoundState(**{**state.__dict__, "interference_w_per_hz": None})
+    assert unheard.planning_gain(np.full(1, n0)) is unheard.gain

@@ -213,3 +213,16 @@ def test_the_timeline_marks_handovers_and_the_uploads_they_interrupted():
     hatched = [c for c in ax.collections if isinstance(c, PolyCollection) and c.get_hatch()]
     assert len(hatched) == 2  # one bar collection per device with an interruption
     plt.close(fig)
+
+
+def test_the_sinr_figure_draws_every_upload_that_sent_by_distance_coloured_by_cell(tmp_path):
+    from simfl.plots import sinr_against_distance, sinr_points
+
+    events = pd.DataFrame({"distance_m": [100.0, 250.0, 400.0, 50.0], "sinr_db": [20.0, 8.5, math.nan, 30.0],
+                           "cell": [0, 2, 2, 2], "policy": "p"})
+    points = sinr_points(events)
+    assert points.values.tolist() == [[100.0, 20.0, 0], [250.0, 8.5, 2], [50.0, 30.0, 2]]  # the lost upload left out
+    path = sinr_against_distance(events, tmp_path / "sinr.png", "t")
+    assert path.stat().st_size > 0
+    assert sinr_against_distance(events.iloc[2:3], tmp_path / "none.png") is None
+    assert sinr_points(events.drop(columns="sinr_db")).empty  # folders written before the column existed

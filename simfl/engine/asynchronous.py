@@ -131,7 +131,9 @@ class AsyncServer:
     def _arrive(self, flight: Job) -> bool:
         """A job reported: charge its battery; keep its update (a lost job's energy and
         record wait for the next aggregation); whether the mode aggregates now."""
-        charge_battery(self.world, self.network, flight.device, flight.f_hz, flight.p_w, flight.entry())
+        entry = flight.entry()
+        charge_battery(self.world, self.network, flight.device, flight.f_hz, flight.p_w, entry)
+        self.network.measured(flight.device, flight.b_hz, entry)
         if flight.outcome != OK:
             self.lost.append(flight)
             return False

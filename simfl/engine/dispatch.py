@@ -86,7 +86,7 @@ def make_jobs(world: World, plan: Plan | None, round_plan: RoundPlan, view: Roun
                 p_w=float(round_plan.p_w[i]), rate_bps=float(costs.rate_bps[i]), model_bits=float(k.model_bits),
                 computing_w=float(computing_w[i]), download_s=float(t_dl[i]), compute_s=float(costs.t_cmp_s[i]),
                 battery_j=float(view.battery_j[i]), online_until_s=float(view.online_until_s[i]),
-                dispatch_s=dispatch_s, deadline_s=deadline_s)
+                dispatch_s=dispatch_s, deadline_s=deadline_s, distance_m=float(view.distance_m[i]))
             for n, i in enumerate(selected.tolist())]
 
 
@@ -127,4 +127,5 @@ def device_record(world: World, round_index: int, device: int, cell: int, gain: 
         version=version, staleness=staleness, b_hz=float(b_hz), p_w=float(p_w), handovers=int(entry["handovers"]),
         handover_s=float(entry["handover_s"]), paused_s=float(entry["paused_s"]),
         sinr_db=float(entry["sinr_db"]), interference_w=float(entry["interference_w"]),
+        distance_m=float(entry["distance_m"]),
     )

@@ -114,6 +114,7 @@ class Job:
     last_handover_s: float = -math.inf  # the last of its device's handovers the job has taken in
     start_cell: int = -1  # the cell at the job's start (-1: `cell`, set when the job is made)
     planned_b_hz: float = -1.0  # the sub-band its round plan gave it (-1: `b_hz`, set when the job is made)
+    distance_m: float = math.nan  # to the base station it sends to, where `gain` was taken
     counted_j: float = 0.0  # energy already counted in rounds.csv rows (asynchronous modes)
     counted_bits: float = 0.0
 
@@ -293,7 +294,7 @@ class Job:
     def entry(self) -> dict[str, Any]:
         """The job's row of a round's log (what `dispatch.device_record` writes)."""
         sinr_db, interference_w = self.signal_quality()
-        return {"sinr_db": sinr_db, "interference_w": interference_w, "download_start_s": self.dispatch_s, "compute_start_s": self.compute_start_s,
+        return {"sinr_db": sinr_db, "interference_w": interference_w, "distance_m": self.distance_m, "download_start_s": self.dispatch_s, "compute_start_s": self.compute_start_s,
                 "compute_end_s": self.compute_end_s, "upload_start_s": self.compute_end_s,
                 "upload_end_s": self.end_s, "outcome": self.outcome, "rate_bps": self.mean_rate_bps,
                 "bits_sent": self.bits_sent(self.end_s), "sending_s": self.sending_s(self.end_s),

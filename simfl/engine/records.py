@@ -38,6 +38,7 @@ class DeviceRecord:
     paused_s: float = 0.0  # time the upload sent nothing, interrupted by handovers
     sinr_db: float = math.nan  # its SINR averaged over its sending time (nan: it never sent)
     interference_w: float = math.nan  # the mean interference power at its base station over that time
+    distance_m: float = math.nan  # from its serving base station, where `gain` was taken
 
 
 @dataclass(frozen=True)

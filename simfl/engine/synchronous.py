@@ -73,7 +73,9 @@ def server_process(env: simpy.Environment, world: World, network: Network, polic
         delivered = [i for i, job in jobs.items() if job.outcome == OK]
 
         for i in sorted(jobs):
-            charge_battery(world, network, i, round_plan.f_hz[i], round_plan.p_w[i], jobs[i].entry())
+            entry = jobs[i].entry()
+            charge_battery(world, network, i, round_plan.f_hz[i], round_plan.p_w[i], entry)
+            network.measured(i, jobs[i].b_hz, entry)
         devices = [device_record(world, r, i, jobs[i].start_cell, jobs[i].gain, round_plan.f_hz[i],
                                  round_plan.b_hz[i], round_plan.p_w[i], jobs[i].entry(), state.version, float(network.battery_j[i]),
                                  0 if jobs[i].outcome == OK else -1) for i in sorted(jobs)]
