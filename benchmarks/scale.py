@@ -1,7 +1,7 @@
 """How simfl's cost grows with the world: scenarios/city.yaml at 10, 100, 1,000 and 10,000
 devices (70% mid-range, 30% older phones; K = min(N, 100) participants per round).
 
-    python benchmarks/scale.py [--sizes 10 100 1000 10000] [--rounds 5] [--channels block clarke]
+    python benchmarks/scale.py [--sizes 10 100 1000 10000] [--rounds 5] [--channels block clarke interference]
 
 Columns, each size measured in a fresh process (so its peak memory is its own):
 - build s: `prepare` (data set, partition, world);
@@ -16,7 +16,9 @@ Then the fitted growth exponent of each column (slope of log cost on log N over 
 static phones) and with Clarke fading on every cell and every phone walking at 1.5 m/s
 (random waypoint, 60 s pauses, anywhere in the city), whose uploads are re-rated every
 channel step (a tenth of the coherence time at 1.5 m/s on 2 GHz, 4.2 ms) and hand over
-as the phones cross cell borders.
+as the phones cross cell borders. `--channels interference` is the city as shipped with
+co-channel interference between the uploads of its 7 cells (reuse 1): every start and end
+of an upload re-rates the uploads of other cells that overlap it in frequency.
 Other jobs on the machine slow every number; run it alone.
 """
 
@@ -76,6 +78,7 @@ CHANNELS = {
     "clarke": ["cells.hex_grid.path_loss.fading={clarke: {min_doppler_hz: 0}}",
                *(f"devices.{g}.mobility={{random_waypoint: {{speed_mps: 1.5, pause_s: 60, region: all}}}}"
                  for g in (0, 1))],
+    "interference": ["network.interference=co_channel"],
 }
 
 

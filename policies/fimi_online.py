@@ -63,7 +63,7 @@ def deadline_keepers(world: World, state: RoundState, candidates: np.ndarray, d_
     t_left = k.t_max_s - compute_latency_s(k.tau, k.omega_cycles, d_mix, world.f_max_hz[idx])
     need = np.full(len(idx), np.inf)
     ok = t_left > 0  # b_min_hz is meaningless for a negative upload time
-    gain = state.planning_gain(world.noise_w_per_hz[state.cell_of])[idx]
+    gain = state.planning_gain(world.noise_w_per_hz[state.cell_of], k.outage)[idx]
     need[ok] = b_min_hz(k.model_bits, t_left[ok], gain[ok], world.p_max_w[idx][ok],
                         world.noise_w_per_hz[cell[ok]])
     keep = np.zeros(len(idx), dtype=bool)
@@ -99,7 +99,8 @@ def restricted_world(world: World, state: RoundState, idx: np.ndarray) -> World:
     return replace(
         world,
         cell_of=state.cell_of[idx], position_m=state.position_m[idx], distance_m=state.distance_m[idx],
-        gain=state.planning_gain(world.noise_w_per_hz[state.cell_of])[idx], f_max_hz=world.f_max_hz[idx], eps=world.eps[idx], p_max_w=world.p_max_w[idx],
+        gain=state.planning_gain(world.noise_w_per_hz[state.cell_of], world.constants.outage)[idx],
+        f_max_hz=world.f_max_hz[idx], eps=world.eps[idx], p_max_w=world.p_max_w[idx],
         d_loc_per_class=world.d_loc_per_class[idx], **optional,
     )
 

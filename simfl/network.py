@@ -53,15 +53,30 @@ class RoundState:
     # last upload (mean interference power / its sub-band), 0 before any (and without interference)
     interference_w_per_hz: np.ndarray | None = None
 
-    def planning_gain(self, noise_w_per_hz: np.ndarray) -> np.ndarray:
+    def planning_gain(self, noise_w_per_hz: np.ndarray, outage: float = 0.0) -> np.ndarray:
         """This round's gains scaled by N0 / (N0 + I/b): with interference spread evenly
         over a device's sub-band, b log2(1 + p g / (b N0 + I)) is eq. (7) at this gain, so
-        a planner that knows only noise plans on the interference it measured. `noise_w_per_hz`:
-        per device, its cell's N0."""
+        a planner that knows only noise plans on the interference it measured.
+        `noise_w_per_hz`: per device, its cell's N0.
+
+        I/b is what the device met over its last upload; with an outage probability q > 0
+        (optimisation.outage), the (1 - q)-quantile of what the devices of its cell met over
+        theirs (those measured so far), so that about q of the uploads meet more than was
+        planned for: an upload's sub-band is placed anew each time, so what one device met
+        last is one draw of what its cell's uploads meet."""
         if self.interference_w_per_hz is None:
             return self.gain
         noise = np.asarray(noise_w_per_hz, float)
-        return self.gain * (noise / (noise + self.interference_w_per_hz))
+        interference = self.interference_w_per_hz
+        if outage > 0:
+            interference = interference.copy()
+            for cell in np.unique(self.cell_of):
+                members = self.cell_of == cell
+                measured = self.interference_w_per_hz[members]
+                measured = measured[measured > 0]
+                if len(measured):
+                    interference[members] = np.quantile(measured, 1.0 - outage)
+        return self.gain * (noise / (noise + interference))
 
     @property
     def n_devices(self) -> int:

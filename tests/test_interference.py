@@ -230,3 +230,35 @@ def test_planning_on_measured_interference_is_eq_7_with_the_noise_raised_by_it()
     assert uplink_rate_bps(b, planned, p, n0)[0] == pytest.approx(rate(p, g, i_psd * b, b=b), rel=1e-12)
     unheard = RoundState(**{**state.__dict__, "interference_w_per_hz": None})
     assert unheard.planning_gain(np.full(1, n0)) is unheard.gain
+
+
+def test_planning_for_an_outage_takes_the_interference_quantile_of_each_cell():
+    from simfl.network import RoundState
+
+    measured = np.array([1.0, 2.0, 3.0, 4.0, 0.0, 10.0, 20.0]) * 1e-21  # cell 0: four; cell 1: one unmeasured
+    cell = np.array([0, 0, 0, 0, 1, 1, 1])
+    n = len(cell)
+    state = RoundState(round=0, time_s=0.0, version=0, available=np.ones(n, bool), online_until_s=np.full(n, np.inf),
+                       position_m=np.zeros((n, 2)), cell_of=cell, distance_m=np.ones(n), mean_gain=np.ones(n),
+                       gain=np.ones(n), battery_j=np.full(n, np.inf), interference_w_per_hz=measured)
+    noise = np.full(n, N0)
+    planned = state.planning_gain(noise, outage=0.25)
+    # the 75th percentile (numpy's linear rule) of {1, 2, 3, 4} is 3.25; of cell 1's measured {10, 20}, 17.5
+    expected = np.array([3.25] * 4 + [17.5] * 3) * 1e-21
+    np.testing.assert_allclose(planned, N0 / (N0 + expected), rtol=1e-12)
+    np.testing.assert_allclose(state.planning_gain(noise), N0 / (N0 + measured), rtol=1e-12)
+
+
+def test_fimi_online_leaves_out_a_device_whose_measured_interference_makes_t_max_unreachable():
+    from dataclasses import replace
+
+    from simfl.policies.fimi_online import deadline_keepers
+
+    world = two_cell_world()
+    state = Network(world, 1).observe(0.0, 0, 0)
+    everyone, d_gen = np.arange(2), np.zeros(2)
+    assert deadline_keepers(world, state, everyone, d_gen).tolist() == [0, 1]
+    # device 1's last upload met interference a million times the noise: at P_max over its
+    # whole band it would need rate * 1e6 more band than it has
+    loud = replace(state, interference_w_per_hz=np.array([0.0, 1e6 * N0]))
+    assert deadline_keepers(world, loud, everyone, d_gen).tolist() == [0]

@@ -27,6 +27,7 @@ or held (where it does not, up to the next fading block of the receiving cell).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import simpy
@@ -35,7 +36,7 @@ from simfl.engine.channel import ChannelPath
 from simfl.engine.job import UPLOAD, Job
 from simfl.network import Network, serving_link
 from simfl.dynamics.fading import Clarke, GaussMarkovSteps, NoFading, RayleighBlocks
-from simfl.spectrum import Pieces, allocator, band_edges_hz, overlap_hz, rate_bps, sinr
+from simfl.spectrum import Pieces, allocator, band_edges_hz, rate_bps, sinr
 from simfl.streams import keyed_rng
 from simfl.world import World
 
@@ -55,6 +56,7 @@ class InterferenceMedium:
         self.wakes: dict[int, simpy.Event] = {}
         self.block_s = np.array([_fading_block_s(f, world, network) for f in world.fading])
         self._blocks: dict[tuple[int, int], np.ndarray] = {}  # (cell, block) -> every device's factor
+        self._senders: _Senders | None = None  # the table of what is sending (None: to rebuild)
 
     # ------------------------------------------------------------ RateSource
 
@@ -95,6 +97,7 @@ class InterferenceMedium:
             band = (float(self.bands[cell, 0]), float(self.bands[cell, 1]))
             self.pieces[key] = self.allocator.place(band, held, job.b_hz, job.device)
             self.placed[key], self.sending[key] = (cell, job.b_hz), job
+            self._senders = None
             self._rerate_overlapping(job, start_s)
         interference = self.interference_w(job, times[:-1])
         quality = sinr(job.p_w, gain, job.b_hz, float(self.world.noise_w_per_hz[job.cell]), interference)
@@ -106,29 +109,44 @@ class InterferenceMedium:
     def interference_w(self, job: Job, samples: np.ndarray) -> np.ndarray:
         """The interference power at `job`'s base station at each of `samples` from the
         uploads of other cells sending now."""
-        cell, mine = job.cell, self.pieces[id(job)]
+        cell = job.cell
+        rows, shared = self._overlapping(job)
         total = np.zeros(len(samples))
-        static_devices, static_weight = [], []
-        for key, other in self.sending.items():
-            if other is job or self.placed[key][0] == cell:
-                continue
-            shared = overlap_hz(mine, self.pieces[key])
-            if shared <= 0:
-                continue
-            weight = other.p_w / other.b_hz * shared  # its power spectral density over the overlap
-            if self.network.mobility.moving[other.device]:
-                position, _ = self.network.mobility.path(other.device, samples)
-                _, gain = serving_link(self.world, position, np.full(len(samples), cell),
-                                       self.world.shadowing_z[other.device])
-                total += weight * gain * self.fading(other.device, cell, samples)
-            else:
-                static_devices.append(other.device)
-                static_weight.append(weight)
-        if static_devices:
-            devices = np.array(static_devices)
-            mean = np.asarray(static_weight) * self.world.link_gain[devices, cell]
-            total += mean @ self.fading(devices, cell, samples)
+        if not len(rows):
+            return total
+        table = self._table()
+        devices, weight = table.device[rows], table.psd[rows] * shared  # power spectral density over the overlap
+        moving = self.network.mobility.moving[devices]
+        if moving.any():
+            for device, w in zip(devices[moving].tolist(), weight[moving].tolist()):
+                position, _ = self.network.mobility.path(device, samples)
+                _, gain = serving_link(self.world, position, np.full(len(samples), cell), self.world.shadowing_z[device])
+                total += w * gain * self.fading(device, cell, samples)
+            devices, weight = devices[~moving], weight[~moving]
+        if len(devices):
+            total += (weight * self.world.link_gain[devices, cell]) @ self.fading(devices, cell, samples)
         return total
+
+    def _overlapping(self, job: Job) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of the senders' table (pieces of uploads of other cells) that overlap
+        `job`'s sub-band, and by how much (Hz)."""
+        table = self._table()
+        shared = np.zeros(len(table.lo))
+        for lo, hi in self.pieces[id(job)]:
+            shared += np.clip(np.minimum(table.hi, hi) - np.maximum(table.lo, lo), 0.0, None)
+        rows = np.flatnonzero((shared > 0) & (table.cell != self.placed[id(job)][0]))
+        return rows, shared[rows]
+
+    def _table(self) -> _Senders:
+        """Every piece of every upload sending now, as arrays (rebuilt when they change)."""
+        if self._senders is None:
+            rows = [(lo, hi, self.placed[key][0], job.device, job.p_w / job.b_hz, key)
+                    for key, job in self.sending.items() for lo, hi in self.pieces[key]]
+            columns = list(zip(*rows)) if rows else [()] * 6
+            self._senders = _Senders(lo=np.array(columns[0], float), hi=np.array(columns[1], float),
+                                     cell=np.array(columns[2], np.int64), device=np.array(columns[3], np.int64),
+                                     psd=np.array(columns[4], float), key=list(columns[5]))
+        return self._senders
 
     def fading(self, devices: np.ndarray | int, cell: int, samples: np.ndarray) -> np.ndarray:
         """|h|^2 of the links of `devices` to `cell` at `samples`: (len(devices), n) for an
@@ -165,19 +183,30 @@ class InterferenceMedium:
         if key in self.sending:
             self._rerate_overlapping(job, now)
             del self.sending[key], self.pieces[key], self.placed[key]
+            self._senders = None
 
     def _rerate_overlapping(self, job: Job, now: float) -> None:
         """Cut at `now` the stretches of the uploads of other cells that overlap `job`'s
         sub-band, and wake them to take new ones."""
-        key = id(job)
-        mine, cell = self.pieces[key], self.placed[key][0]
-        for other_key, other in self.sending.items():
-            if other is job or self.placed[other_key][0] == cell or overlap_hz(mine, self.pieces[other_key]) <= 0:
-                continue
-            _cut(other, now)
+        rows, _ = self._overlapping(job)
+        table = self._table()
+        for other_key in dict.fromkeys(table.key[r] for r in rows.tolist()):  # a sender once, however many pieces
+            _cut(self.sending[other_key], now)
             event = self.wakes.get(other_key)
             if event is not None and not event.triggered:
                 event.succeed()
+
+
+@dataclass(frozen=True)
+class _Senders:
+    """The pieces of the uploads sending now, one row each."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    cell: np.ndarray
+    device: np.ndarray
+    psd: np.ndarray  # the upload's power over its width, W/Hz
+    key: list[int]  # id() of its job
 
 
 def _cut(job: Job, now: float) -> None:

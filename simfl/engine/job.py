@@ -139,6 +139,10 @@ class Job:
             return self.compute_start_s + self.compute_s
         if not self.chunk_times:
             return self.segment_start_s + _ratio(self.left_bits, self.rate_bps)
+        if len(self.chunk_rates) == 1:  # one rate to the stretch's end (as below, without arrays)
+            start, end = self.chunk_times
+            rate = self.chunk_rates[0]
+            return start + _ratio(self.left_bits, rate) if self.left_bits <= rate * (end - start) else math.inf
         times, cumulative = self.chunk_times, self._chunk_cumulative()
         k = int(np.searchsorted(cumulative, self.left_bits))
         if k >= len(self.chunk_rates):
