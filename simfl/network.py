@@ -50,7 +50,8 @@ class RoundState:
     aggregation: Aggregation = Aggregation()  # the mode the server runs (its `aggregate` default follows it)
     band_free_hz: np.ndarray | None = None  # per cell, the band not held by jobs in flight (None: all of it)
     # per device, the interference power spectral density its base station measured over its
-    # last upload (mean interference power / its sub-band), 0 before any (and without interference)
+    # last upload (mean interference power / its sub-band), nan before any; None: the network
+    # has no interference
     interference_w_per_hz: np.ndarray | None = None
 
     def planning_gain(self, noise_w_per_hz: np.ndarray, outage: float = 0.0) -> np.ndarray:
@@ -59,23 +60,26 @@ class RoundState:
         a planner that knows only noise plans on the interference it measured.
         `noise_w_per_hz`: per device, its cell's N0.
 
-        I/b is what the device met over its last upload; with an outage probability q > 0
-        (optimisation.outage), the (1 - q)-quantile of what the devices of its cell met over
-        theirs (those measured so far), so that about q of the uploads meet more than was
+        I/b is what the device met over its last upload, and for a device that has not
+        uploaded yet the median of what the devices of its cell met over theirs (0 where none
+        has). With an outage probability q > 0 (optimisation.outage) it is the (1 - q)-quantile
+        of its cell's for every device, so that about q of the uploads meet more than was
         planned for: an upload's sub-band is placed anew each time, so what one device met
         last is one draw of what its cell's uploads meet."""
         if self.interference_w_per_hz is None:
             return self.gain
         noise = np.asarray(noise_w_per_hz, float)
-        interference = self.interference_w_per_hz
-        if outage > 0:
-            interference = interference.copy()
-            for cell in np.unique(self.cell_of):
-                members = self.cell_of == cell
-                measured = self.interference_w_per_hz[members]
-                measured = measured[measured > 0]
-                if len(measured):
-                    interference[members] = np.quantile(measured, 1.0 - outage)
+        measured = self.interference_w_per_hz
+        interference = np.where(np.isfinite(measured), measured, 0.0)
+        for cell in np.unique(self.cell_of):
+            members = self.cell_of == cell
+            known = measured[members][np.isfinite(measured[members])]
+            if not len(known):
+                continue
+            if outage > 0:
+                interference[members] = np.quantile(known, 1.0 - outage)
+            else:
+                interference[members & ~np.isfinite(measured)] = np.median(known)
         return self.gain * (noise / (noise + interference))
 
     @property
@@ -104,7 +108,7 @@ class Network:
             self.channel_time.default_step_s(fastest) if self.channel_time is not None else None)
         self.battery_j = (world.battery_j.astype(float).copy() if len(world.battery_j) == n else np.full(n, np.inf))
         self.hears_interference = world.constants.interference != "none"
-        self.interference_w_per_hz = np.zeros(n)  # measured over each device's last upload
+        self.interference_w_per_hz = np.full(n, np.nan)  # measured over each device's last upload (nan: none yet)
 
     def observe(self, time_s: float, round_index: int, version: int, fading_key: int | None = None) -> RoundState:
         """Move every dynamic to `time_s` and return what the server sees. Per-round fading

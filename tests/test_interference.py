@@ -210,7 +210,7 @@ def test_round_hooks_see_the_interference_each_device_met_over_its_last_upload()
 
     run_engine(world, plan, StandInTrainer(), rounds=2, seed=3, policy=Watching(plan),
                on_round=lambda r, d, s: rows.extend(d))
-    assert seen[0].tolist() == [0.0, 0.0]  # nothing measured before the first upload
+    assert np.isnan(seen[0]).all()  # nothing measured before the first upload
     first = {d.device: d for d in rows if d.round == 0}
     np.testing.assert_array_equal(seen[1], [first[0].interference_w / B, first[1].interference_w / B])
     assert (seen[1] > 0).all()
@@ -232,10 +232,10 @@ def test_planning_on_measured_interference_is_eq_7_with_the_noise_raised_by_it()
     assert unheard.planning_gain(np.full(1, n0)) is unheard.gain
 
 
-def test_planning_for_an_outage_takes_the_interference_quantile_of_each_cell():
+def test_planning_takes_each_devices_interference_or_for_an_outage_the_quantile_of_its_cell():
     from simfl.network import RoundState
 
-    measured = np.array([1.0, 2.0, 3.0, 4.0, 0.0, 10.0, 20.0]) * 1e-21  # cell 0: four; cell 1: one unmeasured
+    measured = np.array([1.0, 2.0, 3.0, 4.0, np.nan, 10.0, 20.0]) * 1e-21  # cell 0: four; cell 1: one unmeasured
     cell = np.array([0, 0, 0, 0, 1, 1, 1])
     n = len(cell)
     state = RoundState(round=0, time_s=0.0, version=0, available=np.ones(n, bool), online_until_s=np.full(n, np.inf),
@@ -246,7 +246,9 @@ def test_planning_for_an_outage_takes_the_interference_quantile_of_each_cell():
     # the 75th percentile (numpy's linear rule) of {1, 2, 3, 4} is 3.25; of cell 1's measured {10, 20}, 17.5
     expected = np.array([3.25] * 4 + [17.5] * 3) * 1e-21
     np.testing.assert_allclose(planned, N0 / (N0 + expected), rtol=1e-12)
-    np.testing.assert_allclose(state.planning_gain(noise), N0 / (N0 + measured), rtol=1e-12)
+    # without an outage: each device's own, and the median of its cell's where it has none (15)
+    own = np.array([1.0, 2.0, 3.0, 4.0, 15.0, 10.0, 20.0]) * 1e-21
+    np.testing.assert_allclose(state.planning_gain(noise), N0 / (N0 + own), rtol=1e-12)
 
 
 def test_fimi_online_leaves_out_a_device_whose_measured_interference_makes_t_max_unreachable():
