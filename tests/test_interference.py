@@ -264,3 +264,19 @@ def test_fimi_online_leaves_out_a_device_whose_measured_interference_makes_t_max
     # whole band it would need rate * 1e6 more band than it has
     loud = replace(state, interference_w_per_hz=np.array([0.0, 1e6 * N0]))
     assert deadline_keepers(world, loud, everyone, d_gen).tolist() == [0]
+
+
+def test_downlinks_of_other_cells_on_the_same_carrier_slow_a_download_as_computed_by_hand():
+    from simfl.engine.dispatch import downlink_time_s
+
+    for interference in ("none", "co_channel"):
+        cells = [{"name": n, "position_m": [x, 0], "radius_m": 600, "bandwidth_hz": B,
+                  "downlink": {"bandwidth_hz": 2e6, "power_dbm": 30}} for n, x in (("a", 0), ("b", 1000))]
+        devices = [{"position_m": [x, 0], "f_max_hz": 1e9, "eps": 5e-27, "p_max_dbm": 20} for x in (300, 700)]
+        world = build_world(scenario_from_dict(scenario_dict(cells=cells, devices=devices,
+                                                             network={"interference": interference})),
+                            model_bits=S_BITS)
+        view = Network(world, 1).observe(0.0, 0, 0)
+        heard = 1.0 * gain_at(700) if interference == "co_channel" else 0.0  # 30 dBm over all 2 MHz of it
+        expected = S_BITS / rate(1.0, gain_at(300), heard, b=2e6)
+        np.testing.assert_allclose(downlink_time_s(world, view, np.full(2, S_BITS)), [expected] * 2, rtol=1e-9)

@@ -19,7 +19,8 @@ from simfl.jobs import BATTERY, OK, STRAGGLER, computing_power_w, device_costs, 
 from simfl.network import Network, RoundState
 from simfl.plan import Plan, RoundPlan
 from simfl.radio import uplink_rate_bps
-from simfl.world import World
+from simfl.spectrum import overlap_hz, rate_bps, sinr
+from simfl.world import World, mean_gains_to_all
 
 # Solvers make T_cmp + T_com equal to T_max (Lemma 2); float rounding must not turn an
 # exactly-on-time device into a straggler.
@@ -58,16 +59,47 @@ def downlink_time_s(world: World, view: RoundState, bits: np.ndarray) -> np.ndar
     """Per device, the time to receive `bits` over its cell's downlink at its own rate
     (the base station's power over the whole downlink band, eq. 7 with the downlink's
     numbers: a rateless broadcast each device decodes once it has the bits); 0 where the
-    cell has no modelled downlink."""
+    cell has no modelled downlink. With co-channel interference, the other cells' downlinks
+    add to the noise wherever their bands overlap this one's (`downlink_interference_w`)."""
     out = np.zeros(world.n_devices)
+    interference = (downlink_interference_w(world, view) if world.constants.interference != "none"
+                    else np.zeros(world.n_devices))
     for c, link in enumerate(world.downlink):
         if link is None:
             continue
         members = view.cell_of == c
         band, power = link
-        rate = uplink_rate_bps(band, view.gain[members], power, world.noise_w_per_hz[c])
+        if world.constants.interference != "none":
+            rate = rate_bps(band, sinr(power, view.gain[members], band, float(world.noise_w_per_hz[c]),
+                                       interference[members]))
+        else:
+            rate = uplink_rate_bps(band, view.gain[members], power, world.noise_w_per_hz[c])
         out[members] = np.asarray(bits, dtype=float)[members] / rate
     return out
+
+
+def downlink_interference_w(world: World, view: RoundState) -> np.ndarray:
+    """Per device, the power its receiver hears from the downlinks of the other cells:
+    each cell j with a modelled downlink of band B_j (centred on its carrier) at power P_j
+    contributes P_j / B_j x the overlap of its band with the device's cell's x the device's
+    mean gain to base station j. Every downlink is taken to broadcast for the whole of
+    every download (full buffer: the downlinks of a synchronous round start together)."""
+    n = world.n_devices
+    links = [(c, link) for c, link in enumerate(world.downlink) if link is not None]
+    if len(links) < 2:
+        return np.zeros(n)
+    gains = mean_gains_to_all(world, view.position_m)
+    edges = {c: (world.carrier_hz[c] - link[0] / 2, world.carrier_hz[c] + link[0] / 2) for c, link in links}
+    total = np.zeros(n)
+    for c, _ in links:
+        members = view.cell_of == c
+        for j, (band, power) in links:
+            if j == c:
+                continue
+            shared = overlap_hz([edges[c]], [edges[j]])
+            if shared > 0:
+                total[members] += power / band * shared * gains[members, j]
+    return total
 
 
 def make_jobs(world: World, plan: Plan | None, round_plan: RoundPlan, view: RoundState, selected: np.ndarray,
