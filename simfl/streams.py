@@ -11,7 +11,7 @@ import numpy as np
 # New names go at the end: a stream's seed depends on its position.
 STREAMS = ("placement", "channel", "partition", "training", "fading", "policy", "generator", "similarity",
            "availability", "mobility", "battery", "gauss_markov", "selection", "similarity_devices",
-           "rayleigh_blocks", "gauss_markov_steps", "clarke")
+           "rayleigh_blocks", "gauss_markov_steps", "clarke", "interfering_links")
 
 
 def streams(seed: int) -> dict[str, np.random.SeedSequence]:

@@ -280,3 +280,34 @@ def test_downlinks_of_other_cells_on_the_same_carrier_slow_a_download_as_compute
         heard = 1.0 * gain_at(700) if interference == "co_channel" else 0.0  # 30 dBm over all 2 MHz of it
         expected = S_BITS / rate(1.0, gain_at(300), heard, b=2e6)
         np.testing.assert_allclose(downlink_time_s(world, view, np.full(2, S_BITS)), [expected] * 2, rtol=1e-9)
+
+
+@pytest.mark.parametrize("aggregation", [None, {"mode": "fedbuff", "buffer_size": 2, "max_concurrency": 2}])
+def test_on_a_channel_in_time_interference_only_delays_the_same_uploads(aggregation):
+    from test_async import VectorTrainer
+
+    def world(interference):
+        cells = [{"name": n, "position_m": [x, 0], "radius_m": 600, "bandwidth_hz": B,
+                  "path_loss": {"fading": {"clarke": {"min_doppler_hz": 5.0}}}} for n, x in (("a", 0), ("b", 1000))]
+        devices = [{"position_m": [x, 0], "f_max_hz": f, "eps": 5e-27, "p_max_dbm": 20}
+                   for x, f in ((300, 1e9), (700, 1.5e9))]
+        raw = scenario_dict(cells=cells, devices=devices, network={"interference": interference})
+        if aggregation is not None:
+            raw["aggregation"] = aggregation
+        return build_world(scenario_from_dict(raw), model_bits=S_BITS)
+
+    def uploads(w):
+        plan = Plan(d_gen_per_class=np.zeros_like(w.d_loc_per_class), f_hz=w.f_max_hz.copy(), b_hz=np.full(2, B),
+                    p_w=np.full(2, 1e-3))
+        rows = []
+        trainer = VectorTrainer(2) if aggregation else StandInTrainer()
+        run(w, plan, trainer, rounds=2, seed=3, on_round=lambda r, d, s: rows.extend(d))
+        return {(d.device, d.upload_start_s): d for d in rows}
+
+    quiet, loud = uploads(world("none")), uploads(world("co_channel"))
+    first = min(quiet)  # the first upload starts at the same instant in both runs
+    assert first in loud
+    assert loud[first].gain == quiet[first].gain  # the serving link's channel is the same
+    assert loud[first].upload_end_s > quiet[first].upload_end_s
+    assert all(d.outcome == "ok" and d.bits_sent == S_BITS for d in loud.values())
+    assert all(d.interference_w > 0 for d in loud.values())

@@ -165,7 +165,7 @@ class InterferenceMedium:
         if found is None:
             if len(self._blocks) > 4096:
                 self._blocks.clear()
-            found = keyed_rng(self.seed, "interfering-links", cell, block).exponential(1.0, self.world.n_devices)
+            found = keyed_rng(self.seed, "interfering_links", cell, block).exponential(1.0, self.world.n_devices)
             self._blocks[(cell, block)] = found
         return found
 

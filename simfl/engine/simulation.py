@@ -47,10 +47,10 @@ def run(world: World, plan: Plan, trainer: Trainer, rounds: int, seed: int,
         policy.load_state_dict(state.policy)
     env = simpy.Environment(initial_time=state.time_s)
     result = [state]
-    rates: ChannelPath | InterferenceMedium | None = (
-        ChannelPath(world, network) if network.channel_step_s is not None else None)
+    channel = ChannelPath(world, network) if network.channel_step_s is not None else None
+    rates: ChannelPath | InterferenceMedium | None = channel
     if world.constants.interference == "co_channel":
-        rates = InterferenceMedium(env, world, network, seed, inner=rates)
+        rates = InterferenceMedium(env, world, network, seed, inner=channel)
     if world.constants.aggregation.asynchronous:
 
         def asynchronous() -> Generator[simpy.Event, Any, None]:
