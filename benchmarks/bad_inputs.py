@@ -130,6 +130,11 @@ def set_values() -> list[str]:
         "devices.mobility={random_waypoint: {speed_mps: 1e300}}", "devices.availability={markov: {mean_on_s: 1e300, "
         "mean_off_s: 300}}", "devices.mobility={random_waypoint: {speed_mps: 1.5, pause_s: 1e300}}",
         "devices.battery_j=1e300",
+        # the network's rules (the channel in time, handover, interference and reuse, the carrier)
+        "network.channel_step_s=0", "network.handover.hysteresis_db=-3", "network.handover={ttt: 1}",
+        "network.interference=full", "network.allocator=random", "cells.0.carrier_hz=2e12", "cells.0.carrier_hz=0",
+        "cells={hex_grid: {rings: 1, spacing_m: 1000, radius_m: 577, bandwidth_hz: 1e7, reuse: 4}}",
+        "cells.0.path_loss.fading={clarke: {min_doppler_hz: -1}}",
     ]
     return cases
 
