@@ -13,11 +13,20 @@ import pytest
 
 from simfl.handover import (condition_intervals, handover_instant, handover_instant_paused, held_since_at_end,
                             margins_db)
+from simfl.links import Links
 
 EQUAL = np.array([[128.1, 37.6, 4.0], [128.1, 37.6, 4.0]])  # the same sigma: z sigma cancels too
 TWO = np.array([[0.0, 0.0], [1000.0, 0.0]])
 Z = 0.7
 SPEED = 10.0
+
+
+def links(bs, params, z):
+    """One device's links to the stations `bs` with the log-distance `params` and shadowing draw `z`."""
+    return Links(np.asarray(bs, float), np.asarray(params, float), np.array([z])).of(0)
+
+
+TWO_LINKS = links(TWO, EQUAL, Z)
 
 
 def crossing_x(h_db):
@@ -27,7 +36,7 @@ def crossing_x(h_db):
 
 def along_the_axis(t_to, hysteresis_db, ttt, start_x=100.0, end_x=900.0, **kwargs):
     """A device leaving (start_x, 0) at t = 0 towards (end_x, 0) at 10 m/s, served by the west station."""
-    return handover_instant(np.array([start_x, 0.0]), np.array([end_x, 0.0]), 0.0, SPEED, 0.0, t_to, 0, TWO, EQUAL, Z,
+    return handover_instant(np.array([start_x, 0.0]), np.array([end_x, 0.0]), 0.0, SPEED, 0.0, t_to, 0, TWO_LINKS,
                             hysteresis_db, ttt, **kwargs)
 
 
@@ -73,10 +82,10 @@ def test_a_leg_that_dips_across_for_less_than_the_time_to_trigger_does_not_hand_
     y = apollonius_half_chord(560.0, 3.0)
     origin, target = np.array([560.0, -1000.0]), np.array([560.0, 1000.0])
     onset, end = (1000.0 - y) / SPEED, (1000.0 + y) / SPEED
-    (start, stop), = condition_intervals(origin, target, 0.0, SPEED, 0.0, 200.0, 0, TWO, EQUAL, Z, 3.0)
+    (start, stop), = condition_intervals(origin, target, 0.0, SPEED, 0.0, 200.0, 0, TWO_LINKS, 3.0)
     assert (start, stop) == pytest.approx((onset, end), abs=1e-9)
-    assert handover_instant(origin, target, 0.0, SPEED, 0.0, 200.0, 0, TWO, EQUAL, Z, 3.0, end - onset + 0.01) is None
-    t, cell = handover_instant(origin, target, 0.0, SPEED, 0.0, 200.0, 0, TWO, EQUAL, Z, 3.0, 50.0)
+    assert handover_instant(origin, target, 0.0, SPEED, 0.0, 200.0, 0, TWO_LINKS, 3.0, end - onset + 0.01) is None
+    t, cell = handover_instant(origin, target, 0.0, SPEED, 0.0, 200.0, 0, TWO_LINKS, 3.0, 50.0)
     assert t == pytest.approx(onset + 50.0, abs=1e-9) and cell == 1
 
 
@@ -90,43 +99,44 @@ def test_a_break_in_the_condition_restarts_the_count():
     # the walk passes through the east station at x = 1000 (the 1 m floor) and goes on
     x = crossing_x(3.0)
     origin, target = np.array([-900.0, 0.0]), np.array([1400.0, 0.0])
-    intervals = condition_intervals(origin, target, 0.0, SPEED, 0.0, 200.0, 1, THREE, EQUAL3, 0.0, 3.0)
+    intervals = condition_intervals(origin, target, 0.0, SPEED, 0.0, 200.0, 1, links(THREE, EQUAL3, 0.0), 3.0)
     assert np.array(intervals) == pytest.approx(np.array([[0.0, (900 - x) / SPEED], [(900 + x) / SPEED, 200.0]]),
                                                 abs=1e-9)
-    t, cell = handover_instant(origin, target, 0.0, SPEED, 0.0, 200.0, 1, THREE, EQUAL3, 0.0, 3.0, 20.0)
+    t, cell = handover_instant(origin, target, 0.0, SPEED, 0.0, 200.0, 1, links(THREE, EQUAL3, 0.0), 3.0, 20.0)
     assert (t, cell) == (20.0, 0)  # the condition held from the window's start
-    t, cell = handover_instant(origin, target, 0.0, SPEED, 0.0, 200.0, 1, THREE, EQUAL3, 0.0, 3.0, 36.0)
+    t, cell = handover_instant(origin, target, 0.0, SPEED, 0.0, 200.0, 1, links(THREE, EQUAL3, 0.0), 3.0, 36.0)
     assert t == pytest.approx((900 + x) / SPEED + 36.0, abs=1e-9) and cell == 2
 
 
 def test_the_count_carries_over_from_one_segment_to_the_next():
     crossing = (crossing_x(3.0) - 100.0) / SPEED
     split = crossing + 2.0
-    intervals = condition_intervals(np.array([100.0, 0.0]), np.array([900.0, 0.0]), 0.0, SPEED, 0.0, split, 0, TWO,
-                                    EQUAL, Z, 3.0)
+    intervals = condition_intervals(np.array([100.0, 0.0]), np.array([900.0, 0.0]), 0.0, SPEED, 0.0, split, 0, TWO_LINKS,
+                                    3.0)
     assert along_the_axis(split, 3.0, 5.0) is None
     held = held_since_at_end(intervals, 0.0, split)
     assert held == pytest.approx(crossing, abs=1e-9)
-    t, cell = handover_instant(np.array([100.0, 0.0]), np.array([900.0, 0.0]), 0.0, SPEED, split, 80.0, 0, TWO, EQUAL,
-                               Z, 3.0, 5.0, held_since_s=held)
+    t, cell = handover_instant(np.array([100.0, 0.0]), np.array([900.0, 0.0]), 0.0, SPEED, split, 80.0, 0, TWO_LINKS,
+                               3.0, 5.0, held_since_s=held)
     assert t == pytest.approx(crossing + 5.0, abs=1e-9) and cell == 1
     assert held_since_at_end([(split, 80.0)], split, 80.0, held) == held  # still the same count at the end
 
 
 def test_a_paused_device_hands_over_only_where_the_condition_already_holds():
     beyond, short = np.array([600.0, 0.0]), np.array([540.0, 0.0])  # either side of x = 545.8
-    assert handover_instant_paused(beyond, 10.0, 50.0, 0, TWO, EQUAL, Z, 3.0, 4.0) == (14.0, 1)
-    assert handover_instant_paused(beyond, 10.0, 50.0, 0, TWO, EQUAL, Z, 3.0, 4.0, held_since_s=8.0) == (12.0, 1)
-    assert handover_instant_paused(beyond, 10.0, 12.0, 0, TWO, EQUAL, Z, 3.0, 4.0) is None
-    assert handover_instant_paused(short, 10.0, 1e6, 0, TWO, EQUAL, Z, 3.0, 0.0) is None
+    assert handover_instant_paused(beyond, 10.0, 50.0, 0, TWO_LINKS, 3.0, 4.0) == (14.0, 1)
+    assert handover_instant_paused(beyond, 10.0, 50.0, 0, TWO_LINKS, 3.0, 4.0, held_since_s=8.0) == (12.0, 1)
+    assert handover_instant_paused(beyond, 10.0, 12.0, 0, TWO_LINKS, 3.0, 4.0) is None
+    assert handover_instant_paused(short, 10.0, 1e6, 0, TWO_LINKS, 3.0, 0.0) is None
     # a leg of length 0 is a pause
-    assert handover_instant(beyond, beyond, 0.0, SPEED, 10.0, 50.0, 0, TWO, EQUAL, Z, 3.0, 4.0) == (14.0, 1)
+    assert handover_instant(beyond, beyond, 0.0, SPEED, 10.0, 50.0, 0, TWO_LINKS, 3.0, 4.0) == (14.0, 1)
 
 
 def test_the_target_is_the_strongest_cell_at_the_handover():
     # served by a far station, the device is inside both other cells' thresholds; the nearer is the target
     bs = np.array([[-5000.0, 0.0], [0.0, 0.0], [300.0, 0.0]])
-    t, cell = handover_instant(np.array([100.0, 0.0]), np.array([200.0, 0.0]), 0.0, 1.0, 0.0, 50.0, 0, bs, EQUAL3, 0.0,
+    t, cell = handover_instant(np.array([100.0, 0.0]), np.array([200.0, 0.0]), 0.0, 1.0, 0.0, 50.0, 0,
+                               links(bs, EQUAL3, 0.0),
                                3.0, 1.0)
     assert (t, cell) == (1.0, 1)  # at x = 101 the station at 0 is 101 m away, the one at 300 is 199 m away
 
@@ -137,12 +147,12 @@ def test_with_unequal_slopes_the_instant_is_the_first_exact_crossing():
     params = np.array([[120.0, 40.0, 6.0], [131.0, 30.0, 3.0]])
     bs = np.array([[0.0, 0.0], [800.0, 300.0]])
     origin, target, z, h = np.array([-200.0, 400.0]), np.array([1200.0, -100.0]), -0.8, 2.0
-    t, cell = handover_instant(origin, target, 5.0, 3.0, 5.0, 600.0, 0, bs, params, z, h, 0.0)
+    t, cell = handover_instant(origin, target, 5.0, 3.0, 5.0, 600.0, 0, links(bs, params, z), h, 0.0)
     unit = (target - origin) / np.linalg.norm(target - origin)
     where = lambda s: origin + np.multiply.outer(3.0 * (np.asarray(s) - 5.0), unit)  # noqa: E731
-    assert margins_db(where([t]), 0, bs, params, z)[0, 1] == pytest.approx(h, abs=1e-9)
+    assert margins_db(where([t]), 0, links(bs, params, z))[0, 1] == pytest.approx(h, abs=1e-9)
     before = np.linspace(5.0, t, 50_000, endpoint=False)
-    assert (margins_db(where(before), 0, bs, params, z)[:, 1] <= h).all()
+    assert (margins_db(where(before), 0, links(bs, params, z))[:, 1] <= h).all()
     assert cell == 1
 
 
@@ -156,8 +166,8 @@ def test_a_short_dip_near_the_serving_station_is_found_exactly():
     bs = np.array([[0.0, 0.0], [0.0, 50.0]])
     r = 10.0 ** (-28.1 / 37.6)
     x0 = 50.0 * r / math.sqrt(1.0 - r**2)
-    intervals = condition_intervals(np.array([-300.0, 0.0]), np.array([300.0, 0.0]), 0.0, 30.0, 0.0, 20.0, 0, bs,
-                                    params, 0.0, 0.0)
+    intervals = condition_intervals(np.array([-300.0, 0.0]), np.array([300.0, 0.0]), 0.0, 30.0, 0.0, 20.0, 0,
+                                    links(bs, params, 0.0), 0.0)
     expected = np.array([[0.0, (300.0 - x0) / 30.0], [(300.0 + x0) / 30.0, 20.0]])
     assert np.array(intervals) == pytest.approx(expected, abs=1e-9)
 
@@ -173,11 +183,11 @@ def test_the_intervals_agree_with_a_dense_grid_on_random_legs_among_unlike_cells
         speed, z, h = draw.uniform(1.0, 30.0), draw.normal(), draw.uniform(0.0, 6.0)
         serving = int(draw.integers(5))
         t_to = float(np.linalg.norm(target - origin)) / speed + 20.0
-        intervals = condition_intervals(origin, target, 3.0, speed, 0.0, t_to, serving, bs, params, z, h)
+        intervals = condition_intervals(origin, target, 3.0, speed, 0.0, t_to, serving, links(bs, params, z), h)
         t = np.linspace(0.0, t_to, 20_000)
         walked = np.clip(t - 3.0, 0.0, np.linalg.norm(target - origin) / speed) * speed
         where = origin + np.multiply.outer(walked, (target - origin) / np.linalg.norm(target - origin))
-        excess = margins_db(where, serving, bs, params, z).max(axis=1) - h
+        excess = margins_db(where, serving, links(bs, params, z)).max(axis=1) - h
         inside = np.zeros(len(t), dtype=bool)
         for start, end in intervals:
             inside |= (t >= start) & (t <= end)

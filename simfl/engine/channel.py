@@ -107,7 +107,8 @@ class ChannelPath:
         times = np.concatenate([[start_s], grid[grid < end], [end]])
         samples = times[:-1]
         position, walked = network.mobility.path(device, samples)
-        _, gain = serving_link(world, position, np.full(len(samples), cell), world.shadowing_z[device])
+        _, gain = serving_link(world, position, np.full(len(samples), cell), device,
+                               network.mobility.walk_speed_mps[device] * walked)
         if time_channel is not None and time_channel.kind[cell] != NONE:
             gain = gain * time_channel.power_factors(samples, device, cell, walked,
                                                      network.mobility.walk_speed_mps[device])
