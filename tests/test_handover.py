@@ -193,3 +193,78 @@ def test_the_intervals_agree_with_a_dense_grid_on_random_legs_among_unlike_cells
             inside |= (t >= start) & (t <= end)
         clear = np.abs(excess) > 1e-9
         assert (inside[clear] == (excess[clear] > 0)).all()
+
+
+# TR 38.901 links: gains step where a link's draws are renewed (every 10 / 13 m of walk in
+# UMi's LOS / NLOS shadowing, 50 m for its LOS state) and where a link's distance crosses
+# the LOS radius of its draw; the search splits the leg there (simfl.links.DeviceLinks.breaks_along)
+def umi_links(bs, seed=4):
+    from simfl.pathloss import UMi
+
+    n = len(bs)
+    return Links(np.asarray(bs, float), np.full((n, 3), np.nan), np.zeros(200), (UMi(),) * n, np.full(n, 3.5e9),
+                 seed=seed)
+
+
+def dense_check(links, origin, target, depart_s, speed, t_to, serving, h, walked_m, intervals, samples=20_000):
+    """Every instant of a fine grid clearly inside an interval meets the condition, every one clearly outside does
+    not. An interval is closed, also where it ends at a step; the instant of the step itself has the value after it."""
+    length = np.linalg.norm(target - origin)
+    t = np.linspace(0.0, t_to, samples)
+    walked = np.clip(t - depart_s, 0.0, length / speed) * speed
+    where = origin + np.multiply.outer(walked, (target - origin) / length)
+    excess = margins_db(where, serving, links, walked_m + walked).max(axis=1) - h
+    inside = np.zeros(len(t), dtype=bool)
+    for start, end in intervals:
+        inside |= (t >= start) & (t <= end)
+    clear = (np.abs(excess) > 1e-9) & ~np.isin(t, [end for _, end in intervals])
+    assert (inside[clear] == (excess[clear] > 0)).all()
+
+
+def test_with_tr38901_links_the_intervals_agree_with_a_dense_grid_on_random_legs():
+    draw = np.random.default_rng(5)
+    bs = np.array([[0.0, 0.0], [200.0, 0.0], [100.0, 170.0], [-150.0, 120.0]])
+    links = umi_links(bs)
+    for _ in range(12):
+        origin, target = draw.uniform(-250.0, 350.0, size=(2, 2))
+        speed, h, walked_m = draw.uniform(0.5, 15.0), draw.uniform(0.0, 4.0), draw.uniform(0.0, 300.0)
+        serving, device = int(draw.integers(4)), int(draw.integers(200))
+        t_to = float(np.linalg.norm(target - origin)) / speed + 10.0
+        intervals = condition_intervals(origin, target, 2.0, speed, 0.0, t_to, serving, links.of(device), h,
+                                        walked_m=walked_m)
+        dense_check(links.of(device), origin, target, 2.0, speed, t_to, serving, h, walked_m, intervals)
+
+
+def test_with_tr38901_links_a_step_across_the_threshold_is_an_interval_end_exactly_at_the_step():
+    # walking 1 m/s from x = 40 to x = 160 between two UMi stations 200 m apart, with no
+    # hysteresis: the margin is near 0 there, so renewed shadowing often moves it across
+    # 0 at a step. Every end of an interval inside the window is either a crossing of a
+    # continuous margin (the margin is 0 there) or exactly a renewal instant (a multiple of
+    # 10, 13 or 50 m walked, here an instant in s) or a LOS-radius crossing, where it steps
+    bs = np.array([[0.0, 0.0], [200.0, 0.0]])
+    origin, target = np.array([40.0, 0.0]), np.array([160.0, 0.0])
+    steps_at_renewals = 0
+    for device in range(40):
+        links = umi_links(bs).of(device)
+        intervals = condition_intervals(origin, target, 0.0, 1.0, 0.0, 120.0, 0, links, 0.0)
+        breaks = links.breaks_along(origin, np.array([1.0, 0.0]), 120.0, 0.0)  # walked = t here
+        for end in [e for pair in intervals for e in pair if 0.0 < e < 120.0]:
+            before, after = (margins_db(np.array([[40.0 + t, 0.0]]), 0, links, t)[0, 1]
+                             for t in (end - 1e-7, end + 1e-7))
+            if abs(after - before) > 1e-3:  # a step: exactly at a break, across 0
+                assert np.min(np.abs(breaks - end)) < 1e-9 and before * after < 0
+                periods = np.array([10.0, 13.0, 50.0])
+                steps_at_renewals += np.min(np.abs(end - periods * np.round(end / periods))) < 1e-9
+            else:  # a crossing of a continuous margin
+                assert abs(margins_db(np.array([[40.0 + end, 0.0]]), 0, links, end)[0, 1]) < 1e-7
+        dense_check(links, origin, target, 0.0, 1.0, 120.0, 0, 0.0, 0.0, intervals, samples=12_001)
+    assert steps_at_renewals >= 3
+
+
+def test_with_tr38901_links_a_paused_device_keeps_the_draws_of_where_its_walk_ended():
+    links = umi_links(np.array([[0.0, 0.0], [200.0, 0.0]])).of(7)
+    spot = np.array([100.0, 0.0])
+    margins = [margins_db(spot[None], 0, links, w)[0, 1] for w in (0.0, 9.0, 10.0, 130.0)]
+    assert margins[0] == margins[1] and margins[1] != margins[2] != margins[3]  # renewed at 10 m walked, not in time
+    holds = margins[3] > 0.0
+    assert (handover_instant_paused(spot, 5.0, 50.0, 0, links, 0.0, 1.0, walked_m=130.0) is not None) == holds
