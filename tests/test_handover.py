@@ -268,3 +268,25 @@ def test_with_tr38901_links_a_paused_device_keeps_the_draws_of_where_its_walk_en
     assert margins[0] == margins[1] and margins[1] != margins[2] != margins[3]  # renewed at 10 m walked, not in time
     holds = margins[3] > 0.0
     assert (handover_instant_paused(spot, 5.0, 50.0, 0, links, 0.0, 1.0, walked_m=130.0) is not None) == holds
+
+
+def test_the_bisection_search_finds_what_the_exact_search_finds_on_log_distance_cells():
+    # the search for TR 38.901 links (simfl.crossings) runs whenever one cell has such a
+    # model: with one UMi station 1000 km away, which never matters, the other five cells'
+    # log-distance margins are searched by bisection, and must give the exact search's intervals
+    from simfl.pathloss import UMi
+
+    draw = np.random.default_rng(12)
+    bs = np.vstack([draw.uniform(-1500.0, 1500.0, size=(5, 2)), [[1e6, 0.0]]])
+    params = np.column_stack([draw.uniform(110, 140, 5), draw.uniform(20, 45, 5), draw.uniform(0, 8, 5)])
+    far = np.vstack([params, [[300.0, 40.0, 0.0]]])
+    for _ in range(15):
+        origin, target = draw.uniform(-2000.0, 2000.0, size=(2, 2))
+        speed, z, h = draw.uniform(1.0, 30.0), draw.normal(), draw.uniform(0.0, 6.0)
+        serving = int(draw.integers(5))
+        t_to = float(np.linalg.norm(target - origin)) / speed + 20.0
+        exact = condition_intervals(origin, target, 3.0, speed, 0.0, t_to, serving, links(bs, far, z), h)
+        mixed = Links(bs, np.vstack([params, [[np.nan] * 3]]), np.array([z]), (None,) * 5 + (UMi(),),
+                      np.full(6, 3.5e9)).of(0)
+        found = condition_intervals(origin, target, 3.0, speed, 0.0, t_to, serving, mixed, h)
+        assert np.array(found).reshape(-1, 2) == pytest.approx(np.array(exact).reshape(-1, 2), abs=1e-9)

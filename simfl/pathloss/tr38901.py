@@ -91,10 +91,10 @@ def umi_nlos_db(d2d_m: ArrayLike, h_ut_m: float, carrier_hz: float) -> np.ndarra
     return np.maximum(umi_los_db(d2d_m, h_ut_m, carrier_hz), nlos)
 
 
-def _rma_pl1_db(d3d_m: np.ndarray, carrier_hz: float, building_height_m: float) -> np.ndarray:
+def _rma_pl1_db(d3d_m: ArrayLike, carrier_hz: float, building_height_m: float) -> np.ndarray:
     """PL1 = 20 log10(40 pi d_3D f_c / 3) + min(0.03 h^1.72, 10) log10(d_3D)
     - min(0.044 h^1.72, 14.77) + 0.002 log10(h) d_3D."""
-    h = building_height_m
+    h, d3d_m = building_height_m, np.asarray(d3d_m, float)
     return (20.0 * np.log10(40.0 * np.pi * d3d_m * _ghz(carrier_hz) / 3.0) + min(0.03 * h**1.72, 10.0) * np.log10(d3d_m)
             - min(0.044 * h**1.72, 14.77) + 0.002 * np.log10(h) * d3d_m)
 
@@ -109,7 +109,7 @@ def rma_los_db(d2d_m: ArrayLike, h_bs_m: float, h_ut_m: float, carrier_hz: float
     d3d = distance_3d_m(d2d, h_bs_m, h_ut_m)
     bp = float(breakpoint_rma_m(h_bs_m, h_ut_m, carrier_hz))
     pl1 = _rma_pl1_db(d3d, carrier_hz, building_height_m)
-    pl2 = _rma_pl1_db(np.float64(bp), carrier_hz, building_height_m) + 40.0 * np.log10(d3d / bp)
+    pl2 = _rma_pl1_db(bp, carrier_hz, building_height_m) + 40.0 * np.log10(d3d / bp)
     return np.where(d2d <= bp, pl1, pl2)
 
 
