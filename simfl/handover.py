@@ -90,7 +90,8 @@ def condition_intervals(origin_m: np.ndarray, target_m: np.ndarray, depart_s: fl
     # the margins are constant before the departure and after the arrival: no crossing there
     exact = links.links.log_distance_only
     walked = (_monotone_breaks(origin, unit, links.links.bs_position_m, links.links.path_loss_params[:, 1], serving)
-              if exact else links.breaks_along(origin, unit, length, walked_m))
+              if exact else links.breaks_along(origin, unit, length, walked_m, speed_mps * (t_from_s - depart_s),
+                                               speed_mps * (t_to_s - depart_s)))
     breaks = np.concatenate([depart_s + walked / speed_mps, [depart_s, depart_s + walk_s]])
     points = np.unique(np.concatenate([[t_from_s, t_to_s], breaks[(breaks > t_from_s) & (breaks < t_to_s)]]))
     # full precision: brentq stops within (xtol + 4 eps |t|) / 2 of the root

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from simfl.geometry import MIN_DISTANCE_M, site_distances_m
-from simfl.pathloss.link_state import LinkState, gain_db, link_state, los_draw
+from simfl.pathloss.link_state import LinkState, gain_db, link_state, los_draw, los_radius_m
 from simfl.radio import mean_gain, mean_gain_db
 
 # A cell other than the nearest serves a device only if its mean gain is stronger by more
@@ -105,6 +105,15 @@ class Links:
         walked = np.zeros(n) if walked_m is None else np.broadcast_to(np.asarray(walked_m, float), (n,))
         return position, who, walked
 
+    def _groups(self, cells: list[int]) -> list[tuple[Any, float, list[int]]]:
+        """The positions j in `cells` of the cells with one TR 38.901 model and carrier,
+        per (model, carrier): their columns are computed together (None: log-distance)."""
+        groups: dict[tuple[Any, float], list[int]] = {}
+        for j, k in enumerate(cells):
+            model = self.models[k] if self.models else None
+            groups.setdefault((model, float(self.carrier_hz[k]) if model is not None else 0.0), []).append(j)
+        return [(model, carrier, js) for (model, carrier), js in groups.items()]
+
     def state(self, position_m: np.ndarray, device: Any = None, walked_m: Any = None) -> LinkState:
         """(n, n_cells) LOS state and shadowing draw of every link (TR 38.901 cells); a
         log-distance cell's column holds the device's one draw z and `los` False."""
@@ -112,10 +121,11 @@ class Links:
         distance = link_distances_m(position, self.bs_position_m)
         los = np.zeros(distance.shape, dtype=bool)
         z = np.repeat(np.asarray(self.shadowing_z, float)[who][:, None], distance.shape[1], axis=1)
-        for k, model in enumerate(self.models):
+        for model, _, ks in self._groups(list(range(distance.shape[1]))):
             if model is not None:
-                column = link_state(model, self.seed, who, k, distance[:, k], walked)
-                los[:, k], z[:, k] = column.los, column.z
+                block = link_state(model, self.seed, who[:, None], np.array(ks)[None, :], distance[:, ks],
+                                   walked[:, None])
+                los[:, ks], z[:, ks] = block.los, block.z
         return LinkState(los=los, z=z)
 
     def gains_db_in(self, state: LinkState, position_m: np.ndarray, cells: list[int] | None = None) -> np.ndarray:
@@ -123,17 +133,16 @@ class Links:
         returns it): continuous along a path while the state holds, except at the models'
         jump distances. Only the columns of `cells`, in that order, if given."""
         position = np.asarray(position_m, float).reshape(-1, 2)
-        cells = list(range(len(self.bs_position_m))) if cells is None else cells
+        cells = list(range(len(self.bs_position_m))) if cells is None else list(cells)
         distance = link_distances_m(position, self.bs_position_m[cells])
         params = np.asarray(self.path_loss_params, float)
         gain = np.empty(distance.shape)
-        for j, k in enumerate(cells):
-            model = self.models[k] if self.models else None
+        for model, carrier, js in self._groups(cells):
+            ks = [cells[j] for j in js]
             if model is None:
-                gain[:, j] = mean_gain_db(distance[:, j], params[k, 0], params[k, 1], state.z[:, k], params[k, 2])
+                gain[:, js] = mean_gain_db(distance[:, js], params[ks, 0], params[ks, 1], state.z[:, ks], params[ks, 2])
             else:
-                gain[:, j] = gain_db(model, float(self.carrier_hz[k]), distance[:, j],
-                                     LinkState(state.los[:, k], state.z[:, k]))
+                gain[:, js] = gain_db(model, carrier, distance[:, js], LinkState(state.los[:, ks], state.z[:, ks]))
         return gain
 
     def gains_db(self, position_m: np.ndarray, device: Any = None, walked_m: Any = None) -> np.ndarray:
@@ -196,18 +205,23 @@ class DeviceLinks:
     def state(self, position_m: np.ndarray, walked_m: Any = None) -> LinkState:
         return self.links.state(position_m, self.device, walked_m)
 
-    def breaks_along(self, origin_m: np.ndarray, unit: np.ndarray, length_m: float, walked_m: float) -> np.ndarray:
+    def breaks_along(self, origin_m: np.ndarray, unit: np.ndarray, length_m: float, walked_m: float,
+                     from_m: float = 0.0, to_m: float | None = None) -> np.ndarray:
         """Distances l in (0, length_m) along the leg origin + l unit, which the device
         starts having walked `walked_m`, between which each link's gain is continuous and
         monotone: where a TR 38.901 link's draws are renewed (its walked distance crosses
         a multiple of a correlation distance), where its distance crosses the LOS radius
         of its draw or a jump distance of its model, and each closest approach to a
-        station (a superset: extra points only split pieces)."""
+        station (a superset: extra points only split pieces). Renewals and LOS radii only
+        for the stretch [from_m, to_m] of the leg (default: all of it)."""
         links = self.links
         w = np.asarray(origin_m, float)[None, :] - links.bs_position_m
         b_lin, c_const = 2.0 * (w @ unit), np.einsum("ij,ij->i", w, w)  # |p(l) - bs|^2 = l^2 + b l + c
         found = [-b_lin / 2.0]
-        end_m = walked_m + length_m
+        on_leg = np.clip(-b_lin / 2.0, 0.0, length_m)
+        closest = np.sqrt(np.maximum(on_leg**2 + b_lin * on_leg + c_const, 0.0))
+        farthest = np.sqrt(np.maximum(np.maximum(c_const, length_m**2 + b_lin * length_m + c_const), 0.0))
+        begin_m, end_m = walked_m + max(from_m, 0.0), walked_m + (length_m if to_m is None else min(to_m, length_m))
 
         def crossings(k: int, radius_m: np.ndarray) -> np.ndarray:  # where |p(l) - bs_k| = radius
             half = b_lin[k] ** 2 / 4.0 - c_const[k] + np.asarray(radius_m, float) ** 2
@@ -217,15 +231,20 @@ class DeviceLinks:
         for model in {m for m in links.models if m is not None}:  # the cells of one model at once
             cells = np.array([k for k, m in enumerate(links.models) if m == model])
             for correlation in (model.LOS_CORRELATION_M, *model.SF_CORRELATION_M):
-                first, last = np.ceil(walked_m / correlation), np.floor(end_m / correlation)
+                first, last = np.ceil(begin_m / correlation), np.floor(end_m / correlation)
                 found.append(np.arange(first, last + 1.0) * correlation - walked_m)
             for k in cells.tolist():
                 found.append(crossings(k, np.array(model.jump_distances_m(float(links.carrier_hz[k])))))
             step = model.LOS_CORRELATION_M
-            periods = np.arange(np.floor(walked_m / step), np.floor(end_m / step) + 1.0)[None, :]
-            draw = los_draw(model, links.seed, self.device, cells[:, None], (periods + 0.5) * step)
-            radius = model.los_distance_m(draw)
-            half = b_lin[cells, None] ** 2 / 4.0 - c_const[cells, None] + radius**2  # (cells, periods)
+            periods = np.arange(np.floor(begin_m / step), np.floor(end_m / step) + 1.0)[None, :]
+            u = los_draw(model, links.seed, self.device, cells[:, None], (periods + 0.5) * step)  # (cells, periods)
+            # a link in LOS (NLOS) all along the leg crosses no LOS radius: only the others are inverted
+            flips = (u < model.los_probability(closest[cells, None])) & (u >= model.los_probability(
+                farthest[cells, None]))
+            radius = np.zeros(u.shape)
+            for i, j in zip(*np.nonzero(flips)):
+                radius[i, j] = los_radius_m(model, links.seed, self.device, int(cells[i]), int(periods[0, j]))
+            half = np.where(flips, b_lin[cells, None] ** 2 / 4.0 - c_const[cells, None] + radius**2, -1.0)
             root = np.sqrt(np.maximum(half, 0.0))
             cross = np.stack([-b_lin[cells, None] / 2.0 - root, -b_lin[cells, None] / 2.0 + root])
             start = periods * step - walked_m  # each period's own draw holds only on its stretch of the leg

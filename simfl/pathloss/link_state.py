@@ -19,6 +19,7 @@ distance to the cell crosses the LOS radius `los_distance_m(u)` of the period's 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -50,6 +51,16 @@ def los_draw(model: Tr38901Model, seed: int, device: ArrayLike, cell: ArrayLike,
     return keyed_uniform(seed, STREAM, LOS_DRAW, device, cell, period(walked_m, model.LOS_CORRELATION_M))
 
 
+@lru_cache(maxsize=1 << 16)
+def los_radius_m(model: Tr38901Model, seed: int, device: int, cell: int, los_period: int) -> float:
+    """The distance to `cell` within which the link of `device` is in LOS while its
+    device walks through LOS-state period `los_period` (`Tr38901Model.los_distance_m` of
+    that period's draw). Cached: a handover search asks for the same link's periods again
+    at every stretch of the same walk."""
+    walked = (los_period + 0.5) * model.LOS_CORRELATION_M  # inside the period, away from float ties at its ends
+    return float(model.los_distance_m(los_draw(model, seed, device, cell, walked)))
+
+
 def link_state(model: Tr38901Model, seed: int, device: ArrayLike, cell: ArrayLike, d2d_m: ArrayLike,
                walked_m: ArrayLike) -> LinkState:
     """LOS where the link's draw u < Pr_LOS(d_2D), and its shadowing draw for that state
@@ -67,4 +78,4 @@ def gain_db(model: Tr38901Model, carrier_hz: float, d2d_m: ArrayLike, state: Lin
     return -model.path_loss_db(d, state.los, carrier_hz) + model.sigma_db(d, state.los, carrier_hz) * state.z
 
 
-__all__ = ["LinkState", "gain_db", "link_state", "los_draw", "period"]
+__all__ = ["LinkState", "gain_db", "link_state", "los_draw", "los_radius_m", "period"]

@@ -21,6 +21,7 @@ from typing import ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.optimize import brentq
 
 from simfl.pathloss import tr38901 as t
 
@@ -28,6 +29,7 @@ MODELS: dict[str, type[Tr38901Model]] = {}
 
 # Table 7.4.1-1 starts at d_2D = 10 m for every model here
 MIN_DISTANCE_M = 10.0
+LOS_DISTANCE_MAX_M = 1e9  # beyond the largest scenario (positions within 1e7 m of the origin)
 
 
 @dataclass(frozen=True)
@@ -100,17 +102,18 @@ class Tr38901Model:
         """The walked distance over which a link keeps its shadowing draw, per LOS state."""
         return np.where(los, self.SF_CORRELATION_M[0], self.SF_CORRELATION_M[1])
 
-    def los_distance_m(self, u: ArrayLike) -> np.ndarray:
+    def los_distance_m(self, u: float) -> float:
         """The 2D distance r at which Pr_LOS(r) = u, for u in (0, 1): a link whose LOS
         draw is u is in LOS nearer than r and in NLOS beyond (Pr_LOS falls with the
-        distance). Bisection on log r to float precision (60 halvings of [18 m, 1e9 m])."""
-        u = np.asarray(u, float)
-        low, high = np.full(u.shape, math.log(MIN_DISTANCE_M)), np.full(u.shape, math.log(1e9))
-        for _ in range(60):
-            middle = (low + high) / 2.0
-            los = u < self.los_probability(np.exp(middle))
-            low, high = np.where(los, middle, low), np.where(los, high, middle)
-        return np.exp(high)
+        distance). Brent's method on [10 m, 1e9 m] to float precision; 1e9 m for a draw
+        below Pr_LOS there (a link in LOS at any distance a scenario can hold)."""
+        def excess(r: float) -> float:
+            return float(self.los_probability(r)) - u
+
+        if excess(LOS_DISTANCE_MAX_M) >= 0.0:
+            return LOS_DISTANCE_MAX_M
+        return float(brentq(excess, MIN_DISTANCE_M, LOS_DISTANCE_MAX_M, xtol=1e-9, rtol=4 * np.finfo(float).eps,
+                            maxiter=200))
 
     def problems(self, carrier_hz: float, radius_m: float) -> list[tuple[str, str]]:
         """(field, message) for each way the cell's carrier and radius leave the table."""
@@ -218,9 +221,9 @@ class RMa(Tr38901Model):
     def los_probability(self, d2d_m: ArrayLike) -> np.ndarray:
         return t.los_probability_rma(np.maximum(np.asarray(d2d_m, float), MIN_DISTANCE_M))
 
-    def los_distance_m(self, u: ArrayLike) -> np.ndarray:
+    def los_distance_m(self, u: float) -> float:
         """Pr_LOS(r) = exp(-(r - 10) / 1000) = u at r = 10 - 1000 ln u."""
-        return 10.0 - 1000.0 * np.log(np.asarray(u, float))
+        return 10.0 - 1000.0 * math.log(u)
 
     def jump_distances_m(self, carrier_hz: float) -> tuple[float, ...]:
         """d_BP: sigma_SF steps from 4 to 6 dB in LOS (and PL1 gives way to PL2)."""
