@@ -58,7 +58,7 @@ def los_radius_m(model: Tr38901Model, seed: int, device: int, cell: int, los_per
     that period's draw). Cached: a handover search asks for the same link's periods again
     at every stretch of the same walk."""
     walked = (los_period + 0.5) * model.LOS_CORRELATION_M  # inside the period, away from float ties at its ends
-    return float(model.los_distance_m(los_draw(model, seed, device, cell, walked)))
+    return model.los_distance_m(float(los_draw(model, seed, device, cell, walked)))
 
 
 def link_state(model: Tr38901Model, seed: int, device: ArrayLike, cell: ArrayLike, d2d_m: ArrayLike,
