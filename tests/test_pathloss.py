@@ -193,3 +193,49 @@ def test_the_log_distance_columns_beside_a_tr38901_cell_are_the_papers():
     los = bool(state.los[0, 1])
     expected = -UMa().path_loss_db(500.0, los, 2e9) + (4.0 if los else 6.0) * state.z[0, 1]
     assert gain[0, 1] == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_new_path_loss_model_is_one_registered_class():
+    # free space, PL = 32.45 + 20 log10(f_GHz) + 20 log10(d_3D m), always LOS, no shadowing:
+    # at 3 GHz and 400 m (h_BS 10 m, h_UT 1.5 m: d_3D = 400.09 m), 32.45 + 9.542 + 52.043 = 94.04 dB
+    from dataclasses import dataclass, field
+
+    from simfl.errors import ScenarioError
+    from simfl.pathloss import MODELS, FieldRange, Tr38901Model, register
+
+    @dataclass(frozen=True)
+    class FreeSpace(Tr38901Model):
+        h_ut_m: float = 1.5
+        kind: str = field(default="free-space", init=False)
+        h_bs_m = 10.0
+        FIELDS = {"h_ut_m": FieldRange(1.0, 2.0, 1.5, "a test's range")}
+        SF_CORRELATION_M = (10.0, 10.0)
+        LOS_CORRELATION_M = 10.0
+
+        def los_path_loss_db(self, d2d_m, carrier_hz):
+            return 32.45 + 20 * np.log10(carrier_hz / 1e9) + 20 * np.log10(np.hypot(d2d_m, 10.0 - self.h_ut_m))
+
+        nlos_path_loss_db = los_path_loss_db
+
+        def los_sigma_db(self, d2d_m, carrier_hz):
+            return np.zeros(np.shape(d2d_m))
+
+        def los_probability(self, d2d_m):
+            return np.ones(np.shape(d2d_m))
+
+    register(FreeSpace)
+    try:
+        with pytest.raises(ValueError, match="registered twice"):
+            register(type("FreeSpace", (FreeSpace,), {}))
+        raw = scenario_dict(cells=[{"name": "a", "position_m": [0, 0], "radius_m": 500, "bandwidth_hz": 1e7,
+                                    "carrier_hz": 3e9, "path_loss": {"model": "free-space"}}],
+                            devices={"count": 3, "distance_m": 400.0, "f_max_hz": 1e9, "eps": 5e-27, "p_max_dbm": 20})
+        world = build_world(scenario_from_dict(raw), model_bits=32_000)
+        expected = 32.45 + 20 * log10(3) + 20 * log10(math.hypot(400, 8.5))
+        assert expected == pytest.approx(94.04, abs=0.005)
+        assert 10 * np.log10(world.gain) == pytest.approx([-expected] * 3, abs=1e-9)
+        raw["cells"][0]["path_loss"]["h_ut_m"] = 3
+        with pytest.raises(ScenarioError, match=r"h_ut_m: must be in \[1, 2\] m for model free-space \(a test's"):
+            scenario_from_dict(raw)
+    finally:
+        del MODELS["free-space"]
