@@ -351,10 +351,12 @@ def test_every_handover_problem_is_reported_at_once():
     assert "network.handover.interruption_s: must be >= 0" in message
 
 
-def with_path_loss(path_loss, **cell):
+def with_path_loss(path_loss, devices_at=None, **cell):
     raw = scenario_dict()
     raw["cells"][0]["path_loss"] = path_loss
     raw["cells"][0].update(cell)
+    if devices_at is not None:
+        raw["devices"]["distance_m"] = devices_at
     return raw
 
 
@@ -404,6 +406,9 @@ def test_a_cell_names_a_tr38901_model_with_its_fields_or_their_defaults():
                                              "(TR 38.901 Section 7.4.1), got 40 GHz"),
     ({"model": "uma"}, {"radius_m": 6000}, "cells[0].radius_m: must be <= 5000 m for path_loss model uma: TR 38.901 "
                                            "Table 7.4.1-1 holds to d_2D = 5000 m, got 6000"),
+    ({"model": "uma"}, {"devices_at": {"linspace": [100, 6000]}}, "devices.distance_m: every value must be <= 5000 m "
+                                                                  "from cell bs0, whose path_loss model uma holds to "
+                                                                  "d_2D = 5000 m (TR 38.901 Table 7.4.1-1), got 6000"),
     ({"intercept_db": 120, "model": None, "h_ut_m": 2}, {}, "cells[0].path_loss.h_ut_m: unknown field; allowed: "
                                                             "fading, intercept_db, model, shadowing_std_db, slope_db"),
 ])

@@ -47,6 +47,7 @@ def build_scenario(raw: dict, c: Checker, source: str) -> Scenario:
 
     cells = _build_cells(raw.get("cells"), c)
     devices = _build_devices(raw.get("devices"), c, {cell.name for cell in cells})
+    _check_model_distances(cells, devices, isinstance(raw.get("devices"), list), c)
     task = _build_task(c.mapping(raw.get("task"), "task"), c)
     n_devices = sum(g.count for g in devices)
     if task.participants_per_round is not None and devices and task.participants_per_round > n_devices:
@@ -176,6 +177,25 @@ def _build_path_loss(pl: dict, cell_path: str, c: Checker, carrier_hz: float | N
                                          radius_m if radius_m is not None else 0.0):
         c.fail(join(cell_path, field), message)
     return PathLoss(fading=fading, model=model)
+
+
+def _check_model_distances(cells: tuple[Cell, ...], devices: tuple[DeviceGroup, ...], listed: bool,
+                           c: Checker) -> None:
+    """A group placed at fixed distances (`distance_m`) from cells with a TR 38.901 model
+    stays within the distances the model's table holds for (the cell named, or every cell
+    when the group spreads over them)."""
+    for i, group in enumerate(devices):
+        if group.distance_m is None:
+            continue
+        farthest = max(group.distance_m.params)
+        for cell in cells if group.cell is None else [cell for cell in cells if cell.name == group.cell]:
+            model = cell.path_loss.model
+            if model is not None and farthest > model.MAX_DISTANCE_M:
+                c.fail(join(f"devices[{i}]" if listed else "devices", "distance_m"),
+                       f"every value must be <= {model.MAX_DISTANCE_M:g} m from cell {cell.name}, whose path_loss "
+                       f"model {model.kind} holds to d_2D = {model.MAX_DISTANCE_M:g} m (TR 38.901 Table 7.4.1-1), "
+                       f"got {farthest:g}")
+                break
 
 
 def _build_devices(node: Any, c: Checker, cell_names: set[str]) -> tuple[DeviceGroup, ...]:
