@@ -239,3 +239,20 @@ def test_a_new_path_loss_model_is_one_registered_class():
             scenario_from_dict(raw)
     finally:
         del MODELS["free-space"]
+
+
+def test_keyed_uniforms_are_uniform_independent_of_their_keys_and_the_same_however_asked():
+    from scipy import stats
+
+    from simfl.streams import keyed_uniform
+
+    grid = keyed_uniform(1, "path_loss", 0, np.arange(2000)[:, None], np.arange(10)[None, :], 0)
+    assert grid.shape == (2000, 10) and 0.0 < grid.min() and grid.max() < 1.0
+    assert stats.kstest(grid.ravel(), "uniform").pvalue > 1e-3
+    # neighbouring keys, in any position, are unrelated
+    for a, b in ((grid[:, 0], grid[:, 1]), (grid[:-1, 0], grid[1:, 0]),
+                 (grid[:, 0], keyed_uniform(1, "path_loss", 0, np.arange(2000), 0, 1)),
+                 (grid[:, 0], keyed_uniform(1, "path_loss", 1, np.arange(2000), 0, 0)),
+                 (grid[:, 0], keyed_uniform(2, "path_loss", 0, np.arange(2000), 0, 0))):
+        assert abs(np.corrcoef(a, b)[0, 1]) < 4 / math.sqrt(len(a))
+    assert keyed_uniform(1, "path_loss", 0, 1234, 7, 0) == grid[1234, 7]  # a scalar key, as in the grid
