@@ -19,6 +19,12 @@ path serves equal and unequal path-loss slopes (with equal slopes the cubic drop
 quadratic and the crossings lie on an Apollonius circle, which has a closed form, but
 its quadratic formula loses digits to cancellation near a base station); no time grid
 can miss a short crossing.
+
+With a TR 38.901 model in any cell (simfl.pathloss), links have no such closed form and
+step where their LOS state or shadowing is renewed: the leg is split at every instant a
+link may step or turn (`DeviceLinks.breaks_along`) and the crossings between are found
+by bisection on bounds (simfl.crossings), exact at the steps, and to full precision
+elsewhere but for excursions shorter than a microsecond.
 """
 
 from __future__ import annotations
@@ -28,75 +34,79 @@ import math
 import numpy as np
 from scipy.optimize import brentq
 
+from simfl.crossings import margin_crossings
 from simfl.geometry import MIN_DISTANCE_M
-from simfl.links import link_gains_db
+from simfl.links import DeviceLinks
+from simfl.pathloss.link_state import LinkState
 
 Interval = tuple[float, float]
 
 
-def margins_db(position_m: np.ndarray, serving: int, bs_position_m: np.ndarray, path_loss_params: np.ndarray,
-               shadowing_z: float) -> np.ndarray:
+def margins_db(position_m: np.ndarray, serving: int, links: DeviceLinks, walked_m: float | np.ndarray = 0.0
+               ) -> np.ndarray:
     """(n, n_cells) each cell's mean gain (dB) minus the serving cell's, for one device at
-    the n points `position_m`; -inf in the serving cell's column."""
-    gain = link_gains_db(position_m, bs_position_m, path_loss_params, np.full(len(position_m), float(shadowing_z)))
+    the n points `position_m` having walked `walked_m` there; -inf in the serving cell's column."""
+    gain = links.gains_db(position_m, walked_m)
     margin = gain - gain[:, [serving]]
     margin[:, serving] = -np.inf
     return margin
 
 
-def condition_holds(position_m: np.ndarray, serving: int, bs_position_m: np.ndarray, path_loss_params: np.ndarray,
-                    shadowing_z: float, hysteresis_db: float) -> bool:
+def condition_holds(position_m: np.ndarray, serving: int, links: DeviceLinks, hysteresis_db: float,
+                    walked_m: float = 0.0) -> bool:
     """Whether some other cell's mean gain exceeds the serving cell's by more than
-    `hysteresis_db` for a device standing at `position_m` (2,)."""
+    `hysteresis_db` for a device standing at `position_m` (2,) having walked `walked_m`."""
     point = np.asarray(position_m, float)[None]
-    return bool(margins_db(point, serving, bs_position_m, path_loss_params, shadowing_z).max() > hysteresis_db)
+    return bool(margins_db(point, serving, links, walked_m).max() > hysteresis_db)
 
 
 def condition_intervals(origin_m: np.ndarray, target_m: np.ndarray, depart_s: float, speed_mps: float,
-                        t_from_s: float, t_to_s: float, serving: int, bs_position_m: np.ndarray,
-                        path_loss_params: np.ndarray, shadowing_z: float, hysteresis_db: float) -> list[Interval]:
+                        t_from_s: float, t_to_s: float, serving: int, links: DeviceLinks, hysteresis_db: float,
+                        walked_m: float = 0.0) -> list[Interval]:
     """The maximal intervals of [t_from_s, t_to_s] in which some other cell's mean gain
     exceeds the serving cell's by more than `hysteresis_db`, for a device that leaves
-    `origin_m` at `depart_s` and walks straight to `target_m` at `speed_mps`; it stands at
-    `origin_m` before and at `target_m` after its arrival, so a window may run on into the
-    pause at the waypoint. Ends are exact crossings, or the window's ends where the
-    condition holds there."""
+    `origin_m` at `depart_s`, having walked `walked_m` before, and walks straight to
+    `target_m` at `speed_mps`; it stands at `origin_m` before and at `target_m` after its
+    arrival, so a window may run on into the pause at the waypoint. Ends are exact
+    crossings, or the window's ends where the condition holds there."""
     if t_from_s > t_to_s:
         return []
-    bs, params = np.asarray(bs_position_m, float), np.asarray(path_loss_params, float)
     origin = np.asarray(origin_m, float)
     heading = np.asarray(target_m, float) - origin
     length = float(np.hypot(*heading))
     if length == 0.0 or speed_mps <= 0.0:
-        return [(t_from_s, t_to_s)] if condition_holds(origin, serving, bs, params, shadowing_z, hysteresis_db) else []
+        return [(t_from_s, t_to_s)] if condition_holds(origin, serving, links, hysteresis_db, walked_m) else []
     unit = heading / length
     walk_s = length / speed_mps
 
-    def where(t: np.ndarray) -> np.ndarray:
+    def where(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # positions and walked distances at instants t
         walked_s = np.clip(np.asarray(t, float) - depart_s, 0.0, walk_s)
-        return origin + np.multiply.outer(speed_mps * walked_s, unit)
+        return origin + np.multiply.outer(speed_mps * walked_s, unit), walked_m + speed_mps * walked_s
 
     def excess(t: np.ndarray) -> np.ndarray:  # (n, n_cells): margin above the hysteresis
-        return margins_db(where(np.atleast_1d(t)), serving, bs, params, shadowing_z) - hysteresis_db
+        position, walked_there = where(np.atleast_1d(t))
+        return margins_db(position, serving, links, walked_there) - hysteresis_db
 
-    others = [k for k in range(len(bs)) if k != serving]
     # the margins are constant before the departure and after the arrival: no crossing there
-    walked = _monotone_breaks(origin, unit, bs, params[:, 1], serving)
+    exact = links.links.log_distance_only
+    walked = (_monotone_breaks(origin, unit, links.links.bs_position_m, links.links.path_loss_params[:, 1], serving)
+              if exact else links.breaks_along(origin, unit, length, walked_m, speed_mps * (t_from_s - depart_s),
+                                               speed_mps * (t_to_s - depart_s)))
     breaks = np.concatenate([depart_s + walked / speed_mps, [depart_s, depart_s + walk_s]])
     points = np.unique(np.concatenate([[t_from_s, t_to_s], breaks[(breaks > t_from_s) & (breaks < t_to_s)]]))
-    values = excess(points)
     # full precision: brentq stops within (xtol + 4 eps |t|) / 2 of the root
     xtol = 4.0 * np.finfo(float).eps * max(1.0, abs(t_from_s), abs(t_to_s))
-    roots = []
-    for k in others:
-        for a, b, fa, fb in zip(points[:-1], points[1:], values[:-1, k], values[1:, k]):
-            if fa * fb < 0.0:
-                pair = _PairMargin(origin, unit, depart_s, speed_mps, walk_s, bs[[serving, k]], params[[serving, k]],
-                                   shadowing_z, hysteresis_db)
-                # the scalar and the array arithmetic may round an end's tiny margin to opposite signs
-                pa, pb = pair(a), pair(b)
-                if pa * pb < 0.0:
-                    roots.append(brentq(pair, a, b, xtol=xtol, maxiter=200))
+    if exact:
+        roots = _log_distance_roots(points, excess(points), origin, unit, depart_s, speed_mps, walk_s, serving, links,
+                                    hysteresis_db, xtol)
+    else:
+        def state_at(t: np.ndarray) -> LinkState:
+            return links.state(*where(t))
+
+        def gains_in(state: LinkState, t: np.ndarray, cells: list[int] | None) -> np.ndarray:
+            return links.links.gains_db_in(state, where(t)[0], cells)
+
+        roots = margin_crossings(points, serving, state_at, gains_in, hysteresis_db, xtol)
     points = np.unique(np.concatenate([points, roots]))
     holds_at = excess(points).max(axis=1) > 0.0
     if len(points) == 1:
@@ -115,6 +125,25 @@ def condition_intervals(origin_m: np.ndarray, target_m: np.ndarray, depart_s: fl
     if start is not None:
         intervals.append((start, float(points[-1])))
     return intervals
+
+
+def _log_distance_roots(points: np.ndarray, values: np.ndarray, origin: np.ndarray, unit: np.ndarray, depart_s: float,
+                        speed_mps: float, walk_s: float, serving: int, links: DeviceLinks, hysteresis_db: float,
+                        xtol: float) -> list[float]:
+    """The crossings of the log-distance margins, each bracketed by a sign change of
+    `values` (the excess at `points`, between which every margin is monotone)."""
+    bs, params = links.links.bs_position_m, np.asarray(links.links.path_loss_params, float)
+    roots = []
+    for k in (k for k in range(len(bs)) if k != serving):
+        for a, b, fa, fb in zip(points[:-1], points[1:], values[:-1, k], values[1:, k]):
+            if fa * fb < 0.0:
+                pair = _PairMargin(origin, unit, depart_s, speed_mps, walk_s, bs[[serving, k]], params[[serving, k]],
+                                   links.shadowing_z, hysteresis_db)
+                # the scalar and the array arithmetic may round an end's tiny margin to opposite signs
+                pa, pb = pair(a), pair(b)
+                if pa * pb < 0.0:
+                    roots.append(brentq(pair, a, b, xtol=xtol, maxiter=200))
+    return roots
 
 
 class _PairMargin:
@@ -143,19 +172,19 @@ class _PairMargin:
 
 
 def handover_instant(origin_m: np.ndarray, target_m: np.ndarray, depart_s: float, speed_mps: float, t_from_s: float,
-                     t_to_s: float, serving: int, bs_position_m: np.ndarray, path_loss_params: np.ndarray,
-                     shadowing_z: float, hysteresis_db: float, time_to_trigger_s: float,
-                     held_since_s: float | None = None) -> tuple[float, int] | None:
+                     t_to_s: float, serving: int, links: DeviceLinks, hysteresis_db: float, time_to_trigger_s: float,
+                     held_since_s: float | None = None, walked_m: float = 0.0) -> tuple[float, int] | None:
     """The first instant in [t_from_s, t_to_s] at which a device walking a straight leg
-    (`condition_intervals`: at constant speed, then standing at the waypoint) hands over, and the cell it hands over to (the strongest at
-    that instant); None if it does not in the window.
+    (`condition_intervals`: at constant speed, then standing at the waypoint; `walked_m`
+    walked before it) hands over, and the cell it hands over to (the strongest at that
+    instant); None if it does not in the window.
 
     `held_since_s` carries the count across segments: the condition has held since then
     without a break up to `t_from_s` (`held_since_at_end` of the segment before; a count
     already past `time_to_trigger_s` hands over at `t_from_s`); None: the count starts in
     the window."""
-    intervals = condition_intervals(origin_m, target_m, depart_s, speed_mps, t_from_s, t_to_s, serving,
-                                    bs_position_m, path_loss_params, shadowing_z, hysteresis_db)
+    intervals = condition_intervals(origin_m, target_m, depart_s, speed_mps, t_from_s, t_to_s, serving, links,
+                                    hysteresis_db, walked_m)
     fire = _first_trigger(intervals, t_from_s, time_to_trigger_s, held_since_s)
     if fire is None:
         return None
@@ -163,23 +192,22 @@ def handover_instant(origin_m: np.ndarray, target_m: np.ndarray, depart_s: float
     length = float(np.hypot(*heading))
     step = 0.0 if length == 0.0 or speed_mps <= 0.0 else min(max(speed_mps * (fire - depart_s) / length, 0.0), 1.0)
     position = np.asarray(origin_m, float) + step * heading
-    return fire, _strongest_other(position, serving, bs_position_m, path_loss_params, shadowing_z)
+    return fire, _strongest_other(position, serving, links, walked_m + step * length)
 
 
 def handover_instant_paused(position_m: np.ndarray, t_from_s: float, t_to_s: float, serving: int,
-                            bs_position_m: np.ndarray, path_loss_params: np.ndarray, shadowing_z: float,
-                            hysteresis_db: float, time_to_trigger_s: float,
-                            held_since_s: float | None = None) -> tuple[float, int] | None:
-    """A device standing at `position_m` through [t_from_s, t_to_s]: its gains do not
-    change, so it hands over only if the condition already holds where it stands, when the
-    count that began at `held_since_s` (or at `t_from_s`) reaches `time_to_trigger_s`;
-    never otherwise, until it moves again."""
-    holds = condition_holds(position_m, serving, bs_position_m, path_loss_params, shadowing_z, hysteresis_db)
+                            links: DeviceLinks, hysteresis_db: float, time_to_trigger_s: float,
+                            held_since_s: float | None = None, walked_m: float = 0.0) -> tuple[float, int] | None:
+    """A device standing at `position_m` through [t_from_s, t_to_s], having walked
+    `walked_m`: its gains do not change, so it hands over only if the condition already
+    holds where it stands, when the count that began at `held_since_s` (or at `t_from_s`)
+    reaches `time_to_trigger_s`; never otherwise, until it moves again."""
+    holds = condition_holds(position_m, serving, links, hysteresis_db, walked_m)
     intervals = [(t_from_s, t_to_s)] if holds and t_from_s <= t_to_s else []
     fire = _first_trigger(intervals, t_from_s, time_to_trigger_s, held_since_s)
     if fire is None:
         return None
-    return fire, _strongest_other(np.asarray(position_m, float), serving, bs_position_m, path_loss_params, shadowing_z)
+    return fire, _strongest_other(np.asarray(position_m, float), serving, links, walked_m)
 
 
 def held_since_at_end(intervals: list[Interval], t_from_s: float, t_to_s: float,
@@ -204,9 +232,8 @@ def _first_trigger(intervals: list[Interval], t_from_s: float, time_to_trigger_s
     return None
 
 
-def _strongest_other(position_m: np.ndarray, serving: int, bs_position_m: np.ndarray, path_loss_params: np.ndarray,
-                     shadowing_z: float) -> int:
-    margin = margins_db(np.asarray(position_m, float)[None], serving, bs_position_m, path_loss_params, shadowing_z)
+def _strongest_other(position_m: np.ndarray, serving: int, links: DeviceLinks, walked_m: float) -> int:
+    margin = margins_db(np.asarray(position_m, float)[None], serving, links, walked_m)
     return int(np.argmax(margin[0]))
 
 
@@ -255,4 +282,5 @@ def _real_parts_of_roots(coefficients: list[float]) -> np.ndarray:
     return np.array([q / c2, c0 / q]) if q != 0.0 else np.array([0.0])
 
 
-__all__ = ["condition_intervals", "handover_instant", "handover_instant_paused", "held_since_at_end", "margins_db"]
+__all__ = ["condition_holds", "condition_intervals", "handover_instant", "handover_instant_paused", "held_since_at_end",
+           "margins_db"]

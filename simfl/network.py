@@ -18,8 +18,6 @@ from simfl.dynamics.availability import AlwaysOn, AvailabilityTimeline
 from simfl.dynamics.channel_time import ChannelInTime, time_based
 from simfl.dynamics.fading import FadingProcess
 from simfl.dynamics.mobility import MobilityTimeline, Static
-from simfl.geometry import MIN_DISTANCE_M
-from simfl.radio import mean_gain as link_mean_gain
 from simfl.serving import ServingCells
 from simfl.world import World
 
@@ -118,7 +116,7 @@ class Network:
             position, cell_of, distance, mean_gain = w.position_m, w.cell_of, w.distance_m, w.gain
         elif self.serving.strongest_rule:
             position = self.mobility.positions(time_s)
-            cell_of, distance, mean_gain = w.serving(position)
+            cell_of, distance, mean_gain = w.serving(position, self.walked_m(time_s))
             still = ~self.mobility.moving  # static devices keep the world's own numbers, bit for bit
             cell_of[still], distance[still], mean_gain[still] = w.cell_of[still], w.distance_m[still], w.gain[still]
             self.serving.cell = cell_of.copy()
@@ -127,7 +125,7 @@ class Network:
             self.serving.advance_all(time_s)
             position = self.mobility.positions(time_s)
             cell_of = self.serving.cell.copy()
-            distance, mean_gain = serving_link(w, position, cell_of)
+            distance, mean_gain = serving_link(w, position, cell_of, walked_m=self.walked_m(time_s))
             still = ~self.mobility.moving
             distance[still], mean_gain[still] = w.distance_m[still], w.gain[still]
         gain = mean_gain * self.fading.power_gains(round_index if fading_key is None else fading_key, cell_of)
@@ -151,6 +149,10 @@ class Network:
         interference = entry.get("interference_w", np.nan)
         if self.hears_interference and np.isfinite(interference) and b_hz > 0:
             self.interference_w_per_hz[device] = interference / b_hz
+
+    def walked_m(self, time_s: float) -> np.ndarray:
+        """(I,) the distance each device has walked by `time_s` (after `mobility.positions(time_s)`)."""
+        return self.mobility.walk_speed_mps * self.mobility.walked_at(time_s)
 
     def next_online_s(self) -> float:
         """When the next device with battery left comes online (inf if none will)."""
@@ -181,12 +183,10 @@ class Network:
             self.interference_w_per_hz = np.array(state["interference_w_per_hz"], dtype=float)
 
 
-def serving_link(world: World, position_m: np.ndarray, cell_of: np.ndarray,
-                 shadowing_z: np.ndarray | float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def serving_link(world: World, position_m: np.ndarray, cell_of: np.ndarray, device: np.ndarray | int | None = None,
+                 walked_m: np.ndarray | float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Distance (floored at 1 m) and mean gain (path loss and shadowing) from each point of
-    `position_m` to the cell `cell_of` there, for devices whose shadowing draws are
-    `shadowing_z` (default: every device's, one point each)."""
-    distance = np.maximum(np.linalg.norm(position_m - world.bs_position_m[cell_of], axis=1), MIN_DISTANCE_M)
-    intercept, slope, std = world.path_loss_params[cell_of].T
-    z = world.shadowing_z if shadowing_z is None else shadowing_z
-    return distance, link_mean_gain(distance, intercept, slope, z, std)
+    `position_m` to the cell `cell_of` there, for `device` there (default: every device,
+    one point each) having walked `walked_m` (default: none); the world's links
+    (simfl.links.Links.gain_to), what handover compares too."""
+    return world.links.gain_to(cell_of, position_m, device, walked_m)

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from simfl.dynamics.mobility import MobilityTimeline
+from simfl.dynamics.mobility import Leg, MobilityTimeline
 from simfl.handover import (condition_holds, condition_intervals, handover_instant, handover_instant_paused,
                             held_since_at_end)
 from simfl.world import World
@@ -51,11 +51,11 @@ class ServingCells:
         if leg is None:
             return None
         held = None if math.isnan(self.held_since[device]) else float(self.held_since[device])
-        args = (int(self.cell[device]), w.bs_position_m, w.path_loss_params, float(w.shadowing_z[device]),
-                self.hysteresis_db, self.time_to_trigger_s, held)
+        args = (int(self.cell[device]), w.links.of(device), self.hysteresis_db, self.time_to_trigger_s, held)
         if t_from_s >= leg.arrive_s:
-            return handover_instant_paused(leg.target_m, t_from_s, t_to_s, *args)
-        return handover_instant(leg.origin_m, leg.target_m, leg.depart_s, leg.speed_mps, t_from_s, t_to_s, *args)
+            return handover_instant_paused(leg.target_m, t_from_s, t_to_s, *args, walked_m=_walked_at_end(leg))
+        return handover_instant(leg.origin_m, leg.target_m, leg.depart_s, leg.speed_mps, t_from_s, t_to_s, *args,
+                                walked_m=leg.walked_m)
 
     def commit(self, device: int, t_from_s: float, t_to_s: float, handover: tuple[float, int] | None) -> None:
         """The device has reached `t_to_s` from `t_from_s`: at a handover (which resets the
@@ -68,13 +68,13 @@ class ServingCells:
             leg = self.mobility.leg_at(device, t_from_s)
             if leg is not None:
                 if t_from_s >= leg.arrive_s:  # standing: the condition holds throughout or never
-                    holds = condition_holds(leg.target_m, int(self.cell[device]), w.bs_position_m, w.path_loss_params,
-                                            float(w.shadowing_z[device]), self.hysteresis_db)
+                    holds = condition_holds(leg.target_m, int(self.cell[device]), w.links.of(device),
+                                            self.hysteresis_db, _walked_at_end(leg))
                     intervals = [(t_from_s, t_to_s)] if holds else []
                 else:
                     intervals = condition_intervals(leg.origin_m, leg.target_m, leg.depart_s, leg.speed_mps, t_from_s,
-                                                    t_to_s, int(self.cell[device]), w.bs_position_m, w.path_loss_params,
-                                                    float(w.shadowing_z[device]), self.hysteresis_db)
+                                                    t_to_s, int(self.cell[device]), w.links.of(device),
+                                                    self.hysteresis_db, leg.walked_m)
                 held = None if math.isnan(self.held_since[device]) else float(self.held_since[device])
                 since = held_since_at_end(intervals, t_from_s, t_to_s, held)
                 self.held_since[device] = math.nan if since is None else since
@@ -105,3 +105,8 @@ class ServingCells:
         self.known_s = np.array(state["known_s"], dtype=float)
         self.held_since = np.array(state["held_since"], dtype=float)
         self.handed_over_s = np.array(state["handed_over_s"], dtype=float)
+
+
+def _walked_at_end(leg: Leg) -> float:
+    """The distance walked by the end of `leg`, where its device stands through the pause."""
+    return leg.walked_m + leg.speed_mps * (leg.arrive_s - leg.depart_s)

@@ -12,7 +12,7 @@ import numpy as np
 
 from simfl.aggregation import Aggregation
 from simfl.geometry import MIN_DISTANCE_M, site_distances_m
-from simfl.links import link_gains, strongest_site
+from simfl.links import Links, strongest_site
 from simfl.radio import DEFAULT_CARRIER_HZ, mean_gain
 from simfl.streams import keyed_rng, rng, streams
 from simfl.units import dbm_to_w
@@ -53,7 +53,8 @@ class World:
     """Everything a policy may know. Arrays are indexed by device (I,) or cell (n_cells,).
 
     `gain` is the mean linear channel power gain (path loss and shadowing); per-round
-    fading, when the cell has it, is drawn by the engine, not known to policies.
+    fading, when the cell has it, is drawn by the engine, not known to policies. The gain
+    of any device anywhere to any cell is `links` (simfl.links.Links).
     """
 
     cell_names: tuple[str, ...]
@@ -85,6 +86,10 @@ class World:
     # quantile changes `gain` only). 1.5 MB at 10,000 devices x 19 cells.
     link_gain: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     carrier_hz: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (n_cells,) f_c, the Doppler's scale
+    # per cell: a TR 38.901 model (simfl.pathloss), or None for the log-distance model of its
+    # path_loss_params row; () when every cell has the log-distance model
+    path_loss_models: tuple[Any, ...] = ()
+    seed: int = 0  # the scenario's: a TR 38.901 link's LOS state and shadowing are keyed draws of it
 
     def __post_init__(self) -> None:
         # a World built without carriers (by code older than them) has every cell at the default
@@ -126,33 +131,43 @@ class World:
         factor = np.array([self.fading[k].quantile(q) for k in self.cell_of])
         return replace(self, gain=self.gain * factor)
 
-    def serving(self, position_m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    @property
+    def links(self) -> Links:
+        """The mean gain of any of the world's devices, anywhere, to every cell (simfl.links)."""
+        return Links(self.bs_position_m, self.path_loss_params, self.shadowing_z, self.path_loss_models,
+                     self.carrier_hz, self.seed)
+
+    def serving(self, position_m: np.ndarray, walked_m: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Serving cell (the strongest mean gain, simfl.links.strongest_site), distance and
-        mean gain (path loss and each device's own shadowing draw) of devices at `position_m`."""
-        cell_of, distance, _ = attach(position_m, self.bs_position_m, self.path_loss_params, self.shadowing_z)
-        intercept, slope, std = self.path_loss_params[cell_of].T
-        gain = mean_gain(distance, intercept, slope, self.shadowing_z, std)
-        return cell_of, distance, gain
+        mean gain (path loss and shadowing) of the world's devices at `position_m`, having
+        walked `walked_m` (default: none)."""
+        links = self.links
+        cell_of, distance, _ = attach(position_m, links, walked_m)
+        if links.log_distance_only:
+            intercept, slope, std = self.path_loss_params[cell_of].T
+            return cell_of, distance, mean_gain(distance, intercept, slope, self.shadowing_z, std)
+        return cell_of, distance, links.gain_to(cell_of, position_m, walked_m=walked_m)[1]
 
 
-def attach(position_m: np.ndarray, bs_position_m: np.ndarray, path_loss_params: np.ndarray,
-           shadowing_z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def attach(position_m: np.ndarray, links: Links, walked_m: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each device's serving cell, the base station of strongest mean gain (path loss and
     shadowing, no fast fading; the nearest unless another is stronger beyond rounding), its
-    distance to it, floored at 1 m, and the (I, n_cells) gains of all its links. With equal
-    path-loss parameters in every cell the shadowing draw, the same on every link, cancels
-    and this is the nearest base station."""
-    distance = site_distances_m(position_m, bs_position_m)
-    gains = link_gains(position_m, bs_position_m, path_loss_params, shadowing_z)
+    distance to it, floored at 1 m, and the (I, n_cells) gains of all its links (device j
+    at row j, having walked `walked_m`). With the log-distance model and equal parameters
+    in every cell the shadowing draw, the same on every link, cancels and this is the
+    nearest base station."""
+    distance = site_distances_m(position_m, links.bs_position_m)
+    gains = links.gains(position_m, walked_m=walked_m)
     cell_of = strongest_site(gains, distance)
     return cell_of, np.maximum(distance[np.arange(len(position_m)), cell_of], MIN_DISTANCE_M), gains
 
 
-def mean_gains_to_all(world: World, position_m: np.ndarray) -> np.ndarray:
-    """(I, n_cells) mean linear gain of each of the world's devices, at `position_m` (I, 2),
-    to every base station: each cell's path loss and the device's one shadowing draw,
-    the same on every link (simfl.links.link_gains)."""
-    return link_gains(position_m, world.bs_position_m, world.path_loss_params, world.shadowing_z)
+def mean_gains_to_all(world: World, position_m: np.ndarray, walked_m: np.ndarray | None = None) -> np.ndarray:
+    """(I, n_cells) mean linear gain of each of the world's devices, at `position_m` (I, 2)
+    having walked `walked_m` (default: none), to every base station (simfl.links.Links)."""
+    return world.links.gains(position_m, walked_m=walked_m)
 
 
 def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarray | None = None,
@@ -196,11 +211,17 @@ def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarr
     # Shadowing is drawn for every device in one go so each device's draw is stable.
     shadowing_z = channel.normal(0.0, 1.0, size=n_devices)
     path_loss_params = np.array([[c.path_loss.intercept_db, c.path_loss.slope_db, c.path_loss.shadowing_std_db]
-                                 for c in cells], dtype=float)
-    cell_of, distance, link_gain = attach(position, bs, path_loss_params, shadowing_z)
-    intercept, slope, std = np.array([(cells[k].path_loss.intercept_db, cells[k].path_loss.slope_db,
-                                       cells[k].path_loss.shadowing_std_db) for k in cell_of]).reshape(-1, 3).T
-    gain = mean_gain(distance, intercept, slope, shadowing_z, std)
+                                 if c.path_loss.model is None else [np.nan] * 3 for c in cells], dtype=float)
+    models = tuple(c.path_loss.model for c in cells) if any(c.path_loss.model is not None for c in cells) else ()
+    links = Links(bs, path_loss_params, shadowing_z, models, np.array([c.carrier_hz for c in cells], dtype=float),
+                  int(scenario.seed))
+    cell_of, distance, link_gain = attach(position, links)
+    if links.log_distance_only:
+        intercept, slope, std = np.array([(cells[k].path_loss.intercept_db, cells[k].path_loss.slope_db,
+                                           cells[k].path_loss.shadowing_std_db) for k in cell_of]).reshape(-1, 3).T
+        gain = mean_gain(distance, intercept, slope, shadowing_z, std)
+    else:
+        gain = link_gain[np.arange(n_devices), cell_of]
     battery_draws = rng(scenario.seed, "battery")
     battery = np.concatenate([g.battery_j.sample(battery_draws, g.count) if g.battery_j is not None
                               else np.full(g.count, np.inf) for g in scenario.devices])
@@ -259,7 +280,9 @@ def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarr
         downlink=tuple(None if c.downlink is None else (c.downlink.bandwidth_hz, float(dbm_to_w(c.downlink.power_dbm)))
                        for c in cells),
         link_gain=link_gain,
-        carrier_hz=np.array([c.carrier_hz for c in cells], dtype=float),
+        carrier_hz=links.carrier_hz,
+        path_loss_models=models,
+        seed=int(scenario.seed),
     )
     return _with_graph(world, scenario)
 

@@ -246,3 +246,46 @@ def test_a_walker_handed_over_into_a_full_cell_sends_nothing_until_band_frees():
     assert walker.outcome == "ok" and walker.upload_end_s > resumed
     assert walker.e_com_j == pytest.approx(1e-7 * (walker.upload_end_s - walker.upload_start_s - walker.paused_s),
                                            rel=1e-9)
+
+
+def test_a_walker_under_tr38901_meets_its_links_own_gain_and_hands_over_where_its_margin_reaches_the_hysteresis():
+    """Two UMi cells 200 m apart; the walker goes from x = 20 m to x = 180 m at 2 m/s. Its
+    upload's gain at the start is its link's (LOS state and shadowing of the period it has
+    walked into), and it hands over at the first instant the east link's gain exceeds the
+    west one's by the 3 dB hysteresis, found through the steps of renewed draws."""
+    from simfl.handover import margins_db
+    from simfl.network import serving_link
+
+    raw = scenario_dict()
+    raw["cells"] = [{"name": n, "position_m": [x, 0], "radius_m": 150, "bandwidth_hz": 1e6, "noise_dbm_per_hz": -174,
+                     "carrier_hz": 3.5e9, "path_loss": {"model": "umi"}} for n, x in (("west", 0), ("east", 200))]
+    raw["devices"] = {"count": 1, "cell": "west", "position_m": [20, 0], "f_max_hz": 2e9, "eps": 5e-27,
+                      "p_max_dbm": 20, "mobility": {"random_waypoint": {"speed_mps": 2.0, "pause_s": 1e6}}}
+    raw["optimisation"] = {"t_max_s": 1000}
+    raw["network"] = {"channel_step_s": 1.0, "handover": {"hysteresis_db": 3.0}}
+    world = build_world(scenario_from_dict(raw), model_bits=S_BITS)
+    from simfl.engine import EngineState
+    from simfl.network import Network
+
+    network = Network(world, 3)
+    m = network.mobility
+    m.origin[0], m.target[0], m.depart_s[0], m.arrive_s[0] = [20.0, 0.0], [180.0, 0.0], 0.0, 80.0
+    plan = Plan(d_gen_per_class=np.zeros_like(world.d_loc_per_class), f_hz=world.f_max_hz, b_hz=np.array([5e5]),
+                p_w=np.array([1e-12]))
+    rows = []
+    run(world, plan, StandInTrainer(), rounds=1, seed=3, state=EngineState(network=network.state_dict()),
+        on_round=lambda r, d, s: rows.extend(d))
+    (d,) = rows
+    start = d.upload_start_s
+    where = np.array([[20.0 + 2.0 * start, 0.0]])
+    assert d.cell == 0
+    assert d.gain == pytest.approx(float(serving_link(world, where, np.array([0]), 0, 2.0 * start)[1][0]), rel=1e-12)
+    links = world.links.of(0)
+    assert d.gain == pytest.approx(10 ** (links.gains_db(where, 2.0 * start)[0, 0] / 10), rel=1e-12)
+    # the handover: at t_h the margin is at least 3 dB; on a fine grid from the upload's start to t_h it was below
+    assert d.handovers >= 1 and start < d.handover_s < 80.0
+    t_h = d.handover_s
+    assert margins_db(np.array([[20.0 + 2.0 * t_h, 0.0]]), 0, links, 2.0 * t_h)[0, 1] >= 3.0 - 1e-9
+    before = np.linspace(0.0, t_h, 20_000, endpoint=False)
+    ahead = margins_db(np.column_stack([20.0 + 2.0 * before, np.zeros_like(before)]), 0, links, 2.0 * before)[:, 1]
+    assert (ahead <= 3.0 + 1e-9).all()

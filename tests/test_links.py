@@ -81,3 +81,22 @@ def test_strongest_site_breaks_only_real_differences():
     distance = np.array([[100.0, 200.0], [100.0, 200.0], [100.0, 200.0]])
     gain = np.array([[1.0, 1.0 + 1e-12], [1.0, 1.0 + 1e-6], [2.0, 1.0]])
     assert strongest_site(gain, distance).tolist() == [0, 1, 0]
+
+
+def test_with_tr38901_cells_each_device_attaches_to_its_strongest_link_with_its_own_draws():
+    # 7 UMa cells 500 m apart: with per-link LOS states and shadowing, a good part of the
+    # devices (27% here) are served by another cell than the nearest; every serving link is the strongest
+    raw = scenario_dict(cells={"hex_grid": {"rings": 1, "spacing_m": 500, "radius_m": 289, "bandwidth_hz": 10e6,
+                                            "carrier_hz": 3.5e9, "path_loss": {"model": "uma"}}},
+                        devices={"count": 3000, "f_max_hz": 1e9, "eps": 5e-27, "p_max_dbm": 20})
+    world = build_world(scenario_from_dict(raw), model_bits=32_000)
+    rows = np.arange(world.n_devices)
+    assert np.array_equal(world.link_gain, world.links.gains(world.position_m))
+    assert np.array_equal(world.cell_of, np.argmax(world.link_gain, axis=1))
+    assert np.array_equal(world.gain, world.link_gain[rows, world.cell_of])
+    nearest = np.argmin(site_distances_m(world.position_m, world.bs_position_m), axis=1)
+    assert 0.05 < (world.cell_of != nearest).mean() < 0.5
+    cell_of, distance, gain = world.serving(world.position_m)  # a moving device's query, at its start
+    assert np.array_equal(cell_of, world.cell_of) and np.array_equal(distance, world.distance_m)
+    assert gain == pytest.approx(world.gain, rel=1e-12)
+    assert np.array_equal(mean_gains_to_all(world, world.position_m), world.link_gain)

@@ -349,3 +349,96 @@ def test_every_handover_problem_is_reported_at_once():
     assert message.startswith("x.yaml: 2 problems")
     assert "network.handover.hysteresis_db: must be >= 0" in message
     assert "network.handover.interruption_s: must be >= 0" in message
+
+
+def with_path_loss(path_loss, devices_at=None, **cell):
+    raw = scenario_dict()
+    raw["cells"][0]["path_loss"] = path_loss
+    raw["cells"][0].update(cell)
+    if devices_at is not None:
+        raw["devices"]["distance_m"] = devices_at
+    return raw
+
+
+def test_a_cell_names_a_tr38901_model_with_its_fields_or_their_defaults():
+    from simfl.pathloss import RMa, UMa, UMi
+
+    assert scenario_from_dict(with_path_loss({"model": "uma"})).cells[0].path_loss.model == UMa(h_ut_m=1.5)
+    assert scenario_from_dict(with_path_loss({"model": "umi", "h_ut_m": 22.5})).cells[0].path_loss.model == UMi(22.5)
+    rural = {"model": "rma", "h_bs_m": 150, "h_ut_m": 1, "building_height_m": 50, "street_width_m": 5,
+             "fading": "rayleigh"}
+    path_loss = scenario_from_dict(with_path_loss(rural, carrier_hz=30e9, radius_m=10_000)).cells[0].path_loss
+    assert path_loss.model == RMa(h_ut_m=1.0, h_bs_m=150.0, building_height_m=50.0, street_width_m=5.0)
+    assert path_loss.fading.kind == "rayleigh"
+    assert RMa() == RMa(h_ut_m=1.5, h_bs_m=35.0, building_height_m=5.0, street_width_m=20.0)  # the table's defaults
+    grid = scenario_dict(cells={"hex_grid": {"rings": 1, "spacing_m": 200, "radius_m": 115, "bandwidth_hz": 1e7,
+                                             "carrier_hz": 28e9, "path_loss": {"model": "umi"}}})
+    assert {c.path_loss.model for c in scenario_from_dict(grid).cells} == {UMi()}
+
+
+@pytest.mark.parametrize("path_loss, cell, expected", [
+    ({"model": "umx"}, {}, "cells[0].path_loss.model: unknown path-loss model 'umx' (did you mean 'umi'?); allowed: "
+                           "uma, umi, rma (TR 38.901), or no model for the log-distance model "
+                           "{intercept_db, slope_db, shadowing_std_db}"),
+    ({"model": 3}, {}, "cells[0].path_loss.model: unknown path-loss model 3; allowed: uma, umi, rma"),
+    ({"model": "uma", "h_ut_m": 20}, {}, "cells[0].path_loss.h_ut_m: must be in [1.5, 13] m for model uma "
+                                         "(TR 38.901 Table 7.4.1-1, Note 1: h_E = 1 m for terminals up to 13 m; "
+                                         "simfl does not draw h_E for taller ones), got 20"),
+    ({"model": "umi", "h_ut_m": 1}, {}, "cells[0].path_loss.h_ut_m: must be in [1.5, 22.5] m for model umi "
+                                        "(TR 38.901 Table 7.4.1-1: 1.5 m <= h_UT <= 22.5 m), got 1"),
+    ({"model": "rma", "h_bs_m": 200}, {}, "cells[0].path_loss.h_bs_m: must be in [10, 150] m for model rma "
+                                          "(TR 38.901 Table 7.4.1-1, RMa: 10 m <= h_BS <= 150 m), got 200"),
+    ({"model": "rma", "building_height_m": 60}, {}, "cells[0].path_loss.building_height_m: must be in [5, 50] m "
+                                                    "for model rma (TR 38.901 Table 7.4.1-1, RMa: 5 m <= h <= 50 m), "
+                                                    "got 60"),
+    ({"model": "rma", "street_width_m": 2}, {}, "cells[0].path_loss.street_width_m: must be in [5, 50] m for model "
+                                                "rma (TR 38.901 Table 7.4.1-1, RMa: 5 m <= W <= 50 m), got 2"),
+    ({"model": "rma", "h_ut_m": "tall"}, {}, "cells[0].path_loss.h_ut_m: must be a number, got str 'tall'"),
+    ({"model": "uma", "h_bs_m": 30}, {}, "cells[0].path_loss.h_bs_m: unknown field; allowed with model uma: fading, "
+                                         "h_ut_m, model"),
+    ({"model": "umi", "slope_db": 30}, {}, "cells[0].path_loss.slope_db: belongs to the log-distance model "
+                                           "(no `model`), not to model umi; allowed with umi: fading, h_ut_m, model"),
+    ({"model": "uma"}, {"carrier_hz": 2e11}, "cells[0].carrier_hz: must be in [0.5, 100] GHz for path_loss model "
+                                             "uma (TR 38.901 Section 7.4.1), got 200 GHz"),
+    ({"model": "umi"}, {"carrier_hz": 0.4e9}, "cells[0].carrier_hz: must be in [0.5, 100] GHz for path_loss model "
+                                              "umi (TR 38.901 Section 7.4.1), got 0.4 GHz"),
+    ({"model": "rma"}, {"carrier_hz": 40e9}, "cells[0].carrier_hz: must be in [0.5, 30] GHz for path_loss model rma "
+                                             "(TR 38.901 Section 7.4.1), got 40 GHz"),
+    ({"model": "uma"}, {"radius_m": 6000}, "cells[0].radius_m: must be <= 5000 m for path_loss model uma: TR 38.901 "
+                                           "Table 7.4.1-1 holds to d_2D = 5000 m, got 6000"),
+    ({"model": "uma"}, {"devices_at": {"linspace": [100, 6000]}}, "devices.distance_m: every value must be <= 5000 m "
+                                                                  "from cell bs0, whose path_loss model uma holds to "
+                                                                  "d_2D = 5000 m (TR 38.901 Table 7.4.1-1), got 6000"),
+    ({"intercept_db": 120, "model": None, "h_ut_m": 2}, {}, "cells[0].path_loss.h_ut_m: unknown field; allowed: "
+                                                            "fading, intercept_db, model, shadowing_std_db, slope_db"),
+])
+def test_bad_path_loss_models_name_the_field_and_what_is_allowed(path_loss, cell, expected):
+    message = problems(with_path_loss(path_loss, **cell))
+    assert message.startswith(f"x.yaml: {expected}"), message
+    assert "Traceback" not in message
+
+
+def test_every_path_loss_problem_is_reported_at_once_also_in_a_hex_grid():
+    grid = {"hex_grid": {"rings": 1, "spacing_m": 1000, "radius_m": 8000, "bandwidth_hz": 1e7, "carrier_hz": 2e11,
+                         "path_loss": {"model": "uma", "h_ut_m": 0.5, "colour": "red"}}}
+    message = problems(scenario_dict(cells=grid))
+    assert message.startswith("x.yaml: 4 problems")
+    for line in ("- cells.hex_grid.path_loss.colour: unknown field", "- cells.hex_grid.path_loss.h_ut_m: must be in",
+                 "- cells.hex_grid.carrier_hz: must be in [0.5, 100] GHz", "- cells.hex_grid.radius_m: must be <= 5000"):
+        assert line in message, message
+
+
+DEFAULT_FINGERPRINT = "f49b98a1a4748c3d"
+
+
+def test_the_default_path_loss_leaves_the_fingerprint_as_it_was_and_a_model_enters_it_with_its_name():
+    from simfl.runfolder import fingerprint
+
+    digest, fields = fingerprint(scenario_from_dict(scenario_dict()))
+    # the digest of BASE (tests/conftest.py) before path-loss models existed, at commit 0781ef4
+    assert digest == DEFAULT_FINGERPRINT
+    assert not [name for name in fields if name.startswith("cells") and "model" in name]
+    _, uma = fingerprint(scenario_from_dict(with_path_loss({"model": "uma", "h_ut_m": 2})))
+    _, umi = fingerprint(scenario_from_dict(with_path_loss({"model": "umi", "h_ut_m": 2})))
+    assert (uma["cells.0.path_loss.model.kind"], uma["cells.0.path_loss.model.h_ut_m"]) == ("uma", 2.0)
+    assert umi["cells.0.path_loss.model.kind"] == "umi"

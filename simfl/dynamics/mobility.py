@@ -58,7 +58,9 @@ class RandomWaypoint:
 class Leg:
     """One leg of a random walk: from `origin_m`, leaving at `depart_s`, straight to
     `target_m` at `speed_mps`, arriving at `arrive_s`, then standing there until
-    `pause_until_s` (= arrive_s + pause), when the next leg departs."""
+    `pause_until_s` (= arrive_s + pause), when the next leg departs. `walked_m`: the
+    distance walked before the leg (speed x time walked), on which TR 38.901 links renew
+    their draws (simfl.pathloss.link_state)."""
 
     origin_m: np.ndarray
     target_m: np.ndarray
@@ -66,6 +68,7 @@ class Leg:
     arrive_s: float
     speed_mps: float
     pause_until_s: float
+    walked_m: float = 0.0
 
     def speed_at(self, t_s: float) -> float:
         """The speed at `t_s`: `speed_mps` while walking, 0 while paused (and on a leg of
@@ -173,7 +176,8 @@ class MobilityTimeline:
         spec = self.specs[device]
         return Leg(origin_m=self.origin[device].copy(), target_m=self.target[device].copy(),
                    depart_s=float(self.depart_s[device]), arrive_s=float(self.arrive_s[device]),
-                   speed_mps=float(spec.speed_mps), pause_until_s=float(self.arrive_s[device] + spec.pause_s))
+                   speed_mps=float(spec.speed_mps), pause_until_s=float(self.arrive_s[device] + spec.pause_s),
+                   walked_m=float(spec.speed_mps * self.walked_s[device]))
 
     def path(self, device: int, times_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions (n, 2) and time spent walking since the run's start (n,) of `device` at

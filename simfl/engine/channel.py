@@ -123,7 +123,8 @@ class ChannelPath:
         times = np.concatenate([[start_s], grid[grid < end], [end]])
         samples = times[:-1]
         position, walked = network.mobility.path(device, samples)
-        distance, gain = serving_link(world, position, np.full(len(samples), cell), world.shadowing_z[device])
+        distance, gain = serving_link(world, position, np.full(len(samples), cell), device,
+                                      network.mobility.walk_speed_mps[device] * walked)
         if start_s == job.compute_end_s:  # the upload's first stretch: where its recorded gain is taken
             job.distance_m = float(distance[0])
         if time_channel is not None and time_channel.kind[cell] != NONE:

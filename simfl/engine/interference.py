@@ -119,8 +119,10 @@ class InterferenceMedium:
         moving = self.network.mobility.moving[devices]
         if moving.any():
             for device, w in zip(devices[moving].tolist(), weight[moving].tolist()):
-                position, _ = self.network.mobility.path(device, samples)
-                _, gain = serving_link(self.world, position, np.full(len(samples), cell), self.world.shadowing_z[device])
+                mobility = self.network.mobility
+                position, walked = mobility.path(device, samples)
+                _, gain = serving_link(self.world, position, np.full(len(samples), cell), device,
+                                       mobility.walk_speed_mps[device] * walked)
                 total += w * gain * self.fading(device, cell, samples)
             devices, weight = devices[~moving], weight[~moving]
         if len(devices):

@@ -38,6 +38,7 @@ _NOT_FINGERPRINTED = {("name",), ("source",), ("raw",), ("policies",), ("seed",)
 _OMITTED_AT_DEFAULT: dict[tuple[str, ...], Any] = {
     ("task", "threads"): 1,
     ("cells", "*", "carrier_hz"): DEFAULT_CARRIER_HZ,
+    ("cells", "*", "path_loss", "model"): None,
     ("devices", "*", "mobility", "region"): "home",
     ("network", "handover", "hysteresis_db"): 0.0,
     ("network", "handover", "time_to_trigger_s"): 0.0,

@@ -39,10 +39,16 @@ class Distribution:
 
 @dataclass(frozen=True)
 class PathLoss:
+    """A cell's channel: the paper's log-distance path loss PL = intercept + slope
+    log10(d_km) with one shadowing draw per device, or a TR 38.901 `model`
+    (simfl.pathloss: uma, umi, rma), whose links draw their own LOS state and shadowing;
+    and its small-scale fading either way."""
+
     intercept_db: float = 128.1
     slope_db: float = 37.6
     shadowing_std_db: float = 0.0
     fading: Any = NoFading()  # a simfl.dynamics.fading component
+    model: Any = None  # a simfl.pathloss model; None: the log-distance model above
 
 
 @dataclass(frozen=True)

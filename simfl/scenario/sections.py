@@ -10,6 +10,7 @@ every entry point calls it right after loading.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from simfl.learning.protocol import PRECISIONS
 from simfl.limits import MAX_DISTANCE_M
 from simfl.optim.cross_entropy import CrossEntropy
 from simfl.optim.fimi import SOLVERS
+from simfl.pathloss import MODELS as PATH_LOSS_MODELS
 from simfl.radio import DEFAULT_CARRIER_HZ
 from simfl.scenario.checks import Checker, describe, join, numbers
 from simfl.spectrum import INTERFERENCE_MODELS, REUSE_FACTORS, check_allocator, reuse_colour
@@ -46,6 +48,7 @@ def build_scenario(raw: dict, c: Checker, source: str) -> Scenario:
 
     cells = _build_cells(raw.get("cells"), c)
     devices = _build_devices(raw.get("devices"), c, {cell.name for cell in cells})
+    _check_model_distances(cells, devices, isinstance(raw.get("devices"), list), c)
     task = _build_task(c.mapping(raw.get("task"), "task"), c)
     n_devices = sum(g.count for g in devices)
     if task.participants_per_round is not None and devices and task.participants_per_round > n_devices:
@@ -128,15 +131,7 @@ def _build_cell(m: dict, path: str, c: Checker, default_name: str) -> Cell:
     bandwidth = c.number(m, "bandwidth_hz", path, 1.0, above=0, required=True)
     noise = c.number(m, "noise_dbm_per_hz", path, -174.0, maximum=0)
     carrier = c.number(m, "carrier_hz", path, DEFAULT_CARRIER_HZ, above=0)
-    pl_path = join(path, "path_loss")
-    pl = c.mapping(m.get("path_loss"), pl_path)
-    c.unknown(pl, {"intercept_db", "slope_db", "shadowing_std_db", "fading"}, pl_path)
-    path_loss = PathLoss(
-        intercept_db=c.number(pl, "intercept_db", pl_path, 128.1),
-        slope_db=c.number(pl, "slope_db", pl_path, 37.6, above=0),
-        shadowing_std_db=c.number(pl, "shadowing_std_db", pl_path, 0.0, minimum=0),
-        fading=parse_component(FADING, pl.get("fading"), join(pl_path, "fading"), c.fail, "none") or NoFading(),
-    )
+    path_loss = _build_path_loss(c.mapping(m.get("path_loss"), join(path, "path_loss")), path, c, carrier, radius)
     downlink = None
     if m.get("downlink") is not None:
         dl_path = join(path, "downlink")
@@ -145,6 +140,71 @@ def _build_cell(m: dict, path: str, c: Checker, default_name: str) -> Cell:
         downlink = Downlink(bandwidth_hz=c.number(dl, "bandwidth_hz", dl_path, 1.0, above=0, required=True),
                             power_dbm=c.number(dl, "power_dbm", dl_path, 46.0, required=True))
     return Cell(name, position, radius, bandwidth, noise, path_loss, downlink, carrier_hz=carrier)
+
+
+LOG_DISTANCE_FIELDS = {"intercept_db", "slope_db", "shadowing_std_db"}
+
+
+def _build_path_loss(pl: dict, cell_path: str, c: Checker, carrier_hz: float | None,
+                     radius_m: float | None) -> PathLoss:
+    """`path_loss: {intercept_db, slope_db, shadowing_std_db, fading}`, the paper's
+    log-distance model, or `{model: uma | umi | rma, <the model's fields>, fading}`, a
+    TR 38.901 model (simfl.pathloss.MODELS) whose fields, and the cell's carrier and
+    radius, are held to the ranges the model declares."""
+    where = join(cell_path, "path_loss")
+    fading = parse_component(FADING, pl.get("fading"), join(where, "fading"), c.fail, "none") or NoFading()
+    name = pl.get("model")
+    if name is None:
+        c.unknown(pl, LOG_DISTANCE_FIELDS | {"fading", "model"}, where)
+        return PathLoss(intercept_db=c.number(pl, "intercept_db", where, 128.1),
+                        slope_db=c.number(pl, "slope_db", where, 37.6, above=0),
+                        shadowing_std_db=c.number(pl, "shadowing_std_db", where, 0.0, minimum=0), fading=fading)
+    cls = PATH_LOSS_MODELS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        close = difflib.get_close_matches(str(name), PATH_LOSS_MODELS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        c.fail(join(where, "model"), f"unknown path-loss model {name!r}{hint}; allowed: {', '.join(PATH_LOSS_MODELS)} "
+                                     "(TR 38.901), or no model for the log-distance model "
+                                     "{intercept_db, slope_db, shadowing_std_db}")
+        return PathLoss(fading=fading)
+    allowed = set(cls.FIELDS) | {"model", "fading"}
+    for key in pl:
+        if key in LOG_DISTANCE_FIELDS:
+            c.fail(join(where, str(key)), f"belongs to the log-distance model (no `model`), not to model {name}; "
+                                          f"allowed with {name}: {', '.join(sorted(allowed))}")
+        elif key not in allowed:
+            c.fail(join(where, str(key)), f"unknown field; allowed with model {name}: {', '.join(sorted(allowed))}")
+    values = {}
+    for key, limits in cls.FIELDS.items():
+        value = c.number(pl, key, where, limits.default)
+        if value is not None and not limits.low <= value <= limits.high:
+            c.fail(join(where, key), f"must be in [{limits.low:g}, {limits.high:g}] {limits.unit} for model {name} "
+                                     f"({limits.why}), got {value:g}")
+        values[key] = limits.default if value is None or not limits.low <= value <= limits.high else value
+    model = cls(**values)
+    for field, message in model.problems(carrier_hz if carrier_hz is not None else DEFAULT_CARRIER_HZ,
+                                         radius_m if radius_m is not None else 0.0):
+        c.fail(join(cell_path, field), message)
+    return PathLoss(fading=fading, model=model)
+
+
+def _check_model_distances(cells: tuple[Cell, ...], devices: tuple[DeviceGroup, ...], listed: bool,
+                           c: Checker) -> None:
+    """A group placed at fixed distances (`distance_m`) from cells with a TR 38.901 model
+    stays within the distances the model's table holds for (the cell named, or every cell
+    when the group spreads over them)."""
+    for i, group in enumerate(devices):
+        if group.distance_m is None:
+            continue
+        farthest = max(group.distance_m.params)
+        for cell in cells if group.cell is None else [cell for cell in cells if cell.name == group.cell]:
+            model = cell.path_loss.model
+            if model is not None and farthest > model.MAX_DISTANCE_M:
+                c.fail(join(f"devices[{i}]" if listed else "devices", "distance_m"),
+                       f"every value must be <= {model.MAX_DISTANCE_M:g} m from cell {cell.name}, whose path_loss "
+                       f"model {model.kind} holds to d_2D = {model.MAX_DISTANCE_M:g} m (TR 38.901 Table 7.4.1-1), "
+                       f"got {farthest:g}")
+                break
 
 
 def _build_devices(node: Any, c: Checker, cell_names: set[str]) -> tuple[DeviceGroup, ...]:
