@@ -2,13 +2,16 @@
 city's 7 cells and 10,000 phones, 3GPP TR 38.901 UMa path loss) without interference,
 with it under reuse 1 (every cell on one carrier) and under reuse 3.
 
-    python benchmarks/interference.py [--variants off reuse1 reuse3] [--policies tfl,fimi,fimi-online]
+    python benchmarks/interference.py [--variants off reuse1 reuse3 reuse1-outage] [--policies tfl,fimi,fimi-online]
                                       [--out runs/interference] [--set F=V ...]
 
 Variants (each a `simfl compare` of the policies into --out/<variant>, resumable):
 - off: `network.interference: none`, every upload on noise alone (eq. (7));
 - reuse1: the scenario as shipped: co-channel interference, one carrier for all cells;
-- reuse3: the same with `cells.hex_grid.reuse: 3`: adjacent cells on different carriers.
+- reuse3: the same with `cells.hex_grid.reuse: 3`: adjacent cells on different carriers;
+- reuse1-outage: reuse 1 with `optimisation.outage: 0.1`, fimi-online only: it plans each
+  device on the 90th percentile of the interference its cell's uploads met (the static
+  plans do not change: the city has no fading for an outage quantile to act on).
 Columns per (variant, policy), over the run's uploads that sent anything: the ratio of
 each upload's rate on noise alone (eq. (7) at its own gain, band and power) to the rate it
 had (median and 90th percentile: how much interference slowed it), its mean SINR in dB,
@@ -29,12 +32,16 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "city-interference.yaml"
-VARIANTS = {"off": ["network.interference=none"], "reuse1": [], "reuse3": ["cells.hex_grid.reuse=3"]}
+VARIANTS = {"off": ["network.interference=none"], "reuse1": [], "reuse3": ["cells.hex_grid.reuse=3"],
+            "reuse1-outage": ["optimisation.outage=0.1"]}
+# without fading an outage changes only what fimi-online plans on (its cells' interference quantile)
+ONLY = {"reuse1-outage": "fimi-online"}
 
 
 def run_variant(variant: str, policies: str, out: Path, extra: list[str]) -> Path:
     folder = out / variant
-    command = [sys.executable, "-m", "simfl", "compare", str(SCENARIO), "--policies", policies, "--out", str(folder)]
+    command = [sys.executable, "-m", "simfl", "compare", str(SCENARIO), "--policies", ONLY.get(variant, policies),
+               "--out", str(folder)]
     if (folder / "manifest.json").exists() or any(folder.glob("*/manifest.json")):
         command.append("--resume")
     for field in [*VARIANTS[variant], *extra]:
