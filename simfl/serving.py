@@ -36,6 +36,9 @@ class ServingCells:
         self.known_s = np.zeros(len(self.cell))
         self.held_since = np.full(len(self.cell), math.nan)  # nan: the condition does not hold
         self.handed_over_s = np.full(len(self.cell), -math.inf)  # each device's last handover
+        # per device, its first handover on the rest of a segment of its walk, as last found:
+        # (its cell and count then, from, the segment's end, the handover or None)
+        self._first: dict[int, tuple[tuple[int, float], float, float, tuple[float, int] | None]] = {}
 
     @property
     def strongest_rule(self) -> bool:
@@ -45,7 +48,24 @@ class ServingCells:
 
     def peek(self, device: int, t_from_s: float, t_to_s: float) -> tuple[float, int] | None:
         """The first handover of `device` in [t_from_s, t_to_s] (within one segment of its
-        walk: no change of velocity inside), from the state known at `t_from_s`."""
+        walk: no change of velocity inside), from the state known at `t_from_s`.
+
+        The search runs to the segment's end once, and later windows of the segment in the
+        same state (cell and count) are answered from it: a transfer asks at every stretch
+        of its upload, thousands of times a leg at vehicle speed."""
+        held = float(self.held_since[device])
+        state = (int(self.cell[device]), -1.0 if math.isnan(held) else held)
+        known = self._first.get(device)
+        if (known is not None and known[0] == state and known[1] <= t_from_s and t_to_s <= known[2]
+                and (known[3] is None or known[3][0] >= t_from_s)):
+            first = known[3]
+        else:
+            end = max(self.mobility.next_change_s(device, t_from_s), t_to_s)
+            first = self._search(device, t_from_s, end)
+            self._first[device] = (state, t_from_s, end, first)
+        return first if first is not None and first[0] <= t_to_s else None
+
+    def _search(self, device: int, t_from_s: float, t_to_s: float) -> tuple[float, int] | None:
         w = self.world
         leg = self.mobility.leg_at(device, t_from_s)
         if leg is None:
@@ -66,7 +86,10 @@ class ServingCells:
         else:
             w = self.world
             leg = self.mobility.leg_at(device, t_from_s)
-            if leg is not None:
+            if leg is not None and self.time_to_trigger_s == 0:
+                # no count to carry: a window without a handover is one where the condition never held
+                self.held_since[device] = math.nan
+            elif leg is not None:
                 if t_from_s >= leg.arrive_s:  # standing: the condition holds throughout or never
                     holds = condition_holds(leg.target_m, int(self.cell[device]), w.links.of(device),
                                             self.hysteresis_db, _walked_at_end(leg))
