@@ -179,8 +179,8 @@ def test_the_sinr_of_every_flow_at_one_instant_equals_a_brute_force_computation(
         medium.chunk(job, 1.0)  # it starts sending: placed lowest-free in its cell
     rates = np.array([medium.chunk(job, 1.0)[1][0] for job in jobs])  # every flow with all the others on
     # brute force: blocks from the medium's placement, gains from positions and the shadowing draws
-    lo = np.array([medium.pieces[id(j)][0][0] for j in jobs])
-    assert all(len(medium.pieces[id(j)]) == 1 for j in jobs)  # nothing fragmented here
+    lo = np.array([j.pieces[0][0] for j in jobs])
+    assert all(len(j.pieces) == 1 for j in jobs)  # nothing fragmented here
     hi = lo + np.array([j.b_hz for j in jobs])
     p, b, cell = np.array([j.p_w for j in jobs]), np.array([j.b_hz for j in jobs]), world.cell_of
     d_km = np.linalg.norm(world.position_m[:, None] - world.bs_position_m[None], axis=2) / 1000
@@ -311,3 +311,28 @@ def test_on_a_channel_in_time_interference_only_delays_the_same_uploads(aggregat
     assert loud[first].upload_end_s > quiet[first].upload_end_s
     assert all(d.outcome == "ok" and d.bits_sent == S_BITS for d in loud.values())
     assert all(d.interference_w > 0 for d in loud.values())
+
+
+def test_an_asynchronous_run_with_interference_resumes_bit_for_bit_with_uploads_in_flight():
+    from simfl.engine import EngineState
+    from test_async import VectorTrainer, play
+
+    cells = [{"name": n, "position_m": [x, 0], "radius_m": 600, "bandwidth_hz": B} for n, x in (("a", 0), ("b", 1000))]
+    devices = {"count": 6, "f_max_hz": {"uniform": [1e9, 3e9]}, "eps": 5e-27, "p_max_dbm": 20}
+    raw = scenario_dict(cells=cells, devices=devices, network={"interference": "co_channel"},
+                        aggregation={"mode": "fedbuff", "buffer_size": 2, "max_concurrency": 4}, task={"rounds": 12})
+    world = build_world(scenario_from_dict(raw), model_bits=S_BITS)
+    plan = Plan(d_gen_per_class=np.zeros_like(world.d_loc_per_class), f_hz=world.f_max_hz.copy(),
+                b_hz=np.full(6, B / 3), p_w=np.full(6, 3e-4))
+    whole_trainer = VectorTrainer(6)
+    whole, _ = play(world, plan, whole_trainer, rounds=12)
+    first_trainer = VectorTrainer(6)
+    first, middle = play(world, plan, first_trainer, rounds=6)
+    flights = middle.asynchronous["flights"]
+    assert any(f["phase"] == "upload" and f["pieces"] for f in flights), "the test needs uploads in flight"
+    restored = EngineState.from_json(middle.to_json(), {v: m.copy() for v, m in middle.models.items()})
+    second_trainer = VectorTrainer(6)
+    second_trainer.g = first_trainer.g.copy()
+    rest, _ = play(world, plan, second_trainer, rounds=12, state=restored)
+    assert [(r, d) for r, d, _ in whole] == [(r, d) for r, d, _ in first + rest]
+    assert any(d.interference_w > 0 for _, events, _ in whole for d in events)

@@ -50,9 +50,10 @@ class InterferenceMedium:
         self.env, self.world, self.network, self.inner, self.seed = env, world, network, inner, seed
         self.allocator = allocator(world.constants.allocator)
         self.bands = band_edges_hz(world.carrier_hz, world.bandwidth_hz)
-        self.sending: dict[int, Job] = {}  # id(job) -> an upload transmitting now
-        self.pieces: dict[int, Pieces] = {}  # id(job) -> its sub-band
-        self.placed: dict[int, tuple[int, float]] = {}  # id(job) -> the cell and width it was placed for
+        # job number -> an upload transmitting now; its sub-band, and the cell and width it
+        # was placed for, are the job's own (Job.pieces, placed_cell, placed_b_hz), so that
+        # an asynchronous checkpoint holds them
+        self.sending: dict[int, Job] = {}
         self.wakes: dict[int, simpy.Event] = {}
         self.block_s = np.array([_fading_block_s(f, world, network) for f in world.fading])
         self._blocks: dict[tuple[int, int], np.ndarray] = {}  # (cell, block) -> every device's factor
@@ -61,18 +62,23 @@ class InterferenceMedium:
     # ------------------------------------------------------------ RateSource
 
     def track(self, job: Job) -> None:
+        """A job dispatched, or resumed from a checkpoint: one that was sending goes on
+        sending on its sub-band (the others' stretches were computed with it)."""
         if self.inner is not None:
             self.inner.track(job)
+        if job.phase == UPLOAD and job.pieces:
+            self.sending[job.job] = job
+            self._senders = None
 
     def wake(self, job: Job) -> simpy.Event:
-        event = self.wakes.get(id(job))
+        event = self.wakes.get(job.job)
         if event is None or event.triggered:
-            event = self.wakes[id(job)] = self.env.event()
+            event = self.wakes[job.job] = self.env.event()
         return event
 
     def release(self, job: Job, now: float) -> None:
         self._stop_sending(job, now)
-        self.wakes.pop(id(job), None)
+        self.wakes.pop(job.job, None)
         if self.inner is not None:
             self.inner.release(job, now)
 
@@ -85,18 +91,18 @@ class InterferenceMedium:
         else:
             job.chunk_paused = False
             times, gain = np.array([start_s, self._held_until_s(job, start_s)]), np.array([job.gain])
-        key = id(job)
         if job.chunk_paused or job.b_hz <= 0:
             self._stop_sending(job, start_s)
             job.chunk_interference = []
             return times.tolist(), [0.0] * (len(times) - 1), float(gain[0])
-        if self.placed.get(key) != (job.cell, job.b_hz):
+        if job.job not in self.sending or (job.placed_cell, job.placed_b_hz) != (job.cell, job.b_hz):
             self._stop_sending(job, start_s)
             cell = job.cell
-            held = [self.pieces[k] for k in self.sending if self.placed[k][0] == cell]
+            held = [_pieces(other) for other in self.sending.values() if other.placed_cell == cell]
             band = (float(self.bands[cell, 0]), float(self.bands[cell, 1]))
-            self.pieces[key] = self.allocator.place(band, held, job.b_hz, job.device)
-            self.placed[key], self.sending[key] = (cell, job.b_hz), job
+            job.pieces = [list(piece) for piece in self.allocator.place(band, held, job.b_hz, job.device)]
+            job.placed_cell, job.placed_b_hz = cell, job.b_hz
+            self.sending[job.job] = job
             self._senders = None
             self._rerate_overlapping(job, start_s)
         interference = self.interference_w(job, times[:-1])
@@ -134,16 +140,18 @@ class InterferenceMedium:
         `job`'s sub-band, and by how much (Hz)."""
         table = self._table()
         shared = np.zeros(len(table.lo))
-        for lo, hi in self.pieces[id(job)]:
+        for lo, hi in job.pieces:
             shared += np.clip(np.minimum(table.hi, hi) - np.maximum(table.lo, lo), 0.0, None)
-        rows = np.flatnonzero((shared > 0) & (table.cell != self.placed[id(job)][0]))
+        rows = np.flatnonzero((shared > 0) & (table.cell != job.placed_cell))
         return rows, shared[rows]
 
     def _table(self) -> _Senders:
-        """Every piece of every upload sending now, as arrays (rebuilt when they change)."""
+        """Every piece of every upload sending now, as arrays (rebuilt when they change), in
+        the order of the jobs' numbers: whatever order they started in, or were resumed in,
+        the interference is summed in the same order, to the same bits."""
         if self._senders is None:
-            rows = [(lo, hi, self.placed[key][0], job.device, job.p_w / job.b_hz, key)
-                    for key, job in self.sending.items() for lo, hi in self.pieces[key]]
+            rows = [(lo, hi, job.placed_cell, job.device, job.p_w / job.b_hz, key)
+                    for key, job in sorted(self.sending.items()) for lo, hi in job.pieces]
             columns = list(zip(*rows)) if rows else [()] * 6
             self._senders = _Senders(lo=np.array(columns[0], float), hi=np.array(columns[1], float),
                                      cell=np.array(columns[2], np.int64), device=np.array(columns[3], np.int64),
@@ -181,10 +189,10 @@ class InterferenceMedium:
         return end if end > start_s else start_s + (length or 1.0)
 
     def _stop_sending(self, job: Job, now: float) -> None:
-        key = id(job)
-        if key in self.sending:
+        if job.job in self.sending:
             self._rerate_overlapping(job, now)
-            del self.sending[key], self.pieces[key], self.placed[key]
+            del self.sending[job.job]
+            job.pieces, job.placed_cell, job.placed_b_hz = [], -1, 0.0
             self._senders = None
 
     def _rerate_overlapping(self, job: Job, now: float) -> None:
@@ -208,7 +216,11 @@ class _Senders:
     cell: np.ndarray
     device: np.ndarray
     psd: np.ndarray  # the upload's power over its width, W/Hz
-    key: list[int]  # id() of its job
+    key: list[int]  # its job's number
+
+
+def _pieces(job: Job) -> Pieces:
+    return [(float(lo), float(hi)) for lo, hi in job.pieces]
 
 
 def _cut(job: Job, now: float) -> None:

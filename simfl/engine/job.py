@@ -115,6 +115,9 @@ class Job:
     start_cell: int = -1  # the cell at the job's start (-1: `cell`, set when the job is made)
     planned_b_hz: float = -1.0  # the sub-band its round plan gave it (-1: `b_hz`, set when the job is made)
     distance_m: float = math.nan  # to the base station it sends to, where `gain` was taken
+    pieces: list[list[float]] = field(default_factory=list)  # its sub-band [lo, hi) Hz while sending (interference)
+    placed_cell: int = -1  # the cell and width the sub-band was placed for (-1: none)
+    placed_b_hz: float = 0.0
     counted_j: float = 0.0  # energy already counted in rounds.csv rows (asynchronous modes)
     counted_bits: float = 0.0
 
