@@ -316,7 +316,8 @@ def test_each_fading_form_parses_to_its_component(fading, expected):
      "cells[0].path_loss.fading: unknown kind 'jakes'; allowed: clarke | {clarke: {min_doppler_hz}} | "
      "{gauss_markov: {rho}} | {gauss_markov: {rho, step_s}} | none | rayleigh | {rayleigh: {coherence_s}}"),
     ({"carrier_hz": 0}, "cells[0].carrier_hz: must be > 0, got 0"),
-    ({"carrier_hz": 1e13}, "cells[0].carrier_hz: must be in (0, 1e12] Hz, got 1e+13"),
+    ({"carrier_hz": 1e13}, "cells[0].carrier_hz: must be in [1e8, 3e11] Hz (100 MHz to 300 GHz), got 1e+13"),
+    ({"carrier_hz": 5e7}, "cells[0].carrier_hz: must be in [1e8, 3e11] Hz (100 MHz to 300 GHz), got 5e+07"),
     ({"carrier_hz": "2.4 GHz"}, "cells[0].carrier_hz: must be a number, got str '2.4 GHz'"),
 ])
 def test_bad_channel_fields_give_one_paragraph_naming_the_field(cell, expected):
