@@ -35,13 +35,13 @@ def rate(p, g, interference=0.0, b=B):
     return b * math.log2(1 + p * g / (b * N0 + interference))
 
 
-def two_cell_world(interference="co_channel", second_carrier=None, f=(1e9, 1.5e9)):
+def two_cell_world(interference="co_channel", second_carrier=None, f=(1e9, 1.5e9), allocator="lowest_free"):
     cells = [{"name": "a", "position_m": [0, 0], "radius_m": 600, "bandwidth_hz": B},
              {"name": "b", "position_m": [1000, 0], "radius_m": 600, "bandwidth_hz": B}]
     if second_carrier is not None:
         cells[1]["carrier_hz"] = second_carrier
     devices = [{"position_m": [x, 0], "f_max_hz": fx, "eps": 5e-27, "p_max_dbm": 20} for x, fx in zip((300, 700), f)]
-    raw = scenario_dict(cells=cells, devices=devices, network={"interference": interference})
+    raw = scenario_dict(cells=cells, devices=devices, network={"interference": interference, "allocator": allocator})
     return build_world(scenario_from_dict(raw), model_bits=S_BITS)
 
 
@@ -336,3 +336,29 @@ def test_an_asynchronous_run_with_interference_resumes_bit_for_bit_with_uploads_
     rest, _ = play(world, plan, second_trainer, rounds=12, state=restored)
     assert [(r, d) for r, d, _ in whole] == [(r, d) for r, d, _ in first + rest]
     assert any(d.interference_w > 0 for _, events, _ in whole for d in events)
+
+
+def test_an_allocator_is_one_registered_class_that_a_scenario_names():
+    from simfl.spectrum import ALLOCATORS, register_allocator
+
+    @register_allocator
+    class HighestFirst:
+        """Blocks from the top of the band down (what a policy-aware allocator would replace)."""
+
+        kind = "highest_first"
+
+        def place(self, band, held, b_hz, device):
+            top = min([band[1]] + [lo for pieces in held for lo, _ in pieces])
+            return [(top - b_hz, top)]
+
+    try:
+        world = two_cell_world(allocator="highest_first")
+        medium = InterferenceMedium(simpy.Environment(), world, Network(world, 1), seed=1)
+        job = Job(job=0, device=0, base_version=0, repeat=0, cell=0, gain=float(world.gain[0]), round_fading=1.0,
+                  f_hz=1e9, b_hz=B / 4, p_w=1e-3, rate_bps=math.nan, model_bits=S_BITS, computing_w=1.0,
+                  download_s=0.0, compute_s=0.0, battery_j=math.inf, online_until_s=math.inf, dispatch_s=0.0,
+                  deadline_s=100.0, phase=UPLOAD)
+        medium.chunk(job, 0.0)
+        assert job.pieces == [[2e9 + B / 4, 2e9 + B / 2]]  # the top quarter of [2 GHz - B/2, 2 GHz + B/2)
+    finally:
+        del ALLOCATORS["highest_first"]
