@@ -119,7 +119,7 @@ def fedscale_intervals(path: Path, horizon_s: float, devices: int | None = None,
         params = str(path) if mapping is None else {"file": str(path), "mapping": str(mapping)}
         spec = FedScaleTrace.from_config(params, "", fail, {"n_devices": n, "first_device": 0, "group_size": n})
     if spec is None:
-        raise SimflError("\n".join(problems) if len(problems) == 1 else
+        raise SimflError(problems[0] if len(problems) == 1 else
                          f"{len(problems)} problems\n" + "\n".join(f"  - {p}" for p in problems))
     return online_intervals([spec] * n, seed=0, until_s=horizon_s)
 
