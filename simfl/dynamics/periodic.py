@@ -13,6 +13,7 @@ start of the next period (t mod P is never P) and joins an interval there that s
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -44,7 +45,10 @@ class PeriodicSchedule:
         if self._online_throughout:
             return True, INF
         first = math.floor(Fraction(start_s) / Fraction(self.period_s))
-        ranges = self._ranges(first, first + _SEARCH_PERIODS)
+        # intervals ending before start_s mod P lie wholly before start_s: skip them
+        # (t % P is exact for t >= 0, so the comparison is too)
+        skip = bisect.bisect_left(self._ends, start_s % self.period_s)
+        ranges = self._ranges(first, skip, first + _SEARCH_PERIODS)
         for lo, hi in ranges:
             if hi > start_s:
                 break
@@ -58,17 +62,22 @@ class PeriodicSchedule:
             hi = next_hi
         return True, INF
 
-    def _ranges(self, first: int, last: int) -> Iterator[tuple[float, float]]:
+    def _ranges(self, first: int, skip: int, last: int) -> Iterator[tuple[float, float]]:
         """The float ranges [lo, hi) in which the device is online in periods `first` to
-        `last`, in order; ranges without a float left out."""
+        `last` (in the first, from interval `skip` on), in order; ranges without a float
+        left out."""
         p = Fraction(self.period_s)
         for n in range(first, last + 1):
             base = n * p
-            for a, b in self._exact:
+            for a, b in self._exact[skip if n == first else 0:]:
                 lo = _first_float_at_or_after(base + a)
                 hi = _first_float_after(base + b) if b < p else _first_float_at_or_after(base + p)
                 if lo < hi:
                     yield lo, hi
+
+    @cached_property
+    def _ends(self) -> tuple[float, ...]:
+        return tuple(b for _, b in self.intervals)
 
     @cached_property
     def _exact(self) -> tuple[tuple[Fraction, Fraction], ...]:
