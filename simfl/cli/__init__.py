@@ -15,6 +15,7 @@ import pandas as pd
 
 from simfl import fitcurve, numerics, runfolder
 from simfl.cli.generator import add_generator_commands
+from simfl.cli.trace import add_trace_commands
 from simfl.errors import SimflError
 from simfl.experiment import jsonable, make_plan, prepare, run_policy
 from simfl.optim.fimi import SOLVERS, plan_json
@@ -328,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sweep)
 
     add_generator_commands(sub)
+    add_trace_commands(sub)
     return parser
 
 

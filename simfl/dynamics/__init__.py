@@ -12,6 +12,6 @@ resumed run needs only the small state each runtime serialises.
 from simfl.dynamics.registry import AVAILABILITY, FADING, MOBILITY, parse_component, register
 # the built-in components, imported for their @register: every import of simfl.dynamics (or of
 # a module in it) fills the registries before anything parses a scenario
-from simfl.dynamics import availability, fading, mobility  # noqa: E402,F401  isort: skip
+from simfl.dynamics import availability, fading, fedscale, mobility  # noqa: E402,F401  isort: skip
 
 __all__ = ["AVAILABILITY", "FADING", "MOBILITY", "parse_component", "register"]

@@ -150,6 +150,13 @@ def read_trace(path: Path, n_devices: int, where: str, fail: Fail) -> tuple[tupl
     return tuple(tuple(s) for s in per) if ok else None
 
 
+def write_trace(rows: Sequence[tuple[int, float, float]], path: Path) -> None:
+    """Online intervals (device, start_s, end_s) as a trace file, every number written
+    so that `read_trace` gives back the same float (repr: shortest exact, inf as inf)."""
+    lines = ["device,start_s,end_s"] + [f"{int(d)},{float(a)!r},{float(b)!r}" for d, a, b in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 class AvailabilityTimeline:
     """Every device's current period, walked forward as time advances (monotone queries).
 

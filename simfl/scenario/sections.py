@@ -245,15 +245,19 @@ def _build_devices(node: Any, c: Checker, cell_names: set[str]) -> tuple[DeviceG
             battery_j=c.distribution(m, "battery_j", path, above=0, count=count, required=False),
             mobility=parse_component(MOBILITY, m.get("mobility"), join(path, "mobility"), c.fail, "static") or Static(),
         ))
-    # Availability last: a trace names devices by their index over all groups.
+    # Availability last: a trace names devices by their index over all groups, and a
+    # FedScale trace gives its clients to the group's own devices.
     n_devices = sum(g.count for g in groups)
+    first = 0
     for i, (group, item) in enumerate(zip(list(groups), groups_raw)):
         value = item.get("availability") if isinstance(item, dict) else None
         if value is not None:
             path = f"devices[{i}]" if isinstance(node, list) else "devices"
             spec = parse_component(AVAILABILITY, value, join(path, "availability"), c.fail, "always",
-                                   {"n_devices": n_devices, "base_dir": c.base_dir})
+                                   {"n_devices": n_devices, "base_dir": c.base_dir, "first_device": first,
+                                    "group_size": group.count})
             groups[i] = replace(group, availability=spec or AlwaysOn())
+        first += group.count
     return tuple(groups)
 
 
