@@ -301,11 +301,12 @@ class Job:
     def entry(self) -> dict[str, Any]:
         """The job's row of a round's log (what `dispatch.device_record` writes)."""
         sinr_db, interference_w = self.signal_quality()
-        return {"sinr_db": sinr_db, "interference_w": interference_w, "distance_m": self.distance_m, "download_start_s": self.dispatch_s, "compute_start_s": self.compute_start_s,
+        return {"download_start_s": self.dispatch_s, "compute_start_s": self.compute_start_s,
                 "compute_end_s": self.compute_end_s, "upload_start_s": self.compute_end_s,
                 "upload_end_s": self.end_s, "outcome": self.outcome, "rate_bps": self.mean_rate_bps,
                 "bits_sent": self.bits_sent(self.end_s), "sending_s": self.sending_s(self.end_s),
-                "handovers": self.handovers, "handover_s": self.first_handover_s, "paused_s": self.paused_s}
+                "handovers": self.handovers, "handover_s": self.first_handover_s, "paused_s": self.paused_s,
+                "sinr_db": sinr_db, "interference_w": interference_w, "distance_m": self.distance_m}
 
 
 def _db(x: float) -> float:
