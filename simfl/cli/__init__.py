@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from simfl import fitcurve, numerics, runfolder
+from simfl.cli.arguments import positive_int
 from simfl.cli.generator import add_generator_commands
 from simfl.cli.trace import add_trace_commands
 from simfl.errors import SimflError
@@ -42,16 +43,6 @@ def _policy_list(text: str | None) -> list[str] | None:
     if not names:
         raise SimflError(f"--policies {text!r}: names no policy; give a comma-separated list, e.g. --policies tfl,fimi")
     return names
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 1 <= value <= 10**9:
-        raise argparse.ArgumentTypeError(f"must be in [1, 1000000000], got {value}")
-    return value
 
 
 def _load(args: argparse.Namespace, path: str | None = None) -> Scenario:
@@ -167,7 +158,7 @@ def _compare_on_ray(args: argparse.Namespace, cluster: Cluster, scenario: Scenar
 
 
 def _ray_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
                         help="run the independent runs as tasks on a local Ray with N workers (one core each; "
                              "needs pip install 'simfl[ray]')")
     parser.add_argument("--ray-address", default=None, metavar="ADDR",
@@ -289,8 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario")
     p.add_argument("--out", default="runs/fit-curve", help="where to write the table, plot and constants")
     p.add_argument("--sizes", default=None, help="comma-separated subset sizes (default: 8 from 50 to public_samples)")
-    p.add_argument("--epochs", type=_positive_int, default=5, help="passes over each subset (at least --min-steps SGD steps)")
-    p.add_argument("--min-steps", type=_positive_int, default=300)
+    p.add_argument("--epochs", type=positive_int, default=5, help="passes over each subset (at least --min-steps SGD steps)")
+    p.add_argument("--min-steps", type=positive_int, default=300)
     p.add_argument("--zeta-from", default=None, metavar="RUN_DIR", help="estimate zeta from a run's rounds.csv via (3)/(4)")
     p.add_argument("--zeta-policy", default="tfl", help="which policy's rounds to use with --zeta-from")
     _scenario_options(p)

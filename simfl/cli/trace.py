@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from simfl import numerics
+from simfl.cli.arguments import positive_int
 from simfl.dynamics.availability import write_trace
 from simfl.dynamics.fedscale import fedscale_intervals
 from simfl.dynamics.registry import MAX_PERIOD_S
@@ -19,16 +20,6 @@ def _horizon(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
     if not (math.isfinite(value) and 0 < value <= MAX_PERIOD_S):
         raise argparse.ArgumentTypeError(f"must be in (0, {MAX_PERIOD_S:g}] s, got {text}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 1 <= value <= 10**9:
-        raise argparse.ArgumentTypeError(f"must be in [1, 1000000000], got {value}")
     return value
 
 
@@ -53,7 +44,7 @@ def add_trace_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--horizon-s", type=_horizon, required=True,
                    help="unroll the trace's periods up to this time: every online interval that starts before it")
     p.add_argument("--out", required=True, help="the CSV file to write")
-    p.add_argument("--devices", type=_count, default=None,
+    p.add_argument("--devices", type=positive_int, default=None,
                    help="devices 0..N-1 get the N smallest client ids (default: one device per client)")
     p.add_argument("--mapping", default=None, metavar="CSV",
                    help="which client each device gets: a CSV with header device,client (then give --devices)")
