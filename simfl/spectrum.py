@@ -118,17 +118,20 @@ def allocator(name: str) -> Allocator:
     """The registered allocator `name` (ValueError, naming the allowed ones, otherwise)."""
     cls = ALLOCATORS.get(name)
     if cls is None:
-        close = difflib.get_close_matches(name, ALLOCATORS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown allocator {name!r}{hint}; allowed: {', '.join(sorted(ALLOCATORS))}")
+        raise ValueError(_unknown(name))
     return cls()
 
 
 def check_allocator(name: Any, where: str, fail: Callable[[str, str], None]) -> None:
+    """A scenario's `network.allocator`: `fail(where, ...)` unless it names a registered allocator."""
     if not isinstance(name, str) or name not in ALLOCATORS:
-        close = difflib.get_close_matches(str(name), ALLOCATORS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        fail(where, f"unknown allocator {name!r}{hint}; allowed: {', '.join(sorted(ALLOCATORS))}")
+        fail(where, _unknown(name))
+
+
+def _unknown(name: Any) -> str:
+    close = difflib.get_close_matches(str(name), ALLOCATORS, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown allocator {name!r}{hint}; allowed: {', '.join(sorted(ALLOCATORS))}"
 
 
 def sinr(p_w: float, gain: np.ndarray, b_hz: float, n0_w_per_hz: float, interference_w: np.ndarray) -> np.ndarray:

@@ -414,9 +414,7 @@ def _build_network(m: dict, c: Checker) -> NetworkSettings:
     stronger, without a break); interference to none, the allocator to lowest_free."""
     c.unknown(m, {"handover", "channel_step_s", "interference", "allocator"}, "network")
     step = c.number(m, "channel_step_s", "network", None, above=0)
-    interference = m.get("interference", "none")
-    if interference not in INTERFERENCE_MODELS:
-        c.fail("network.interference", f"must be one of {' | '.join(INTERFERENCE_MODELS)}, got {interference!r}")
+    interference = c.choice(m, "interference", "network", INTERFERENCE_MODELS, "none")
     placer = m.get("allocator", "lowest_free")
     check_allocator(placer, "network.allocator", c.fail)
     p = "network.handover"
