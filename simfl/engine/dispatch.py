@@ -62,14 +62,13 @@ def downlink_time_s(world: World, view: RoundState, bits: np.ndarray) -> np.ndar
     cell has no modelled downlink. With co-channel interference, the other cells' downlinks
     add to the noise wherever their bands overlap this one's (`downlink_interference_w`)."""
     out = np.zeros(world.n_devices)
-    interference = (downlink_interference_w(world, view) if world.constants.interference != "none"
-                    else np.zeros(world.n_devices))
+    interference = downlink_interference_w(world, view) if world.constants.interference != "none" else None
     for c, link in enumerate(world.downlink):
         if link is None:
             continue
         members = view.cell_of == c
         band, power = link
-        if world.constants.interference != "none":
+        if interference is not None:
             rate = rate_bps(band, sinr(power, view.gain[members], band, float(world.noise_w_per_hz[c]),
                                        interference[members]))
         else:

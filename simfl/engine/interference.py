@@ -122,10 +122,10 @@ class InterferenceMedium:
             return total
         table = self._table()
         devices, weight = table.device[rows], table.psd[rows] * shared  # power spectral density over the overlap
-        moving = self.network.mobility.moving[devices]
+        mobility = self.network.mobility
+        moving = mobility.moving[devices]
         if moving.any():
             for device, w in zip(devices[moving].tolist(), weight[moving].tolist()):
-                mobility = self.network.mobility
                 position, walked = mobility.path(device, samples)
                 _, gain = serving_link(self.world, position, np.full(len(samples), cell), device,
                                        mobility.walk_speed_mps[device] * walked)
