@@ -25,11 +25,10 @@ sampling; the figures compare fading models, not generators.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
+from compare_runs import compare_into, run_totals
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = {"dynamic": ROOT / "scenarios" / "dynamic.yaml", "city": ROOT / "scenarios" / "city.yaml"}
@@ -50,24 +49,12 @@ def overrides(scenario: str, variant: str) -> list[str]:
 
 
 def run_variant(scenario: str, variant: str, policies: str, out: Path, extra: list[str]) -> Path:
-    folder = out / f"{scenario}-{variant}"
-    command = [sys.executable, "-m", "simfl", "compare", str(SCENARIOS[scenario]), "--policies", policies,
-               "--out", str(folder)]
-    if (folder / "manifest.json").exists() or any(folder.glob("*/manifest.json")):
-        command.append("--resume")
-    for field in [*overrides(scenario, variant), *extra]:
-        command += ["--set", field]
-    print(f"[{scenario}/{variant}] {' '.join(command[3:])}", file=sys.stderr, flush=True)
-    subprocess.run(command, check=True)
-    return folder
+    return compare_into(SCENARIOS[scenario], out / f"{scenario}-{variant}", policies,
+                        [*overrides(scenario, variant), *extra], f"{scenario}/{variant}")
 
 
 def rows(scenario: str, variant: str, folder: Path) -> pd.DataFrame:
-    rounds = pd.read_csv(folder / "rounds.csv")
-    summary = pd.read_csv(folder / "summary.csv")
-    per = rounds.groupby("policy").agg(selected=("selected", "sum"), stragglers=("stragglers", "sum"),
-                                       energy_j=("energy_j", "sum")).reset_index()
-    table = per.merge(summary, on="policy", how="left")
+    table = run_totals(folder)
     table.insert(0, "variant", variant)
     table.insert(0, "scenario", scenario)
     return table

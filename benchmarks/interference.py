@@ -23,12 +23,11 @@ the devices selected and cut at the deadline (stragglers), the run's energy, and
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from compare_runs import compare_into, run_totals
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "city-interference.yaml"
@@ -38,46 +37,31 @@ VARIANTS = {"off": ["network.interference=none"], "reuse1": [], "reuse3": ["cell
 ONLY = {"reuse1-outage": "fimi-online"}
 
 
-def run_variant(variant: str, policies: str, out: Path, extra: list[str]) -> Path:
-    folder = out / variant
-    command = [sys.executable, "-m", "simfl", "compare", str(SCENARIO), "--policies", ONLY.get(variant, policies),
-               "--out", str(folder)]
-    if (folder / "manifest.json").exists() or any(folder.glob("*/manifest.json")):
-        command.append("--resume")
-    for field in [*VARIANTS[variant], *extra]:
-        command += ["--set", field]
-    print(f"[{variant}] {' '.join(command[3:])}", file=sys.stderr, flush=True)
-    subprocess.run(command, check=True)
-    return folder
-
-
 def rate_ratios(events: pd.DataFrame, noise_w_per_hz: np.ndarray) -> pd.Series:
-    """Per upload that sent: its rate on noise alone over the rate it had."""
+    """Per upload that sent: its rate on noise alone (eq. (7)) over the rate it had."""
+    from simfl.radio import uplink_rate_bps
+
     sent = events[np.isfinite(events["sinr_db"]) & (events["rate_bps"] > 0)]
-    noise = noise_w_per_hz[sent["cell"].to_numpy()]
-    alone = sent["b_hz"] * np.log2(1.0 + sent["p_w"] * sent["gain"] / (sent["b_hz"] * noise))
-    return (alone / sent["rate_bps"]).rename("ratio")
+    alone = uplink_rate_bps(sent["b_hz"], sent["gain"], sent["p_w"], noise_w_per_hz[sent["cell"].to_numpy()])
+    return pd.Series(alone / sent["rate_bps"].to_numpy(), name="ratio")
 
 
 def rows(variant: str, folder: Path, noise_w_per_hz: np.ndarray) -> pd.DataFrame:
-    rounds = pd.read_csv(folder / "rounds.csv")
     events = pd.read_csv(folder / "events.csv")
-    summary = pd.read_csv(folder / "summary.csv")
-    per = rounds.groupby("policy").agg(selected=("selected", "sum"), stragglers=("stragglers", "sum"),
-                                       energy_j=("energy_j", "sum")).reset_index()
     quality = []
     for policy, jobs in events.groupby("policy"):
         ratio = rate_ratios(jobs, noise_w_per_hz)
         sinr = jobs["sinr_db"][np.isfinite(jobs["sinr_db"])]
         quality.append({"policy": policy, "ratio_median": ratio.median(), "ratio_p90": ratio.quantile(0.9),
                         "sinr_db_mean": sinr.mean()})
-    table = per.merge(pd.DataFrame(quality), on="policy").merge(summary, on="policy", how="left")
+    table = run_totals(folder).merge(pd.DataFrame(quality), on="policy")
     table.insert(0, "variant", variant)
     return table
 
 
 def main() -> None:
     from simfl.scenario import load_scenario
+    from simfl.units import dbm_to_w
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
@@ -86,8 +70,9 @@ def main() -> None:
     parser.add_argument("--set", dest="extra", action="append", default=[], metavar="FIELD=VALUE")
     args = parser.parse_args()
     scenario = load_scenario(SCENARIO)
-    noise = np.array([10 ** (c.noise_dbm_per_hz / 10) / 1000 for c in scenario.cells])
-    tables = [rows(v, run_variant(v, args.policies, args.out, args.extra), noise) for v in args.variants]
+    noise = np.array([dbm_to_w(c.noise_dbm_per_hz) for c in scenario.cells], dtype=float)
+    tables = [rows(v, compare_into(SCENARIO, args.out / v, ONLY.get(v, args.policies), [*VARIANTS[v], *args.extra], v),
+                   noise) for v in args.variants]
     table = pd.concat(tables, ignore_index=True)
     table.to_csv(args.out / "interference.csv", index=False)
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
