@@ -64,7 +64,9 @@ def composition_problem(data: type[Policy], training: type[Policy]) -> str | Non
 
 
 class Composed(Policy):
-    """A data-side policy and a training-side one, each instantiated, hooks routed."""
+    """A data-side policy and a training-side one, each instantiated, hooks routed. A
+    training side that `decides_participants` (a Flower strategy) also selects them,
+    and the round waits for devices as it does."""
 
     data_side: ClassVar[type[Policy]]
     training_side: ClassVar[type[Policy]]
@@ -79,10 +81,19 @@ class Composed(Policy):
         return self.data.plan(world, context)
 
     def select(self, state: RoundState, context: PlanContext) -> np.ndarray:
+        if self.training.decides_participants:  # a Flower strategy samples its own nodes
+            return self.training.select(state, context)
         return self.data.select(state, context)
 
     def plan_round(self, world: World, state: RoundState, context: PlanContext) -> RoundPlan:
-        return self.data.plan_round(world, state, context)
+        if not self.training.decides_participants:
+            return self.data.plan_round(world, state, context)
+        # the data side's resources for the participants the training side chose: its
+        # own per-round plan where it has one (fimi-online), else its static plan shared
+        # as for K of N; then the training side's local epochs
+        own = type(self.data).plan_round is not Policy.plan_round
+        base = self.data.plan_round(world, state, context) if own else self.training.shared_plan(world, state, context)
+        return self.training.with_local_epochs(base, world)
 
     def training_set(self, data: TrainingData) -> tuple[Any, Any]:
         return self.data.training_set(data)
@@ -112,6 +123,9 @@ class Composed(Policy):
         self.data.load_state_dict(state.get("data", {}))
         self.training.load_state_dict(state.get("training", {}))
 
+    def round_metrics(self) -> dict[str, float]:
+        return {**self.data.round_metrics(), **self.training.round_metrics()}
+
     def tensor_state(self) -> dict[str, Any]:
         return {"data": self.data.tensor_state(), "training": self.training.tensor_state()}
 
@@ -130,6 +144,7 @@ def compose(data: type[Policy], training: type[Policy]) -> type[Policy]:
     label = f"{data.__name__}With{training.__name__}"
     return type(label, (Composed,), {"name": f"{data.name}{SEPARATOR}{training.name}", "data_side": data,
                                      "training_side": training, "uplink_models": training.uplink_models,
+                                     "waits_for_devices": training.waits_for_devices,
                                      "__module__": __name__, "__qualname__": label,
                                      "__doc__": f"{data.name}'s data side with {training.name}'s training side."})
 

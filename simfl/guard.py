@@ -114,6 +114,9 @@ class GuardedHooks:
     def configure(self, scenario: Any) -> Any:
         return call(self.policy, "configure", scenario)
 
+    def round_metrics(self) -> Any:
+        return call(self.policy, "round_metrics", expect=dict)
+
     def tensor_state(self) -> Any:
         return call(self.policy, "tensor_state", expect=dict)
 
@@ -138,10 +141,10 @@ def _guarded(who: str, cls: type, method: str, fn: Any, *args: Any) -> Any:
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001 (anything a user's code raises is reported, not a traceback)
-        raise PolicyError(f"{who}: {method} raised {type(exc).__name__}: {exc}{_where(exc, cls)}") from None
+        raise PolicyError(f"{who}: {method} raised {type(exc).__name__}: {exc}{where(exc, cls)}") from None
 
 
-def _where(exc: BaseException, cls: type) -> str:
+def where(exc: BaseException, cls: type) -> str:
     """` (at file.py line 12)`: the last frame of the traceback in the policy's own file."""
     source = origin(cls)
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == source]
@@ -157,4 +160,4 @@ def _what(value: Any) -> str:
     return "None" if value is None else f"a {type(value).__name__} {text}"
 
 
-__all__ = ["NAME_PATTERN", "GuardedHooks", "call", "check_class", "check_result", "describe", "instantiate", "origin"]
+__all__ = ["NAME_PATTERN", "GuardedHooks", "call", "check_class", "check_result", "describe", "instantiate", "origin", "where"]

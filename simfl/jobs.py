@@ -59,11 +59,12 @@ class DeviceCosts(RoundTotals):
     rate_bps: np.ndarray
 
 
-def device_costs(tau: float, omega_cycles: float, model_bits: float, eps: ArrayLike, d_mix: ArrayLike,
+def device_costs(tau: ArrayLike, omega_cycles: float, model_bits: float, eps: ArrayLike, d_mix: ArrayLike,
                  f_hz: ArrayLike, b_hz: ArrayLike, p_w: ArrayLike, gain: ArrayLike,
                  noise_w_per_hz: ArrayLike) -> DeviceCosts:
     """Each device's round: computing D_mix = D_loc + D_gen samples tau times at f
-    (eqs. 5-6), then sending S bits on its sub-band b at power P over gain g (eqs. 7-9)."""
+    (eqs. 5-6), then sending S bits on its sub-band b at power P over gain g (eqs. 7-9).
+    `tau`: the local epochs, one for all or one per device."""
     rate = uplink_rate_bps(b_hz, gain, p_w, noise_w_per_hz)
     return DeviceCosts(
         t_cmp_s=compute_latency_s(tau, omega_cycles, d_mix, f_hz),

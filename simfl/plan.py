@@ -51,6 +51,10 @@ class RoundPlan:
     f_hz: np.ndarray  # (I,)
     b_hz: np.ndarray  # (I,)
     p_w: np.ndarray  # (I,)
+    # Local epochs per device this round, where a policy sets them per round (a Flower
+    # strategy's `local-epochs`); None: the task's tau for everyone. Computation time and
+    # energy (eqs. 5-6) scale with it.
+    epochs: np.ndarray | None = None
 
     @staticmethod
     def fitted(world: World, plan: Plan, cell_of: np.ndarray, selected: np.ndarray,

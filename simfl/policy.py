@@ -60,6 +60,7 @@ class PlanContext:
     plan: Plan | None = None
     participants_per_round: int | None = None
     world: World | None = None  # in the round hooks: the world of the run (its limits)
+    server: Any = None  # in the round hooks: the run's Server (simfl.learning.protocol), its global model
 
     @property
     def cross_entropy(self) -> CrossEntropy:
@@ -93,12 +94,17 @@ class Policy(ABC):
         Model-sized tensors a device uploads per update (1: its model; SCAFFOLD: 2).
     settings:
         The fields the policy reads from `policy_settings.<name>` in the scenario.
+    waits_for_devices:
+        When `select` returns nobody, the server waits for the next device to come
+        online and asks again, instead of playing a round without participants (a
+        Flower strategy that needs more nodes than are available: Flower waits too).
     """
 
     name: ClassVar[str]
     aggregation_mode: ClassVar[str | None] = None
     uplink_models: ClassVar[int] = 1
     settings: ClassVar[tuple[Setting, ...]] = ()
+    waits_for_devices: ClassVar[bool] = False
 
     def configure(self, scenario: Scenario) -> None:
         """Take the policy's `settings` from the scenario's `policy_settings.<name>`
@@ -158,6 +164,12 @@ class Policy(ABC):
         """How `client`'s local SGD differs from plain SGD in the job being dispatched
         (a picklable `LocalRule`), or None: plain SGD (the default)."""
         return None
+
+    def round_metrics(self) -> dict[str, float]:
+        """Numbers the policy reports about the round just aggregated (a Flower
+        strategy's aggregated train and evaluate MetricRecords), written to the run
+        folder's metrics.csv as (policy, round, metric, value) rows. Default: none."""
+        return {}
 
     def tensor_state(self) -> dict[str, Any]:
         """What the policy remembers that is tensors (server momentum, Adam moments,

@@ -10,7 +10,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from simfl import runfolder
-from simfl.runfolder import EVENTS_FILE, ROUNDS_FILE, SIMILARITY_FILE  # named once, in the run folder's tables
+from simfl.runfolder import EVENTS_FILE, METRICS_FILE, ROUNDS_FILE, SIMILARITY_FILE  # named once, in the run folder's tables
 
 AVAILABILITY_FILE = "availability.csv"  # online intervals of every device (device,start_s,end_s)
 
@@ -37,12 +37,16 @@ class RunRecorder:
         self.out_dir = Path(out_dir)
         self.rounds = CsvAppender(self.out_dir / ROUNDS_FILE)
         self.events = CsvAppender(self.out_dir / EVENTS_FILE)
+        self.metrics = CsvAppender(self.out_dir / METRICS_FILE)
         events = runfolder.read_table(self.out_dir, EVENTS_FILE)
         self.events_rows = int((events["policy"] == policy).sum()) if not events.empty else 0
 
-    def __call__(self, record: Any, devices: list[Any]) -> None:
+    def __call__(self, record: Any, devices: list[Any], metrics: dict[str, float] | None = None) -> None:
         # events first: a round is only "finished" once its rounds.csv row exists; the
         # manifest notes the events in between, so a resume can tell lost rows from a crash
+        if metrics:
+            self.metrics.append({"policy": self.policy, "round": record.round, "metric": name, "value": float(value)}
+                                for name, value in metrics.items())
         self.events.append({"policy": self.policy, **asdict(d)} for d in devices)
         self.events_rows += len(devices)
         runfolder.record_round(self.out_dir, self.policy, record.round, self.events_rows)

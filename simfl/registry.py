@@ -1,5 +1,6 @@
 """Finding policies by name (Gymnasium-style registry): a module in `policies/`, a
-`module.path:Class` string, or an installed package's `simfl.policies` entry point; and
+`module.path:Class` string, or an installed package's `simfl.policies` entry point;
+`flower:Strategy` or `flower:file.py:Class`, a Flower strategy (simfl.flower); and
 `a+b`, the data side of a with the training side of b (simfl.compose).
 
 `check_policies` checks what a scenario says about policies (the names it lists, each
@@ -27,10 +28,12 @@ from simfl import guard
 from simfl.aggregation import MODES
 from simfl.compose import compose, split
 from simfl.errors import PolicyNotFound
+from simfl.flower.references import is_flower, reference_problem
 import simfl.policies as package
 from simfl.policy import Policy
 from simfl.policy_settings import check_settings
 from simfl.scenario.checks import Checker, join
+from simfl.user_code import import_target
 
 if TYPE_CHECKING:
     from simfl.scenario import Scenario
@@ -118,6 +121,8 @@ def name_problem(name: str) -> str | None:
         return str(exc)
     if parts is not None:
         return next((problem for problem in map(name_problem, parts) if problem), None)
+    if is_flower(name):
+        return reference_problem(name)
     if ":" in name:
         target, _, attr = name.rpartition(":")
         if target.endswith(".py") or "/" in target:
@@ -189,6 +194,10 @@ def resolve(reference: str) -> type[Policy]:
     parts = split(reference)
     if parts is not None:
         return compose(resolve(parts[0]), resolve(parts[1]))
+    if is_flower(reference):
+        from simfl.flower.adapter import flower_policy  # deferred: Flower loads only for a Flower strategy
+
+        return flower_policy(reference)
     if ":" in reference:
         return _from_path(reference)
     policies = builtin_policies()
@@ -219,44 +228,9 @@ def _from_path(reference: str) -> type[Policy]:
     target, _, attr = reference.rpartition(":")
     if not target or not attr:
         raise PolicyNotFound(f"policy {reference!r}: give module.path:Class or path/to/file.py:Class")
-    module_name = None
-    try:
-        if target.endswith(".py") or "/" in target:
-            path = Path(target)
-            if not path.is_file():
-                raise PolicyNotFound(f"policy {reference!r}: no file {target}")
-            module_name = f"simfl_user_policy_{abs(hash(str(path.resolve())))}"
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            if spec is None or spec.loader is None:
-                raise PolicyNotFound(f"policy {reference!r}: {target} is not a Python file")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module
-            spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(target)
-    except PolicyNotFound:
-        raise
-    except SyntaxError as exc:
-        _forget(module_name)
-        raise PolicyNotFound(f"policy {reference!r}: syntax error in {exc.filename or target} line {exc.lineno}: "
-                             f"{exc.msg}") from None
-    except ImportError as exc:
-        _forget(module_name)
-        raise PolicyNotFound(f"policy {reference!r}: cannot import {target} ({exc})") from None
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # noqa: BLE001 (a user's module may raise anything, or sys.exit, on import)
-        _forget(module_name)
-        what = f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else f"raised {type(exc).__name__}: {exc}"
-        raise PolicyNotFound(f"policy {reference!r}: importing {target} {what}") from None
+    module = import_target(target, f"policy {reference!r}")
     cls = getattr(module, attr, None)
     if not (inspect.isclass(cls) and issubclass(cls, Policy)):
         raise PolicyNotFound(f"policy {reference!r}: {target} has no Policy subclass named {attr!r}")
     guard.check_class(cls, reference)
     return cls
-
-
-def _forget(module_name: str | None) -> None:
-    """Drop a half-imported user module, so a fixed file is imported afresh."""
-    if module_name:
-        sys.modules.pop(module_name, None)

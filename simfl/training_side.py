@@ -34,6 +34,9 @@ class TrainingAlgorithm(Policy):
     """
 
     synchronous_only: ClassVar[bool] = True
+    # the training side also chooses who trains (`select`), sets the local epochs of the
+    # round plan and waits for devices (a Flower strategy; simfl.compose routes it)
+    decides_participants: ClassVar[bool] = False
 
     def __init__(self) -> None:
         # each setting's default until `configure` reads the scenario's value

@@ -108,7 +108,8 @@ def make_jobs(world: World, plan: Plan | None, round_plan: RoundPlan, view: Roun
     and cut at `deadline_s`, numbered from `first_job`."""
     assert plan is not None
     k = world.constants
-    costs = device_costs(k.tau, k.omega_cycles, k.model_bits, world.eps, world.d_loc + plan.d_gen, round_plan.f_hz,
+    tau = k.tau if round_plan.epochs is None else np.asarray(round_plan.epochs, dtype=float)
+    costs = device_costs(tau, k.omega_cycles, k.model_bits, world.eps, world.d_loc + plan.d_gen, round_plan.f_hz,
                          round_plan.b_hz, round_plan.p_w, view.gain, world.noise_w_per_hz[view.cell_of])
     t_dl = downlink_time_s(world, view, np.full(world.n_devices, k.model_bits)) if any(world.downlink) else np.zeros(world.n_devices)
     computing_w = computing_power_w(world.eps, round_plan.f_hz)

@@ -39,7 +39,8 @@ def run(world: World, plan: Plan, trainer: Trainer, rounds: int, seed: int,
     check_plan(world, plan)
     policy = policy or FixedPlan(plan)
     context = replace(context or PlanContext(scenario=None, rng=rng(seed, "policy")), seed=seed, plan=plan,
-                      participants_per_round=world.constants.participants_per_round, world=world)
+                      participants_per_round=world.constants.participants_per_round, world=world,
+                      server=trainer)
     network = Network(world, seed)
     if state.network:
         network.load_state_dict(state.network)

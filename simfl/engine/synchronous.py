@@ -52,6 +52,14 @@ def server_process(env: simpy.Environment, world: World, network: Network, polic
             yield at(env, wake)
             continue
         selected = checked_selection(policy.select(view, context), view)
+        if not selected.size and getattr(policy, "waits_for_devices", False):
+            # the policy waits for more devices (a Flower strategy short of its minimum):
+            # no round is played until the next device comes online
+            wake = network.next_online_s()
+            if not math.isfinite(wake):
+                break
+            yield at(env, wake)
+            continue
         view = replace(view, selected=selected, aggregation=k.aggregation)
         round_plan = policy.plan_round(world, view, context)
         check_round_plan(world, round_plan, view.cell_of, selected)

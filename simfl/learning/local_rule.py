@@ -25,7 +25,13 @@ if TYPE_CHECKING:
 class LocalRule:
     """The identity rule: plain SGD, nothing returned besides the params. Subclasses
     override what they change. `direction` runs inside ``torch.no_grad``, the other
-    hooks outside any autograd graph."""
+    hooks outside any autograd graph.
+
+    `learning_rate` and `local_epochs`, where set, replace the task's for this job (a
+    Flower strategy's `lr` and `local-epochs`); None keeps the task's."""
+
+    learning_rate: float | None = None
+    local_epochs: int | None = None
 
     def start(self, params: Sequence[torch.Tensor]) -> None:
         """Called once per job with the model's parameters holding the base model, before

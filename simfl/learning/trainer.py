@@ -33,6 +33,7 @@ participates, however many workers train them, and across a resume from a checkp
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -298,6 +299,29 @@ class TorchTrainer:
         finally:
             model.train()
 
+    def evaluate_local(self, params: Sequence[torch.Tensor], devices: Sequence[int]) -> list[tuple[float, float, int]]:
+        """The model ``params`` on each device's own local data (its real images, not
+        its synthetic ones): mean cross-entropy, accuracy and samples, in the order given
+        (federated evaluation). A device without local data gives (nan, nan, 0)."""
+        out: list[tuple[float, float, int]] = []
+        with intra_op_threads(self.threads):
+            self._load(list(params))
+            self.model.eval()
+            try:
+                with torch.no_grad():
+                    for device in devices:
+                        idx = self._indices[int(device)]
+                        if not len(idx):
+                            out.append((math.nan, math.nan, 0))
+                            continue
+                        y = torch.from_numpy(self.dataset.train_labels[idx].astype(np.int64))
+                        logits = self.model(self._to_tensor(self.dataset.train_images[idx])).float()
+                        out.append((float(F.cross_entropy(logits, y)), float((logits.argmax(dim=1) == y).double().mean()),
+                                    len(y)))
+            finally:
+                self.model.train()
+        return out
+
     def global_state(self) -> dict[str, torch.Tensor]:
         """A copy of the global model's parameters, by name."""
         names = [name for name, _ in self.model.named_parameters()]
@@ -407,8 +431,14 @@ class TorchTrainer:
             return self._local_sgd(x, y, gen), {}
         rule.start(self._params)
         loss = self._local_sgd(x, y, gen, rule)
-        steps = local_steps(len(y), self.task.batch_size, self.task.local_epochs)
-        return loss, rule.finish(self._params, steps, self.task.learning_rate)
+        lr, epochs = self._step_and_epochs(rule)
+        return loss, rule.finish(self._params, local_steps(len(y), self.task.batch_size, epochs), lr)
+
+    def _step_and_epochs(self, rule: LocalRule | None) -> tuple[float, int]:
+        """The learning rate and local epochs of a job: its rule's where it sets them, else the task's."""
+        lr = self.task.learning_rate if rule is None or rule.learning_rate is None else float(rule.learning_rate)
+        epochs = self.task.local_epochs if rule is None or rule.local_epochs is None else int(rule.local_epochs)
+        return lr, epochs
 
     def _ensure_pool(self) -> Any:
         if self._pool is None:
@@ -434,11 +464,11 @@ class TorchTrainer:
         """tau epochs of plain mini-batch SGD on (x, y), in place on ``self.model``, each
         step along the gradient or, with a ``rule``, along ``rule.direction`` of it;
         returns the mean cross-entropy over the last epoch's samples (as trained)."""
-        lr, bs = self.task.learning_rate, self.task.batch_size
+        (lr, epochs), bs = self._step_and_epochs(rule), self.task.batch_size
         params, model = self._params, self.model
         n = len(y)
         loss_sum = torch.zeros(())
-        for _ in range(self.task.local_epochs):
+        for _ in range(epochs):
             loss_sum = torch.zeros(())
             perm = torch.randperm(n, generator=gen)
             xs, ys = x[perm], y[perm]  # one gather per epoch; batches are then contiguous slices

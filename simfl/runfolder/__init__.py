@@ -28,10 +28,10 @@ from simfl.runfolder.folder import (Opening, check_run, commit, inspect_folder, 
 from simfl.runfolder.locks import LOCK_FILE, claim, release, release_all
 from simfl.runfolder.manifest import (MANIFEST_FILE, check_manifest, ended, fingerprint, manifest_for, mark_ended,
                                       read_manifest, record_round)
-from simfl.runfolder.tables import (CSV_FILES, EVENTS_FILE, ROUNDS_FILE, SIMILARITY_FILE, TornLine, append_rows,
+from simfl.runfolder.tables import (CSV_FILES, EVENTS_FILE, METRICS_FILE, ROUNDS_FILE, SIMILARITY_FILE, TornLine, append_rows,
                                     check_csv, read_csv, repair_torn_line, truncate_events, write_csv_atomically)
 
-__all__ = ["CHECKPOINTS_DIR", "CSV_FILES", "EVENTS_FILE", "LOCK_FILE", "MANIFEST_FILE", "Opening", "ROUNDS_FILE",
+__all__ = ["CHECKPOINTS_DIR", "CSV_FILES", "EVENTS_FILE", "LOCK_FILE", "MANIFEST_FILE", "METRICS_FILE", "Opening", "ROUNDS_FILE",
            "RunFolderError", "SIMILARITY_FILE", "TornLine", "adopt_run", "append_rows", "check_csv", "check_manifest",
            "check_run", "claim", "commit", "ended", "fingerprint", "inspect_folder", "load_checkpoint", "make_dir",
            "manifest_for", "mark_ended", "open_folder", "open_run", "read_csv", "read_manifest", "read_table",

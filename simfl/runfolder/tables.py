@@ -1,4 +1,4 @@
-"""The CSV files of a run folder (rounds.csv, events.csv, similarity.csv): appended so that
+"""The CSV files of a run folder (rounds.csv, events.csv, similarity.csv, metrics.csv): appended so that
 a crash tears at most the last line, read back only when every value is what simfl
 writes, and replaced in one step.
 
@@ -24,12 +24,13 @@ from simfl.files import write_atomically
 ROUNDS_FILE = "rounds.csv"
 EVENTS_FILE = "events.csv"
 SIMILARITY_FILE = "similarity.csv"
-CSV_FILES = (ROUNDS_FILE, EVENTS_FILE, SIMILARITY_FILE)
+METRICS_FILE = "metrics.csv"  # what a policy reports per round besides simfl's columns (a Flower strategy's metrics)
+CSV_FILES = (ROUNDS_FILE, EVENTS_FILE, SIMILARITY_FILE, METRICS_FILE)
 
 # The columns of the results files that hold text or True/False (the str and bool fields
 # of simfl.engine's RoundRecord and DeviceRecord, and the policy's name); every other
 # column is a number.
-TEXT_COLUMNS = frozenset({"policy", "outcome"})
+TEXT_COLUMNS = frozenset({"policy", "outcome", "metric"})
 FLAG_COLUMNS = frozenset({"straggler"})
 
 _DAMAGED = ("the file is damaged (edited, or written by something other than simfl). Restore it from a copy, "
@@ -186,16 +187,18 @@ def append_table(source: Path, target: Path) -> None:
 
 
 def truncate_events(out_dir: Path, policy: str, keep_rounds: int) -> None:
-    """Drop event rows of `policy` from rounds >= keep_rounds (left by an interrupted round)."""
-    path = Path(out_dir) / EVENTS_FILE
-    events = read_csv(path)
-    if events.empty:
-        return
-    stale = (events["policy"] == policy) & (events["round"] >= keep_rounds)
-    if stale.any():
-        write_csv_atomically(path, events[~stale])
+    """Drop the event and metric rows of `policy` from rounds >= keep_rounds (left by an
+    interrupted round)."""
+    for name in (EVENTS_FILE, METRICS_FILE):
+        path = Path(out_dir) / name
+        rows = read_csv(path)
+        if rows.empty:
+            continue
+        stale = (rows["policy"] == policy) & (rows["round"] >= keep_rounds)
+        if stale.any():
+            write_csv_atomically(path, rows[~stale])
 
 
-__all__ = ["CSV_FILES", "EVENTS_FILE", "FLAG_COLUMNS", "ROUNDS_FILE", "SIMILARITY_FILE", "TEXT_COLUMNS", "TornLine",
+__all__ = ["CSV_FILES", "EVENTS_FILE", "FLAG_COLUMNS", "METRICS_FILE", "ROUNDS_FILE", "SIMILARITY_FILE", "TEXT_COLUMNS", "TornLine",
            "append_rows", "append_table", "check_csv", "read_csv", "repair_torn_line", "torn_bytes", "truncate_events",
            "write_csv_atomically"]

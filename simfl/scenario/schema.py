@@ -194,6 +194,11 @@ class Scenario:
     policy_settings: dict[str, dict[str, float]] = field(default_factory=dict)
     network: NetworkSettings = NetworkSettings()
     server: Server = field(default_factory=Server)
+    # Flower strategy class name -> its constructor's arguments (numbers, strings,
+    # booleans) and the reserved train_config, evaluate_config (ConfigRecords) and
+    # evaluate_fn ("file.py:function"); whether they fit the strategy is checked when it
+    # is built (simfl.flower)
+    flower: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def n_devices(self) -> int:

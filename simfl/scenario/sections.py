@@ -36,7 +36,9 @@ from simfl.scenario.schema import (Cell, DeviceGroup, Distribution, Downlink, Ge
                                    Optimisation, PathLoss, Scenario, Server, Task)
 
 SECTIONS = {"name", "description", "seed", "cells", "devices", "task", "optimisation", "generator", "policies",
-            "aggregation", "policy_settings", "network", "server"}
+            "aggregation", "policy_settings", "network", "server", "flower"}
+# keys under `flower.<Strategy>` that are simfl's, not the strategy constructor's
+FLOWER_RESERVED = ("train_config", "evaluate_config", "evaluate_fn")
 
 
 def build_scenario(raw: dict, c: Checker, source: str) -> Scenario:
@@ -61,9 +63,11 @@ def build_scenario(raw: dict, c: Checker, source: str) -> Scenario:
     settings = _build_policy_settings(c.mapping(raw.get("policy_settings"), "policy_settings"), c)
     network = _build_network(c.mapping(raw.get("network"), "network"), c)
     server = _build_server(c.mapping(raw.get("server"), "server"), c)
+    flower = _build_flower(c.mapping(raw.get("flower"), "flower"), c)
     return Scenario(name=name, source=source, seed=seed, cells=cells, devices=devices, task=task,
                     optimisation=optimisation, generator=generator, policies=policies, raw=raw,
-                    aggregation=aggregation, policy_settings=settings, network=network, server=server)
+                    aggregation=aggregation, policy_settings=settings, network=network, server=server,
+                    flower=flower)
 
 
 CELL_FIELDS = {"name", "position_m", "radius_m", "bandwidth_hz", "noise_dbm_per_hz", "path_loss", "downlink",
@@ -457,4 +461,45 @@ def _build_policy_settings(m: dict, c: Checker) -> dict[str, dict[str, float]]:
     return out
 
 
-__all__ = ["SECTIONS", "build_scenario"]
+def _build_flower(m: dict, c: Checker) -> dict[str, dict[str, Any]]:
+    """`flower: {<Strategy>: {<argument>: number | string | boolean, train_config: {...},
+    evaluate_config: {...}, evaluate_fn: file.py:function}}`: the arguments of a Flower
+    strategy's constructor (`policy_settings` takes numbers only; Flower's take strings
+    and booleans too) and the ConfigRecords simfl hands its configure_train and
+    configure_evaluate. Whether the arguments fit the strategy is checked when it is
+    built, before anything trains (simfl.flower)."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in m.items():
+        where = join("flower", str(key))
+        if not isinstance(key, str) or not key.isidentifier():
+            c.fail(where, "settings go under the strategy's class name, e.g. flower: {FedAdam: {eta: 0.01}}")
+            continue
+        given = c.mapping(value, where)
+        arguments: dict[str, Any] = {}
+        for field_name, item in given.items():
+            path = join(where, str(field_name))
+            if field_name in ("train_config", "evaluate_config"):
+                record = c.mapping(item, path)
+                bad = [k for k, v in record.items() if not _flower_scalar(v)]
+                if bad:
+                    c.fail(join(path, str(bad[0])), "a ConfigRecord value is a number, a string or a boolean; "
+                           f"got {describe(record[bad[0]])}")
+                arguments[field_name] = dict(record)
+            elif field_name == "evaluate_fn":
+                if not isinstance(item, str) or ":" not in item:
+                    c.fail(path, f"give path/to/file.py:function (Flower's evaluate_fn(server_round, arrays)); "
+                                 f"got {describe(item)}")
+                arguments[field_name] = item
+            elif _flower_scalar(item):
+                arguments[str(field_name)] = item
+            else:
+                c.fail(path, f"a strategy argument is a number, a string or a boolean; got {describe(item)}")
+        out[key] = arguments
+    return out
+
+
+def _flower_scalar(value: Any) -> bool:
+    return isinstance(value, (bool, int, float, str)) and not (isinstance(value, float) and value != value)
+
+
+__all__ = ["FLOWER_RESERVED", "SECTIONS", "build_scenario"]
