@@ -210,7 +210,8 @@ def _train(setup: Setup, world: World, policy: Policy, out_dir: Path, plan: Plan
         if isinstance(synthetic, LazySynthesis):
             saved[SYNTHESIS_KEY] = list(synthetic.order)
         runfolder.save_checkpoint(saved, round_checkpoint(out_dir, policy.name, record.round))  # atomic, with its sum
-        recorder(record, devices, hooks.round_metrics())
+        recorder.record_metrics(record.round, hooks.round_metrics())
+        recorder(record, devices)
         round_checkpoint(out_dir, policy.name, record.round - 1).unlink(missing_ok=True)
         if show is not None:
             show(record)

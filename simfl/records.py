@@ -30,7 +30,7 @@ class CsvAppender:
 
 
 class RunRecorder:
-    """Writes rounds.csv and events.csv of one (policy, run) as rounds finish."""
+    """Writes rounds.csv, events.csv and metrics.csv of one (policy, run) as rounds finish."""
 
     def __init__(self, out_dir: Path, policy: str) -> None:
         self.policy = policy
@@ -41,12 +41,15 @@ class RunRecorder:
         events = runfolder.read_table(self.out_dir, EVENTS_FILE)
         self.events_rows = int((events["policy"] == policy).sum()) if not events.empty else 0
 
-    def __call__(self, record: Any, devices: list[Any], metrics: dict[str, float] | None = None) -> None:
+    def record_metrics(self, round_index: int, metrics: dict[str, float]) -> None:
+        """metrics.csv rows of what the policy reported about a round (before its rounds.csv
+        row: a finished round has its metrics on disk)."""
+        self.metrics.append({"policy": self.policy, "round": round_index, "metric": name, "value": float(value)}
+                            for name, value in metrics.items())
+
+    def __call__(self, record: Any, devices: list[Any]) -> None:
         # events first: a round is only "finished" once its rounds.csv row exists; the
         # manifest notes the events in between, so a resume can tell lost rows from a crash
-        if metrics:
-            self.metrics.append({"policy": self.policy, "round": record.round, "metric": name, "value": float(value)}
-                                for name, value in metrics.items())
         self.events.append({"policy": self.policy, **asdict(d)} for d in devices)
         self.events_rows += len(devices)
         runfolder.record_round(self.out_dir, self.policy, record.round, self.events_rows)

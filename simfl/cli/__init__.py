@@ -124,7 +124,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.seeds:
         print(f"\nwrote {out}/summary.csv (over seeds), seeds.csv, accuracy.png and one comparison per seed in {out}/seed-*")
     else:
-        print(f"\nwrote {out}/summary.csv, rounds.csv, events.csv and the figures")
+        metrics = ", metrics.csv" if (Path(out) / "metrics.csv").exists() else ""
+        print(f"\nwrote {out}/summary.csv, rounds.csv, events.csv{metrics} and the figures")
     return 0
 
 

@@ -49,9 +49,12 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+from flwr.app import ConfigRecord
 
 from simfl import guard
 from simfl.errors import PolicyError, ScenarioError
+from simfl.flower.messages import (SimulatedGrid, TooFewNodes, arrays_of, config_of, ensure_identity, error_reply,
+                                   evaluation_reply, from_array_record, never_waiting, to_array_record, update_reply)
 from simfl.flower.references import policy_name, split_reference, strategy_class
 from simfl.plan import RoundPlan, shared_among_selected
 from simfl.policies.fedprox import ProximalRule
@@ -120,8 +123,6 @@ class FlowerStrategy(TrainingAlgorithm, Tfl):
         self._evaluate_fn = None if evaluate_fn is None else _function(evaluate_fn, scenario.source, label)
         self._seed, self._task_epochs = scenario.seed, scenario.task.local_epochs
         logging.getLogger("flwr").setLevel(logging.WARNING)  # Flower logs every sampling at INFO
-        from simfl.flower.messages import ensure_identity  # deferred: Flower loads only when a run builds a strategy
-
         ensure_identity()
         self.strategy = self._build(arguments, scenario.source)
         needed = int(getattr(self.strategy, "min_available_nodes", 0) or 0)
@@ -145,11 +146,8 @@ class FlowerStrategy(TrainingAlgorithm, Tfl):
 
     # --- who trains, and how ----------------------------------------------------------------
     def select(self, state: RoundState, context: PlanContext) -> np.ndarray:
-        from simfl.flower.messages import SimulatedGrid, TooFewNodes, arrays_of, config_of, never_waiting
-        from flwr.app import ConfigRecord
-
         names, params = _model(context.server)
-        arrays = _array_record(params, names)
+        arrays = to_array_record(params, names)
         grid = SimulatedGrid(state.available)
         try:
             with never_waiting(), self._seeded(state.round, 0):
@@ -189,8 +187,6 @@ class FlowerStrategy(TrainingAlgorithm, Tfl):
         epochs = np.full(world.n_devices, float(self._task_epochs))
         changed = False
         for device, message in self._instructions.items():
-            from simfl.flower.messages import config_of
-
             _, wanted, _ = _local_settings(config_of(message), self._problem)
             if wanted is not None and wanted != self._task_epochs:
                 epochs[device], changed = float(wanted), True
@@ -202,8 +198,6 @@ class FlowerStrategy(TrainingAlgorithm, Tfl):
         return self.with_local_epochs(self.shared_plan(world, state, context), world)
 
     def local_rule(self, client: int) -> LocalRule | None:
-        from simfl.flower.messages import config_of
-
         message = self._instructions.get(client)
         if message is None:
             return None
@@ -214,8 +208,6 @@ class FlowerStrategy(TrainingAlgorithm, Tfl):
 
     # --- the new global model --------------------------------------------------------------
     def aggregate(self, updates: Sequence[LocalUpdate], server: Server, state: RoundState) -> Any:
-        from simfl.flower.messages import error_reply, from_array_record, update_reply
-
         names, params = _model(server)
         delivered = {u.client: u for u in updates}
         replies = []
@@ -243,18 +235,15 @@ class FlowerStrategy(TrainingAlgorithm, Tfl):
         model = new if new is not None else params
         self._federated_evaluation(server, state, model, names)
         if self._evaluate_fn is not None:
-            outcome = self._call_evaluate_fn(server_round, _array_record(model, names))
+            outcome = self._call_evaluate_fn(server_round, to_array_record(model, names))
             self._metrics.update({f"evaluate_fn_{k}": v for k, v in _numbers(outcome).items()})
         return new
 
     def _federated_evaluation(self, server: Server, state: RoundState, model: Sequence[Any], names: list[str]) -> None:
-        from simfl.flower.messages import (SimulatedGrid, TooFewNodes, error_reply, evaluation_reply, never_waiting)
-        from flwr.app import ConfigRecord
-
         grid = SimulatedGrid(state.available)
         try:
             with never_waiting(), self._seeded(state.round, 2):
-                messages = list(self._call("configure_evaluate", state.round + 1, _array_record(model, names),
+                messages = list(self._call("configure_evaluate", state.round + 1, to_array_record(model, names),
                                            ConfigRecord(dict(self._evaluate_config)), grid))
         except TooFewNodes:
             return
@@ -294,7 +283,7 @@ class FlowerStrategy(TrainingAlgorithm, Tfl):
     def tensor_state(self) -> dict[str, Any]:
         """The strategy pickled (its momentum, Adam moments, current arrays), so a
         resumed run continues bit for bit; nothing when it cannot be pickled."""
-        import torch  # deferred: checkpoints hold tensors
+        import torch  # deferred: torch loads for training, not when a scenario names a Flower strategy
 
         try:
             blob = pickle.dumps(self.strategy)
@@ -313,8 +302,6 @@ class FlowerStrategy(TrainingAlgorithm, Tfl):
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """`strategy.<method>(...)` (or the class itself for `__init__`); whatever it raises
         is named with the strategy's file and method."""
-        from simfl.flower.messages import TooFewNodes
-
         fn = args[0] if method == "__init__" else getattr(self.strategy, method)
         rest = args[1:] if method == "__init__" else args
         try:
@@ -362,12 +349,6 @@ def _model(server: Any) -> tuple[list[str], list[Any]]:
     state = getattr(server, "global_state", None)
     names = list(state().keys()) if state is not None else [f"param{i}" for i in range(len(params))]
     return names, params
-
-
-def _array_record(params: Sequence[Any], names: list[str]) -> Any:
-    from simfl.flower.messages import to_array_record
-
-    return to_array_record(params, names)
 
 
 def _same_arrays(a: Any, b: Any) -> bool:

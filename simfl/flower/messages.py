@@ -57,7 +57,7 @@ def update_reply(instruction: Message, params: Sequence[torch.Tensor], names: Se
                  loss: float | None) -> Message:
     """A device's local update as a Flower ClientApp replies to a train message: its
     model under "arrays" and its metrics under "metrics" (`num-examples`, `train_loss`)."""
-    metrics: dict[str, float | int] = {"num-examples": int(samples)}
+    metrics: dict[str, int | float | list[int] | list[float]] = {"num-examples": int(samples)}
     if loss is not None:
         metrics["train_loss"] = float(loss)
     content = RecordDict({"arrays": to_array_record(params, names), "metrics": MetricRecord(metrics)})
@@ -139,7 +139,7 @@ def never_waiting() -> Iterator[None]:
     simulated time for more devices to come online."""
     real = strategy_utils.sleep
 
-    def refuse(_seconds: float) -> None:
+    def refuse(_seconds: object) -> None:
         raise TooFewNodes
 
     strategy_utils.sleep = refuse

@@ -48,6 +48,7 @@ _OMITTED_AT_DEFAULT: dict[tuple[str, ...], Any] = {
     ("network", "allocator"): "lowest_free",
     ("server", "aggregation_delay_s"): 0.0,
     ("server", "synthesis_images_per_s"): math.inf,
+    ("flower",): {},
 }
 
 _WARNED: set[Path] = set()  # folders whose numerics this process has warned about
