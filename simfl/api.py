@@ -43,6 +43,7 @@ from simfl.sharing import wait_politely
 # before anything loads torch, as the `simfl` command does first thing (simfl.sharing says why)
 wait_politely()
 
+
 def load_scenario(path: str | Path, overrides: Sequence[str] | Mapping[str, Any] | None = None,
                   seed: int | None = None) -> Scenario:
     """Read and check a scenario file, as every `simfl` command does.
