@@ -1,5 +1,5 @@
 """`simfl compare`: every policy on the same world, data partition and seed; then Table I
-(summary.csv) and the figures."""
+(summary.csv) and the figures. And `simfl run`'s one policy with its figures (`run_one`)."""
 
 from __future__ import annotations
 
@@ -16,23 +16,26 @@ from simfl.metrics import format_table, summary_table
 from simfl.plots import (accuracy_curves, ce_convergence, participation, similarity_boxes, sinr_against_distance,
                          staleness_histogram, synthetic_allocation, timeline)
 from simfl.records import AVAILABILITY_FILE, EVENTS_FILE, SIMILARITY_FILE, read_rounds, run_finished
-from simfl.registry import check_policies, create
+from simfl.policy import Policy
+from simfl.registry import PolicyLike, as_policy, check_policies, policy_label
 from simfl.scenario import Scenario
 
 SUMMARY_FILE = "summary.csv"
 
 
-def compare(scenario: Scenario, out_dir: Path, policies: Sequence[str] | None = None, *, resume: bool = False,
+def compare(scenario: Scenario, out_dir: Path, policies: Sequence[PolicyLike] | None = None, *, resume: bool = False,
             solver: str | None = None, progress: TextIO | None = sys.stderr) -> pd.DataFrame:
     """Run each policy (default: the scenario's list) and write summary.csv and plots.
-    With `resume`, finished policies are skipped and an interrupted one continues."""
+    With `resume`, finished policies are skipped and an interrupted one continues.
+    A policy is a reference (`fimi`, `file.py:Class`) or a Policy subclass or instance
+    (`simfl.registry.as_policy`); its `name` keys its rows."""
     scenario = check_policies(scenario)  # before the run folder is opened
-    names = list(policies or scenario.policies)
-    if not names:
+    given = list(policies or scenario.policies)
+    if not given:
         raise SimflError(f"{scenario.source}: policies: no policies to compare; list them in the "
                          "scenario's `policies` or pass --policies a,b,c")
-    instances = [create(name) for name in names]  # fail on a bad name before any training
-    check_unique(instances, names)
+    instances = [as_policy(p) for p in given]  # fail on a bad name before any training
+    check_unique(instances, [policy_label(p) for p in given])
     out_dir = Path(out_dir)
     # owned, of this scenario and seed, readable; changed (torn lines dropped, ...) only
     # once every run to continue has been checked and every policy has planned
@@ -67,6 +70,16 @@ def compare(scenario: Scenario, out_dir: Path, policies: Sequence[str] | None = 
             print(f"== policy {index + 1}/{len(instances)}: {policy.name}", file=progress)
         run_policy(setup, policy, out_dir, resume=resume, solver=solver, progress=progress, plan=plans[policy.name])
     return write_report(out_dir, scenario, [p.name for p in instances], sys.stdout if progress else None)
+
+
+def run_one(scenario: Scenario, policy: Policy, out_dir: Path, *, resume: bool = False, solver: str | None = None,
+            progress: TextIO | None = sys.stderr) -> pd.DataFrame:
+    """`simfl run`: train `policy` alone on the scenario into out_dir (rounds.csv,
+    events.csv, its plan; `run_policy`), then draw the folder's participation and
+    timeline figures. Returns the folder's rounds.csv."""
+    frame = run_policy(prepare(scenario), policy, Path(out_dir), resume=resume, solver=solver, progress=progress)
+    dynamics_figures(Path(out_dir), scenario.name)  # the folder's participation.png and timeline-<policy>.png
+    return frame
 
 
 def check_unique(instances: Sequence[object], names: Sequence[str]) -> None:

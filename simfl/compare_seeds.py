@@ -24,7 +24,7 @@ from simfl.limits import MAX_SEEDS, SEED_RANGE
 from simfl.metrics import HEADINGS, QUANTITIES, render, table_header, target_tag
 from simfl.plots import accuracy_curves_over_seeds
 from simfl.records import read_rounds
-from simfl.registry import create
+from simfl.registry import PolicyLike, as_policy
 from simfl.scenario import Scenario
 
 SEEDS_FILE = "seeds.csv"
@@ -62,7 +62,14 @@ def seed_dir(out_dir: Path, seed: int) -> Path:
     return Path(out_dir) / f"seed-{seed}"
 
 
-def compare_seeds(scenario: Scenario, seeds: Sequence[int], out_dir: Path, policies: Sequence[str] | None = None,
+def folder_seeds(out_dir: Path) -> list[int]:
+    """The seeds whose comparisons a `compare --seeds` folder holds (its seed-<s>
+    directories), in increasing order; [] for any other folder."""
+    return sorted(int(p.name.removeprefix("seed-")) for p in Path(out_dir).glob("seed-*")
+                  if p.is_dir() and p.name.removeprefix("seed-").isdigit())
+
+
+def compare_seeds(scenario: Scenario, seeds: Sequence[int], out_dir: Path, policies: Sequence[PolicyLike] | None = None,
                   *, resume: bool = False, solver: str | None = None,
                   progress: TextIO | None = sys.stderr) -> pd.DataFrame:
     """`compare` into out_dir/seed-<s> for each seed, then the aggregate Table I
@@ -73,7 +80,7 @@ def compare_seeds(scenario: Scenario, seeds: Sequence[int], out_dir: Path, polic
             print(f"==== seed {run.seed} ({index + 1}/{len(runs)})", file=progress)
         compare(run, seed_dir(out_dir, run.seed), policies, resume=resume, solver=solver, progress=progress)
     # by the names policies give themselves (a policy named by path, `file.py:Class`, has another)
-    names = [create(name).name for name in (policies or scenario.policies)]
+    names = [as_policy(p).name for p in (policies or scenario.policies)]
     return write_seed_report(Path(out_dir), scenario, [r.seed for r in runs], names,
                              sys.stdout if progress else None)
 

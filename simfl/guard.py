@@ -24,7 +24,7 @@ def origin(cls: type) -> str:
     """Where a policy class is defined: its file, else its module."""
     try:
         return inspect.getsourcefile(cls) or cls.__module__
-    except TypeError:
+    except (TypeError, OSError):  # a class with no file: built in, or typed at a prompt (python -c, a notebook)
         return cls.__module__
 
 

@@ -5,12 +5,17 @@
 
 `check_policies` checks what a scenario says about policies (the names it lists, each
 policy's settings) against the policies themselves; the scenario layer below cannot, as
-the policies import it. Every command calls it right after loading a scenario.
+the policies import it. Every command calls it right after loading a scenario
+(`load_checked` does both).
+
+`as_policy` is what a comparison runs: a reference as above, or (from Python, e.g. a
+notebook) a Policy subclass or instance, which no name could import.
 """
 
 from __future__ import annotations
 
 import ast
+import copy
 import difflib
 import importlib
 import importlib.util
@@ -21,17 +26,18 @@ from dataclasses import replace
 from functools import lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, Union
 
 import simfl.policies
 from simfl import guard
 from simfl.aggregation import MODES
 from simfl.compose import compose, split
-from simfl.errors import PolicyNotFound
+from simfl.errors import PolicyError, PolicyNotFound
 from simfl.flower.references import is_flower, reference_problem
 import simfl.policies as package
 from simfl.policy import Policy
 from simfl.policy_settings import check_settings
+from simfl.scenario import load_scenario
 from simfl.scenario.checks import Checker, join
 from simfl.user_code import import_target
 
@@ -39,6 +45,10 @@ if TYPE_CHECKING:
     from simfl.scenario import Scenario
 
 ENTRY_POINT_GROUP = "simfl.policies"
+
+# What a comparison accepts as a policy: a reference (`fimi`, `pkg.mod:Class`,
+# `file.py:Class`, `a+b`, `tfl@fedbuff`), a Policy subclass, or an instance of one.
+PolicyLike = Union[str, type[Policy], Policy]
 
 
 @lru_cache(maxsize=1)
@@ -169,6 +179,13 @@ def check_policies(scenario: Scenario) -> Scenario:
     return replace(scenario, policy_settings=complete)
 
 
+def load_checked(path: str | Path, overrides: Sequence[str] | Mapping[str, Any] | None = None,
+                 seed: int | None = None) -> Scenario:
+    """A scenario file as every command reads it: `load_scenario` (overrides as `--set`
+    strings or a {field: value} mapping, then the seed), then `check_policies`."""
+    return check_policies(load_scenario(path, overrides=overrides, seed=seed))
+
+
 def declared_class(name: str) -> type[Policy]:
     """The class of the built-in or installed policy `name`, importing only the module
     that declares it (validating settings loads no other policy); the full registry
@@ -222,6 +239,40 @@ def create(reference: str) -> Policy:
         cls = type(f"{cls.__name__}_{mode}", (cls,), {"name": f"{cls.name}@{mode}", "aggregation_mode": mode,
                                                        "__module__": cls.__module__})
     return guard.instantiate(cls, base if ":" in base else None)
+
+
+def as_policy(policy: PolicyLike) -> Policy:
+    """A fresh policy instance from a reference (`create`), a Policy subclass (called
+    with no arguments) or an instance (a deep copy, so that runs never share the state a
+    policy keeps between rounds, and the caller's object stays as it was). A class or an
+    instance is used as it is, never looked up by name: one defined in a notebook is not
+    importable. Its class and its `name` are checked through simfl.guard."""
+    if isinstance(policy, str):
+        return create(policy)
+    if inspect.isclass(policy) and issubclass(policy, Policy):
+        return guard.instantiate(policy)
+    if isinstance(policy, Policy):
+        guard.check_class(type(policy))
+        name = policy.name
+        if not isinstance(name, str) or not guard.NAME_PATTERN.match(name):
+            raise PolicyError(f"{guard.describe(type(policy))}: `name` must be a string of letters, digits and "
+                              f". _ + - @ (at most 64, no spaces or slashes: it names files), got {name!r}")
+        try:
+            return copy.deepcopy(policy)
+        except Exception as exc:  # noqa: BLE001 (a user's attribute may refuse copying in any way)
+            raise PolicyError(f"{guard.describe(type(policy))}: the instance cannot be copied for a run "
+                              f"({type(exc).__name__}: {exc}); pass its class instead") from None
+    raise PolicyNotFound(f"policy {policy!r}: give a policy name (e.g. 'fimi', 'module.path:Class' or "
+                         "'path/to/file.py:Class'), a simfl.Policy subclass or an instance of one")
+
+
+def policy_label(policy: PolicyLike) -> str:
+    """How messages name what was given for a policy: the reference itself, or the
+    class (`module.Class`) of a class or instance."""
+    if isinstance(policy, str):
+        return policy
+    cls = policy if inspect.isclass(policy) else type(policy)
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _from_path(reference: str) -> type[Policy]:

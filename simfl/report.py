@@ -15,7 +15,7 @@ from simfl.errors import SimflError
 from simfl.records import EVENTS_FILE, SIMILARITY_FILE, read_rounds
 from simfl.registry import create
 from simfl.scenario import Scenario
-from simfl.compare_seeds import seed_dir, seed_scenarios, write_seed_report
+from simfl.compare_seeds import folder_seeds, seed_dir, seed_scenarios, write_seed_report
 
 
 def report(scenario: Scenario, out_dir: Path, policies: Sequence[str] | None = None,
@@ -24,8 +24,7 @@ def report(scenario: Scenario, out_dir: Path, policies: Sequence[str] | None = N
     `compare --seeds` output, for the scenario's targets. Policies: those given, else
     every policy in the files, in the order they ran."""
     out_dir = Path(out_dir)
-    seeds = sorted(int(p.name.removeprefix("seed-")) for p in out_dir.glob("seed-*")
-                   if p.is_dir() and p.name.removeprefix("seed-").isdigit())
+    seeds = folder_seeds(out_dir)
     if read_rounds(out_dir).empty and not seeds:
         raise SimflError(f"{out_dir}: no rounds.csv and no seed-<s> directories; run `simfl compare` into it first")
     if not seeds:

@@ -18,10 +18,10 @@ from simfl.cli.arguments import positive_int
 from simfl.cli.generator import add_generator_commands
 from simfl.cli.trace import add_trace_commands
 from simfl.errors import SimflError
-from simfl.experiment import jsonable, make_plan, prepare, run_policy
+from simfl.experiment import jsonable, make_plan, prepare
 from simfl.optim.fimi import SOLVERS, plan_json
-from simfl.registry import check_policies, create
-from simfl.scenario import Scenario, load_scenario
+from simfl.registry import create, load_checked
+from simfl.scenario import Scenario
 from simfl.sharing import wait_politely
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def _policy_list(text: str | None) -> list[str] | None:
 
 def _load(args: argparse.Namespace, path: str | None = None) -> Scenario:
     """The scenario the command names, validated with its policies and their settings."""
-    return check_policies(load_scenario(path or args.scenario, overrides=args.overrides, seed=args.seed))
+    return load_checked(path or args.scenario, overrides=args.overrides, seed=args.seed)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -67,17 +67,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
 
+    from simfl.compare import run_one  # deferred: matplotlib, only for the commands that draw
+
     scenario = _load(args)
     policy = create(args.policy)
     out = Path(args.out)
     try:
-        frame = run_policy(prepare(scenario), policy, out, resume=args.resume, solver=args.solver)
+        frame = run_one(scenario, policy, out, resume=args.resume, solver=args.solver)
     except KeyboardInterrupt:
         print(f"simfl: interrupted; finished rounds are in {out} (continue with --resume)", file=sys.stderr)
         return 130
-    from simfl.compare import dynamics_figures  # deferred: matplotlib, only for the commands that draw
-
-    dynamics_figures(out, scenario.name)  # the folder's participation.png and timeline-<policy>.png
     mine = frame[frame["policy"] == policy.name]
     last = mine.iloc[-1]
     print(f"{policy.name}: {len(mine)} rounds, best accuracy {mine['accuracy'].max():.4f}, "

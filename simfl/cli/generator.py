@@ -12,8 +12,8 @@ import numpy as np
 from simfl import numerics
 from simfl.errors import SimflError
 from simfl.generative import KINDS
-from simfl.registry import check_policies
-from simfl.scenario import Scenario, load_scenario
+from simfl.registry import load_checked
+from simfl.scenario import Scenario
 
 
 def _common(parser: argparse.ArgumentParser, kinds: Sequence[str]) -> None:
@@ -46,7 +46,7 @@ def _sampling(parser: argparse.ArgumentParser) -> None:
 
 def _scenario(args: argparse.Namespace) -> Scenario:
     # checked as every command checks it, though only its task and generator are used here
-    return check_policies(load_scenario(args.scenario, overrides=args.overrides, seed=args.seed))
+    return load_checked(args.scenario, overrides=args.overrides, seed=args.seed)
 
 
 def _kinds(args: argparse.Namespace, scenario: Scenario) -> list[str]:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from simfl.errors import ScenarioError
 from simfl.scenario.checks import Checker, check_finite
-from simfl.scenario.overrides import apply_override
+from simfl.scenario.overrides import apply_overrides
 from simfl.scenario.schema import Scenario
 from simfl.scenario.sections import build_scenario
 from simfl.scenario.strict_yaml import parse_yaml
@@ -19,8 +19,10 @@ from simfl.scenario.strict_yaml import parse_yaml
 MAX_FILE_BYTES = 10_000_000  # a scenario is a page of YAML; more is the wrong file
 
 
-def load_scenario(path: str | Path, overrides: list[str] | None = None, seed: int | None = None) -> Scenario:
+def load_scenario(path: str | Path, overrides: Sequence[str] | Mapping[str, Any] | None = None,
+                  seed: int | None = None) -> Scenario:
     """Read, override and validate a scenario file. Raises ScenarioError listing every problem.
+    `overrides`: `--set` strings, or a {field: value} mapping (simfl.scenario.overrides).
 
     The policies it names and their settings are checked against the policy classes by
     simfl.registry.check_policies, which every command calls right after this."""
@@ -52,16 +54,15 @@ def _decode(data: bytes, source: str) -> str:
                             "save the scenario as UTF-8.") from None
 
 
-def scenario_from_dict(raw: Any, source: str = "<scenario>", overrides: list[str] | None = None,
-                       seed: int | None = None) -> Scenario:
+def scenario_from_dict(raw: Any, source: str = "<scenario>",
+                       overrides: Sequence[str] | Mapping[str, Any] | None = None, seed: int | None = None) -> Scenario:
     """Validate a parsed scenario mapping (after applying `--set` overrides and `--seed`);
     the caller's mapping is left as it was."""
     if not isinstance(raw, dict):
         raise ScenarioError(f"{source}: the file must be a YAML mapping of fields (name, seed, cells, devices, ...), "
                             f"got {type(raw).__name__}.")
     raw = copy.deepcopy(raw)
-    for item in overrides or []:
-        apply_override(raw, item, source)
+    apply_overrides(raw, overrides, source)
     if seed is not None:
         raw["seed"] = seed
     checker = Checker(source)
