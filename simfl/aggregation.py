@@ -48,13 +48,22 @@ class Aggregation:
     """
 
     mode: str = SYNC
+    """sync (rounds), fedbuff or fedasync."""
     buffer_size: int = 10
+    """K: FedBuff aggregates every K arrivals."""
     max_concurrency: int | None = None
+    """M, the devices training at once; null: `task.participants_per_round`, else all."""
     staleness: float = 0.5
+    """The exponent a of the weight (1 + s)^-a of an update s versions old: written
+    `{polynomial: a}`, or `constant` for a = 0."""
     server_lr: float = 1.0
+    """eta_g of FedBuff's step."""
     mixing: float = 0.6
+    """alpha of FedAsync's mix."""
     eval_every: int = 1
+    """Asynchronous modes: evaluate every E-th aggregation (and the last)."""
     eval_every_s: float | None = None
+    """Or evaluate the first aggregation past every S seconds of simulated time."""
 
     @property
     def asynchronous(self) -> bool:
