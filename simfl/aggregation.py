@@ -36,16 +36,7 @@ SYNC, FEDBUFF, FEDASYNC = "sync", "fedbuff", "fedasync"
 
 @dataclass(frozen=True)
 class Aggregation:
-    """The scenario's `aggregation:` section.
-
-    `staleness` is the exponent a of the polynomial weight (1 + s)^-a (0: constant);
-    `max_concurrency` None means every device may train at once (or
-    `task.participants_per_round` when that is set); `eval_every` E evaluates the global
-    model after every E-th aggregation (and the last), for speed when there are many;
-    `eval_every_s` S instead evaluates the first aggregation at or after each multiple of
-    S seconds of simulated time, so that modes whose aggregations come at different
-    rates know their time to a target to the same resolution.
-    """
+    """The scenario's `aggregation:` section: how the server turns updates into global models."""
 
     mode: str = SYNC
     """sync (rounds), fedbuff or fedasync."""
@@ -61,9 +52,12 @@ class Aggregation:
     mixing: float = 0.6
     """alpha of FedAsync's mix."""
     eval_every: int = 1
-    """Asynchronous modes: evaluate every E-th aggregation (and the last)."""
+    """Evaluate the global model after every E-th aggregation (and the last), for speed
+    when there are many (the asynchronous modes)."""
     eval_every_s: float | None = None
-    """Or evaluate the first aggregation past every S seconds of simulated time."""
+    """Or evaluate the first aggregation at or after each multiple of S seconds of
+    simulated time, so that modes whose aggregations come at different rates know their
+    time to a target to the same resolution."""
 
     @property
     def asynchronous(self) -> bool:

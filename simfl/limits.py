@@ -65,12 +65,12 @@ class PhysicalRange:
         return (self.low < value if self.low_open else self.low <= value) and value <= self.high
 
     def __str__(self) -> str:
-        text = f"{'(' if self.low_open else '['}{_compact(self.low)}, {_compact(self.high)}]"
+        text = f"{'(' if self.low_open else '['}{compact(self.low)}, {compact(self.high)}]"
         text += f" {self.unit}" if self.unit else ""
         return text + (f" ({self.note})" if self.note else "")
 
 
-def _compact(x: float) -> str:
+def compact(x: float) -> str:
     """1e+12 -> 1e12, 1e-05 -> 1e-5: how the documentation writes bounds."""
     return re.sub(r"e\+?(-?)0*(\d)", r"e\1\2", f"{x:g}")
 
@@ -98,10 +98,10 @@ class Bounds:
 
     def __str__(self) -> str:
         """`> 0`, `>= 1`, `in (0, 1]`, `in [0, 1)`; empty when nothing is bounded."""
-        low = (f"[{_compact(self.minimum)}" if self.minimum is not None
-               else f"({_compact(self.above)}" if self.above is not None else None)
-        high = (f"{_compact(self.maximum)}]" if self.maximum is not None
-                else f"{_compact(self.below)})" if self.below is not None else None)
+        low = (f"[{compact(self.minimum)}" if self.minimum is not None
+               else f"({compact(self.above)}" if self.above is not None else None)
+        high = (f"{compact(self.maximum)}]" if self.maximum is not None
+                else f"{compact(self.below)})" if self.below is not None else None)
         if low is not None and high is not None:
             return f"in {low}, {high}"
         if low is not None:
@@ -177,5 +177,5 @@ def int_range(path: str) -> tuple[int, int]:
     return INT_RANGES.get(_INDEX.sub("[*]", path), DEFAULT_INT_RANGE)
 
 
-__all__ = ["Bounds", "DEFAULT_INT_RANGE", "INT_RANGES", "MAX_DISTANCE_M", "MAX_SEEDS", "PHYSICAL_RANGES", "PhysicalRange",
+__all__ = ["Bounds", "DEFAULT_INT_RANGE", "compact", "INT_RANGES", "MAX_DISTANCE_M", "MAX_SEEDS", "PHYSICAL_RANGES", "PhysicalRange",
            "SEED_RANGE", "int_range", "physical_range"]

@@ -12,6 +12,7 @@ physical range by its name (simfl.limits), and the reference prints those too.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from simfl.aggregation import MODES
@@ -73,11 +74,21 @@ CHOICES: dict[str, dict[str, Callable[[], tuple[Any, ...]]]] = {
     "network": {"interference": lambda: INTERFERENCE_MODELS, "allocator": lambda: tuple(ALLOCATORS)},
 }
 
-# Defaults of fields whose dataclass field has none (it is filled by the loader); every
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A default the loader computes from the rest of the file, in the reference's words."""
+
+    text: str
+
+
+# Defaults of fields whose dataclass field has none (the loader fills them in); every
 # other field's default is its dataclass default.
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "": {"seed": 0, "policies": ()},
-    "cells": {"position_m": (0.0, 0.0), "noise_dbm_per_hz": -174.0},
+    "": {"name": Derived("the file's name"), "seed": 0, "policies": ()},
+    "cells": {"name": Derived("cell<i>, i its place in the list"), "position_m": (0.0, 0.0),
+              "noise_dbm_per_hz": -174.0},
 }
 
 
@@ -86,4 +97,4 @@ def options(section: str, key: str) -> tuple[Any, ...]:
     return CHOICES[section][key]()
 
 
-__all__ = ["CHOICES", "DEFAULTS", "NUMBERS", "options"]
+__all__ = ["CHOICES", "DEFAULTS", "NUMBERS", "Derived", "options"]

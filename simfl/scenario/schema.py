@@ -79,7 +79,7 @@ class Cell:
     """One base station and its band, shared by its devices by FDMA."""
 
     name: str
-    """How devices and messages name the cell (default: `cell<i>`, i its place in the list)."""
+    """How device groups and messages name the cell."""
     position_m: tuple[float, float]
     """The base station's position [x, y]."""
     radius_m: float
@@ -291,7 +291,7 @@ class Scenario:
     """A scenario file, checked: every section as typed, frozen data."""
 
     name: str
-    """Used in titles; default: the file's name."""
+    """Used in titles."""
     source: str
     """The file it came from, for messages (not a field of the file)."""
     seed: int
