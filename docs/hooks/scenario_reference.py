@@ -120,8 +120,10 @@ def unwrap(hint: Any) -> Any:
 SCALARS = {float: "number", int: "integer", str: "string", bool: "boolean"}
 
 
-def type_name(hint: Any) -> str:
-    """How a file writes a value of this type."""
+def type_name(hint: Any, path: str = "") -> str:
+    """How a file writes a value of this type; a nested section's links to its table."""
+    if nested(hint) is not None and path:
+        return f"[{type_name(hint)}](#{path.replace('.', '-')})"
     if unwrap(hint) is not hint:
         return f"{type_name(unwrap(hint))} or null"
     args = typing.get_args(hint)
@@ -259,12 +261,8 @@ def section_table(section: Section) -> list[str]:
                              f"the field is in a string literal under it")
         path = f"{section.path}.{f.name}" if section.path else f.name
         hint = hints[f.name]
-        sub = nested(hint)
-        description = docs[f.name]
-        if sub is not None:
-            description += f" [Its fields.](#{path.replace('.', '-')})"
-        lines.append(f"| `{f.name}` | {type_name(hint)} | {default(section, f, hint)} | "
-                     f"{cell(allowed(path, f.name, hint))} | {cell(description)} |")
+        lines.append(f"| `{f.name}` | {type_name(hint, path)} | {default(section, f, hint)} | "
+                     f"{cell(allowed(path, f.name, hint))} | {cell(docs[f.name])} |")
     if section.path == "":
         for key, text in NOT_KEPT.items():
             lines.append(f"| `{key}` | string | `null` |  | {cell(text)} |")

@@ -87,7 +87,7 @@ class Derived:
 # other field's default is its dataclass default.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "": {"name": Derived("the file's name"), "seed": 0, "policies": ()},
-    "cells": {"name": Derived("cell<i>, i its place in the list"), "position_m": (0.0, 0.0),
+    "cells": {"name": Derived("cell0, cell1, ... in list order"), "position_m": (0.0, 0.0),
               "noise_dbm_per_hz": -174.0},
 }
 
