@@ -282,20 +282,18 @@ def component_table(registry: dict[str, Any]) -> list[str]:
             fields.append(f"`{name}`: one of {', '.join(f'`{c}`' for c in choices)}, "
                           f"default `{getattr(cls, name)}`")
         doc = " ".join(inspect.cleandoc(cls.__doc__ or "").split())
-        variants = [c for c in _same_kind(cls) if c is not cls]
-        for variant in variants:  # the time-based forms document their own fields
+        for variant in variants(cls):  # the time-based forms document their own fields
             doc += " " + " ".join(inspect.cleandoc(variant.__doc__ or "").split())
         lines.append(f"| `{kind}` | `{cell(cls.form)}` | {cell('; '.join(fields)) or '—'} | {cell(doc)} |")
     return lines
 
 
-def _same_kind(cls: type) -> list[type]:
-    """The classes of `cls`'s module that a scenario writes with the same kind (the
+def variants(cls: type) -> list[type]:
+    """The other classes of `cls`'s module that a scenario writes with its kind (the
     time-based forms of `rayleigh` and `gauss_markov`)."""
-    module = inspect.getmodule(cls)
-    return [c for _, c in inspect.getmembers(module, inspect.isclass)
-            if c.__module__ == cls.__module__ and getattr(c, "kind", None) == cls.kind and c is not cls
-            and not issubclass(cls, c)] + [cls]
+    kind = getattr(cls, "kind")
+    return [c for _, c in inspect.getmembers(inspect.getmodule(cls), inspect.isclass)
+            if c.__module__ == cls.__module__ and getattr(c, "kind", None) == kind and not issubclass(cls, c)]
 
 
 def path_loss_models() -> list[str]:
