@@ -36,25 +36,28 @@ SYNC, FEDBUFF, FEDASYNC = "sync", "fedbuff", "fedasync"
 
 @dataclass(frozen=True)
 class Aggregation:
-    """The scenario's `aggregation:` section.
-
-    `staleness` is the exponent a of the polynomial weight (1 + s)^-a (0: constant);
-    `max_concurrency` None means every device may train at once (or
-    `task.participants_per_round` when that is set); `eval_every` E evaluates the global
-    model after every E-th aggregation (and the last), for speed when there are many;
-    `eval_every_s` S instead evaluates the first aggregation at or after each multiple of
-    S seconds of simulated time, so that modes whose aggregations come at different
-    rates know their time to a target to the same resolution.
-    """
+    """The scenario's `aggregation:` section: how the server turns updates into global models."""
 
     mode: str = SYNC
+    """sync (rounds), fedbuff or fedasync."""
     buffer_size: int = 10
+    """K: FedBuff aggregates every K arrivals."""
     max_concurrency: int | None = None
+    """M, the devices training at once; null: `task.participants_per_round`, else all."""
     staleness: float = 0.5
+    """The exponent a of the weight (1 + s)^-a of an update s versions old: written
+    `{polynomial: a}`, or `constant` for a = 0."""
     server_lr: float = 1.0
+    """eta_g of FedBuff's step."""
     mixing: float = 0.6
+    """alpha of FedAsync's mix."""
     eval_every: int = 1
+    """Evaluate the global model after every E-th aggregation (and the last), for speed
+    when there are many (the asynchronous modes)."""
     eval_every_s: float | None = None
+    """Or evaluate the first aggregation at or after each multiple of S seconds of
+    simulated time, so that modes whose aggregations come at different rates know their
+    time to a target to the same resolution."""
 
     @property
     def asynchronous(self) -> bool:

@@ -36,6 +36,7 @@ from simfl.compare_seeds import compare_seeds, folder_seeds, parse_seeds, seed_d
 from simfl.errors import DataNotFound, SimflError
 from simfl.metrics import summary_table
 from simfl.records import EVENTS_FILE, ROUNDS_FILE, read_rounds
+from simfl.runfolder import METRICS_FILE
 from simfl.registry import PolicyLike, as_policy, load_checked
 from simfl.scenario import Scenario
 from simfl.sharing import wait_politely
@@ -251,6 +252,17 @@ class Result:
             return pd.concat([runfolder.read_table(seed_dir(self.folder, s), EVENTS_FILE).assign(seed=s)
                               for s in self.seeds], ignore_index=True)
         return runfolder.read_table(self.folder, EVENTS_FILE)
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """metrics.csv: what policies report per round besides simfl's columns (a Flower
+        strategy's aggregated train and evaluate MetricRecords), one row per (policy,
+        round, metric, value); empty when no policy reported any; over seeds, with a
+        ``seed`` column."""
+        if self.seeds:
+            return pd.concat([runfolder.read_table(seed_dir(self.folder, s), METRICS_FILE).assign(seed=s)
+                              for s in self.seeds], ignore_index=True)
+        return runfolder.read_table(self.folder, METRICS_FILE)
 
     @property
     def figures(self) -> dict[str, Path]:

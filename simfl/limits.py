@@ -65,14 +65,50 @@ class PhysicalRange:
         return (self.low < value if self.low_open else self.low <= value) and value <= self.high
 
     def __str__(self) -> str:
-        text = f"{'(' if self.low_open else '['}{_compact(self.low)}, {_compact(self.high)}]"
+        text = f"{'(' if self.low_open else '['}{compact(self.low)}, {compact(self.high)}]"
         text += f" {self.unit}" if self.unit else ""
         return text + (f" ({self.note})" if self.note else "")
 
 
-def _compact(x: float) -> str:
-    """1e+12 -> 1e12, 1e-05 -> 1e-5: how the README writes bounds."""
+def compact(x: float) -> str:
+    """1e+12 -> 1e12, 1e-05 -> 1e-5: how the documentation writes bounds."""
     return re.sub(r"e\+?(-?)0*(\d)", r"e\1\2", f"{x:g}")
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What a number field must be: `>= minimum`, `> above`, `<= maximum`, `< below` (each
+    when given), an integer with `integer`, present with `required`. The scenario's checks
+    and its reference page read the same `Bounds` (simfl.scenario.rules), so the page
+    states what the checks enforce."""
+
+    minimum: float | None = None
+    above: float | None = None
+    maximum: float | None = None
+    below: float | None = None
+    integer: bool = False
+    required: bool = False
+
+    def admits(self, value: float) -> bool:
+        """Whether `value` meets every bound (not whether it is an integer)."""
+        return not ((self.minimum is not None and value < self.minimum)
+                    or (self.above is not None and value <= self.above)
+                    or (self.maximum is not None and value > self.maximum)
+                    or (self.below is not None and value >= self.below))
+
+    def __str__(self) -> str:
+        """`> 0`, `>= 1`, `in (0, 1]`, `in [0, 1)`; empty when nothing is bounded."""
+        low = (f"[{compact(self.minimum)}" if self.minimum is not None
+               else f"({compact(self.above)}" if self.above is not None else None)
+        high = (f"{compact(self.maximum)}]" if self.maximum is not None
+                else f"{compact(self.below)})" if self.below is not None else None)
+        if low is not None and high is not None:
+            return f"in {low}, {high}"
+        if low is not None:
+            return (">= " if low[0] == "[" else "> ") + low[1:]
+        if high is not None:
+            return ("<= " if high[-1] == "]" else "< ") + high[:-1]
+        return ""
 
 
 MAX_DISTANCE_M = 1e7  # a quarter of the Earth's circumference: no cell is larger
@@ -141,5 +177,5 @@ def int_range(path: str) -> tuple[int, int]:
     return INT_RANGES.get(_INDEX.sub("[*]", path), DEFAULT_INT_RANGE)
 
 
-__all__ = ["DEFAULT_INT_RANGE", "INT_RANGES", "MAX_DISTANCE_M", "MAX_SEEDS", "PHYSICAL_RANGES", "PhysicalRange",
+__all__ = ["Bounds", "DEFAULT_INT_RANGE", "compact", "INT_RANGES", "MAX_DISTANCE_M", "MAX_SEEDS", "PHYSICAL_RANGES", "PhysicalRange",
            "SEED_RANGE", "int_range", "physical_range"]

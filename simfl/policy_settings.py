@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from simfl.limits import Bounds
 from simfl.scenario.checks import Checker, join
 
 if TYPE_CHECKING:
@@ -42,6 +43,11 @@ class Setting:
     below: float | None = None
     integer: bool = False
 
+    @property
+    def bounds(self) -> Bounds:
+        """The bounds a value must meet, as every other number of a scenario states them."""
+        return Bounds(self.minimum, self.above, self.maximum, self.below, self.integer)
+
 
 def check_settings(settings: tuple[Setting, ...], given: dict[str, Any], where: str, name: str,
                    c: Checker) -> dict[str, float]:
@@ -54,8 +60,7 @@ def check_settings(settings: tuple[Setting, ...], given: dict[str, Any], where: 
     c.unknown(given, {s.name for s in settings}, where)
     values = {}
     for s in settings:
-        value = c.number(given, s.name, where, s.default, minimum=s.minimum, above=s.above, maximum=s.maximum,
-                         below=s.below, integer=s.integer)
+        value = c.number(given, s.name, where, s.default, s.bounds)
         values[s.name] = s.default if value is None else value
     return values
 

@@ -274,11 +274,11 @@ def test_the_dynamics_fields_have_physical_ranges_too(override, fragment):
         load_scenario(ROOT / "tests" / "data" / "tiny.yaml", overrides=[override])
 
 
-def test_the_readme_states_every_physical_range():
+def test_the_annotated_scenario_states_every_physical_range():
     from simfl.limits import PHYSICAL_RANGES
 
-    lines = (ROOT / "README.md").read_text().splitlines()
-    for name, limits in PHYSICAL_RANGES.items():  # the scenario reference names each range on the field's line
+    lines = (ROOT / "docs" / "scenarios.md").read_text().splitlines()
+    for name, limits in PHYSICAL_RANGES.items():  # the annotated scenario names each range on the field's line
         assert any(name in line and f"in {limits}" in line for line in lines), (name, str(limits))
 
 

@@ -1,5 +1,6 @@
-"""The README's "Adding a policy" tutorial, step by step: the policy file exactly as
-printed there, found by path, planned and compared through the command line."""
+"""The README's policy tutorial ("A policy", which docs/policies.md includes), step by
+step: the policy file exactly as printed there, found by path, planned and compared
+through the command line."""
 
 import json
 import re
@@ -15,7 +16,9 @@ TINY = str(ROOT / "tests" / "data" / "tiny.yaml")
 
 def tutorial_source() -> str:
     readme = (ROOT / "README.md").read_text()
-    block = re.search(r"<!-- tutorial-policy -->\s*```python\n(.*?)```\s*<!-- /tutorial-policy -->", readme, re.S)
+    # the markers are pymdownx.snippets' section markers: the site's policies page includes this block
+    block = re.search(r"<!-- --8<-- \[start:tutorial-policy\] -->\s*```python\n(.*?)```\s*"
+                      r"<!-- --8<-- \[end:tutorial-policy\] -->", readme, re.S)
     assert block, "the README must keep the tutorial policy between its markers"
     return block.group(1)
 

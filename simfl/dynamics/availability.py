@@ -16,8 +16,9 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from simfl.dynamics.registry import (AVAILABILITY, MAX_PERIOD_S, Fail, WithoutFields, number_field, register,
-                                    unknown_fields)
+from simfl.dynamics.registry import (AVAILABILITY, MAX_PERIOD_S, Fail, WithoutFields, declared, number_field,
+                                    register, unknown_fields)
+from simfl.limits import Bounds
 from simfl.streams import keyed_rng
 
 INF = math.inf
@@ -44,15 +45,19 @@ class MarkovOnOff:
     exponential too, which is exact by memorylessness."""
 
     mean_on_s: float
+    """The mean length of an online period."""
     mean_off_s: float
+    """The mean length of an offline period."""
     kind: ClassVar[str] = "markov"
     form: ClassVar[str] = "{markov: {mean_on_s, mean_off_s}}"
+    FIELDS: ClassVar[dict[str, Bounds]] = {"mean_on_s": Bounds(above=0, maximum=MAX_PERIOD_S, required=True),
+                                           "mean_off_s": Bounds(above=0, maximum=MAX_PERIOD_S, required=True)}
 
     @classmethod
     def from_config(cls, params: Any, where: str, fail: Fail, context: dict) -> MarkovOnOff | None:
-        unknown_fields(params, {"mean_on_s", "mean_off_s"}, where, fail)
-        on = number_field(params, "mean_on_s", where, fail, above=0, maximum=MAX_PERIOD_S)
-        off = number_field(params, "mean_off_s", where, fail, above=0, maximum=MAX_PERIOD_S)
+        unknown_fields(params, declared(cls), where, fail)
+        on = number_field(params, "mean_on_s", where, fail, cls.FIELDS["mean_on_s"])
+        off = number_field(params, "mean_off_s", where, fail, cls.FIELDS["mean_off_s"])
         return None if on is None or off is None or on <= 0 or off <= 0 else cls(on, off)
 
     @property

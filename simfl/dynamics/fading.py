@@ -20,8 +20,9 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from simfl.dynamics.registry import (MAX_PERIOD_S, FADING, Fail, WithoutFields, number_field, register,
+from simfl.dynamics.registry import (MAX_PERIOD_S, FADING, Fail, WithoutFields, declared, number_field, register,
                                     unknown_fields)
+from simfl.limits import Bounds
 from simfl.radio import rayleigh_complex_gain, rayleigh_power_gain
 from simfl.streams import keyed_rng
 
@@ -31,6 +32,7 @@ from simfl.streams import keyed_rng
 MIN_BLOCK_S = 1e-6
 # Above the Doppler of the fastest speed (1e3 m/s) on the highest carrier (1e12 Hz): 3.3e6 Hz.
 MAX_DOPPLER_HZ = 1e7
+BLOCK = Bounds(minimum=MIN_BLOCK_S, maximum=MAX_PERIOD_S, required=True)  # a block or step in simulated time
 
 
 def exp1_quantile(q: float) -> float:
@@ -60,13 +62,15 @@ class Rayleigh:
 
     kind: ClassVar[str] = "rayleigh"
     form: ClassVar[str] = "rayleigh | {rayleigh: {coherence_s}}"
+    # the field of the time-based form, RayleighBlocks
+    FIELDS: ClassVar[dict[str, Bounds]] = {"coherence_s": BLOCK}
 
     @classmethod
     def from_config(cls, params: Any, where: str, fail: Fail, context: dict) -> Rayleigh | RayleighBlocks | None:
         if params is None:
             return cls()
-        unknown_fields(params, {"coherence_s"}, where, fail)
-        coherence = number_field(params, "coherence_s", where, fail, minimum=MIN_BLOCK_S, maximum=MAX_PERIOD_S)
+        unknown_fields(params, declared(cls), where, fail)
+        coherence = number_field(params, "coherence_s", where, fail, cls.FIELDS["coherence_s"])
         if coherence is None or not _within(coherence, MIN_BLOCK_S, MAX_PERIOD_S):
             return None
         return RayleighBlocks(coherence)
@@ -82,16 +86,20 @@ class GaussMarkov(Rayleigh):
     marginal Exp(1) power. With `step_s` it is `GaussMarkovSteps`, stepped in simulated time."""
 
     rho: float = 0.9
+    """The correlation of the complex gain from one round (or step) to the next."""
     kind: ClassVar[str] = "gauss_markov"
     form: ClassVar[str] = "{gauss_markov: {rho}} | {gauss_markov: {rho, step_s}}"
+    # step_s, when given, makes it the time-based form, GaussMarkovSteps
+    FIELDS: ClassVar[dict[str, Bounds]] = {"rho": Bounds(minimum=0, below=1, required=True),
+                                           "step_s": Bounds(minimum=MIN_BLOCK_S, maximum=MAX_PERIOD_S)}
 
     @classmethod
     def from_config(cls, params: Any, where: str, fail: Fail,  # type: ignore[override]
                     context: dict) -> GaussMarkov | GaussMarkovSteps | None:
-        unknown_fields(params, {"rho", "step_s"}, where, fail)
-        rho = number_field(params, "rho", where, fail, minimum=0, below=1)
+        unknown_fields(params, declared(cls), where, fail)
+        rho = number_field(params, "rho", where, fail, cls.FIELDS["rho"])
         if isinstance(params, dict) and "step_s" in params:
-            step = number_field(params, "step_s", where, fail, minimum=MIN_BLOCK_S, maximum=MAX_PERIOD_S)
+            step = number_field(params, "step_s", where, fail, cls.FIELDS["step_s"])
             if rho is None or step is None or not 0 <= rho < 1 or not _within(step, MIN_BLOCK_S, MAX_PERIOD_S):
                 return None
             return GaussMarkovSteps(rho, step)
@@ -105,6 +113,7 @@ class RayleighBlocks:
     same instant."""
 
     coherence_s: float
+    """How long each draw holds."""
     kind: ClassVar[str] = "rayleigh"
 
     def quantile(self, q: float) -> float:
@@ -118,7 +127,9 @@ class GaussMarkovSteps:
     correlation k steps apart is rho^k."""
 
     rho: float
+    """The complex gain's correlation from one step to the next."""
     step_s: float
+    """How often the gain steps."""
     kind: ClassVar[str] = "gauss_markov"
 
     def quantile(self, q: float) -> float:
@@ -133,15 +144,18 @@ class Clarke:
     least `min_doppler_hz` (0: a device that stands still has a frozen channel)."""
 
     min_doppler_hz: float = 0.0
+    """The least Doppler, whatever the device's speed (0: a device standing still keeps its gain)."""
     kind: ClassVar[str] = "clarke"
     form: ClassVar[str] = "clarke | {clarke: {min_doppler_hz}}"
+    FIELDS: ClassVar[dict[str, Bounds]] = {"min_doppler_hz": Bounds(minimum=0, maximum=MAX_DOPPLER_HZ)}
 
     @classmethod
     def from_config(cls, params: Any, where: str, fail: Fail, context: dict) -> Clarke | None:
         if params is None:
             return cls()
-        unknown_fields(params, {"min_doppler_hz"}, where, fail)
-        floor = number_field(params, "min_doppler_hz", where, fail, minimum=0, maximum=MAX_DOPPLER_HZ, default=0.0)
+        unknown_fields(params, declared(cls), where, fail)
+        floor = number_field(params, "min_doppler_hz", where, fail, cls.FIELDS["min_doppler_hz"],
+                             default=cls.min_doppler_hz)
         return None if floor is None or not _within(floor, 0.0, MAX_DOPPLER_HZ) else cls(floor)
 
     def quantile(self, q: float) -> float:

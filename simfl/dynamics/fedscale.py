@@ -47,9 +47,12 @@ _MAX_CLIENT_PROBLEMS = 5  # a file with thousands of bad clients says so without
 @register(AVAILABILITY)
 @dataclass(frozen=True)
 class FedScaleTrace:
-    """The online periods of a device group from a FedScale client-behaviour trace:
-    device `first_device + i` behaves as client `clients[i]`, whose schedule is
-    `schedules[i]`, repeated every finish_time seconds."""
+    """The online periods of a device group from FedScale's client-behaviour trace, a
+    pickled dict of client id -> {active, inactive, finish_time, duration, model}: a client
+    is online while active[k] <= t mod finish_time <= inactive[k] for some k. The group's
+    devices take the clients in sorted id order, or as the `device,client` CSV `mapping`
+    says (paths relative to the scenario's folder): device `first_device + i` behaves as
+    client `clients[i]`, whose schedule is `schedules[i]`."""
 
     path: str
     first_device: int

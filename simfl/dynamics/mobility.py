@@ -11,8 +11,9 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from simfl.dynamics.registry import (MAX_PERIOD_S, MAX_SPEED_MPS, MOBILITY, Fail, WithoutFields, number_field,
-                                    register, unknown_fields)
+from simfl.dynamics.registry import (MAX_PERIOD_S, MAX_SPEED_MPS, MOBILITY, Fail, WithoutFields, declared,
+                                    number_field, register, unknown_fields)
+from simfl.limits import Bounds
 from simfl.streams import keyed_rng
 
 REGIONS = ("home", "all")
@@ -36,18 +37,25 @@ class RandomWaypoint:
     union of every cell's disk (`uniform_in_disks`)."""
 
     speed_mps: float
-    pause_s: float
+    """The walking speed."""
+    pause_s: float = 0.0
+    """The pause at each waypoint."""
     region: str = "home"
+    """Where waypoints are drawn: home (the disk of the cell the device was placed in) or
+    all (anywhere in the union of every cell's disk)."""
     kind: ClassVar[str] = "random_waypoint"
     form: ClassVar[str] = "{random_waypoint: {speed_mps, pause_s, region: home | all}}"
+    FIELDS: ClassVar[dict[str, Bounds]] = {"speed_mps": Bounds(above=0, maximum=MAX_SPEED_MPS, required=True),
+                                           "pause_s": Bounds(minimum=0, maximum=MAX_PERIOD_S)}
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"region": REGIONS}
 
     @classmethod
     def from_config(cls, params: Any, where: str, fail: Fail, context: dict) -> RandomWaypoint | None:
-        unknown_fields(params, {"speed_mps", "pause_s", "region"}, where, fail)
-        speed = number_field(params, "speed_mps", where, fail, above=0, maximum=MAX_SPEED_MPS)
-        pause = number_field(params, "pause_s", where, fail, minimum=0, maximum=MAX_PERIOD_S, default=0.0)
-        region = params.get("region", "home") if isinstance(params, dict) else "home"
-        if region not in REGIONS:
+        unknown_fields(params, declared(cls), where, fail)
+        speed = number_field(params, "speed_mps", where, fail, cls.FIELDS["speed_mps"])
+        pause = number_field(params, "pause_s", where, fail, cls.FIELDS["pause_s"], default=cls.pause_s)
+        region = params.get("region", cls.region) if isinstance(params, dict) else cls.region
+        if region not in cls.CHOICES["region"]:
             fail(f"{where}.region", f"must be home (the disk of the cell the device was placed in) or all "
                                     f"(anywhere in the union of every cell's disk), got {region!r}")
             return None

@@ -11,6 +11,8 @@ import difflib
 import math
 from typing import Any, Callable, ClassVar
 
+from simfl.limits import Bounds
+
 AVAILABILITY: dict[str, Any] = {}
 MOBILITY: dict[str, Any] = {}
 FADING: dict[str, Any] = {}
@@ -70,16 +72,15 @@ class WithoutFields:
         return cls()
 
 
-def number_field(params: Any, key: str, where: str, fail: Fail, *, above: float | None = None,
-                 minimum: float | None = None, below: float | None = None, maximum: float | None = None,
+def number_field(params: Any, key: str, where: str, fail: Fail, bounds: Bounds,
                  default: float | None = None) -> float | None:
-    """One finite number of a component's mapping, checked against its bounds (`above`,
-    `below` exclusive; `minimum`, `maximum` inclusive)."""
+    """One finite number of a component's mapping, checked against its `bounds` (a
+    component's `FIELDS`); `default` when absent and not `bounds.required`."""
     if not isinstance(params, dict):
         fail(where, f"must be a mapping with field {key!r}, got {params!r}")
         return None
     if key not in params:
-        if default is not None:
+        if not bounds.required:
             return default
         fail(f"{where}.{key}", "missing required field")
         return None
@@ -91,6 +92,7 @@ def number_field(params: Any, key: str, where: str, fail: Fail, *, above: float 
     if value is None or not math.isfinite(value):
         fail(f"{where}.{key}", f"must be a finite number, got {raw!r}")
         return None
+    above, minimum, below, maximum = bounds.above, bounds.minimum, bounds.below, bounds.maximum
     if above is not None and value <= above:
         fail(f"{where}.{key}", f"must be > {above:g}, got {value:g}")
     if minimum is not None and value < minimum:
@@ -106,6 +108,12 @@ def number_field(params: Any, key: str, where: str, fail: Fail, *, above: float 
 # run's times into infinities (a typo like 1e300 fails on load).
 MAX_SPEED_MPS = 1e3  # 3,600 km/h: above any vehicle a phone rides
 MAX_PERIOD_S = 1e9  # 31 years: an on/off period or a pause
+
+
+def declared(cls: type) -> set[str]:
+    """The fields a component's mapping may hold: the numbers it declares in `FIELDS`
+    (name -> Bounds) and the names in `CHOICES` (name -> the values it takes)."""
+    return set(getattr(cls, "FIELDS", {})) | set(getattr(cls, "CHOICES", {}))
 
 
 def unknown_fields(params: Any, allowed: set[str], where: str, fail: Fail) -> None:

@@ -16,11 +16,16 @@ if TYPE_CHECKING:
 class CrossEntropy:
     """Settings of the cross-entropy search (Algorithm 3); `optimisation.cross_entropy` in a scenario."""
 
-    samples: int = 200  # M; 64 stalls 20-30% above the optimum when it lies near eta_max (small models)
-    elite: int = 20  # K
-    iterations: int = 60  # J
-    smoothing: float = 0.5  # rho in (42); 0.7 misses the 2% gap to exact on some seeds
-    tol: float = 1e-3  # epsilon on max sigma
+    samples: int = 200  # 64 stalls 20-30% above the optimum when it lies near eta_max (small models)
+    """M, the time splits sampled per iteration."""
+    elite: int = 20
+    """K, the best samples the next distribution is fitted to (at most `samples`)."""
+    iterations: int = 60
+    """J, the most iterations."""
+    smoothing: float = 0.5  # 0.7 misses the 2% gap to exact on some seeds
+    """rho in (42), the weight of the new fit against the last one."""
+    tol: float = 1e-3
+    """epsilon: stop once the largest sigma is below it."""
 
 
 # Used when no settings are given: the scenario's defaults, so a plan made in code and one

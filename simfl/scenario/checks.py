@@ -4,9 +4,10 @@ its typed getters return a usable default after recording a problem, so one pass
 every problem. Number helpers read YAML's numbers (and numeric strings like `1e6`,
 which YAML 1.1 leaves as text) and refuse NaN and infinity anywhere.
 
-Ranges come from the call (`minimum`, `above`, ...) and, for every integer field and
-every physical field, from simfl.limits (`int_range`, `physical_range`), so a new field
-of either kind is held to a range without a change here.
+Ranges come from the call (a field's `Bounds`, for the scenario's fields from the tables
+of simfl.scenario.rules) and, for every integer field and every physical field, from
+simfl.limits (`int_range`, `physical_range`), so a new field of either kind is held to a
+range without a change here.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from simfl.errors import ScenarioError
-from simfl.limits import PhysicalRange, int_range, physical_range
+from simfl.limits import Bounds, PhysicalRange, int_range, physical_range
 from simfl.scenario.schema import Distribution
 
 
@@ -66,15 +67,15 @@ class Checker:
             if key not in allowed:
                 self.fail(join(path, str(key)), f"unknown field; allowed: {', '.join(sorted(allowed))}")
 
-    def number(self, node: dict, key: str, path: str, default: Any = None, *, minimum: float | None = None,
-               above: float | None = None, maximum: float | None = None, below: float | None = None,
-               integer: bool = False, required: bool = False) -> Any:
-        """`node[key]` as a float (an int with `integer`), `default` when absent; checked
-        against the bounds given (`minimum`/`maximum` inclusive, `above`/`below` exclusive),
-        then an integer's range and a physical field's range (simfl.limits)."""
+    def number(self, node: dict, key: str, path: str, default: Any = None, bounds: Bounds = Bounds()) -> Any:
+        """`node[key]` as a float (an int with `bounds.integer`), `default` when absent;
+        checked against `bounds` (`minimum`/`maximum` inclusive, `above`/`below`
+        exclusive), then an integer's range and a physical field's range (simfl.limits)."""
         where = join(path, key)
+        minimum, above, maximum, below = bounds.minimum, bounds.above, bounds.maximum, bounds.below
+        integer = bounds.integer
         if key not in node or node[key] is None:
-            if required:
+            if bounds.required:
                 self.fail(where, "missing required field" + (" (an integer)" if integer else " (a number)"))
             return default
         value = node[key]
@@ -132,11 +133,14 @@ class Checker:
             return default
         return node[key]
 
-    def distribution(self, node: dict, key: str, path: str, *, above: float | None = None,
-                     minimum: float | None = None, count: int | None = None, required: bool = True) -> Distribution | None:
+    def distribution(self, node: dict, key: str, path: str, bounds: Bounds,
+                     count: int | None = None) -> Distribution | None:
+        """A per-device attribute (a number, uniform, linspace or values), every value
+        within `bounds` and the field's physical range; None when absent or wrong."""
         where = join(path, key)
+        above, minimum = bounds.above, bounds.minimum
         if key not in node or node[key] is None:
-            if required:
+            if bounds.required:
                 self.fail(where, "missing required field; give a number, {uniform: [low, high]}, {linspace: [first, last]} or {values: [...]}")
             return None
         value = node[key]

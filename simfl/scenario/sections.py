@@ -13,32 +13,30 @@ from __future__ import annotations
 import difflib
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from simfl.aggregation import MODES, Aggregation
+from simfl.aggregation import Aggregation
 from simfl.dynamics import AVAILABILITY, FADING, MOBILITY, parse_component
 from simfl.dynamics.availability import AlwaysOn
 from simfl.dynamics.fading import NoFading
 from simfl.dynamics.mobility import Static
-from simfl.generative import CONFIG_NAMES, KINDS as GENERATOR_KINDS
 from simfl.geometry import hex_grid_sites
 from simfl.learning.data import DATASETS
 from simfl.learning.models import MODELS
-from simfl.learning.protocol import PRECISIONS
 from simfl.limits import MAX_DISTANCE_M
 from simfl.optim.cross_entropy import CrossEntropy
-from simfl.optim.fimi import SOLVERS
 from simfl.pathloss import MODELS as PATH_LOSS_MODELS
 from simfl.radio import DEFAULT_CARRIER_HZ
 from simfl.scenario.checks import Checker, describe, join, numbers
-from simfl.spectrum import INTERFERENCE_MODELS, REUSE_FACTORS, check_allocator, reuse_colour
-from simfl.scenario.schema import (Cell, DeviceGroup, Distribution, Downlink, Generator, Handover, NetworkSettings,
-                                   Optimisation, PathLoss, Scenario, Server, Task)
+from simfl.scenario.rules import DEFAULTS, NUMBERS, options
+from simfl.scenario.schema import (Cell, DeviceGroup, Distribution, Downlink, Generator, Handover, HexGrid,
+                                   NetworkSettings, Optimisation, PathLoss, Scenario, Server, Task)
+from simfl.spectrum import check_allocator, reuse_colour
 
 SECTIONS = {"name", "description", "seed", "cells", "devices", "task", "optimisation", "generator", "policies",
             "aggregation", "policy_settings", "network", "server", "flower"}
-# keys under `flower.<Strategy>` that are simfl's, not the strategy constructor's
-FLOWER_RESERVED = ("train_config", "evaluate_config", "evaluate_fn")
+# what a top-level key that the Scenario does not keep is for (the reference prints it)
+NOT_KEPT = {"description": "Free text for the reader of the file; simfl does not read it."}
 
 
 def build_scenario(raw: dict, c: Checker, source: str) -> Scenario:
@@ -46,7 +44,7 @@ def build_scenario(raw: dict, c: Checker, source: str) -> Scenario:
     them; the Scenario returned alongside problems is not to be used)."""
     c.unknown(raw, SECTIONS, "")
     name = c.string(raw, "name", "", Path(source).stem)
-    seed = c.number(raw, "seed", "", 0, minimum=0, integer=True)
+    seed = c.number(raw, "seed", "", DEFAULTS[""]["seed"], NUMBERS[""]["seed"])
 
     cells = _build_cells(raw.get("cells"), c)
     devices = _build_devices(raw.get("devices"), c, {cell.name for cell in cells})
@@ -70,8 +68,8 @@ def build_scenario(raw: dict, c: Checker, source: str) -> Scenario:
                     flower=flower)
 
 
-CELL_FIELDS = {"name", "position_m", "radius_m", "bandwidth_hz", "noise_dbm_per_hz", "path_loss", "downlink",
-               "carrier_hz"}
+CELL_FIELDS = set(Cell.__dataclass_fields__)
+DEVICE_FIELDS = set(DeviceGroup.__dataclass_fields__)
 
 
 def _build_cells(node: Any, c: Checker) -> tuple[Cell, ...]:
@@ -108,41 +106,44 @@ def _hex_grid_cells(node: dict, c: Checker) -> tuple[Cell, ...]:
     c.unknown(node, {"hex_grid"}, "cells")
     path = "cells.hex_grid"
     m = c.mapping(node["hex_grid"], path)
-    c.unknown(m, (CELL_FIELDS - {"position_m"}) | {"rings", "spacing_m", "reuse"}, path)
-    rings = c.number(m, "rings", path, 1, minimum=0, integer=True, required=True)
-    spacing = c.number(m, "spacing_m", path, 1.0, above=0, required=True)
+    c.unknown(m, (CELL_FIELDS - {"position_m"}) | set(HexGrid.__dataclass_fields__), path)
+    rules, d = NUMBERS[path], HexGrid()
+    rings = c.number(m, "rings", path, d.rings, rules["rings"])
+    spacing = c.number(m, "spacing_m", path, d.spacing_m, rules["spacing_m"])
     if rings is not None and spacing is not None and rings * spacing > MAX_DISTANCE_M:
         # the grid's corners lie on the axes, rings x spacing_m from the centre
         c.fail(join(path, "spacing_m"), f"puts the outer ring {rings} x {spacing:g} = {rings * spacing:g} m from the "
                                         f"centre; base stations must be within {MAX_DISTANCE_M:g} m of it")
-    reuse = m.get("reuse", 1)
-    if isinstance(reuse, bool) or reuse not in REUSE_FACTORS:
-        c.fail(join(path, "reuse"), f"must be one of {', '.join(map(str, REUSE_FACTORS))} (cells per cluster of "
-                                    f"carriers), got {reuse!r}")
-        reuse = 1
-    prefix = c.string(m, "name", path, "cell")
-    template = _build_cell({k: v for k, v in m.items() if k not in ("rings", "spacing_m", "name", "reuse")}, path, c,
-                           prefix)
-    return tuple(replace(template, name=f"{prefix}{i}", position_m=position,
-                         carrier_hz=template.carrier_hz + reuse_colour(q, r, int(reuse)) * template.bandwidth_hz)
-                 for i, ((q, r), position) in enumerate(hex_grid_sites(int(rings or 0), float(spacing or 1.0))))
+    reuse = m.get("reuse", d.reuse)
+    if isinstance(reuse, bool) or reuse not in options(path, "reuse"):
+        c.fail(join(path, "reuse"), f"must be one of {', '.join(map(str, options(path, 'reuse')))} (cells per cluster "
+                                    f"of carriers), got {reuse!r}")
+        reuse = d.reuse
+    grid = HexGrid(rings=int(rings or 0), spacing_m=float(spacing or 1.0), reuse=int(reuse),
+                   name=c.string(m, "name", path, d.name))
+    template = _build_cell({k: v for k, v in m.items() if k not in HexGrid.__dataclass_fields__}, path, c, grid.name)
+    return tuple(replace(template, name=f"{grid.name}{i}", position_m=position,
+                         carrier_hz=template.carrier_hz + reuse_colour(q, r, grid.reuse) * template.bandwidth_hz)
+                 for i, ((q, r), position) in enumerate(hex_grid_sites(grid.rings, grid.spacing_m)))
 
 
 def _build_cell(m: dict, path: str, c: Checker, default_name: str) -> Cell:
+    rules, defaults = NUMBERS["cells"], DEFAULTS["cells"]
     name = c.string(m, "name", path, default_name)
-    position = c.point(m.get("position_m", [0.0, 0.0]), join(path, "position_m"))
-    radius = c.number(m, "radius_m", path, 1.0, above=0, required=True)
-    bandwidth = c.number(m, "bandwidth_hz", path, 1.0, above=0, required=True)
-    noise = c.number(m, "noise_dbm_per_hz", path, -174.0, maximum=0)
-    carrier = c.number(m, "carrier_hz", path, DEFAULT_CARRIER_HZ, above=0)
+    position = c.point(m.get("position_m", list(defaults["position_m"])), join(path, "position_m"))
+    radius = c.number(m, "radius_m", path, 1.0, rules["radius_m"])
+    bandwidth = c.number(m, "bandwidth_hz", path, 1.0, rules["bandwidth_hz"])
+    noise = c.number(m, "noise_dbm_per_hz", path, defaults["noise_dbm_per_hz"], rules["noise_dbm_per_hz"])
+    carrier = c.number(m, "carrier_hz", path, DEFAULT_CARRIER_HZ, rules["carrier_hz"])
     path_loss = _build_path_loss(c.mapping(m.get("path_loss"), join(path, "path_loss")), path, c, carrier, radius)
     downlink = None
     if m.get("downlink") is not None:
         dl_path = join(path, "downlink")
         dl = c.mapping(m.get("downlink"), dl_path)
-        c.unknown(dl, {"bandwidth_hz", "power_dbm"}, dl_path)
-        downlink = Downlink(bandwidth_hz=c.number(dl, "bandwidth_hz", dl_path, 1.0, above=0, required=True),
-                            power_dbm=c.number(dl, "power_dbm", dl_path, 46.0, required=True))
+        c.unknown(dl, set(Downlink.__dataclass_fields__), dl_path)
+        rules = NUMBERS["cells.downlink"]
+        downlink = Downlink(bandwidth_hz=c.number(dl, "bandwidth_hz", dl_path, 1.0, rules["bandwidth_hz"]),
+                            power_dbm=c.number(dl, "power_dbm", dl_path, 46.0, rules["power_dbm"]))
     return Cell(name, position, radius, bandwidth, noise, path_loss, downlink, carrier_hz=carrier)
 
 
@@ -160,9 +161,11 @@ def _build_path_loss(pl: dict, cell_path: str, c: Checker, carrier_hz: float | N
     name = pl.get("model")
     if name is None:
         c.unknown(pl, LOG_DISTANCE_FIELDS | {"fading", "model"}, where)
-        return PathLoss(intercept_db=c.number(pl, "intercept_db", where, 128.1),
-                        slope_db=c.number(pl, "slope_db", where, 37.6, above=0),
-                        shadowing_std_db=c.number(pl, "shadowing_std_db", where, 0.0, minimum=0), fading=fading)
+        rules, d = NUMBERS["cells.path_loss"], PathLoss()
+        return PathLoss(intercept_db=c.number(pl, "intercept_db", where, d.intercept_db, rules["intercept_db"]),
+                        slope_db=c.number(pl, "slope_db", where, d.slope_db, rules["slope_db"]),
+                        shadowing_std_db=c.number(pl, "shadowing_std_db", where, d.shadowing_std_db,
+                                                  rules["shadowing_std_db"]), fading=fading)
     cls = PATH_LOSS_MODELS.get(name) if isinstance(name, str) else None
     if cls is None:
         close = difflib.get_close_matches(str(name), PATH_LOSS_MODELS, n=1)
@@ -223,10 +226,10 @@ def _build_devices(node: Any, c: Checker, cell_names: set[str]) -> tuple[DeviceG
     for i, item in enumerate(groups_raw):
         path = f"devices[{i}]" if isinstance(node, list) else "devices"
         m = c.mapping(item, path)
-        c.unknown(m, {"count", "cell", "f_max_hz", "eps", "p_max_dbm", "distance_m", "position_m", "availability",
-                      "battery_j", "mobility"}, path)
+        c.unknown(m, DEVICE_FIELDS, path)
+        rules = NUMBERS["devices"]
         explicit = "position_m" in m
-        count = 1 if explicit else c.number(m, "count", path, 0, minimum=1, integer=True, required=True)
+        count = 1 if explicit else c.number(m, "count", path, 0, rules["count"])
         if explicit and "count" in m and m["count"] != 1:
             c.fail(join(path, "count"), "an explicit device (position_m given) has count 1")
         cell = c.string(m, "cell", path, None)
@@ -237,16 +240,16 @@ def _build_devices(node: Any, c: Checker, cell_names: set[str]) -> tuple[DeviceG
         if "distance_m" in m:
             if explicit:
                 c.fail(join(path, "distance_m"), "give either position_m or distance_m, not both")
-            distance = c.distribution(m, "distance_m", path, above=0, count=count)
+            distance = c.distribution(m, "distance_m", path, rules["distance_m"], count)
         groups.append(DeviceGroup(
             count=count or 0,
             cell=cell,
-            f_max_hz=c.distribution(m, "f_max_hz", path, above=0, count=count) or Distribution("constant", (1.0,)),
-            eps=c.distribution(m, "eps", path, above=0, count=count) or Distribution("constant", (1.0,)),
-            p_max_dbm=c.distribution(m, "p_max_dbm", path, count=count) or Distribution("constant", (0.0,)),
+            f_max_hz=c.distribution(m, "f_max_hz", path, rules["f_max_hz"], count) or Distribution("constant", (1.0,)),
+            eps=c.distribution(m, "eps", path, rules["eps"], count) or Distribution("constant", (1.0,)),
+            p_max_dbm=c.distribution(m, "p_max_dbm", path, rules["p_max_dbm"], count) or Distribution("constant", (0.0,)),
             distance_m=distance,
             position_m=position,
-            battery_j=c.distribution(m, "battery_j", path, above=0, count=count, required=False),
+            battery_j=c.distribution(m, "battery_j", path, rules["battery_j"], count),
             mobility=parse_component(MOBILITY, m.get("mobility"), join(path, "mobility"), c.fail, "static") or Static(),
         ))
     # Availability last: a trace names devices by their index over all groups, and a
@@ -265,34 +268,42 @@ def _build_devices(node: Any, c: Checker, cell_names: set[str]) -> tuple[DeviceG
     return tuple(groups)
 
 
+def _reader(node: dict, section: str, c: Checker, defaults: Any) -> Callable[[str], Any]:
+    """`read(key)`: the number `key` of a section's mapping `node`, checked against the
+    section's bounds (rules.NUMBERS), or the field's default in `defaults` when absent."""
+    rules = NUMBERS[section]
+    return lambda key: c.number(node, key, section, getattr(defaults, key), rules[key])
+
+
 def _build_task(m: dict, c: Checker) -> Task:
     p = "task"
     d = Task()
     c.unknown(m, set(Task.__dataclass_fields__), p)
+    number = _reader(m, p, c, d)
     targets = m.get("target_accuracies", list(d.target_accuracies))
     nums = numbers(targets if isinstance(targets, list) else [targets])
-    if nums is None or not nums or any(not 0 < t <= 1 for t in nums):
-        c.fail(join(p, "target_accuracies"), f"must be a list of accuracies in (0, 1], e.g. [0.7, 0.8]; got {targets!r}")
+    accuracy = NUMBERS[p]["target_accuracies"]
+    if nums is None or not nums or not all(accuracy.admits(t) for t in nums):
+        c.fail(join(p, "target_accuracies"), f"must be a list of accuracies {accuracy}, e.g. [0.7, 0.8]; got {targets!r}")
         nums = list(d.target_accuracies)
     task = Task(
-        dataset=c.choice(m, "dataset", p, tuple(DATASETS), d.dataset),
+        dataset=c.choice(m, "dataset", p, options(p, "dataset"), d.dataset),
         data_dir=c.directory(m, "data_dir", p, d.data_dir),
-        model=c.choice(m, "model", p, tuple(sorted(MODELS)), d.model),
-        dirichlet_z=c.number(m, "dirichlet_z", p, d.dirichlet_z, above=0),
-        samples_per_device=c.number(m, "samples_per_device", p, d.samples_per_device, minimum=1, integer=True),
-        public_samples=c.number(m, "public_samples", p, d.public_samples, minimum=1, integer=True),
-        public_split_seed=c.number(m, "public_split_seed", p, d.public_split_seed, minimum=0, integer=True),
-        learning_rate=c.number(m, "learning_rate", p, d.learning_rate, above=0),
-        batch_size=c.number(m, "batch_size", p, d.batch_size, minimum=1, integer=True),
-        local_epochs=c.number(m, "local_epochs", p, d.local_epochs, minimum=1, integer=True),
-        rounds=c.number(m, "rounds", p, d.rounds, minimum=1, integer=True),
-        max_time_s=c.number(m, "max_time_s", p, d.max_time_s, above=0),
-        participants_per_round=c.number(m, "participants_per_round", p, d.participants_per_round, minimum=1,
-                                        integer=True),
+        model=c.choice(m, "model", p, options(p, "model"), d.model),
+        dirichlet_z=number("dirichlet_z"),
+        samples_per_device=number("samples_per_device"),
+        public_samples=number("public_samples"),
+        public_split_seed=number("public_split_seed"),
+        learning_rate=number("learning_rate"),
+        batch_size=number("batch_size"),
+        local_epochs=number("local_epochs"),
+        rounds=number("rounds"),
+        max_time_s=number("max_time_s"),
+        participants_per_round=number("participants_per_round"),
         target_accuracies=tuple(nums),
-        eval_samples=c.number(m, "eval_samples", p, d.eval_samples, minimum=1, integer=True),
-        precision=c.choice(m, "precision", p, PRECISIONS, d.precision),
-        threads=c.number(m, "threads", p, d.threads, minimum=1, integer=True),
+        eval_samples=number("eval_samples"),
+        precision=c.choice(m, "precision", p, options(p, "precision"), d.precision),
+        threads=number("threads"),
     )
     data, net = DATASETS.get(task.dataset), MODELS.get(task.model)
     if data is not None and net is not None and data.image_side % net.side_divisor:
@@ -318,29 +329,24 @@ def _build_optimisation(m: dict, c: Checker) -> Optimisation:
     cp = join(p, "cross_entropy")
     ce_raw = c.mapping(m.get("cross_entropy"), cp)
     c.unknown(ce_raw, set(CrossEntropy.__dataclass_fields__), cp)
-    dce = CrossEntropy()
-    samples = c.number(ce_raw, "samples", cp, dce.samples, minimum=2, integer=True)
-    elite = c.number(ce_raw, "elite", cp, dce.elite, minimum=1, integer=True)
+    search = _reader(ce_raw, cp, c, CrossEntropy())
+    samples, elite = search("samples"), search("elite")
     if elite is not None and samples is not None and elite > samples:
         c.fail(join(cp, "elite"), f"must be <= samples ({samples}), got {elite}")
-    ce = CrossEntropy(
-        samples=samples,
-        elite=elite,
-        iterations=c.number(ce_raw, "iterations", cp, dce.iterations, minimum=1, integer=True),
-        smoothing=c.number(ce_raw, "smoothing", cp, dce.smoothing, above=0, maximum=1),
-        tol=c.number(ce_raw, "tol", cp, dce.tol, above=0),
-    )
+    ce = CrossEntropy(samples=samples, elite=elite, iterations=search("iterations"), smoothing=search("smoothing"),
+                      tol=search("tol"))
+    number = _reader(m, p, c, d)
     return Optimisation(
-        t_max_s=c.number(m, "t_max_s", p, d.t_max_s, above=0),
-        err_max=c.number(m, "err_max", p, d.err_max, above=0, below=1),
-        dgen_max=c.number(m, "dgen_max", p, d.dgen_max, minimum=0, integer=True),
-        omega_cycles_per_sample=c.number(m, "omega_cycles_per_sample", p, d.omega_cycles_per_sample, above=0),
-        alpha=c.number(m, "alpha", p, d.alpha, above=0),
-        beta=c.number(m, "beta", p, d.beta, above=0),
-        gamma=c.number(m, "gamma", p, d.gamma, minimum=0),
-        zeta=c.number(m, "zeta", p, d.zeta, above=0),
-        solver=c.choice(m, "solver", p, tuple(SOLVERS), d.solver),
-        outage=c.number(m, "outage", p, d.outage, minimum=0, below=1),
+        t_max_s=number("t_max_s"),
+        err_max=number("err_max"),
+        dgen_max=number("dgen_max"),
+        omega_cycles_per_sample=number("omega_cycles_per_sample"),
+        alpha=number("alpha"),
+        beta=number("beta"),
+        gamma=number("gamma"),
+        zeta=number("zeta"),
+        solver=c.choice(m, "solver", p, options(p, "solver"), d.solver),
+        outage=number("outage"),
         cross_entropy=ce,
     )
 
@@ -349,12 +355,13 @@ def _build_generator(m: dict, c: Checker) -> Generator:
     p = "generator"
     d = Generator()
     c.unknown(m, set(Generator.__dataclass_fields__), p)
+    number = _reader(m, p, c, d)
     return Generator(
-        kind=c.choice(m, "kind", p, GENERATOR_KINDS, d.kind),
-        config=c.choice(m, "config", p, CONFIG_NAMES, d.config),
+        kind=c.choice(m, "kind", p, options(p, "kind"), d.kind),
+        config=c.choice(m, "config", p, options(p, "config"), d.config),
         cache_dir=c.directory(m, "cache_dir", p, d.cache_dir),
-        guidance=c.number(m, "guidance", p, d.guidance, minimum=0),
-        sampling_steps=c.number(m, "sampling_steps", p, d.sampling_steps, minimum=1, integer=True),
+        guidance=number("guidance"),
+        sampling_steps=number("sampling_steps"),
     )
 
 
@@ -362,31 +369,32 @@ def _build_aggregation(m: dict, c: Checker, n_devices: int | None) -> Aggregatio
     p = "aggregation"
     d = Aggregation()
     c.unknown(m, set(Aggregation.__dataclass_fields__), p)
-    concurrency = c.number(m, "max_concurrency", p, d.max_concurrency, minimum=1, integer=True)
+    number = _reader(m, p, c, d)
+    concurrency = number("max_concurrency")
     if concurrency is not None and n_devices is not None and concurrency > n_devices:
         c.fail(join(p, "max_concurrency"), f"must be <= the number of devices ({n_devices}), got {concurrency}")
     return Aggregation(
-        mode=c.choice(m, "mode", p, tuple(MODES), d.mode),
-        buffer_size=c.number(m, "buffer_size", p, d.buffer_size, minimum=1, integer=True),
+        mode=c.choice(m, "mode", p, options(p, "mode"), d.mode),
+        buffer_size=number("buffer_size"),
         max_concurrency=concurrency,
         staleness=_staleness(m, c, d.staleness),
-        server_lr=c.number(m, "server_lr", p, d.server_lr, above=0),
-        mixing=c.number(m, "mixing", p, d.mixing, above=0, maximum=1),
-        eval_every=c.number(m, "eval_every", p, d.eval_every, minimum=1, integer=True),
-        eval_every_s=_eval_every_s(m, c),
+        server_lr=number("server_lr"),
+        mixing=number("mixing"),
+        eval_every=number("eval_every"),
+        eval_every_s=_eval_every_s(m, c, number),
     )
 
 
 def _build_server(m: dict, c: Checker) -> Server:
     p = "server"
-    d = Server()
     c.unknown(m, set(Server.__dataclass_fields__), p)
-    return Server(aggregation_delay_s=c.number(m, "aggregation_delay_s", p, d.aggregation_delay_s, minimum=0),
-                  synthesis_images_per_s=c.number(m, "synthesis_images_per_s", p, d.synthesis_images_per_s, above=0))
+    number = _reader(m, p, c, Server())
+    return Server(aggregation_delay_s=number("aggregation_delay_s"),
+                  synthesis_images_per_s=number("synthesis_images_per_s"))
 
 
-def _eval_every_s(m: dict, c: Checker) -> float | None:
-    value = c.number(m, "eval_every_s", "aggregation", None, above=0)
+def _eval_every_s(m: dict, c: Checker, number: Callable[[str], Any]) -> float | None:
+    value = number("eval_every_s")
     if value is not None and m.get("eval_every") is not None:
         c.fail("aggregation.eval_every_s", "give eval_every (aggregations) or eval_every_s (simulated seconds), "
                                            "not both")
@@ -401,14 +409,13 @@ def _staleness(m: dict, c: Checker, default: float) -> float:
         return default
     if value == "constant":
         return 0.0
+    exponent_bounds = NUMBERS["aggregation"]["staleness"]
     if isinstance(value, dict) and set(value) == {"polynomial"}:
-        exponent = c.number(value, "polynomial", where, None, minimum=0, required=True)
+        exponent = c.number(value, "polynomial", where, None, replace(exponent_bounds, required=True))
         return default if exponent is None else float(exponent)
-    c.fail(where, f"must be constant or {{polynomial: a}} with an exponent a >= 0 (weight (1 + staleness)^-a), "
-                  f"got {value!r}")
+    c.fail(where, f"must be constant or {{polynomial: a}} with an exponent a {exponent_bounds} "
+                  f"(weight (1 + staleness)^-a), got {value!r}")
     return default
-
-
 
 
 def _build_network(m: dict, c: Checker) -> NetworkSettings:
@@ -416,19 +423,21 @@ def _build_network(m: dict, c: Checker) -> NetworkSettings:
     time_to_trigger_s, interruption_s}}`, each number >= 0 and within its physical range
     (simfl.limits); the handover fields default to 0 (hand over the moment another cell is
     stronger, without a break); interference to none, the allocator to lowest_free."""
-    c.unknown(m, {"handover", "channel_step_s", "interference", "allocator"}, "network")
-    step = c.number(m, "channel_step_s", "network", None, above=0)
-    interference = c.choice(m, "interference", "network", INTERFERENCE_MODELS, "none")
-    placer = m.get("allocator", "lowest_free")
+    p = "network"
+    d = NetworkSettings()
+    c.unknown(m, set(NetworkSettings.__dataclass_fields__), p)
+    step = _reader(m, p, c, d)("channel_step_s")
+    interference = c.choice(m, "interference", p, options(p, "interference"), d.interference)
+    placer = m.get("allocator", d.allocator)
     check_allocator(placer, "network.allocator", c.fail)
-    p = "network.handover"
-    h = c.mapping(m.get("handover"), p)
-    c.unknown(h, set(Handover.__dataclass_fields__), p)
-    d = Handover()
+    hp = "network.handover"
+    h = c.mapping(m.get("handover"), hp)
+    c.unknown(h, set(Handover.__dataclass_fields__), hp)
+    handover = _reader(h, hp, c, Handover())
     return NetworkSettings(handover=Handover(
-        hysteresis_db=c.number(h, "hysteresis_db", p, d.hysteresis_db, minimum=0),
-        time_to_trigger_s=c.number(h, "time_to_trigger_s", p, d.time_to_trigger_s, minimum=0),
-        interruption_s=c.number(h, "interruption_s", p, d.interruption_s, minimum=0),
+        hysteresis_db=handover("hysteresis_db"),
+        time_to_trigger_s=handover("time_to_trigger_s"),
+        interruption_s=handover("interruption_s"),
     ), channel_step_s=step, interference=str(interference), allocator=str(placer))
 
 
@@ -436,7 +445,7 @@ def _build_policies(node: Any, c: Checker) -> tuple[str, ...]:
     """`policies: [name, ...]`: the names' shape; whether each names a policy is checked
     above this layer (simfl.registry.check_policies)."""
     if node is None:
-        return ()
+        return DEFAULTS[""]["policies"]
     if not isinstance(node, list) or not all(isinstance(x, str) and x for x in node):
         c.fail("policies", f"must be a list of policy names, e.g. [fimi, tfl]; got {node!r}")
         return ()
@@ -502,4 +511,4 @@ def _flower_scalar(value: Any) -> bool:
     return isinstance(value, (bool, int, float, str)) and not (isinstance(value, float) and value != value)
 
 
-__all__ = ["FLOWER_RESERVED", "SECTIONS", "build_scenario"]
+__all__ = ["NOT_KEPT", "SECTIONS", "build_scenario"]
