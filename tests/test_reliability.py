@@ -584,7 +584,7 @@ def test_the_text_columns_of_the_results_files_are_the_text_fields_of_the_record
     from simfl import engine
     from simfl.runfolder.tables import FLAG_COLUMNS, TEXT_COLUMNS
 
-    text, flags = {"policy"}, set()
+    text, flags = {"policy", "metric"}, set()  # metric: metrics.csv's name column (RunRecorder.record_metrics)
     for record in (engine.RoundRecord, engine.DeviceRecord):
         for name, kind in typing.get_type_hints(record).items():
             if kind is str:
