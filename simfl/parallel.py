@@ -27,7 +27,7 @@ import io
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Sequence, TextIO, cast
@@ -44,6 +44,11 @@ from simfl.sweep import check_distinct, open_value_folder, write_sweep_report
 
 STAGE_DIR = ".parts"
 INSTALL_HINT = "pip install 'simfl[ray]'"
+# Ray's errors for a task whose process died under it (SIGKILL, the kernel's or Ray's OOM
+# killer, a node lost), not for an error the run raised: only these are retried, since the
+# run did nothing wrong and its folder holds its rounds up to its last checkpoint
+LOST_WORKER = ("WorkerCrashedError", "NodeDiedError", "OutOfMemoryError")
+ATTEMPTS = 3
 
 
 def require_ray() -> ModuleType:
@@ -62,6 +67,7 @@ class Cluster:
 
     workers: int | None = None
     address: str | None = None
+    attempts: int = ATTEMPTS  # in all, per run, when its worker is lost (LOST_WORKER)
     _ray: Any = field(default=None, repr=False)
 
     def __enter__(self) -> "Cluster":
@@ -92,17 +98,45 @@ class Cluster:
 
     def run(self, units: Sequence["Unit"], on_done: Any, progress: TextIO | None) -> list[tuple["Unit", str]]:
         """Run every unit as a task; call `on_done(unit)` as each finishes (in completion
-        order); return the (unit, error) of those that failed, after all have ended."""
+        order); return the (unit, error) of those that failed, after all have ended.
+
+        A task whose worker process dies under it (killed, out of memory, its node lost)
+        is run again, continuing from the last round checkpoint in its folder, up to
+        `attempts` times in all; an error the run itself raises is not retried (it would
+        raise it again)."""
         ray = self._ray
+        # max_retries=0: Ray's own retry would start the run again with the arguments of
+        # the first attempt; here a retry is told to resume, and is bounded and reported
         remote = ray.remote(num_cpus=1, max_retries=0)(run_unit)
-        pending = {remote.remote(u.scenario, u.policy, str(u.folder), u.resume, u.solver, u.label,
-                                 os.getcwd(), list(sys.path)): u for u in units}
+        lost = tuple(getattr(ray.exceptions, name) for name in LOST_WORKER)
+        pending: dict[Any, tuple[Unit, int]] = {}
+
+        def submit(unit: Unit, attempt: int) -> None:
+            pending[remote.remote(unit.scenario, unit.policy, str(unit.folder), unit.resume, unit.solver,
+                                  unit.label, os.getcwd(), list(sys.path))] = (unit, attempt)
+
+        for unit in units:
+            submit(unit, 1)
         failures: list[tuple[Unit, str]] = []
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
-            unit = pending.pop(ready[0])
+            unit, attempt = pending.pop(ready[0])
             try:
                 ray.get(ready[0])
+            except lost as exc:
+                where = _resume_point(unit.folder)
+                if attempt < self.attempts:
+                    if progress:
+                        print(f"[{unit.label}] its worker was lost ({_one_line(exc)}); the run resumes {where} "
+                              f"(attempt {attempt + 1} of {self.attempts})", file=progress, flush=True)
+                    submit(replace(unit, resume=True), attempt + 1)
+                    continue
+                why = (f"its worker was lost {attempt} times (the last time: {_one_line(exc).rstrip('.')}); "
+                       f"its finished rounds are kept, and --resume continues it {where}")
+                failures.append((unit, why))
+                if progress:
+                    print(f"[{unit.label}] failed: {why}", file=progress, flush=True)
+                continue
             except Exception as exc:  # a task's error, whatever it was: the others go on
                 cause = getattr(exc, "cause", None) or exc
                 failures.append((unit, _one_line(cause)))
@@ -111,6 +145,19 @@ class Cluster:
                 continue
             on_done(unit)
         return failures
+
+
+def _resume_point(folder: Path) -> str:
+    """Where a run continues in `folder` (its own: one policy's rows), as words: after
+    its last round in rounds.csv, whose checkpoint is on disk (it is saved before the
+    row), or from the start."""
+    try:
+        rounds = runfolder.read_csv(Path(folder) / runfolder.ROUNDS_FILE, torn_ok=True)
+    except SimflError:
+        return "from where its folder allows"  # damaged: the retry's own checks name the problem
+    if rounds.empty:
+        return "from its first round (none had finished)"
+    return f"after round {int(rounds['round'].max())}"
 
 
 @dataclass(frozen=True)
@@ -282,6 +329,6 @@ def sweep_parallel(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_d
 
 def _raise_failures(failures: Sequence[tuple[Unit, str]]) -> None:
     if failures:
-        listed = "; ".join(f"{u.label} ({u.folder}): {why}" for u, why in failures)
+        listed = "; ".join(f"{u.label} ({u.folder}): {why.rstrip('.')}" for u, why in failures)
         raise SimflError(f"{len(failures)} run(s) failed, the others finished: {listed}. Fix the cause and "
                          "continue with --resume (finished runs are kept)")
