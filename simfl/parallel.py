@@ -109,10 +109,12 @@ class Cluster:
         # the first attempt; here a retry is told to resume, and is bounded and reported
         remote = ray.remote(num_cpus=1, max_retries=0)(run_unit)
         lost = tuple(getattr(ray.exceptions, name) for name in LOST_WORKER)
+        shared = _share_scenarios(ray, units)
         pending: dict[Any, tuple[Unit, int]] = {}
 
         def submit(unit: Unit, attempt: int) -> None:
-            pending[remote.remote(unit.scenario, unit.policy, str(unit.folder), unit.resume, unit.solver,
+            scenarios, index = shared[id(unit.scenario)]
+            pending[remote.remote(scenarios, index, unit.policy, str(unit.folder), unit.resume, unit.solver,
                                   unit.label, os.getcwd(), list(sys.path))] = (unit, attempt)
 
         for unit in units:
@@ -147,6 +149,26 @@ class Cluster:
         return failures
 
 
+def _share_scenarios(ray: Any, units: Sequence["Unit"]) -> dict[int, tuple[Any, int]]:
+    """id(scenario) -> (object ref, index): each unit's scenario put into Ray's object
+    store once for all the tasks that run it, rather than pickled into each task's
+    arguments. A scenario is small unless it holds per-device data: with an availability
+    trace it pickles to about 200 bytes a device (2 MB for 10,000 devices, 10 periods
+    each), which each task would otherwise store again. The scenarios that share their
+    device groups (a comparison's seeds) go into one object, so pickling stores the
+    groups once; a task unpickles the few scenarios of its object and runs one."""
+    groups: dict[int, list[Scenario]] = {}
+    for unit in units:
+        group = groups.setdefault(id(unit.scenario.devices), [])
+        if not any(s is unit.scenario for s in group):
+            group.append(unit.scenario)
+    where = {}
+    for group in groups.values():
+        ref = ray.put(tuple(group))
+        where.update({id(s): (ref, index) for index, s in enumerate(group)})
+    return where
+
+
 def _resume_point(folder: Path) -> str:
     """Where a run continues in `folder` (its own: one policy's rows), as words: after
     its last round in rounds.csv, whose checkpoint is on disk (it is saved before the
@@ -172,14 +194,15 @@ class Unit:
     label: str
 
 
-def run_unit(scenario: Scenario, policy: str, folder: str, resume: bool, solver: str | None, label: str,
-             cwd: str, path: list[str]) -> None:
-    """A Ray task: `run_policy` into `folder`, its progress lines prefixed by `label`."""
+def run_unit(scenarios: tuple[Scenario, ...], index: int, policy: str, folder: str, resume: bool,
+             solver: str | None, label: str, cwd: str, path: list[str]) -> None:
+    """A Ray task: `run_policy` of `scenarios[index]` into `folder`, its progress lines
+    prefixed by `label`."""
     os.chdir(cwd)  # relative paths in the scenario (data_dir, a policy file) mean what they meant to the driver
     sys.path[:0] = [p for p in path if p not in sys.path]
     stream = cast(TextIO, _Prefixed(sys.stderr, label))
     try:
-        run_policy(prepare(scenario), create(policy), Path(folder), resume=resume, solver=solver,
+        run_policy(prepare(scenarios[index]), create(policy), Path(folder), resume=resume, solver=solver,
                    progress=stream, train_workers=1)
     except SimflError as exc:
         raise RuntimeError(str(exc)) from None  # the message is the story; Ray adds the traceback otherwise
@@ -236,36 +259,10 @@ def compare_parallel(runs: Sequence[tuple[Scenario, Path]], policies: Sequence[s
     units: list[Unit] = []
     local: list[tuple[Scenario, Path, str]] = []
     for scenario, folder in runs:
-        instances = [create(name) for name in names]
-        check_unique(instances, names)
-        # owned, of this scenario and seed, readable; changed (torn lines dropped, ...) only
-        # once its runs to continue are checked and its policies have planned
-        opening = runfolder.inspect_folder(folder, scenario)
-        existing = opening.rounds
-        staged = [staged_folder(folder, p.name) for p in instances]
-        if not resume and (not existing.empty or any(s.exists() for s in staged)):
-            raise SimflError(f"{folder}: already holds a comparison; pass --resume to continue it or choose another --out")
-        order[folder] = [p.name for p in instances]
-        over = runfolder.ended(folder)
-        setup = prepare(scenario)
-        for spec, policy, stage in zip(names, instances, staged):
-            mine = existing[existing["policy"] == policy.name] if not existing.empty else existing
-            if policy.name in over or run_finished(mine, scenario.task.rounds, scenario.task.max_time_s):
-                if stage.exists():  # adopted, and the driver stopped before it could delete the copy
-                    shutil.rmtree(stage)
-                continue
-            plan = make_plan(setup, policy, solver)  # a bad plan is named before anything trains
-            if not mine.empty:  # continued here, in the folder: checked before it changes
-                opening = runfolder.check_run(opening, policy.name, resume=True)
-                check_plan_unchanged(folder, policy.name, plan, opening.rounds)
-            prefill_synthesis(setup, policy, plan, progress)
-            label = f"seed {scenario.seed}/{policy.name}" if len(runs) > 1 else policy.name
-            if not mine.empty:
-                local.append((scenario, folder, spec))
-            else:
-                units.append(Unit(scenario, spec, stage, resume, solver, label))
-        runfolder.commit(opening)
-        del opening  # it holds events.csv, which may be large, and the runs read the folder anew
+        order[folder], mine, here = _stage_seed(scenario, folder, names, resume=resume, solver=solver,
+                                                progress=progress, labelled=len(runs) > 1)
+        units.extend(mine)
+        local.extend((scenario, folder, spec) for spec in here)
     adopted: dict[Path, int] = {folder: 0 for folder in order}
     finished: set[Path] = set()
     queued = {u.folder for u in units}
@@ -304,6 +301,47 @@ def compare_parallel(runs: Sequence[tuple[Scenario, Path]], policies: Sequence[s
     _raise_failures(failures)
 
 
+def _stage_seed(scenario: Scenario, folder: Path, names: Sequence[str], *, resume: bool, solver: str | None,
+                progress: TextIO | None, labelled: bool) -> tuple[list[str], list[Unit], list[str]]:
+    """Check one seed's comparison folder and plan its unfinished runs (filling the
+    synthetic-image pools they will read): the policies' names in order, the units to
+    run on Ray (into staged folders), and the specs of the runs to continue here (a
+    sequential command left them half-run in the folder). A function of its own so that
+    its world, data and plans are freed on return, not held while the tasks run (each
+    task builds its own)."""
+    instances = [create(name) for name in names]
+    check_unique(instances, names)
+    # owned, of this scenario and seed, readable; changed (torn lines dropped, ...) only
+    # once its runs to continue are checked and its policies have planned
+    opening = runfolder.inspect_folder(folder, scenario)
+    existing = opening.rounds
+    staged = [staged_folder(folder, p.name) for p in instances]
+    if not resume and (not existing.empty or any(s.exists() for s in staged)):
+        raise SimflError(f"{folder}: already holds a comparison; pass --resume to continue it or choose another --out")
+    over = runfolder.ended(folder)
+    setup = prepare(scenario)
+    units: list[Unit] = []
+    local: list[str] = []
+    for spec, policy, stage in zip(names, instances, staged):
+        mine = existing[existing["policy"] == policy.name] if not existing.empty else existing
+        if policy.name in over or run_finished(mine, scenario.task.rounds, scenario.task.max_time_s):
+            if stage.exists():  # adopted, and the driver stopped before it could delete the copy
+                shutil.rmtree(stage)
+            continue
+        plan = make_plan(setup, policy, solver)  # a bad plan is named before anything trains
+        if not mine.empty:  # continued here, in the folder: checked before it changes
+            opening = runfolder.check_run(opening, policy.name, resume=True)
+            check_plan_unchanged(folder, policy.name, plan, opening.rounds)
+        prefill_synthesis(setup, policy, plan, progress)
+        label = f"seed {scenario.seed}/{policy.name}" if labelled else policy.name
+        if not mine.empty:
+            local.append(spec)
+        else:
+            units.append(Unit(scenario, spec, stage, resume, solver, label))
+    runfolder.commit(opening)
+    return [p.name for p in instances], units, local
+
+
 def sweep_parallel(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_dir: Path, cluster: Cluster, *,
                    resume: bool = False, solver: str | None = None, progress: TextIO | None = sys.stderr) -> None:
     """`sweep` with each value a task writing its own run folder; then the sweep's report."""
@@ -316,15 +354,21 @@ def sweep_parallel(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_d
         runfolder.release(folder)  # checked here, then left to the task
         if run_finished(done, scenario.task.rounds, scenario.task.max_time_s):
             continue
-        setup, policy = prepare(scenario), create(policy_name)
-        plan = make_plan(setup, policy, solver)
-        prefill_synthesis(setup, policy, plan, progress)
+        _plan_and_prefill(scenario, policy_name, solver, progress)
         units.append(Unit(scenario, policy_name, folder, resume, solver, label))
     failures = cluster.run(units, lambda unit: progress and print(f"[{unit.label}] done", file=progress, flush=True),
                            progress) if units else []
     if not failures:
         write_sweep_report(Path(out_dir), runs, create(policy_name).name, sys.stdout if progress else None)
     _raise_failures(failures)
+
+
+def _plan_and_prefill(scenario: Scenario, spec: str, solver: str | None, progress: TextIO | None) -> None:
+    """Plan `spec` on the scenario (a bad plan is named before anything trains) and fill
+    the pools its run will read; its world is freed on return, not held while the tasks
+    run."""
+    setup, policy = prepare(scenario), create(spec)
+    prefill_synthesis(setup, policy, make_plan(setup, policy, solver), progress)
 
 
 def _raise_failures(failures: Sequence[tuple[Unit, str]]) -> None:

@@ -137,7 +137,7 @@ class StandInRay:
         return sorted(refs)[:num_returns], sorted(refs)[num_returns:]
 
     def get(self, ref):
-        label = self.calls[ref][5]
+        label = self.calls[ref][6]
         outcome = self.outcomes[label].pop(0)
         if outcome is not None:
             raise outcome
@@ -166,8 +166,30 @@ def test_a_run_whose_worker_is_lost_each_time_fails_after_three_attempts_and_a_f
         ("broken", "the aggregation broke"),  # an error of the run: once, not retried
         ("tfl", "its worker was lost 3 times (the last time: The worker died unexpectedly); its finished rounds "
                 "are kept, and --resume continues it after round 2")]
-    attempts = [(args[5], args[3]) for args in ray.calls]  # (label, resume) of every task started
+    attempts = [(args[6], args[4]) for args in ray.calls]  # (label, resume) of every task started
     assert attempts.count(("tfl", True)) == 2 and attempts.count(("fedavg", True)) == 1  # retries resume
     assert ("broken", True) not in attempts
     assert ("[fedavg] its worker was lost (The worker died unexpectedly.); the run resumes from its first round "
             "(none had finished) (attempt 2 of 3)") in progress.getvalue()
+    assert len(ray.puts) == 1 and ray.puts[0] == (scenario,)  # the scenario stored once, for every task
+    assert {args[:2] for args in ray.calls} == {("ref1", 0)}
+
+
+def test_the_tasks_of_a_comparisons_seeds_share_one_stored_copy_of_their_scenarios(tmp_path):
+    """A scenario is put into Ray's object store once, not pickled into each task's
+    arguments (with a per-device availability trace it is about 200 bytes a device); the
+    seeds of a comparison share their device groups, and one object holds them all."""
+    from simfl.compare_seeds import seed_scenarios
+    from simfl.parallel import Cluster, Unit
+    from simfl.scenario import load_scenario
+
+    seeds = seed_scenarios(load_scenario(TINY), [1, 2])
+    units = [Unit(s, p, tmp_path / f"seed-{s.seed}" / p, False, None, f"seed {s.seed}/{p}")
+             for s in seeds for p in ("tfl", "fedavg")]
+    swept = [load_scenario(TINY, overrides=[f"optimisation.t_max_s={t}"]) for t in (10, 20)]  # loaded apart
+    units += [Unit(s, "tfl", tmp_path / f"t{i}", False, None, f"t{i}") for i, s in enumerate(swept)]
+    ray = StandInRay({u.label: [None] for u in units})
+    assert Cluster(workers=2, _ray=ray).run(units, lambda unit: None, None) == []
+    assert ray.puts == [tuple(seeds), (swept[0],), (swept[1],)]
+    assert [args[:2] for args in ray.calls] == [("ref1", 0), ("ref1", 0), ("ref1", 1), ("ref1", 1),
+                                                ("ref2", 0), ("ref3", 0)]
