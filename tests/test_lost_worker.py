@@ -42,7 +42,11 @@ class Killable(Tfl):
             partial.replace(MARKER)  # whole or absent: the test never reads half a pid
             time.sleep({wait_s})
             raise RuntimeError("waited {wait_s} s for the test to kill this worker")
+        self.updates = len(updates)
         return super().aggregate(updates, server, state)
+
+    def round_metrics(self):
+        return {{"updates": float(self.updates)}}  # metrics.csv, resumed and adopted like the rest
 """
 WAIT_S = 120  # the worker's wait for its SIGKILL: a test that never sends it fails, not hangs
 DEADLINE_S = 300  # for the whole Ray comparison
@@ -88,7 +92,7 @@ def test_a_worker_killed_mid_run_is_resumed_from_its_checkpoint_to_the_sequentia
     seq, ray_out = tmp_path / "seq", tmp_path / "ray"
     names = sorted(str(p.relative_to(seq)) for p in seq.rglob("*")
                    if p.is_file() and p.suffix != ".png" and p.name not in ("manifest.json", ".simfl.lock"))
-    assert {"rounds.csv", "events.csv", "similarity.csv", "summary.csv", "plans/killable.csv",
+    assert {"rounds.csv", "events.csv", "metrics.csv", "similarity.csv", "summary.csv", "plans/killable.csv",
             "checkpoints/killable-round2.pt", "checkpoints/equal-share-round2.pt"} <= set(names)
     for name in names:
         if name.startswith("plans/") and name.endswith(".json"):
