@@ -12,7 +12,9 @@ A comparison folder holds several policies, so a task writes into `<folder>/.par
 and the driver adopts the finished run into the folder in the policies' order
 (`runfolder.adopt_run`): rounds.csv, events.csv and summary.csv come out byte-identical to
 the sequential command's. A sweep's values have a folder each, and a task writes there
-directly. A run that fails is named with its error while the others finish; `--resume`
+directly. A run whose worker process dies under it (SIGKILL, out of memory, its node
+lost) is run again, from the last round checkpoint in its folder, up to `ATTEMPTS` times
+in all. A run that fails is named with its error while the others finish; `--resume`
 continues the unfinished runs (a staged one from its own checkpoint). A policy that a
 sequential command left half-run in the folder is continued here, in this process, after
 the others, since its rows are already in the shared files.
