@@ -110,7 +110,8 @@ class Cluster:
         # max_retries=0: Ray's own retry would start the run again with the arguments of
         # the first attempt; here a retry is told to resume, and is bounded and reported
         remote = ray.remote(num_cpus=1, max_retries=0)(run_unit)
-        lost = tuple(getattr(ray.exceptions, name) for name in LOST_WORKER)
+        # (an older Ray may lack one of them: it cannot raise it either)
+        lost = tuple(getattr(ray.exceptions, name) for name in LOST_WORKER if hasattr(ray.exceptions, name))
         shared = _share_scenarios(ray, units)
         pending: dict[Any, tuple[Unit, int]] = {}
 
