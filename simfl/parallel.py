@@ -12,7 +12,9 @@ A comparison folder holds several policies, so a task writes into `<folder>/.par
 and the driver adopts the finished run into the folder in the policies' order
 (`runfolder.adopt_run`): rounds.csv, events.csv and summary.csv come out byte-identical to
 the sequential command's. A sweep's values have a folder each, and a task writes there
-directly. A run that fails is named with its error while the others finish; `--resume`
+directly. A run whose worker process dies under it (SIGKILL, out of memory, its node
+lost) is run again, from the last round checkpoint in its folder, up to `ATTEMPTS` times
+in all. A run that fails is named with its error while the others finish; `--resume`
 continues the unfinished runs (a staged one from its own checkpoint). A policy that a
 sequential command left half-run in the folder is continued here, in this process, after
 the others, since its rows are already in the shared files.
@@ -27,7 +29,7 @@ import io
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Sequence, TextIO, cast
@@ -44,6 +46,11 @@ from simfl.sweep import check_distinct, open_value_folder, write_sweep_report
 
 STAGE_DIR = ".parts"
 INSTALL_HINT = "pip install 'simfl[ray]'"
+# Ray's errors for a task whose process died under it (SIGKILL, the kernel's or Ray's OOM
+# killer, a node lost), not for an error the run raised: only these are retried, since the
+# run did nothing wrong and its folder holds its rounds up to its last checkpoint
+LOST_WORKER = ("WorkerCrashedError", "NodeDiedError", "OutOfMemoryError")
+ATTEMPTS = 3
 
 
 def require_ray() -> ModuleType:
@@ -62,6 +69,7 @@ class Cluster:
 
     workers: int | None = None
     address: str | None = None
+    attempts: int = ATTEMPTS  # in all, per run, when its worker is lost (LOST_WORKER)
     _ray: Any = field(default=None, repr=False)
 
     def __enter__(self) -> "Cluster":
@@ -92,17 +100,48 @@ class Cluster:
 
     def run(self, units: Sequence["Unit"], on_done: Any, progress: TextIO | None) -> list[tuple["Unit", str]]:
         """Run every unit as a task; call `on_done(unit)` as each finishes (in completion
-        order); return the (unit, error) of those that failed, after all have ended."""
+        order); return the (unit, error) of those that failed, after all have ended.
+
+        A task whose worker process dies under it (killed, out of memory, its node lost)
+        is run again, continuing from the last round checkpoint in its folder, up to
+        `attempts` times in all; an error the run itself raises is not retried (it would
+        raise it again)."""
         ray = self._ray
+        # max_retries=0: Ray's own retry would start the run again with the arguments of
+        # the first attempt; here a retry is told to resume, and is bounded and reported
         remote = ray.remote(num_cpus=1, max_retries=0)(run_unit)
-        pending = {remote.remote(u.scenario, u.policy, str(u.folder), u.resume, u.solver, u.label,
-                                 os.getcwd(), list(sys.path)): u for u in units}
+        # (an older Ray may lack one of them: it cannot raise it either)
+        lost = tuple(getattr(ray.exceptions, name) for name in LOST_WORKER if hasattr(ray.exceptions, name))
+        shared = _share_scenarios(ray, units)
+        pending: dict[Any, tuple[Unit, int]] = {}
+
+        def submit(unit: Unit, attempt: int) -> None:
+            scenarios, index = shared[id(unit.scenario)]
+            pending[remote.remote(scenarios, index, unit.policy, str(unit.folder), unit.resume, unit.solver,
+                                  unit.label, os.getcwd(), list(sys.path))] = (unit, attempt)
+
+        for unit in units:
+            submit(unit, 1)
         failures: list[tuple[Unit, str]] = []
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
-            unit = pending.pop(ready[0])
+            unit, attempt = pending.pop(ready[0])
             try:
                 ray.get(ready[0])
+            except lost as exc:
+                where = _resume_point(unit.folder)
+                if attempt < self.attempts:
+                    if progress:
+                        print(f"[{unit.label}] its worker was lost ({_one_line(exc)}); the run resumes {where} "
+                              f"(attempt {attempt + 1} of {self.attempts})", file=progress, flush=True)
+                    submit(replace(unit, resume=True), attempt + 1)
+                    continue
+                why = (f"its worker was lost {attempt} times (the last time: {_one_line(exc).rstrip('.')}); "
+                       f"its finished rounds are kept, and --resume continues it {where}")
+                failures.append((unit, why))
+                if progress:
+                    print(f"[{unit.label}] failed: {why}", file=progress, flush=True)
+                continue
             except Exception as exc:  # a task's error, whatever it was: the others go on
                 cause = getattr(exc, "cause", None) or exc
                 failures.append((unit, _one_line(cause)))
@@ -111,6 +150,39 @@ class Cluster:
                 continue
             on_done(unit)
         return failures
+
+
+def _share_scenarios(ray: Any, units: Sequence["Unit"]) -> dict[int, tuple[Any, int]]:
+    """id(scenario) -> (object ref, index): each unit's scenario put into Ray's object
+    store once for all the tasks that run it, rather than pickled into each task's
+    arguments. A scenario is small unless it holds per-device data: with an availability
+    trace it pickles to about 200 bytes a device (2 MB for 10,000 devices, 10 periods
+    each), which each task would otherwise store again. The scenarios that share their
+    device groups (a comparison's seeds) go into one object, so pickling stores the
+    groups once; a task unpickles the few scenarios of its object and runs one."""
+    groups: dict[int, list[Scenario]] = {}
+    for unit in units:
+        group = groups.setdefault(id(unit.scenario.devices), [])
+        if not any(s is unit.scenario for s in group):
+            group.append(unit.scenario)
+    where = {}
+    for group in groups.values():
+        ref = ray.put(tuple(group))
+        where.update({id(s): (ref, index) for index, s in enumerate(group)})
+    return where
+
+
+def _resume_point(folder: Path) -> str:
+    """Where a run continues in `folder` (its own: one policy's rows), as words: after
+    its last round in rounds.csv, whose checkpoint is on disk (it is saved before the
+    row), or from the start."""
+    try:
+        rounds = runfolder.read_csv(Path(folder) / runfolder.ROUNDS_FILE, torn_ok=True)
+    except SimflError:
+        return "from where its folder allows"  # damaged: the retry's own checks name the problem
+    if rounds.empty:
+        return "from its first round (none had finished)"
+    return f"after round {int(rounds['round'].max())}"
 
 
 @dataclass(frozen=True)
@@ -125,14 +197,15 @@ class Unit:
     label: str
 
 
-def run_unit(scenario: Scenario, policy: str, folder: str, resume: bool, solver: str | None, label: str,
-             cwd: str, path: list[str]) -> None:
-    """A Ray task: `run_policy` into `folder`, its progress lines prefixed by `label`."""
+def run_unit(scenarios: tuple[Scenario, ...], index: int, policy: str, folder: str, resume: bool,
+             solver: str | None, label: str, cwd: str, path: list[str]) -> None:
+    """A Ray task: `run_policy` of `scenarios[index]` into `folder`, its progress lines
+    prefixed by `label`."""
     os.chdir(cwd)  # relative paths in the scenario (data_dir, a policy file) mean what they meant to the driver
     sys.path[:0] = [p for p in path if p not in sys.path]
     stream = cast(TextIO, _Prefixed(sys.stderr, label))
     try:
-        run_policy(prepare(scenario), create(policy), Path(folder), resume=resume, solver=solver,
+        run_policy(prepare(scenarios[index]), create(policy), Path(folder), resume=resume, solver=solver,
                    progress=stream, train_workers=1)
     except SimflError as exc:
         raise RuntimeError(str(exc)) from None  # the message is the story; Ray adds the traceback otherwise
@@ -189,36 +262,10 @@ def compare_parallel(runs: Sequence[tuple[Scenario, Path]], policies: Sequence[s
     units: list[Unit] = []
     local: list[tuple[Scenario, Path, str]] = []
     for scenario, folder in runs:
-        instances = [create(name) for name in names]
-        check_unique(instances, names)
-        # owned, of this scenario and seed, readable; changed (torn lines dropped, ...) only
-        # once its runs to continue are checked and its policies have planned
-        opening = runfolder.inspect_folder(folder, scenario)
-        existing = opening.rounds
-        staged = [staged_folder(folder, p.name) for p in instances]
-        if not resume and (not existing.empty or any(s.exists() for s in staged)):
-            raise SimflError(f"{folder}: already holds a comparison; pass --resume to continue it or choose another --out")
-        order[folder] = [p.name for p in instances]
-        over = runfolder.ended(folder)
-        setup = prepare(scenario)
-        for spec, policy, stage in zip(names, instances, staged):
-            mine = existing[existing["policy"] == policy.name] if not existing.empty else existing
-            if policy.name in over or run_finished(mine, scenario.task.rounds, scenario.task.max_time_s):
-                if stage.exists():  # adopted, and the driver stopped before it could delete the copy
-                    shutil.rmtree(stage)
-                continue
-            plan = make_plan(setup, policy, solver)  # a bad plan is named before anything trains
-            if not mine.empty:  # continued here, in the folder: checked before it changes
-                opening = runfolder.check_run(opening, policy.name, resume=True)
-                check_plan_unchanged(folder, policy.name, plan, opening.rounds)
-            prefill_synthesis(setup, policy, plan, progress)
-            label = f"seed {scenario.seed}/{policy.name}" if len(runs) > 1 else policy.name
-            if not mine.empty:
-                local.append((scenario, folder, spec))
-            else:
-                units.append(Unit(scenario, spec, stage, resume, solver, label))
-        runfolder.commit(opening)
-        del opening  # it holds events.csv, which may be large, and the runs read the folder anew
+        order[folder], mine, here = _stage_seed(scenario, folder, names, resume=resume, solver=solver,
+                                                progress=progress, labelled=len(runs) > 1)
+        units.extend(mine)
+        local.extend((scenario, folder, spec) for spec in here)
     adopted: dict[Path, int] = {folder: 0 for folder in order}
     finished: set[Path] = set()
     queued = {u.folder for u in units}
@@ -257,6 +304,47 @@ def compare_parallel(runs: Sequence[tuple[Scenario, Path]], policies: Sequence[s
     _raise_failures(failures)
 
 
+def _stage_seed(scenario: Scenario, folder: Path, names: Sequence[str], *, resume: bool, solver: str | None,
+                progress: TextIO | None, labelled: bool) -> tuple[list[str], list[Unit], list[str]]:
+    """Check one seed's comparison folder and plan its unfinished runs (filling the
+    synthetic-image pools they will read): the policies' names in order, the units to
+    run on Ray (into staged folders), and the specs of the runs to continue here (a
+    sequential command left them half-run in the folder). A function of its own so that
+    its world, data and plans are freed on return, not held while the tasks run (each
+    task builds its own)."""
+    instances = [create(name) for name in names]
+    check_unique(instances, names)
+    # owned, of this scenario and seed, readable; changed (torn lines dropped, ...) only
+    # once its runs to continue are checked and its policies have planned
+    opening = runfolder.inspect_folder(folder, scenario)
+    existing = opening.rounds
+    staged = [staged_folder(folder, p.name) for p in instances]
+    if not resume and (not existing.empty or any(s.exists() for s in staged)):
+        raise SimflError(f"{folder}: already holds a comparison; pass --resume to continue it or choose another --out")
+    over = runfolder.ended(folder)
+    setup = prepare(scenario)
+    units: list[Unit] = []
+    local: list[str] = []
+    for spec, policy, stage in zip(names, instances, staged):
+        mine = existing[existing["policy"] == policy.name] if not existing.empty else existing
+        if policy.name in over or run_finished(mine, scenario.task.rounds, scenario.task.max_time_s):
+            if stage.exists():  # adopted, and the driver stopped before it could delete the copy
+                shutil.rmtree(stage)
+            continue
+        plan = make_plan(setup, policy, solver)  # a bad plan is named before anything trains
+        if not mine.empty:  # continued here, in the folder: checked before it changes
+            opening = runfolder.check_run(opening, policy.name, resume=True)
+            check_plan_unchanged(folder, policy.name, plan, opening.rounds)
+        prefill_synthesis(setup, policy, plan, progress)
+        label = f"seed {scenario.seed}/{policy.name}" if labelled else policy.name
+        if not mine.empty:
+            local.append(spec)
+        else:
+            units.append(Unit(scenario, spec, stage, resume, solver, label))
+    runfolder.commit(opening)
+    return [p.name for p in instances], units, local
+
+
 def sweep_parallel(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_dir: Path, cluster: Cluster, *,
                    resume: bool = False, solver: str | None = None, progress: TextIO | None = sys.stderr) -> None:
     """`sweep` with each value a task writing its own run folder; then the sweep's report."""
@@ -269,9 +357,7 @@ def sweep_parallel(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_d
         runfolder.release(folder)  # checked here, then left to the task
         if run_finished(done, scenario.task.rounds, scenario.task.max_time_s):
             continue
-        setup, policy = prepare(scenario), create(policy_name)
-        plan = make_plan(setup, policy, solver)
-        prefill_synthesis(setup, policy, plan, progress)
+        _plan_and_prefill(scenario, policy_name, solver, progress)
         units.append(Unit(scenario, policy_name, folder, resume, solver, label))
     failures = cluster.run(units, lambda unit: progress and print(f"[{unit.label}] done", file=progress, flush=True),
                            progress) if units else []
@@ -280,8 +366,16 @@ def sweep_parallel(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_d
     _raise_failures(failures)
 
 
+def _plan_and_prefill(scenario: Scenario, spec: str, solver: str | None, progress: TextIO | None) -> None:
+    """Plan `spec` on the scenario (a bad plan is named before anything trains) and fill
+    the pools its run will read; its world is freed on return, not held while the tasks
+    run."""
+    setup, policy = prepare(scenario), create(spec)
+    prefill_synthesis(setup, policy, make_plan(setup, policy, solver), progress)
+
+
 def _raise_failures(failures: Sequence[tuple[Unit, str]]) -> None:
     if failures:
-        listed = "; ".join(f"{u.label} ({u.folder}): {why}" for u, why in failures)
+        listed = "; ".join(f"{u.label} ({u.folder}): {why.rstrip('.')}" for u, why in failures)
         raise SimflError(f"{len(failures)} run(s) failed, the others finished: {listed}. Fix the cause and "
                          "continue with --resume (finished runs are kept)")
