@@ -161,13 +161,13 @@ class Network:
 
     def state_dict(self) -> dict[str, Any]:
         state = {"availability": self.availability.state_dict(), "mobility": self.mobility.state_dict(),
-                 "fading": self.fading.state_dict(), "battery_j": self.battery_j.tolist()}
+                 "fading": self.fading.state_dict(), "battery_j": self.battery_j.copy()}
         if not self.mobility.static:
             state["serving"] = self.serving.state_dict()
         if self.channel_time is not None:
             state["channel_time"] = self.channel_time.state_dict()
         if self.hears_interference:
-            state["interference_w_per_hz"] = self.interference_w_per_hz.tolist()
+            state["interference_w_per_hz"] = self.interference_w_per_hz.copy()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -120,8 +120,8 @@ class ServingCells:
             self.advance(device, t_s)
 
     def state_dict(self) -> dict:
-        return {"cell": self.cell.tolist(), "known_s": self.known_s.tolist(), "held_since": self.held_since.tolist(),
-                "handed_over_s": self.handed_over_s.tolist()}
+        return {"cell": self.cell.copy(), "known_s": self.known_s.copy(), "held_since": self.held_since.copy(),
+                "handed_over_s": self.handed_over_s.copy()}
 
     def load_state_dict(self, state: dict) -> None:
         self.cell = np.array(state["cell"], dtype=np.int64)

@@ -1,10 +1,12 @@
-"""The world a policy plans for and the engine plays: cells and devices (a networkx
-graph), mean channel gains, the devices' local data and the paper's constants."""
+"""The world a policy plans for and the engine plays: cells and devices (as arrays, and
+as a networkx graph on demand), mean channel gains, the devices' local data and the
+paper's constants."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
@@ -70,7 +72,6 @@ class World:
     p_max_w: np.ndarray  # (I,)
     d_loc_per_class: np.ndarray  # (I, C) int
     constants: Constants
-    graph: nx.Graph = field(repr=False, compare=False)
     # Dynamics (simfl.dynamics); the defaults are the paper's static world.
     bs_position_m: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (n_cells, 2)
     cell_radius_m: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (n_cells,)
@@ -130,6 +131,23 @@ class World:
             return self
         factor = np.array([self.fading[k].quantile(q) for k in self.cell_of])
         return replace(self, gain=self.gain * factor)
+
+    @cached_property
+    def graph(self) -> nx.Graph:
+        """Cells and devices as a networkx graph: a node per base station and per device,
+        an edge from each device to its serving base station carrying the link. Built on
+        first use: it costs about a kilobyte and 40 us per device, which a million
+        phones would pay for nothing (simfl's own code reads the arrays)."""
+        g = nx.Graph()
+        for k, name in enumerate(self.cell_names):
+            g.add_node(("cell", k), kind="cell", name=name, position_m=tuple(map(float, self.bs_position_m[k])),
+                       radius_m=float(self.cell_radius_m[k]), bandwidth_hz=float(self.bandwidth_hz[k]))
+        for i in range(self.n_devices):
+            g.add_node(("device", i), kind="device", position_m=tuple(self.position_m[i]),
+                       f_max_hz=float(self.f_max_hz[i]), eps=float(self.eps[i]), p_max_w=float(self.p_max_w[i]))
+            g.add_edge(("device", i), ("cell", int(self.cell_of[i])), distance_m=float(self.distance_m[i]),
+                       gain=float(self.gain[i]))
+        return g
 
     @property
     def links(self) -> Links:
@@ -268,7 +286,6 @@ def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarr
         p_max_w=dbm_to_w(np.concatenate(p_max_dbm)),
         d_loc_per_class=np.asarray(d_loc_per_class, dtype=np.int64),
         constants=constants,
-        graph=nx.Graph(),
         bs_position_m=bs,
         cell_radius_m=np.array([c.radius_m for c in cells], dtype=float),
         path_loss_params=path_loss_params,
@@ -284,21 +301,6 @@ def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarr
         path_loss_models=models,
         seed=int(scenario.seed),
     )
-    return _with_graph(world, scenario)
-
-
-def _with_graph(world: World, scenario: Scenario) -> World:
-    """Cells and devices as a networkx graph: a node per base station and per device,
-    an edge from each device to its serving base station carrying the link."""
-    g = world.graph
-    for k, cell in enumerate(scenario.cells):
-        g.add_node(("cell", k), kind="cell", name=cell.name, position_m=cell.position_m,
-                   radius_m=cell.radius_m, bandwidth_hz=cell.bandwidth_hz)
-    for i in range(world.n_devices):
-        g.add_node(("device", i), kind="device", position_m=tuple(world.position_m[i]),
-                   f_max_hz=float(world.f_max_hz[i]), eps=float(world.eps[i]), p_max_w=float(world.p_max_w[i]))
-        g.add_edge(("device", i), ("cell", int(world.cell_of[i])), distance_m=float(world.distance_m[i]),
-                   gain=float(world.gain[i]))
     return world
 
 

@@ -190,7 +190,7 @@ class AvailabilityTimeline:
                                                               float(self.until_s[i]), bool(self.online[i]))
 
     def state_dict(self) -> dict:
-        return {"online": self.online.tolist(), "until_s": self.until_s.tolist(), "index": self.index.tolist()}
+        return {"online": self.online.copy(), "until_s": self.until_s.copy(), "index": self.index.copy()}
 
     def load_state_dict(self, state: dict) -> None:
         self.online = np.array(state["online"], dtype=bool)

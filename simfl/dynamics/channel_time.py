@@ -276,12 +276,13 @@ class ChannelInTime:
         finite = [float(x) for x in times if math.isfinite(x)]
         return min(finite) / 10.0 if finite else None
 
-    def state_dict(self) -> dict[str, list]:
-        """The per-device state as JSON-able lists (floats round-trip exactly)."""
-        return {"t_last": self.t_last.tolist(), "cell_last": self.cell_last.tolist(), "gm_re": self.gm_re.tolist(),
-                "gm_im": self.gm_im.tolist(), "gm_step": self.gm_step.tolist(),
-                "anchor_cycles": self.anchor_cycles.tolist(), "t_anchor": self.t_anchor.tolist(),
-                "f_d_hz": self.f_d_hz.tolist()}
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The per-device state as arrays (copies; the checkpoint writes them as JSON lists,
+        in which floats round-trip exactly)."""
+        return {"t_last": self.t_last.copy(), "cell_last": self.cell_last.copy(), "gm_re": self.gm_re.copy(),
+                "gm_im": self.gm_im.copy(), "gm_step": self.gm_step.copy(),
+                "anchor_cycles": self.anchor_cycles.copy(), "t_anchor": self.t_anchor.copy(),
+                "f_d_hz": self.f_d_hz.copy()}
 
     def load_state_dict(self, state: dict[str, list]) -> None:
         self.t_last = np.array(state["t_last"], dtype=float)

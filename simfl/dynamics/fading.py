@@ -186,24 +186,25 @@ class FadingProcess:
 
     def power_gains(self, round_index: int, cell_of: np.ndarray) -> np.ndarray:
         """|h|^2 of every device in round `round_index` (rounds visited in order)."""
-        kinds = [self.cell_fading[k] for k in cell_of]
+        # per cell, then looked up per device: no Python object per device (a million phones)
+        cell_of = np.asarray(cell_of, dtype=np.int64)
         factor = np.ones(self.n)
-        if any(type(f) is Rayleigh for f in kinds):
+        rayleigh = np.array([type(f) is Rayleigh for f in self.cell_fading])[cell_of]
+        if rayleigh.any():
             draws = rayleigh_power_gain(keyed_rng(self.seed, "fading", round_index), self.n)
-            rayleigh = np.array([type(f) is Rayleigh for f in kinds])
             factor = np.where(rayleigh, draws, factor)
         if self.markov:
+            rho = np.array([f.rho if isinstance(f, GaussMarkov) else 0.0 for f in self.cell_fading])[cell_of]
             for r in range(self.last_round + 1, round_index + 1):
                 w = rayleigh_complex_gain(keyed_rng(self.seed, "gauss_markov", r), self.n)
-                rho = np.array([f.rho if isinstance(f, GaussMarkov) else 0.0 for f in kinds])
                 self.h = w if r == 0 else rho * self.h + np.sqrt(1.0 - rho**2) * w
             self.last_round = max(self.last_round, round_index)
-            markov = np.array([isinstance(f, GaussMarkov) for f in kinds])
+            markov = np.array([isinstance(f, GaussMarkov) for f in self.cell_fading])[cell_of]
             factor = np.where(markov, np.abs(self.h) ** 2, factor)
         return factor
 
     def state_dict(self) -> dict:
-        return {"h_re": self.h.real.tolist(), "h_im": self.h.imag.tolist(), "last_round": self.last_round}
+        return {"h_re": self.h.real.copy(), "h_im": self.h.imag.copy(), "last_round": self.last_round}
 
     def load_state_dict(self, state: dict) -> None:
         self.h = np.array(state["h_re"], dtype=float) + 1j * np.array(state["h_im"], dtype=float)

@@ -223,8 +223,8 @@ class MobilityTimeline:
         return leg.arrive_s if t_s < leg.arrive_s else leg.pause_until_s
 
     def state_dict(self) -> dict:
-        return {"leg": self.leg.tolist(), "origin": self.origin.tolist(), "target": self.target.tolist(),
-                "depart_s": self.depart_s.tolist(), "arrive_s": self.arrive_s.tolist(), "walked_s": self.walked_s.tolist()}
+        return {"leg": self.leg.copy(), "origin": self.origin.copy(), "target": self.target.copy(),
+                "depart_s": self.depart_s.copy(), "arrive_s": self.arrive_s.copy(), "walked_s": self.walked_s.copy()}
 
     def load_state_dict(self, state: dict) -> None:
         self.leg = np.array(state["leg"], dtype=np.int64)

@@ -8,6 +8,8 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class DeviceRecord:
@@ -88,8 +90,18 @@ class EngineState:
     def to_json(self) -> str:
         data = asdict(replace(self, models={}))
         del data["models"]
-        return json.dumps(data)
+        return json.dumps(data, default=_plain)
 
     @staticmethod
     def from_json(text: str, models: dict[int, Any] | None = None) -> EngineState:
         return EngineState(**json.loads(text), models=dict(models or {}))
+
+
+def _plain(value: Any) -> Any:
+    """The JSON of what the dynamics keep as arrays: a round's snapshot holds array copies
+    (cheap at a million devices), turned into lists only when a checkpoint is written."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
