@@ -17,6 +17,7 @@ from scipy import special, stats
 from simfl.dynamics.channel_time import SINUSOIDS, ChannelInTime
 from simfl.dynamics.fading import (Clarke, FadingProcess, GaussMarkov, GaussMarkovSteps, NoFading, Rayleigh,
                                    RayleighBlocks)
+from simfl.engine.records import EngineState
 from simfl.errors import ScenarioError
 from simfl.radio import doppler_hz
 from simfl.runfolder import fingerprint
@@ -233,7 +234,9 @@ def test_a_resumed_channel_continues_bit_for_bit():
     first = ChannelInTime(cells, [2e9, 3.5e9, 2e9, 2e9], n, seed=9)
     got = play(first, plan[:17])
     resumed = ChannelInTime(cells, [2e9, 3.5e9, 2e9, 2e9], n, seed=9)
-    resumed.load_state_dict(json.loads(json.dumps(first.state_dict())))  # through a snapshot file
+    # through a snapshot file's format: the state's arrays become JSON lists there
+    snapshot = EngineState(network={"channel_time": first.state_dict()}).to_json()
+    resumed.load_state_dict(json.loads(snapshot)["network"]["channel_time"])
     got += play(resumed, plan[17:])
     assert all(np.array_equal(a, b) for a, b in zip(got, expected))
 
