@@ -129,7 +129,7 @@ class World:
         q = self.constants.outage
         if q <= 0:
             return self
-        factor = np.array([self.fading[k].quantile(q) for k in self.cell_of])
+        factor = np.array([f.quantile(q) for f in self.fading])[self.cell_of]  # per cell, then per device
         return replace(self, gain=self.gain * factor)
 
     @cached_property

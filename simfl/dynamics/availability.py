@@ -172,12 +172,14 @@ class AvailabilityTimeline:
     def __init__(self, specs: Sequence[Any], seed: int) -> None:
         self.specs, self.seed = list(specs), seed
         n = len(self.specs)
-        self.online = np.zeros(n, dtype=bool)
-        self.until_s = np.zeros(n)
+        always = np.fromiter((isinstance(s, AlwaysOn) for s in self.specs), dtype=bool, count=n)
+        # always-on devices need no draw: online for good, set at once (a million phones)
+        self.online = always.copy()
+        self.until_s = np.where(always, INF, 0.0)
         self.index = np.zeros(n, dtype=np.int64)
-        for i, spec in enumerate(self.specs):
-            self.online[i], self.until_s[i] = spec.period(seed, i, 0, 0.0, False)
-        self.always = all(isinstance(s, AlwaysOn) for s in self.specs)
+        for i in np.flatnonzero(~always).tolist():
+            self.online[i], self.until_s[i] = self.specs[i].period(seed, i, 0, 0.0, False)
+        self.always = bool(always.all())
 
     def advance(self, t_s: float) -> None:
         """Move every device to the period that contains time `t_s` (periods end at
