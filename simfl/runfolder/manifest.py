@@ -37,6 +37,7 @@ _NOT_FINGERPRINTED = {("name",), ("source",), ("raw",), ("policies",), ("seed",)
 # index (devices[*]).
 _OMITTED_AT_DEFAULT: dict[tuple[str, ...], Any] = {
     ("task", "threads"): 1,
+    ("task", "device"): "cpu",
     ("cells", "*", "carrier_hz"): DEFAULT_CARRIER_HZ,
     ("cells", "*", "path_loss", "model"): None,
     ("devices", "*", "mobility", "region"): "home",
