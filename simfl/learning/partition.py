@@ -221,11 +221,12 @@ def dirichlet_draws(labels: np.ndarray, devices: int | np.ndarray, samples_per_d
         raise ScenarioError(f"task.samples_per_device: a device holds {samples_per_device} distinct samples, "
                             f"but the private split holds only {labels.size}; lower task.samples_per_device "
                             f"or task.public_samples")
-    ids = np.arange(devices, dtype=np.int64) if np.ndim(devices) == 0 else np.asarray(devices, dtype=np.int64)
+    ids = np.arange(int(devices), dtype=np.int64) if np.ndim(devices) == 0 else np.asarray(devices, dtype=np.int64)
     n_classes = int(labels.max()) + 1 if labels.size else 0
     pool = np.bincount(labels, minlength=n_classes).astype(np.int64)
     by_class = np.argsort(labels, kind="stable")  # the class pools one after another, each in index order
     pool_start = np.concatenate([[0], np.cumsum(pool)[:-1]]).astype(np.int64)
+    index_type = np.int32 if labels.size <= 2**31 else np.int64
     parts, moved = [], []
     for lo in range(0, len(ids), DRAW_CHUNK):
         chunk = ids[lo: lo + DRAW_CHUNK]
@@ -238,13 +239,13 @@ def dirichlet_draws(labels: np.ndarray, devices: int | np.ndarray, samples_per_d
         rows = np.repeat(np.arange(len(chunk), dtype=np.int64), samples_per_device)
         chosen = by_class[pool_start[classes] + picks]
         # each device's samples in increasing order, as `dirichlet_partition` gives them
-        parts.append(np.sort(rows * labels.size + chosen) - rows * labels.size)
+        parts.append((np.sort(rows * labels.size + chosen) - rows * labels.size).astype(index_type))
     if moved:
         warnings.warn(f"dirichlet_draws: some devices want more samples of a class than its pool holds "
                       f"(z={z}); samples moved to other classes to keep {samples_per_device} per device "
                       f"({_moved(moved)})", stacklevel=2)
     offsets = np.arange(len(ids) + 1, dtype=np.int64) * samples_per_device
-    return LocalData(offsets, _compact(np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)))
+    return LocalData(offsets, np.concatenate(parts) if parts else np.zeros(0, dtype=index_type))
 
 
 def keyed_dirichlet(seed: int, devices: np.ndarray, n_classes: int, z: float) -> np.ndarray:

@@ -150,7 +150,7 @@ class TorchTrainer:
         process for every job, so it sees the policy's state at dispatch.
     """
 
-    def __init__(self, task: Task, dataset: ImageDataset, device_indices: Sequence[np.ndarray],
+    def __init__(self, task: Task, dataset: ImageDataset, device_indices: Sequence[np.ndarray] | LocalData,
                  synthetic: Sequence[SyntheticData] | LazySynthetic | None = None,
                  server_synthetic: SyntheticData = None,
                  seed: int = 0, threads: int = 1, workers: int = 2, precision: str | None = None,
