@@ -55,8 +55,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from simfl import numerics
-from simfl.learning.data import ImageDataset
 from simfl.errors import ScenarioError
+from simfl.learning.data import ImageDataset
 from simfl.learning.images import LabelledImages, LazySynthetic, SyntheticData, as_labelled, normalisation
 from simfl.learning.local_rule import LocalRule, extras_to_tensors, local_steps
 from simfl.learning.models import build_model
@@ -82,8 +82,7 @@ def training_device(setting: str, source: object = "") -> torch.device:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {setting!r}")
     available = torch.cuda.is_available()
     if setting == "cuda" and not available:
-        build = (f"built for CUDA {torch.version.cuda}" if torch.version.cuda  # type: ignore[attr-defined]
-                 else "a CPU-only build")
+        build = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
         where = f"{source}: " if str(source) else ""
         raise ScenarioError(
             f"{where}task.device: cuda, but PyTorch sees no CUDA device on this machine "
