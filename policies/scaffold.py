@@ -57,8 +57,8 @@ class ControlVariateRule(LocalRule):
 
         self._base = [p.detach().clone() for p in params]
         zero = [torch.zeros_like(p) for p in self._base]
-        c = zero if self.server is None else [torch.from_numpy(a) for a in self.server]
-        c_i = zero if self.client is None else [torch.from_numpy(a) for a in self.client]
+        c = zero if self.server is None else _on(self.server, self._base)
+        c_i = zero if self.client is None else _on(self.client, self._base)
         self._correction = None if self.server is None and self.client is None else list(torch._foreach_sub(c, c_i))
 
     def direction(self, grads: list[torch.Tensor], params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -74,8 +74,15 @@ class ControlVariateRule(LocalRule):
         delta = list(torch._foreach_sub(self._base, [p.detach() for p in params]))
         torch._foreach_div_(delta, float(steps) * learning_rate)
         if self.server is not None:
-            torch._foreach_sub_(delta, [torch.from_numpy(a) for a in self.server])
+            torch._foreach_sub_(delta, _on(self.server, self._base))
         return {CONTROL_DELTA: delta}
+
+
+def _on(arrays: list[np.ndarray], like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """A variate's arrays as tensors on the device of the model's (`like`; on the CPU: the arrays' own memory)."""
+    import torch  # deferred: validating a scenario that names this policy imports it; torch loads only to train
+
+    return [torch.from_numpy(a).to(t.device) for a, t in zip(arrays, like)]
 
 
 class Scaffold(TrainingAlgorithm, Tfl):

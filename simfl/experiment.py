@@ -24,7 +24,7 @@ from simfl.engine import DeviceRecord, EngineState, RoundRecord, run
 from simfl.errors import DataNotFound, SimflError
 from simfl.learning.data import ImageDataset, load_dataset, public_private_split
 from simfl.learning.models import build_model, model_bits
-from simfl.learning.partition import class_counts, dirichlet_partition
+from simfl.learning.partition import LocalData, class_counts, local_data
 from simfl.plan import Plan, check_plan, plan_costs
 from simfl.policy import Policy, PlanContext
 from simfl.records import AVAILABILITY_FILE, SIMILARITY_FILE, CsvAppender, RunRecorder, read_rounds
@@ -47,15 +47,17 @@ class Setup:
 
     scenario: Scenario
     dataset: ImageDataset
-    device_indices: tuple[np.ndarray, ...]
+    device_indices: LocalData  # every device's D_loc, indices into the training split
     world: World
     public_idx: np.ndarray  # the server's public images, indices into the training split
 
 
 def prepare(scenario: Scenario) -> Setup:
     """Load the data, split public/private, partition the private part over the devices
-    with Dir(z), and build the world with the real model's uplink size. A scenario whose
-    policies or policy settings are wrong is refused first (simfl.registry.check_policies)."""
+    with Dir(z) (with replacement across devices where N x samples_per_device exceeds
+    it: simfl.learning.partition.local_data), and build the world with the real model's
+    uplink size. A scenario whose policies or policy settings are wrong is refused first
+    (simfl.registry.check_policies)."""
 
     scenario = check_policies(scenario)
     task = scenario.task
@@ -69,16 +71,17 @@ def prepare(scenario: Scenario) -> Setup:
         private_idx, public_idx = public_private_split(dataset.train_labels, task.public_samples,
                                                        rng(scenario.split_seed, "partition"))
     n_devices = scenario.n_devices
-    needed = n_devices * task.samples_per_device
-    if needed > len(private_idx):
+    if task.samples_per_device > len(private_idx):
         raise SimflError(
-            f"{scenario.source}: task.samples_per_device: {n_devices} devices x {task.samples_per_device} samples = "
-            f"{needed} exceeds the {len(private_idx)} private training samples of {task.dataset} "
-            f"(after {task.public_samples} public ones); lower samples_per_device or public_samples")
-    local = dirichlet_partition(dataset.train_labels[private_idx], n_devices, task.samples_per_device,
-                                task.dirichlet_z, partition_rng)
-    device_indices = tuple(private_idx[idx] for idx in local)
-    counts = class_counts(list(device_indices), dataset.train_labels, dataset.n_classes)
+            f"{scenario.source}: task.samples_per_device: {task.samples_per_device} distinct samples per device "
+            f"exceed the {len(private_idx)} private training samples of {task.dataset} (after "
+            f"{task.public_samples} public ones); lower samples_per_device or public_samples")
+    # without replacement while the private pool holds every device's samples, else with
+    # replacement across devices (simfl.learning.partition.local_data)
+    local = local_data(dataset.train_labels[private_idx], n_devices, task.samples_per_device, task.dirichlet_z,
+                       partition_rng, scenario.seed)
+    device_indices = local.remap(private_idx)
+    counts = class_counts(device_indices, dataset.train_labels, dataset.n_classes)
     model = build_model(task.model, dataset.image_shape, dataset.n_classes, seed=scenario.seed)
     world = build_world(scenario, model_bits(model), counts, n_classes=dataset.n_classes)
     return Setup(scenario, dataset, device_indices, world, np.asarray(public_idx))
@@ -125,7 +128,10 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     `train_workers`: processes that train clients side by side (results do not depend on
     it; a Ray worker, which has one core, uses 1)."""
     from simfl.learning.threads import intra_op_threads  # deferred: torch, only when a run trains
+    from simfl.learning.trainer import training_device  # deferred: torch, only when a run trains
 
+    # task.device: cuda is checked against this machine, the one that trains, before any work
+    training_device(setup.scenario.task.device, setup.scenario.source)
     out_dir = Path(out_dir)
     # before anything is written: the folder is ours, of this scenario and seed, undamaged
     # (the scenario as given: a policy's own `@mode` is part of its name, not of the folder);
@@ -160,7 +166,7 @@ def _train(setup: Setup, world: World, policy: Policy, out_dir: Path, plan: Plan
     trainer = TorchTrainer(
         task=scenario.task,
         dataset=setup.dataset,
-        device_indices=list(setup.device_indices),
+        device_indices=setup.device_indices,
         synthetic=synthetic,
         server_synthetic=server_set,
         seed=scenario.seed,

@@ -13,7 +13,7 @@ from numpy.typing import ArrayLike
 # New names go at the end: a stream's seed depends on its position.
 STREAMS = ("placement", "channel", "partition", "training", "fading", "policy", "generator", "similarity",
            "availability", "mobility", "battery", "gauss_markov", "selection", "similarity_devices",
-           "rayleigh_blocks", "gauss_markov_steps", "clarke", "path_loss", "interfering_links", "flower")
+           "rayleigh_blocks", "gauss_markov_steps", "clarke", "path_loss", "interfering_links", "flower", "local_images")
 
 
 def streams(seed: int) -> dict[str, np.random.SeedSequence]:

@@ -286,3 +286,57 @@ def test_a_lazy_synthetic_source_trains_like_the_sets_and_is_asked_only_for_trai
             assert torch.equal(value, lazy.global_state()[name])
         eager.close()
         lazy.close()
+
+
+# ---------------------------------------------------------------- task.device
+
+
+def test_cpu_and_auto_train_as_before_and_a_compact_partition_as_a_list(fmnist: ImageDataset) -> None:
+    """task.device: cpu (the default) and auto on a machine without CUDA give the same bits
+    as a trainer that names no device; the partition as LocalData as a list of arrays."""
+    from simfl.learning.partition import LocalData
+
+    def states(task: Task, parts: object) -> list[dict[str, torch.Tensor]]:
+        trainer = TorchTrainer(task, fmnist, parts, synthetic=[_synthetic(fmnist, 16)], seed=7, workers=1)
+        out = []
+        for r, p in enumerate(([0, 1, 2], [2, 0])):
+            trainer.train_round(r, np.array(p))
+            out.append(trainer.global_state())
+        assert all(t.device.type == "cpu" for t in trainer.global_params())
+        return out
+
+    before = states(TASK, _parts(3, 48))
+    for task, parts in ((replace(TASK, device="cpu"), _parts(3, 48)),
+                        (replace(TASK, device="auto"), LocalData.of(_parts(3, 48)))):
+        if task.device == "auto" and torch.cuda.is_available():
+            continue  # auto is cuda there: other bits
+        after = states(task, parts)
+        assert all(torch.equal(a[k], b[k]) for a, b in zip(before, after) for k in a)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_a_cuda_device_is_refused_naming_task_device(fmnist: ImageDataset) -> None:
+    from simfl.errors import ScenarioError
+    from simfl.learning.trainer import training_device
+
+    with pytest.raises(ScenarioError, match=r"^x\.yaml: task\.device: cuda, but PyTorch sees no CUDA device") as info:
+        training_device("cuda", "x.yaml")
+    assert "Set task.device to cpu, or to auto" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ScenarioError, match="task.device: cuda"):
+        TorchTrainer(replace(TASK, device="cuda"), fmnist, _parts(1, 8), seed=0)
+    assert training_device("auto") == torch.device("cpu") == training_device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_a_run_on_cuda_without_one_is_refused_when_it_starts_before_it_writes(fmnist: ImageDataset, tmp_path) -> None:
+    from conftest import scenario_dict
+
+    from simfl.errors import ScenarioError
+    from simfl.experiment import prepare, run_policy
+    from simfl.registry import create
+    from simfl.scenario import scenario_from_dict
+
+    setup = prepare(scenario_from_dict(scenario_dict(task={"device": "cuda"}), "x.yaml"))  # loads: validation cannot know
+    with pytest.raises(ScenarioError, match="x.yaml: task.device: cuda"):
+        run_policy(setup, create("tfl"), tmp_path / "out", progress=None)
+    assert not (tmp_path / "out").exists()

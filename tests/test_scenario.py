@@ -442,3 +442,21 @@ def test_the_default_path_loss_leaves_the_fingerprint_as_it_was_and_a_model_ente
     _, umi = fingerprint(scenario_from_dict(with_path_loss({"model": "umi", "h_ut_m": 2})))
     assert (uma["cells.0.path_loss.model.kind"], uma["cells.0.path_loss.model.h_ut_m"]) == ("uma", 2.0)
     assert umi["cells.0.path_loss.model.kind"] == "umi"
+
+
+def test_task_device_is_a_choice_left_out_of_the_fingerprint_at_cpu():
+    from simfl.runfolder.manifest import fingerprint
+
+    assert scenario_from_dict(scenario_dict(), "x.yaml").task.device == "cpu"
+    assert scenario_from_dict(scenario_dict(task={"device": "auto"}), "x.yaml").task.device == "auto"
+    assert "task.device: must be one of cpu, cuda, auto; got 'gpu'" in problems(scenario_dict(task={"device": "gpu"}))
+    # validation does not know the machine that trains: cuda loads anywhere, the run refuses it
+    cuda = scenario_from_dict(scenario_dict(task={"device": "cuda"}), "x.yaml")
+    default = scenario_from_dict(scenario_dict(), "x.yaml")
+    assert "task.device" not in fingerprint(default)[1] and fingerprint(cuda)[1]["task.device"] == "cuda"
+    assert fingerprint(scenario_from_dict(scenario_dict(task={"device": "cpu"}), "x.yaml")) == fingerprint(default)
+    # auto is fingerprinted as what it trains on here, as task.precision: auto is
+    auto = fingerprint(scenario_from_dict(scenario_dict(task={"device": "auto"}), "x.yaml"))
+    import torch
+
+    assert (auto == fingerprint(default)) == (not torch.cuda.is_available())

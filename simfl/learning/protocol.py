@@ -16,6 +16,7 @@ import numpy as np
 
 SERVER = -1  # the client id of the server's own update (SST, CLSD)
 PRECISIONS = ("float32", "bfloat16", "auto")  # task.precision: what a trainer computes in (simfl.numerics.precision)
+DEVICES = ("cpu", "cuda", "auto")  # task.device: where a trainer computes (simfl.learning.trainer.training_device)
 
 
 @dataclass(frozen=True)
@@ -124,4 +125,4 @@ class Trainer(Server, Protocol):
         ...
 
 
-__all__ = ["PRECISIONS", "SERVER", "LocalUpdate", "RoundMetrics", "Server", "TrainJob", "Trainer", "TrainingData"]
+__all__ = ["DEVICES", "PRECISIONS", "SERVER", "LocalUpdate", "RoundMetrics", "Server", "TrainJob", "Trainer", "TrainingData"]

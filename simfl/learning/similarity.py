@@ -133,7 +133,7 @@ def trainer_similarities(trainer: TorchTrainer, iid_indices: np.ndarray, per_mod
     """
     dataset = trainer.dataset
     x = trainer.to_tensor(np.asarray(dataset.train_images[iid_indices]))
-    y = torch.from_numpy(np.asarray(dataset.train_labels[iid_indices], dtype=np.int64))
+    y = torch.from_numpy(np.asarray(dataset.train_labels[iid_indices], dtype=np.int64)).to(x.device)
     # a private copy: the trainer reuses its model object for every client
     model = copy.deepcopy(trainer.global_model())
     which = range(trainer.n_devices) if devices is None else devices

@@ -25,6 +25,15 @@ for the compact CNN in float32, about 6x with ``precision="bfloat16"``.
 Batching several clients with ``torch.func.vmap`` was measured slower (2.7x for the
 compact CNN on 2 cores), and ``torch.compile`` slower still after a minute of compiling.
 
+Where it computes (``task.device``): ``cpu`` (the default), ``cuda`` or ``auto`` (cuda
+where ``torch.cuda.is_available()``, else cpu). The model, its working parameters and
+every batch sit on that device; the global model, every ``LocalUpdate``'s params and
+extras, and so checkpoints and aggregation, stay on the CPU, where simfl keeps them. On
+cuda the clients train one after another in this process (CUDA does not survive a fork,
+and the GPU runs each step in parallel). On cpu every tensor op is the one it was before
+the setting existed, so CPU results are unchanged bit for bit. The CUDA path is untested
+on the machines simfl is built on (they have no GPU) until a GPU run is measured.
+
 Determinism: each (round, client) pair seeds its own ``torch.Generator`` from the
 "training" stream and clients are summed in index order, so a run is reproducible bit
 for bit on one machine with a fixed thread count, whichever subset of devices
@@ -46,11 +55,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from simfl import numerics
+from simfl.errors import ScenarioError
 from simfl.learning.data import ImageDataset
 from simfl.learning.images import LabelledImages, LazySynthetic, SyntheticData, as_labelled, normalisation
 from simfl.learning.local_rule import LocalRule, extras_to_tensors, local_steps
 from simfl.learning.models import build_model
-from simfl.learning.protocol import PRECISIONS, SERVER, LocalUpdate, RoundMetrics, TrainingData, TrainJob
+from simfl.learning.partition import LocalData
+from simfl.learning.protocol import DEVICES, PRECISIONS, SERVER, LocalUpdate, RoundMetrics, TrainingData, TrainJob
 from simfl.learning.threads import intra_op_threads
 from simfl.learning.workers import eval_job, start_pool, train_job
 from simfl.streams import rng
@@ -59,6 +70,27 @@ if TYPE_CHECKING:
     from simfl.scenario import Task
 
 EVAL_BATCH = 2000
+
+
+def training_device(setting: str, source: object = "") -> torch.device:
+    """The torch device of ``task.device``: cpu, cuda, or auto (cuda where PyTorch sees a
+    CUDA device, else cpu). A scenario is checked where it is loaded, which may not be
+    the machine that trains it, so cuda without a CUDA device is refused here, when the
+    run starts (`simfl.experiment.run_policy`, and every `TorchTrainer`): a ScenarioError
+    naming task.device. `source`: the scenario's file, for the message."""
+    if setting not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {setting!r}")
+    available = torch.cuda.is_available()
+    if setting == "cuda" and not available:
+        build = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        where = f"{source}: " if str(source) else ""
+        raise ScenarioError(
+            f"{where}task.device: cuda, but PyTorch sees no CUDA device on this machine "
+            f"(torch.cuda.is_available() is False; torch {torch.__version__} is {build}). Whether a GPU is there "
+            "is known only where the run trains, so it is checked when the run starts, not when the scenario "
+            "is loaded. Set task.device to cpu, or to auto to train on a GPU where there is one and on the CPU "
+            "elsewhere.")
+    return torch.device("cuda" if setting == "cuda" or (setting == "auto" and available) else "cpu")
 
 
 class TorchTrainer:
@@ -72,7 +104,9 @@ class TorchTrainer:
         The image set; device indices point into its training split, evaluation uses
         its test split (the first ``task.eval_samples`` images when set).
     device_indices
-        One index array per device into ``dataset.train_images`` (D_loc).
+        One index array per device into ``dataset.train_images`` (D_loc), or a
+        `LocalData` holding them all (kept as it is: a million devices' indices in two
+        arrays, no per-device object).
     synthetic
         Per device, its synthetic data D_gen (``LabelledImages`` or (images, labels)),
         or None / empty for none. Shorter than ``device_indices`` means none for the rest.
@@ -104,6 +138,9 @@ class TorchTrainer:
         the low bits but stay deterministic. ``auto``: bfloat16 in fast numerics on a CPU
         with bfloat16 units, float32 otherwise (`simfl.numerics.precision`). None:
         ``task.precision`` if the task has one.
+    device
+        ``cpu``, ``cuda`` or ``auto`` (`training_device`); None: ``task.device`` if the
+        task has one, else cpu. On cuda ``workers`` is 1.
     training_set
         The policy's ``training_set`` hook: what a device trains on (default: its mixed set).
     local_rule
@@ -112,12 +149,13 @@ class TorchTrainer:
         process for every job, so it sees the policy's state at dispatch.
     """
 
-    def __init__(self, task: Task, dataset: ImageDataset, device_indices: Sequence[np.ndarray],
+    def __init__(self, task: Task, dataset: ImageDataset, device_indices: Sequence[np.ndarray] | LocalData,
                  synthetic: Sequence[SyntheticData] | LazySynthetic | None = None,
                  server_synthetic: SyntheticData = None,
                  seed: int = 0, threads: int = 1, workers: int = 2, precision: str | None = None,
                  training_set: Callable[[TrainingData], tuple[torch.Tensor, torch.Tensor]] | None = None,
-                 local_rule: Callable[[int], LocalRule | None] | None = None) -> None:
+                 local_rule: Callable[[int], LocalRule | None] | None = None, device: str | None = None) -> None:
+        self.device = training_device(device or getattr(task, "device", None) or "cpu")
         precision = precision or getattr(task, "precision", None) or "float32"
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -126,9 +164,10 @@ class TorchTrainer:
         self.local_rule_hook = local_rule
         if threads < 1 or workers < 1:
             raise ValueError(f"threads and workers must be >= 1, got {threads} and {workers}")
-        # Workers are forked (they inherit the data); where fork does not exist, train in-process.
+        # Workers are forked (they inherit the data); where fork does not exist, or on a GPU
+        # (CUDA does not survive a fork), train in-process.
         has_fork = "fork" in multiprocessing.get_all_start_methods()
-        self.threads, self.workers = int(threads), int(workers) if has_fork else 1
+        self.threads, self.workers = int(threads), int(workers) if has_fork and self.device.type == "cpu" else 1
         self._pool: Any = None
         self._finalizer: Any = None
         server_set = as_labelled(server_synthetic, dataset.image_shape, "server", dataset.n_classes)
@@ -144,38 +183,49 @@ class TorchTrainer:
 
         # A device's data are indices into the one shared training split plus its own
         # synthetic images (uint8), made into the model's float input only while it
-        # trains: memory grows with the images, not with the devices holding them.
-        self._indices = [np.asarray(idx, dtype=np.int64) for idx in device_indices]
-        self.d_loc = np.array([len(idx) for idx in self._indices], dtype=np.int64)
+        # trains: memory grows with the images, not with the devices holding them. Both
+        # are kept without a Python object per device (a million devices, most of which
+        # never train): the indices in one LocalData, the synthetic sets of the devices
+        # that have one in a dict.
+        self._indices = LocalData.of(device_indices)
+        self.d_loc = self._indices.sizes()
         self._lazy: LazySynthetic | None = None
-        self._synthetic: list[LabelledImages | None]
+        self._synthetic: dict[int, LabelledImages] = {}
+        self._no_synthetic = as_labelled(None, dataset.image_shape, "", dataset.n_classes)
         if isinstance(synthetic, LazySynthetic):
             counts = np.asarray(synthetic.counts(), dtype=np.int64)
             if counts.shape != (self.n_devices,):
                 raise ValueError(f"the lazy synthetic source has {counts.shape} counts for {self.n_devices} devices")
-            self._lazy, self._synthetic = synthetic, [None] * self.n_devices
+            self._lazy = synthetic
             self.d_mix = self.d_loc + counts
         else:
-            given = list(synthetic or [])
-            made = [as_labelled(given[i] if i < len(given) else None, dataset.image_shape, f"device {i}",
-                                 dataset.n_classes) for i in range(self.n_devices)]
-            self._synthetic = list(made)
-            self.d_mix = self.d_loc + np.array([len(gen) for gen in made], dtype=np.int64)
+            gen_counts = np.zeros(self.n_devices, dtype=np.int64)
+            empty: set[int] = set()  # ids of sets found empty: a list of one shared empty set is checked once
+            for i, data in enumerate(list(synthetic or [])[: self.n_devices]):
+                if data is None or id(data) in empty:
+                    continue
+                made = as_labelled(data, dataset.image_shape, f"device {i}", dataset.n_classes)
+                if len(made):
+                    self._synthetic[i], gen_counts[i] = made, len(made)
+                else:
+                    empty.add(id(data))
+            self.d_mix = self.d_loc + gen_counts
         self._server_x: torch.Tensor | None = None
         self._server_y: torch.Tensor | None = None
         if len(server_set):
             self._server_x = self._to_tensor(server_set.images)
-            self._server_y = torch.from_numpy(server_set.labels)
+            self._server_y = torch.from_numpy(server_set.labels).to(self.device)
 
         n_eval = len(dataset.test_labels) if task.eval_samples is None else min(task.eval_samples, len(dataset.test_labels))
         self._x_test = self._to_tensor(dataset.test_images[:n_eval])
-        self._y_test = torch.from_numpy(dataset.test_labels[:n_eval].astype(np.int64))
+        self._y_test = torch.from_numpy(dataset.test_labels[:n_eval].astype(np.int64)).to(self.device)
 
         self.model = build_model(task.model, dataset.image_shape, dataset.n_classes, init_seed)
         self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        # The global model lives in its own tensors on the CPU, laid out like the parameters.
+        self._global = [p.detach().clone() for p in self.model.parameters()]
+        self.model = self.model.to(self.device)
         self._params: list[torch.Tensor] = list(self.model.parameters())
-        # The global model lives in its own tensors, laid out like the parameters.
-        self._global = [p.detach().clone() for p in self._params]
 
     # ------------------------------------------------------------------ public
 
@@ -198,7 +248,7 @@ class TorchTrainer:
         rules = [None if self.local_rule_hook is None else self.local_rule_hook(job.client) for job in active]
         with intra_op_threads(self.threads):
             return [LocalUpdate(client=job.client, base_version=job.base_version, samples=int(self.d_mix[job.client]),
-                                params=[p.clone() if self.workers <= 1 or len(active) <= 1 else p for p in params],
+                                params=[_kept(p) if self.workers <= 1 or len(active) <= 1 else p for p in params],
                                 loss=loss, base=job.base, extras=extras)
                     for job, (params, loss, extras) in zip(active, self._train_clients(active, rules))]
 
@@ -211,7 +261,7 @@ class TorchTrainer:
             job = TrainJob(client=self.n_devices, key=round_index, base_version=version, base=self._global)
             params, loss, _ = next(self._train_clients([job], [None]))
             return LocalUpdate(client=SERVER, base_version=version, samples=len(self._server_y),
-                               params=[p.clone() for p in params], loss=loss, base=self._global)
+                               params=[_kept(p) for p in params], loss=loss, base=self._global)
 
     def fedavg(self, updates: Sequence[LocalUpdate], weights: Sequence[float] | None = None) -> list[torch.Tensor] | None:
         """FedAvg (S4): sum_k w_k theta_k / sum_j w_j, in the order given; weights default
@@ -314,7 +364,7 @@ class TorchTrainer:
                         if not len(idx):
                             out.append((math.nan, math.nan, 0))
                             continue
-                        y = torch.from_numpy(self.dataset.train_labels[idx].astype(np.int64))
+                        y = torch.from_numpy(self.dataset.train_labels[idx].astype(np.int64)).to(self.device)
                         logits = self.model(self._to_tensor(self.dataset.train_images[idx])).float()
                         out.append((float(F.cross_entropy(logits, y)), float((logits.argmax(dim=1) == y).double().mean()),
                                     len(y)))
@@ -330,7 +380,7 @@ class TorchTrainer:
     def load_global_state(self, state: Mapping[str, torch.Tensor]) -> None:
         """Replace the global model (e.g. a checkpoint, or ``fedavg`` of other states)."""
         for (name, _), g in zip(self.model.named_parameters(), self._global):
-            g.copy_(state[name])
+            g.copy_(state[name])  # copy_ moves across devices: the global model stays on the CPU
 
     def global_model(self) -> nn.Module:
         """The shared model object holding the global weights (reused by the trainer:
@@ -339,16 +389,17 @@ class TorchTrainer:
         return self.model
 
     def to_tensor(self, images: np.ndarray) -> torch.Tensor:
-        """uint8 (n, C, H, W) images as the model's normalised float input."""
+        """uint8 (n, C, H, W) images as the model's normalised float input, on its device."""
         return self._to_tensor(images)
 
     # ------------------------------------------------------------------ internals
 
     def _to_tensor(self, images: np.ndarray) -> torch.Tensor:
-        # astype copies, so the tensor never aliases the (read-only, shared) cached arrays
+        # astype copies, so the tensor never aliases the (read-only, shared) cached arrays;
+        # normalised on the CPU, so every device trains on the same floats
         x = torch.from_numpy(np.asarray(images).astype(np.float32)).div_(255.0)
         x = (x - self._mean) / self._std
-        return x.contiguous(memory_format=torch.channels_last)
+        return x.contiguous(memory_format=torch.channels_last).to(self.device)
 
     def close(self) -> None:
         """Stop the worker processes, if any (also done when the trainer is collected)."""
@@ -370,14 +421,15 @@ class TorchTrainer:
         else:
             images = np.concatenate([self.dataset.train_images[idx], gen.images])
             labels = np.concatenate([self.dataset.train_labels[idx], gen.labels.astype(np.int64)])
-        return self._to_tensor(images), torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        return self._to_tensor(images), torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(self.device)
 
     def synthetic_data(self, device: int) -> LabelledImages:
         """``device``'s synthetic set D_gen as uint8 images and labels (made now, once, when
         the trainer was given a lazy source)."""
-        gen = self._synthetic[device]
+        gen = self._synthetic.get(device)
         if gen is None:
-            assert self._lazy is not None
+            if self._lazy is None:
+                return self._no_synthetic
             gen = as_labelled(self._lazy[device], self.dataset.image_shape, f"device {device}", self.dataset.n_classes)
             if len(gen) != self.d_mix[device] - self.d_loc[device]:
                 raise ValueError(f"device {device}: the lazy synthetic source made {len(gen)} images, "
@@ -411,7 +463,7 @@ class TorchTrainer:
                 self._load(job.base)
                 x, y = self._training_set(job.client)
                 loss, extras = self._train_loaded(x, y, job.key, job.client, job.repeat, rule)
-                yield [p.detach() for p in self._params], loss, extras
+                yield [p.detach() for p in self._params], loss, _on_cpu(extras)
             return
         arrays: dict[int, list[np.ndarray]] = {}  # one conversion per distinct base model
         # data made lazily after the workers were forked travel with the job (made here, so
@@ -447,7 +499,7 @@ class TorchTrainer:
         return self._pool
 
     def _autocast(self) -> torch.autocast:
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
 
     def _generator(self, key: int, client: int, repeat: int = 0) -> torch.Generator:
         # One independent stream per (round or base version, client, repeat): the same draw
@@ -467,10 +519,11 @@ class TorchTrainer:
         (lr, epochs), bs = self._step_and_epochs(rule), self.task.batch_size
         params, model = self._params, self.model
         n = len(y)
-        loss_sum = torch.zeros(())
+        loss_sum = torch.zeros((), device=self.device)
         for _ in range(epochs):
-            loss_sum = torch.zeros(())
-            perm = torch.randperm(n, generator=gen)
+            loss_sum = torch.zeros((), device=self.device)
+            # the shuffle comes from the CPU generator on every device: the same batches
+            perm = torch.randperm(n, generator=gen).to(self.device)
             xs, ys = x[perm], y[perm]  # one gather per epoch; batches are then contiguous slices
             for s in range(0, n, bs):
                 with self._autocast():
@@ -482,6 +535,18 @@ class TorchTrainer:
                     torch._foreach_add_(params, step, alpha=-lr)
                     loss_sum += loss.detach() * len(ys[s: s + bs])
         return float(loss_sum) / max(n, 1)
+
+
+def _kept(param: torch.Tensor) -> torch.Tensor:
+    """A trained parameter as simfl keeps it: a CPU tensor of its own (the trainer reuses
+    its model's tensors for the next client)."""
+    return param.clone() if param.device.type == "cpu" else param.cpu()
+
+
+def _on_cpu(extras: dict[str, Any]) -> dict[str, Any]:
+    """A local rule's extras with every list of tensors on the CPU (as they are on cpu)."""
+    return {key: [t.cpu() for t in value] if isinstance(value, list) and value
+            and all(isinstance(t, torch.Tensor) for t in value) else value for key, value in extras.items()}
 
 
 def _shares(updates: Sequence[LocalUpdate], weights: Sequence[float] | None, what: str) -> list[float] | None:
@@ -497,4 +562,5 @@ def _shares(updates: Sequence[LocalUpdate], weights: Sequence[float] | None, wha
 
 
 # LabelledImages, SyntheticData, normalisation and intra_op_threads are imported from here by older code
-__all__ = ["PRECISIONS", "LabelledImages", "SyntheticData", "TorchTrainer", "intra_op_threads", "normalisation"]
+__all__ = ["PRECISIONS", "LabelledImages", "SyntheticData", "TorchTrainer", "intra_op_threads", "normalisation",
+           "training_device"]

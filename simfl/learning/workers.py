@@ -1,7 +1,8 @@
 """The trainer's worker processes: forked after the data are in memory (shared
 copy-on-write), one thread each, ending with their parent; they train clients and
 evaluate test chunks with the parent trainer's own code, so a result is bit for bit the
-one the parent would compute."""
+one the parent would compute. They exist on the CPU only: a trainer on cuda (task.device)
+trains in its own process, since CUDA does not survive a fork."""
 
 from __future__ import annotations
 

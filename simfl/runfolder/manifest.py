@@ -37,6 +37,7 @@ _NOT_FINGERPRINTED = {("name",), ("source",), ("raw",), ("policies",), ("seed",)
 # index (devices[*]).
 _OMITTED_AT_DEFAULT: dict[tuple[str, ...], Any] = {
     ("task", "threads"): 1,
+    ("task", "device"): "cpu",
     ("cells", "*", "carrier_hz"): DEFAULT_CARRIER_HZ,
     ("cells", "*", "path_loss", "model"): None,
     ("devices", "*", "mobility", "region"): "home",
@@ -62,6 +63,8 @@ def fingerprint(scenario: Any) -> tuple[str, dict[str, Any]]:
     def walk(value: Any, path: tuple[str, ...]) -> None:
         if path in _NOT_FINGERPRINTED:
             return
+        if path == ("task", "device") and value == "auto":
+            value = _auto_device()  # where the rounds compute: a folder of auto on a CPU is a folder of cpu
         pattern = tuple("*" if part.isdigit() else part for part in path)
         if pattern in _OMITTED_AT_DEFAULT and value == _OMITTED_AT_DEFAULT[pattern]:
             return
@@ -79,6 +82,13 @@ def fingerprint(scenario: Any) -> tuple[str, dict[str, Any]]:
     walk(scenario, ())
     text = json.dumps(flat, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16], flat
+
+
+def _auto_device() -> str:
+    """What task.device: auto trains on here (as simfl.learning.trainer.training_device decides)."""
+    import torch  # deferred: only a scenario that sets task.device: auto loads torch to fingerprint it
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def manifest_for(out_dir: Path, scenario: Any) -> tuple[dict[str, Any], bool]:

@@ -19,7 +19,7 @@ from simfl.aggregation import MODES
 from simfl.generative import CONFIG_NAMES, KINDS as GENERATOR_KINDS
 from simfl.learning.data import DATASETS
 from simfl.learning.models import MODELS
-from simfl.learning.protocol import PRECISIONS
+from simfl.learning.protocol import DEVICES, PRECISIONS
 from simfl.limits import Bounds
 from simfl.optim.fimi import SOLVERS
 from simfl.spectrum import ALLOCATORS, INTERFERENCE_MODELS, REUSE_FACTORS
@@ -67,7 +67,7 @@ NUMBERS: dict[str, dict[str, Bounds]] = {
 CHOICES: dict[str, dict[str, Callable[[], tuple[Any, ...]]]] = {
     "cells.hex_grid": {"reuse": lambda: REUSE_FACTORS},
     "task": {"dataset": lambda: tuple(DATASETS), "model": lambda: tuple(sorted(MODELS)),
-             "precision": lambda: PRECISIONS},
+             "precision": lambda: PRECISIONS, "device": lambda: DEVICES},
     "optimisation": {"solver": lambda: tuple(SOLVERS)},
     "generator": {"kind": lambda: GENERATOR_KINDS, "config": lambda: CONFIG_NAMES},
     "aggregation": {"mode": lambda: tuple(MODES)},

@@ -160,7 +160,9 @@ class Task:
     dirichlet_z: float = 0.4
     """z of Dir(z), the label skew of the devices' local data."""
     samples_per_device: int = 1250
-    """D_loc, each device's local samples."""
+    """D_loc, each device's local samples: no image on two devices while the private split
+    holds N x samples_per_device; beyond that each device draws its own from the class
+    pools, with replacement across devices, never twice on one."""
     public_samples: int = 10000
     """The server's public split, for generator training and curve fitting; never on devices."""
     public_split_seed: int | None = None
@@ -193,6 +195,13 @@ class Task:
     # it, so it is a setting of the run, the same in a sequential and a Ray run
     threads: int = 1
     """Intra-op threads of each training step; results are bit-identical for one value."""
+    # checked against the machine when a run starts (simfl.learning.trainer.training_device),
+    # since the machine that loads a scenario need not be the one that trains it
+    device: str = "cpu"
+    """Where local training and evaluation compute: cpu, cuda (refused when the run starts
+    on a machine without a CUDA device) or auto (cuda where PyTorch sees one, else cpu).
+    The global model, updates and checkpoints stay on the CPU. The CUDA path is untested
+    on the machines simfl is built on until a GPU run is measured."""
 
 
 @dataclass(frozen=True)

@@ -304,6 +304,7 @@ def _build_task(m: dict, c: Checker) -> Task:
         eval_samples=number("eval_samples"),
         precision=c.choice(m, "precision", p, options(p, "precision"), d.precision),
         threads=number("threads"),
+        device=c.choice(m, "device", p, options(p, "device"), d.device),
     )
     data, net = DATASETS.get(task.dataset), MODELS.get(task.model)
     if data is not None and net is not None and data.image_side % net.side_divisor:
@@ -319,6 +320,12 @@ def _build_task(m: dict, c: Checker) -> Task:
     if train_size and task.public_samples >= train_size:
         c.fail(join(p, "public_samples"), f"must be less than the {train_size} training images of "
                                            f"{task.dataset}, got {task.public_samples}")
+    elif train_size and task.samples_per_device > train_size - task.public_samples:
+        # N x samples_per_device may exceed the private split (devices then share images,
+        # simfl.learning.partition.local_data), but one device never holds an image twice
+        c.fail(join(p, "samples_per_device"), f"must be at most the {train_size - task.public_samples} private "
+                                               f"images of {task.dataset} ({train_size} less public_samples "
+                                               f"{task.public_samples}), got {task.samples_per_device}")
     return task
 
 
