@@ -116,7 +116,7 @@ def measure(n: int, rounds: int, channel: str = "block", engine_only: bool = Fal
                    peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         return row
     started = time.perf_counter()
-    trainer = TorchTrainer(scenario.task, setup.dataset, list(setup.device_indices), seed=scenario.seed,
+    trainer = TorchTrainer(scenario.task, setup.dataset, setup.device_indices, seed=scenario.seed,
                            threads=scenario.task.threads)
     row["trainer_setup_s"] = time.perf_counter() - started
     participants = np.sort(np.random.default_rng(0).choice(n, min(n, 100), replace=False))
