@@ -1,7 +1,8 @@
 """How simfl's cost grows with the world: scenarios/city.yaml at 10, 100, 1,000 and 10,000
-devices (70% mid-range, 30% older phones; K = min(N, 100) participants per round).
+devices (70% mid-range, 30% older phones; K = min(N, --participants) per round, 100 by default).
 
     python benchmarks/scale.py [--sizes 10 100 1000 10000] [--rounds 5] [--channels block clarke interference]
+                               [--participants 100] [--plans fimi tfl]
 
 Columns, each size measured in a fresh process (so its peak memory is its own):
 - build s: `prepare` (data set, partition, world);
@@ -10,7 +11,10 @@ Columns, each size measured in a fresh process (so its peak memory is its own):
   (every device's computation, uplink, energy and records, no PyTorch);
 - trainer setup s and train s/round: the PyTorch trainer built over every device, then
   one round of K participants (local SGD, FedAvg, evaluation on task.eval_samples);
-- peak MiB: the process's peak resident memory (the trainer's worker processes excluded).
+- peak MiB: the process's peak resident memory (the trainer's worker processes excluded);
+- idle B/device: what a device that is in no job costs, the world's arrays and the
+  network's state (availability, mobility, serving cell, fading, battery) over N, as
+  tracemalloc counts them (numpy reports its buffers to it).
 Then the fitted growth exponent of each column (slope of log cost on log N over the sizes).
 `--channels block clarke` measures each size twice: the city as shipped (block fading,
 static phones) and with Clarke fading on every cell and every phone walking at 1.5 m/s
@@ -39,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CITY = ROOT / "scenarios" / "city.yaml"
 COLUMNS = [("build_s", "build s"), ("plan_fimi_s", "plan fimi s"), ("plan_tfl_s", "plan tfl s"),
            ("engine_s_per_round", "engine s/round"), ("trainer_setup_s", "trainer setup s"),
-           ("train_s_per_round", "train s/round"), ("peak_mib", "peak MiB")]
+           ("train_s_per_round", "train s/round"), ("peak_mib", "peak MiB"), ("idle_bytes", "idle B/device")]
 
 
 class NoTraining:
@@ -82,33 +86,38 @@ CHANNELS = {
 }
 
 
-def city(n: int, channel: str = "block"):  # type: ignore[no-untyped-def]
+def city(n: int, channel: str = "block", participants: int = 100):  # type: ignore[no-untyped-def]
     from simfl.scenario import load_scenario
 
     mid = max(1, round(0.7 * n))
     return load_scenario(CITY, overrides=[f"devices.0.count={mid}", f"devices.1.count={n - mid}",
-                                          f"task.participants_per_round={min(n, 100)}", *CHANNELS[channel]])
+                                          f"task.participants_per_round={min(n, participants)}", *CHANNELS[channel]])
 
 
-def measure(n: int, rounds: int, channel: str = "block", engine_only: bool = False) -> dict[str, float]:
+def measure(n: int, rounds: int, channel: str = "block", engine_only: bool = False, participants: int = 100,
+            plans: tuple[str, ...] = ("fimi", "tfl")) -> dict[str, float]:
     """Every column for one size, in this process (NaN for the trainer's with `engine_only`)."""
     from simfl.engine import run
     from simfl.experiment import make_plan, plan_context, prepare
     from simfl.learning.trainer import TorchTrainer
     from simfl.registry import create
 
-    scenario = city(n, channel)
+    scenario = city(n, channel, participants)
     row: dict[str, float] = {"devices": n}
     started = time.perf_counter()
     setup = prepare(scenario)
     row["build_s"] = time.perf_counter() - started
-    plans = {}
+    row["idle_bytes"] = idle_bytes_per_device(scenario, setup.world)
+    made = {}
     for name in ("fimi", "tfl"):
+        row[f"plan_{name}_s"] = float("nan")  # a plan not asked for (--plans)
+    for name in plans or ("equal-share",):
         started = time.perf_counter()
-        plans[name] = make_plan(setup, create(name), "exact")
-        row[f"plan_{name}_s"] = time.perf_counter() - started
+        made[name] = make_plan(setup, create(name), "exact")
+        if name in ("fimi", "tfl"):
+            row[f"plan_{name}_s"] = time.perf_counter() - started
     started = time.perf_counter()
-    run(setup.world, plans["fimi"], NoTraining(), rounds, scenario.seed,  # type: ignore[arg-type]
+    run(setup.world, made[(plans or ("equal-share",))[0]], NoTraining(), rounds, scenario.seed,  # type: ignore[arg-type]
         context=plan_context(setup, "exact"))
     row["engine_s_per_round"] = (time.perf_counter() - started) / rounds
     if engine_only:
@@ -129,6 +138,25 @@ def measure(n: int, rounds: int, channel: str = "block", engine_only: bool = Fal
     return row
 
 
+def idle_bytes_per_device(scenario, world) -> float:  # type: ignore[no-untyped-def]
+    """Bytes per device of a world and its network state built afresh (the local data's
+    class counts, made by the partition, included)."""
+    import tracemalloc
+
+    from simfl.network import Network
+    from simfl.world import build_world
+
+    tracemalloc.start()
+    try:
+        again = build_world(scenario, world.constants.model_bits, world.d_loc_per_class.copy())
+        network = Network(again, scenario.seed)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    del again, network
+    return held / world.n_devices
+
+
 def growth(sizes: np.ndarray, values: np.ndarray) -> float:
     """Slope of log(value) on log(N): cost ~ N^slope."""
     return float(np.polyfit(np.log(sizes), np.log(np.maximum(values, 1e-9)), 1)[0])
@@ -140,25 +168,29 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="engine rounds per size")
     parser.add_argument("--channels", nargs="+", choices=sorted(CHANNELS), default=["block"],
                         help="block: the city as shipped; clarke: Clarke fading, every phone walking (engine columns only)")
+    parser.add_argument("--participants", type=int, default=100, help="K, devices per round (at most N)")
+    parser.add_argument("--plans", nargs="*", choices=["fimi", "tfl"], default=["fimi", "tfl"],
+                        help="plans to time; the engine plays the first (none: an equal-share plan)")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # a child's size
     parser.add_argument("--channel", default="block", help=argparse.SUPPRESS)  # a child's channel
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(measure(args.one, args.rounds, args.channel, engine_only=args.channel != "block")))
+        print(json.dumps(measure(args.one, args.rounds, args.channel, engine_only=args.channel != "block",
+                                 participants=args.participants, plans=tuple(args.plans))))
         return
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs",
           flush=True)
     for channel in args.channels:
-        table(channel, args.sizes, args.rounds)
+        table(channel, args.sizes, args.rounds, ["--participants", str(args.participants), "--plans", *args.plans])
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
-def table(channel: str, sizes: list[int], rounds: int) -> None:
+def table(channel: str, sizes: list[int], rounds: int, options: list[str]) -> None:
     """Measure every size on one channel, each in a fresh process, and print its table."""
     rows = []
     for n in sizes:
         child = subprocess.run([sys.executable, __file__, "--one", str(n), "--rounds", str(rounds),
-                                "--channel", channel], capture_output=True, text=True)
+                                "--channel", channel, *options], capture_output=True, text=True)
         if child.returncode:
             sys.exit(f"size {n} ({channel}) failed:\n{child.stderr}")
         rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
