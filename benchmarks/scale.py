@@ -2,7 +2,7 @@
 devices (70% mid-range, 30% older phones; K = min(N, --participants) per round, 100 by default).
 
     python benchmarks/scale.py [--sizes 10 100 1000 10000] [--rounds 5] [--channels block clarke interference]
-                               [--participants 100] [--plans fimi tfl]
+                               [--participants 100] [--plans fimi tfl] [--plan-for all|expected_transmitters]
 
 Columns, each size measured in a fresh process (so its peak memory is its own):
 - build s: `prepare` (data set, partition, world);
@@ -86,23 +86,24 @@ CHANNELS = {
 }
 
 
-def city(n: int, channel: str = "block", participants: int = 100):  # type: ignore[no-untyped-def]
+def city(n: int, channel: str = "block", participants: int = 100, plan_for: str = "all"):  # type: ignore[no-untyped-def]
     from simfl.scenario import load_scenario
 
     mid = max(1, round(0.7 * n))
     return load_scenario(CITY, overrides=[f"devices.0.count={mid}", f"devices.1.count={n - mid}",
-                                          f"task.participants_per_round={min(n, participants)}", *CHANNELS[channel]])
+                                          f"task.participants_per_round={min(n, participants)}",
+                                          f"optimisation.plan_for={plan_for}", *CHANNELS[channel]])
 
 
 def measure(n: int, rounds: int, channel: str = "block", engine_only: bool = False, participants: int = 100,
-            plans: tuple[str, ...] = ("fimi", "tfl")) -> dict[str, float]:
+            plans: tuple[str, ...] = ("fimi", "tfl"), plan_for: str = "all") -> dict[str, float]:
     """Every column for one size, in this process (NaN for the trainer's with `engine_only`)."""
     from simfl.engine import run
     from simfl.experiment import make_plan, plan_context, prepare
     from simfl.learning.trainer import TorchTrainer
     from simfl.registry import create
 
-    scenario = city(n, channel, participants)
+    scenario = city(n, channel, participants, plan_for)
     row: dict[str, float] = {"devices": n}
     started = time.perf_counter()
     setup = prepare(scenario)
@@ -171,17 +172,20 @@ def main() -> None:
     parser.add_argument("--participants", type=int, default=100, help="K, devices per round (at most N)")
     parser.add_argument("--plans", nargs="*", choices=["fimi", "tfl"], default=["fimi", "tfl"],
                         help="plans to time; the engine plays the first (none: an equal-share plan)")
+    parser.add_argument("--plan-for", choices=["all", "expected_transmitters"], default="all",
+                        help="optimisation.plan_for: whom a static plan shares each cell's band among")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # a child's size
     parser.add_argument("--channel", default="block", help=argparse.SUPPRESS)  # a child's channel
     args = parser.parse_args()
     if args.one is not None:
         print(json.dumps(measure(args.one, args.rounds, args.channel, engine_only=args.channel != "block",
-                                 participants=args.participants, plans=tuple(args.plans))))
+                                 participants=args.participants, plans=tuple(args.plans), plan_for=args.plan_for)))
         return
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs",
           flush=True)
     for channel in args.channels:
-        table(channel, args.sizes, args.rounds, ["--participants", str(args.participants), "--plans", *args.plans])
+        table(channel, args.sizes, args.rounds, ["--participants", str(args.participants), "--plan-for", args.plan_for,
+                                                 "--plans", *args.plans])
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

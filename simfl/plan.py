@@ -167,4 +167,5 @@ def check_plan(world: World, plan: Plan) -> None:
     if (plan.d_gen_per_class < 0).any():
         i = int(np.argwhere(plan.d_gen_per_class < 0)[0][0])
         raise InfeasiblePlan(f"device {i}: negative synthetic amount in d_gen_per_class")
-    _check_limits(world, plan, every, world.cell_of, "")
+    # a static plan's sub-bands fill the band it was planned on (World.planning_band_hz)
+    _check_limits(world.with_planning_band(), plan, every, world.cell_of, "")

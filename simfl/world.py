@@ -22,6 +22,8 @@ from simfl.units import dbm_to_w
 if TYPE_CHECKING:
     from simfl.scenario import Scenario
 
+PLAN_FOR = ("all", "expected_transmitters")  # optimisation.plan_for (World.planning_band_hz)
+
 
 @dataclass(frozen=True)
 class Constants:
@@ -41,6 +43,7 @@ class Constants:
     max_time_s: float = math.inf  # the run stops at the first row ending at or after it
     participants_per_round: int | None = None  # K of N; None: every available device
     outage: float = 0.0  # q: plan on the fading's q-quantile instead of the mean channel
+    plan_for: str = "all"  # all | expected_transmitters: whom a static plan shares a cell's band among
     aggregation: Aggregation = Aggregation()  # sync rounds, FedBuff or FedAsync
     aggregation_delay_s: float = 0.0  # simulated time each aggregation takes (scenario `server`)
     channel_step_s: float | None = None  # network.channel_step_s
@@ -126,11 +129,32 @@ class World:
         """The world a policy plans on: with `outage` q > 0, each device's gain is the
         q-quantile of its faded gain instead of the mean, so a plan that meets T_max
         exactly misses it with probability q (optimisation.outage)."""
+        world = self.with_planning_band()
         q = self.constants.outage
         if q <= 0:
-            return self
+            return world
         factor = np.array([f.quantile(q) for f in self.fading])[self.cell_of]  # per cell, then per device
-        return replace(self, gain=self.gain * factor)
+        return replace(world, gain=self.gain * factor)
+
+    @property
+    def planning_band_hz(self) -> np.ndarray:
+        """Each cell's band as a static plan shares it: the band itself, or with
+        `plan_for: expected_transmitters` and K of N participants, the band times
+        N_c / E_c, where E_c = max(1, K N_c / N) of the cell's N_c devices are expected
+        to transmit in a round. Each planned sub-band is then the share of the band a
+        device would have among the expected transmitters, and the round's K-of-N rule
+        (plan.shared_among_selected) shares the real band among the actual ones."""
+        k = self.constants.participants_per_round
+        if self.constants.plan_for != "expected_transmitters" or k is None or self.n_devices == 0:
+            return self.bandwidth_hz
+        in_cell = np.bincount(self.cell_of, minlength=self.n_cells).astype(float)
+        expected = np.maximum(1.0, k * in_cell / self.n_devices)
+        return self.bandwidth_hz * np.where(in_cell > 0, in_cell / expected, 1.0)
+
+    def with_planning_band(self) -> World:
+        """The world with each cell's band as a static plan shares it (`planning_band_hz`)."""
+        band = self.planning_band_hz
+        return self if band is self.bandwidth_hz else replace(self, bandwidth_hz=band)
 
     @cached_property
     def graph(self) -> nx.Graph:
@@ -264,6 +288,7 @@ def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarr
         max_time_s=math.inf if task.max_time_s is None else float(task.max_time_s),
         participants_per_round=task.participants_per_round,
         outage=opt.outage,
+        plan_for=opt.plan_for,
         aggregation=scenario.aggregation,
         aggregation_delay_s=scenario.server.aggregation_delay_s,
         channel_step_s=scenario.network.channel_step_s,

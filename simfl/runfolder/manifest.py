@@ -50,6 +50,7 @@ _OMITTED_AT_DEFAULT: dict[tuple[str, ...], Any] = {
     ("server", "aggregation_delay_s"): 0.0,
     ("server", "synthesis_images_per_s"): math.inf,
     ("flower",): {},
+    ("optimisation", "plan_for"): "all",
 }
 
 _WARNED: set[Path] = set()  # folders whose numerics this process has warned about

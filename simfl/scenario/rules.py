@@ -23,6 +23,7 @@ from simfl.learning.protocol import DEVICES, PRECISIONS
 from simfl.limits import Bounds
 from simfl.optim.fimi import SOLVERS
 from simfl.spectrum import ALLOCATORS, INTERFERENCE_MODELS, REUSE_FACTORS
+from simfl.world import PLAN_FOR
 
 POSITIVE = Bounds(above=0)
 POSITIVE_REQUIRED = Bounds(above=0, required=True)
@@ -68,7 +69,7 @@ CHOICES: dict[str, dict[str, Callable[[], tuple[Any, ...]]]] = {
     "cells.hex_grid": {"reuse": lambda: REUSE_FACTORS},
     "task": {"dataset": lambda: tuple(DATASETS), "model": lambda: tuple(sorted(MODELS)),
              "precision": lambda: PRECISIONS, "device": lambda: DEVICES},
-    "optimisation": {"solver": lambda: tuple(SOLVERS)},
+    "optimisation": {"solver": lambda: tuple(SOLVERS), "plan_for": lambda: PLAN_FOR},
     "generator": {"kind": lambda: GENERATOR_KINDS, "config": lambda: CONFIG_NAMES},
     "aggregation": {"mode": lambda: tuple(MODES)},
     "network": {"interference": lambda: INTERFERENCE_MODELS, "allocator": lambda: tuple(ALLOCATORS)},

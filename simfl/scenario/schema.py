@@ -229,6 +229,12 @@ class Optimisation:
     outage: float = 0.0
     """q > 0: plan on the fading's q-quantile gain instead of the mean, so that about a
     fraction q of the updates miss T_max."""
+    plan_for: str = "all"
+    """Whom a static plan shares each cell's band among: all (every device of the cell,
+    the paper's problem) or expected_transmitters (the K N_c / N of them expected to
+    transmit in a round with task.participants_per_round K of N: what a plan can do
+    when a million phones share 19 bands; the K-of-N rule then shares the band among the
+    actual participants in the plan's proportions)."""
     cross_entropy: CrossEntropy = field(default_factory=CrossEntropy)
     """The cross-entropy search's settings (see `optimisation.cross_entropy`)."""
 

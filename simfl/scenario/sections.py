@@ -354,6 +354,7 @@ def _build_optimisation(m: dict, c: Checker) -> Optimisation:
         zeta=number("zeta"),
         solver=c.choice(m, "solver", p, options(p, "solver"), d.solver),
         outage=number("outage"),
+        plan_for=c.choice(m, "plan_for", p, options(p, "plan_for"), d.plan_for),
         cross_entropy=ce,
     )
 
