@@ -101,6 +101,8 @@ class FlowerStrategy(TrainingAlgorithm, Tfl):
         super().__init__()
         self.strategy: Any = None
         self._instructions: dict[int, Any] = {}  # this round's train messages, by device
+        # each message's (lr, local-epochs, proximal-mu), read once when it is sent
+        self._settings: dict[int, tuple[float | None, int | None, float]] = {}
         self._metrics: dict[str, float] = {}  # what the last aggregation reported
         self._seed = 0
         self._train_config: dict[str, Any] = {}
@@ -154,9 +156,10 @@ class FlowerStrategy(TrainingAlgorithm, Tfl):
                 messages = list(self._call("configure_train", state.round + 1, arrays,
                                            ConfigRecord(dict(self._train_config)), grid))
         except TooFewNodes:
-            self._instructions = {}
+            self._instructions, self._settings = {}, {}
             return np.zeros(0, dtype=np.int64)
         instructions: dict[int, Any] = {}
+        settings: dict[int, tuple[float | None, int | None, float]] = {}
         for message in messages:
             node = message.metadata.dst_node_id
             if not (isinstance(node, int) and 0 <= node < state.n_devices and state.available[node]):
@@ -168,9 +171,9 @@ class FlowerStrategy(TrainingAlgorithm, Tfl):
             if sent is not None and sent is not arrays and not _same_arrays(sent, arrays):
                 raise self._problem("configure_train", f"sent node {node} other arrays than the global model; simfl "
                                     "trains every device from the global model")
-            _local_settings(config_of(message), self._problem)  # checked now, used when the device trains
+            settings[node] = _local_settings(config_of(message), self._problem)  # checked now, used when it trains
             instructions[node] = message
-        self._instructions = instructions
+        self._instructions, self._settings = instructions, settings
         return np.array(sorted(instructions), dtype=np.int64)
 
     def shared_plan(self, world: World, state: RoundState, context: PlanContext) -> RoundPlan:
@@ -186,8 +189,7 @@ class FlowerStrategy(TrainingAlgorithm, Tfl):
         """`round_plan` with each participant's `local-epochs` where a message sets one."""
         epochs = np.full(world.n_devices, float(self._task_epochs))
         changed = False
-        for device, message in self._instructions.items():
-            _, wanted, _ = _local_settings(config_of(message), self._problem)
+        for device, (_, wanted, _) in self._settings.items():
             if wanted is not None and wanted != self._task_epochs:
                 epochs[device], changed = float(wanted), True
         if not changed:
@@ -198,10 +200,9 @@ class FlowerStrategy(TrainingAlgorithm, Tfl):
         return self.with_local_epochs(self.shared_plan(world, state, context), world)
 
     def local_rule(self, client: int) -> LocalRule | None:
-        message = self._instructions.get(client)
-        if message is None:
+        if client not in self._settings:
             return None
-        lr, epochs, mu = _local_settings(config_of(message), self._problem)
+        lr, epochs, mu = self._settings[client]
         if lr is None and epochs is None and not mu:
             return None  # plain SGD with the task's settings: the trainer's own path, bit for bit
         return ConfiguredRule(mu, lr, epochs)
