@@ -434,8 +434,10 @@ DEFAULT_FINGERPRINT = "f49b98a1a4748c3d"
 def test_the_default_path_loss_leaves_the_fingerprint_as_it_was_and_a_model_enters_it_with_its_name():
     from simfl.runfolder import fingerprint
 
-    digest, fields = fingerprint(scenario_from_dict(scenario_dict()))
-    # the digest of BASE (tests/conftest.py) before path-loss models existed, at commit 0781ef4
+    # the digest of BASE (tests/conftest.py) before path-loss models existed, at commit 0781ef4, taken on
+    # a CPU with bfloat16 units, where the default precision `auto` is bfloat16: said here, so that every
+    # CPU computes that digest (on one without such units auto is float32, another fingerprint)
+    digest, fields = fingerprint(scenario_from_dict(scenario_dict(task={"precision": "bfloat16"})))
     assert digest == DEFAULT_FINGERPRINT
     assert not [name for name in fields if name.startswith("cells") and "model" in name]
     _, uma = fingerprint(scenario_from_dict(with_path_loss({"model": "uma", "h_ut_m": 2})))
