@@ -19,7 +19,7 @@ import numpy as np
 from simfl.dynamics.registry import (AVAILABILITY, MAX_PERIOD_S, Fail, WithoutFields, declared, number_field,
                                     register, unknown_fields)
 from simfl.limits import Bounds
-from simfl.streams import keyed_rng
+from simfl.streams import keyed_rng, keyed_rngs
 
 INF = math.inf
 
@@ -68,6 +68,19 @@ class MarkovOnOff:
         draw = keyed_rng(seed, "availability", device, k)
         online = bool(draw.random() < self.online_fraction) if k == 0 else not was_online
         return online, start_s + draw.exponential(self.mean_on_s if online else self.mean_off_s)
+
+    def periods(self, seed: int, devices: np.ndarray, k: np.ndarray, start_s: np.ndarray,
+                was_online: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`period` for many devices at once, the same draws bit for bit (keyed_rngs)."""
+        online = np.logical_not(was_online)
+        length = np.empty(len(devices))
+        keys = np.stack([np.asarray(devices, dtype=np.int64), np.asarray(k, dtype=np.int64)], axis=1)
+        fraction, on, off = self.online_fraction, self.mean_on_s, self.mean_off_s
+        for j, draw in enumerate(keyed_rngs(seed, "availability", keys)):
+            if keys[j, 1] == 0:
+                online[j] = draw.random() < fraction
+            length[j] = draw.exponential(on if online[j] else off)
+        return online, np.asarray(start_s, dtype=float) + length
 
 
 @register(AVAILABILITY)
@@ -172,24 +185,45 @@ class AvailabilityTimeline:
     def __init__(self, specs: Sequence[Any], seed: int) -> None:
         self.specs, self.seed = list(specs), seed
         n = len(self.specs)
-        always = np.fromiter((isinstance(s, AlwaysOn) for s in self.specs), dtype=bool, count=n)
+        # devices grouped by their availability component (the same object: a scenario's
+        # device group shares one, and a trace's is too big to hash per device); a group
+        # whose component draws many devices' periods at once (`periods`) is drawn in one call
+        groups: dict[int, int] = {}
+        self._groups: list[Any] = []
+        self._group = np.fromiter((groups.setdefault(id(s), len(groups)) for s in self.specs), dtype=np.int64, count=n)
+        for g, spec in zip(self._group.tolist(), self.specs):
+            if g == len(self._groups):
+                self._groups.append(spec)
+        always = np.isin(self._group, [g for g, s in enumerate(self._groups) if isinstance(s, AlwaysOn)])
         # always-on devices need no draw: online for good, set at once (a million phones)
         self.online = always.copy()
         self.until_s = np.where(always, INF, 0.0)
         self.index = np.zeros(n, dtype=np.int64)
-        for i in np.flatnonzero(~always).tolist():
-            self.online[i], self.until_s[i] = self.specs[i].period(seed, i, 0, 0.0, False)
+        self._draw(np.flatnonzero(~always), first=True)
         self.always = bool(always.all())
 
     def advance(self, t_s: float) -> None:
         """Move every device to the period that contains time `t_s` (periods end at
         `until_s`, exclusive)."""
-        for i in np.flatnonzero(self.until_s <= t_s):
-            spec = self.specs[i]
-            while self.until_s[i] <= t_s:
-                self.index[i] += 1
-                self.online[i], self.until_s[i] = spec.period(self.seed, int(i), int(self.index[i]),
-                                                              float(self.until_s[i]), bool(self.online[i]))
+        due = np.flatnonzero(self.until_s <= t_s)
+        while len(due):
+            self.index[due] += 1
+            self._draw(due)
+            due = due[self.until_s[due] <= t_s]
+
+    def _draw(self, devices: np.ndarray, first: bool = False) -> None:
+        """Each device's next period (its first when `first`), from its index, the end of
+        its last period and whether it was online then."""
+        for g in np.unique(self._group[devices]).tolist():
+            spec, mine = self._groups[g], devices[self._group[devices] == g]
+            start = np.zeros(len(mine)) if first else self.until_s[mine]
+            was = np.zeros(len(mine), dtype=bool) if first else self.online[mine]
+            if hasattr(spec, "periods"):
+                self.online[mine], self.until_s[mine] = spec.periods(self.seed, mine, self.index[mine], start, was)
+                continue
+            for j, i in enumerate(mine.tolist()):
+                self.online[i], self.until_s[i] = spec.period(self.seed, i, int(self.index[i]), float(start[j]),
+                                                              bool(was[j]))
 
     def state_dict(self) -> dict:
         return {"online": self.online.copy(), "until_s": self.until_s.copy(), "index": self.index.copy()}
