@@ -2,13 +2,18 @@
 devices (70% mid-range, 30% older phones; K = min(N, --participants) per round, 100 by default).
 
     python benchmarks/scale.py [--sizes 10 100 1000 10000] [--rounds 5] [--channels block clarke interference]
-                               [--participants 100] [--plans fimi tfl] [--plan-for all|expected_transmitters]
+                               [--participants 100] [--plans fimi tfl fimi-online]
+                               [--plan-for all|expected_transmitters|scenario] [--scenario scenarios/city.yaml]
+
+`--scenario scenarios/metro.yaml --plan-for scenario` scales the metro instead (its Markov
+availability and batteries, its own plan_for) with the same 70/30 split of its two groups.
 
 Columns, each size measured in a fresh process (so its peak memory is its own):
 - build s: `prepare` (data set, partition, world);
-- plan s: FIMI's plan with the exact solver (TFL's too, for reference);
+- plan s: each plan of --plans with the exact solver (fimi-online's static plan is FIMI's);
 - engine s/round: rounds played by the SimPy engine with a trainer that trains nothing
-  (every device's computation, uplink, energy and records, no PyTorch);
+  (every device's computation, uplink, energy and records, no PyTorch), through the round
+  hooks of the first policy of --plans (fimi-online re-solves the round's resources);
 - trainer setup s and train s/round: the PyTorch trainer built over every device, then
   one round of K participants (local SGD, FedAvg, evaluation on task.eval_samples);
 - peak MiB: the process's peak resident memory (the trainer's worker processes excluded);
@@ -41,7 +46,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 CITY = ROOT / "scenarios" / "city.yaml"
+PLANS = ("fimi", "tfl", "fimi-online")
 COLUMNS = [("build_s", "build s"), ("plan_fimi_s", "plan fimi s"), ("plan_tfl_s", "plan tfl s"),
+           ("plan_fimi-online_s", "plan f-online s"),
            ("engine_s_per_round", "engine s/round"), ("trainer_setup_s", "trainer setup s"),
            ("train_s_per_round", "train s/round"), ("peak_mib", "peak MiB"), ("idle_bytes", "idle B/device")]
 
@@ -86,40 +93,47 @@ CHANNELS = {
 }
 
 
-def city(n: int, channel: str = "block", participants: int = 100, plan_for: str = "all"):  # type: ignore[no-untyped-def]
+def city(n: int, channel: str = "block", participants: int = 100, plan_for: str | None = "all",
+         scenario: Path = CITY):  # type: ignore[no-untyped-def]
+    """The scenario (the city by default) with N devices, 70% in its first group and 30% in
+    its second, K = min(N, participants) per round, and `plan_for` (None: the scenario's)."""
     from simfl.scenario import load_scenario
 
     mid = max(1, round(0.7 * n))
-    return load_scenario(CITY, overrides=[f"devices.0.count={mid}", f"devices.1.count={n - mid}",
-                                          f"task.participants_per_round={min(n, participants)}",
-                                          f"optimisation.plan_for={plan_for}", *CHANNELS[channel]])
+    plan = [] if plan_for is None else [f"optimisation.plan_for={plan_for}"]
+    return load_scenario(scenario, overrides=[f"devices.0.count={mid}", f"devices.1.count={n - mid}",
+                                              f"task.participants_per_round={min(n, participants)}",
+                                              *plan, *CHANNELS[channel]])
 
 
 def measure(n: int, rounds: int, channel: str = "block", engine_only: bool = False, participants: int = 100,
-            plans: tuple[str, ...] = ("fimi", "tfl"), plan_for: str = "all") -> dict[str, float]:
+            plans: tuple[str, ...] = ("fimi", "tfl"), plan_for: str | None = "all",
+            scenario_path: Path = CITY) -> dict[str, float]:
     """Every column for one size, in this process (NaN for the trainer's with `engine_only`)."""
     from simfl.engine import run
     from simfl.experiment import make_plan, plan_context, prepare
     from simfl.learning.trainer import TorchTrainer
     from simfl.registry import create
 
-    scenario = city(n, channel, participants, plan_for)
+    scenario = city(n, channel, participants, plan_for, scenario_path)
     row: dict[str, float] = {"devices": n}
     started = time.perf_counter()
     setup = prepare(scenario)
     row["build_s"] = time.perf_counter() - started
     row["idle_bytes"] = idle_bytes_per_device(scenario, setup.world)
     made = {}
-    for name in ("fimi", "tfl"):
+    for name in PLANS:
         row[f"plan_{name}_s"] = float("nan")  # a plan not asked for (--plans)
     for name in plans or ("equal-share",):
         started = time.perf_counter()
         made[name] = make_plan(setup, create(name), "exact")
-        if name in ("fimi", "tfl"):
+        if name in PLANS:
             row[f"plan_{name}_s"] = time.perf_counter() - started
+    played = (plans or ("equal-share",))[0]
     started = time.perf_counter()
-    run(setup.world, made[(plans or ("equal-share",))[0]], NoTraining(), rounds, scenario.seed,  # type: ignore[arg-type]
-        context=plan_context(setup, "exact"))
+    # the engine plays the first plan through its policy's own round hooks (fimi-online re-solves each round)
+    run(setup.world, made[played], NoTraining(), rounds, scenario.seed,  # type: ignore[arg-type]
+        context=plan_context(setup, "exact"), policy=create(played))
     row["engine_s_per_round"] = (time.perf_counter() - started) / rounds
     if engine_only:
         row.update(trainer_setup_s=float("nan"), train_s_per_round=float("nan"),
@@ -170,22 +184,26 @@ def main() -> None:
     parser.add_argument("--channels", nargs="+", choices=sorted(CHANNELS), default=["block"],
                         help="block: the city as shipped; clarke: Clarke fading, every phone walking (engine columns only)")
     parser.add_argument("--participants", type=int, default=100, help="K, devices per round (at most N)")
-    parser.add_argument("--plans", nargs="*", choices=["fimi", "tfl"], default=["fimi", "tfl"],
+    parser.add_argument("--scenario", type=Path, default=CITY, help="the scenario scaled (default: the city)")
+    parser.add_argument("--plans", nargs="*", choices=list(PLANS), default=["fimi", "tfl"],
                         help="plans to time; the engine plays the first (none: an equal-share plan)")
-    parser.add_argument("--plan-for", choices=["all", "expected_transmitters"], default="all",
-                        help="optimisation.plan_for: whom a static plan shares each cell's band among")
+    parser.add_argument("--plan-for", choices=["all", "expected_transmitters", "scenario"], default="all",
+                        help="optimisation.plan_for: whom a static plan shares each cell's band among "
+                             "(scenario: as the scenario says)")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # a child's size
     parser.add_argument("--channel", default="block", help=argparse.SUPPRESS)  # a child's channel
     args = parser.parse_args()
     if args.one is not None:
         print(json.dumps(measure(args.one, args.rounds, args.channel, engine_only=args.channel != "block",
-                                 participants=args.participants, plans=tuple(args.plans), plan_for=args.plan_for)))
+                                 participants=args.participants, plans=tuple(args.plans),
+                                 plan_for=None if args.plan_for == "scenario" else args.plan_for,
+                                 scenario_path=args.scenario)))
         return
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs",
           flush=True)
     for channel in args.channels:
         table(channel, args.sizes, args.rounds, ["--participants", str(args.participants), "--plan-for", args.plan_for,
-                                                 "--plans", *args.plans])
+                                                 "--scenario", str(args.scenario), "--plans", *args.plans])
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

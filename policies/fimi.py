@@ -25,8 +25,15 @@ class Fimi(Policy):
     equal_bandwidth = False
 
     def plan(self, world: World, context: PlanContext) -> Plan:
+        """The optimiser's plan (Section IV). Planned for the expected transmitters of K of
+        N (`optimisation.plan_for`), each device's sub-band is its equal share of its cell's
+        band among them: the cells then decouple, and the devices are tied only by the
+        learning target (12a)'s one multiplier, so a million phones plan in a minute (the
+        band among the round's actual devices is the round's decision: shared by the
+        K-of-N rule, or re-solved by fimi-online)."""
+        equal_bandwidth = self.equal_bandwidth or world.plans_for_expected_transmitters
         solution = solve(world, solver=context.solver, rng=context.rng,
-                         settings=context.cross_entropy, equal_bandwidth=self.equal_bandwidth)
+                         settings=context.cross_entropy, equal_bandwidth=equal_bandwidth)
         # the policy's own class split of the whole samples (water-filling here, others in HDC and no-OA)
         per_class = self.spread(world, integer_d_gen(world, solution))
         plan = plan_from_solution(world, solution, self.generator or context.generator, d_gen_per_class=per_class)

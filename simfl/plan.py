@@ -95,10 +95,10 @@ def shared_among_selected(world: World, plan: Plan, cell_of: np.ndarray, selecte
     in it, in the plan's proportions (TFL's equal shares stay equal): what K of N devices
     use when a static plan was made for all N (task.participants_per_round)."""
     b = np.array(plan.b_hz, dtype=float)
-    members = np.zeros(world.n_devices, dtype=bool)
-    members[selected] = True
-    for k in range(world.n_cells):
-        mine = members & (cell_of == k)
+    chosen = np.unique(np.asarray(selected, dtype=np.int64))  # sorted: each cell's sum in device order
+    cells = cell_of[chosen]
+    for k in np.unique(cells).tolist():  # the selected devices' cells only: K, not N, per round
+        mine = chosen[cells == k]
         planned = b[mine].sum()
         if planned > 0:
             b[mine] = world.bandwidth_hz[k] * (b[mine] / planned)

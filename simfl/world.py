@@ -137,6 +137,13 @@ class World:
         return replace(world, gain=self.gain * factor)
 
     @property
+    def plans_for_expected_transmitters(self) -> bool:
+        """Whether static plans share each cell's band among the devices expected to
+        transmit in a round (`plan_for: expected_transmitters` with K of N participants)."""
+        return (self.constants.plan_for == "expected_transmitters"
+                and self.constants.participants_per_round is not None and self.n_devices > 0)
+
+    @property
     def planning_band_hz(self) -> np.ndarray:
         """Each cell's band as a static plan shares it: the band itself, or with
         `plan_for: expected_transmitters` and K of N participants, the band times
@@ -144,9 +151,10 @@ class World:
         to transmit in a round. Each planned sub-band is then the share of the band a
         device would have among the expected transmitters, and the round's K-of-N rule
         (plan.shared_among_selected) shares the real band among the actual ones."""
-        k = self.constants.participants_per_round
-        if self.constants.plan_for != "expected_transmitters" or k is None or self.n_devices == 0:
+        if not self.plans_for_expected_transmitters:
             return self.bandwidth_hz
+        k = self.constants.participants_per_round
+        assert k is not None
         in_cell = np.bincount(self.cell_of, minlength=self.n_cells).astype(float)
         expected = np.maximum(1.0, k * in_cell / self.n_devices)
         return self.bandwidth_hz * np.where(in_cell > 0, in_cell / expected, 1.0)

@@ -84,3 +84,28 @@ def test_plan_for_is_checked_and_leaves_old_fingerprints_alone():
     default = scenario_dict(cells=TWO_CELLS)
     explicit = scenario_dict(cells=TWO_CELLS, optimisation={"plan_for": "all"})
     assert fingerprint(scenario_from_dict(default))[0] == fingerprint(scenario_from_dict(explicit))[0]
+
+
+def test_fimi_planned_for_the_expected_transmitters_gives_equal_shares_and_meets_the_learning_target():
+    """FIMI's static plan for K of N gives each device its cell's band over the cell's
+    expected transmitters, B_c / E_c (so the cells decouple and only the learning target's
+    multiplier ties the devices), and its amounts still meet Delta <= Delta_max, eq. (4)."""
+    raw = scenario_dict(
+        cells=TWO_CELLS,
+        devices=[{"count": 30, "cell": "a", "f_max_hz": 1e9, "eps": 5e-27, "p_max_dbm": 20},
+                 {"count": 10, "cell": "b", "f_max_hz": 1e9, "eps": 5e-27, "p_max_dbm": 20}],
+        task={"participants_per_round": 8, "samples_per_device": 100, "rounds": 30},
+        optimisation={"t_max_s": 60, "plan_for": "expected_transmitters", "zeta": 7, "solver": "exact"})
+    setup = prepare(scenario_from_dict(raw))
+    world, k = setup.world, setup.world.constants
+    plan = make_plan(setup, create("fimi"), "exact")
+    # E_a = 8 x 30 / 40 = 6 of cell a's 30 devices, E_b = 8 x 10 / 40 = 2 of cell b's 10
+    assert np.allclose(plan.b_hz[world.cell_of == 0], 1e6 / 6, rtol=1e-12)
+    assert np.allclose(plan.b_hz[world.cell_of == 1], 2e6 / 2, rtol=1e-12)
+    assert plan.d_gen.sum() > 0  # the target needs synthetic data here
+    mixed = world.d_loc + plan.d_gen
+    delta = k.alpha * mixed.astype(float) ** -k.beta - k.gamma  # eq. (1)
+    assert np.exp(k.rounds * (delta.mean() - 1.0) / k.zeta) <= k.err_max * (1 + 1e-9)  # eqs. (2), (4)
+    raw["optimisation"]["plan_for"] = "all"  # planned for all N, the sub-bands are optimised and unequal
+    everyone = make_plan(prepare(scenario_from_dict(raw)), create("fimi"), "exact")
+    assert np.ptp(everyone.b_hz[world.cell_of == 0]) > 0

@@ -138,8 +138,12 @@ def device_choice(p: DeviceProblem, nu: float, varpi: np.ndarray) -> DeviceChoic
         def sub_slope(e: np.ndarray) -> np.ndarray:
             return _compute_part(sub, e, nu)[2] + _upload_part(sub, e, vw)[2]
 
+        def slope_at(e: np.ndarray, idx: np.ndarray) -> np.ndarray:
+            part = _subset(sub, idx)
+            return _compute_part(part, e, nu)[2] + _upload_part(part, e, vw[idx])[2]
+
         eta[inner] = bracketed_root(sub_slope, sub.eta_lo, sub.eta_hi, xtol=ETA_XTOL, method="secant",
-                                    f_lo=s_lo[inner], f_hi=s_hi[inner])
+                                    f_lo=s_lo[inner], f_hi=s_hi[inner], fun_at=slope_at)
     d, vc, _ = _compute_part(p, eta, nu)
     b, vu, _ = _upload_part(p, eta, varpi)
     return DeviceChoice(eta=eta, d_mix=d, b_hz=b, value=vc + vu)

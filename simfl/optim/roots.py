@@ -15,7 +15,8 @@ _BISECT_EVERY = 3
 def bracketed_root(fun: Callable[[np.ndarray], Any], lo: np.ndarray, hi: np.ndarray, *,
                    xtol: float, ftol: np.ndarray | float = 0.0, max_iter: int = 200,
                    method: str = "illinois", f_lo: np.ndarray | None = None,
-                   f_hi: np.ndarray | None = None) -> np.ndarray:
+                   f_hi: np.ndarray | None = None,
+                   fun_at: Callable[[np.ndarray, np.ndarray], Any] | None = None) -> np.ndarray:
     """Roots of a monotone function, elementwise, inside brackets [lo, hi].
 
     `fun` maps an array of points (shape of `lo`) to the function values there, each
@@ -31,6 +32,11 @@ def bracketed_root(fun: Callable[[np.ndarray], Any], lo: np.ndarray, hi: np.ndar
     - "newton": `fun` returns (f, df/dx); Newton steps from the last point, a bisection
       whenever the step leaves the bracket or the last step did not halve |f|.
 
+    `fun_at(x, idx)`, when given, is `fun` for the elements `idx` alone (x holds their
+    points): each step then evaluates only the elements still searching, so a few slow
+    elements do not cost an evaluation of all of them per step (a million devices). It
+    must give, element for element, the values `fun` gives; the roots are then the same.
+
     Stops per element when the bracket is narrower than `xtol`, when two successive
     fast (Newton or regula-falsi) points are closer than `xtol` (they have converged
     even though the far end of the bracket has not moved), or when |f| <= `ftol`;
@@ -38,8 +44,14 @@ def bracketed_root(fun: Callable[[np.ndarray], Any], lo: np.ndarray, hi: np.ndar
     """
     newton = method == "newton"
 
-    def evaluate(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        out = fun(x)
+    def evaluate(x: np.ndarray, searching: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        if fun_at is not None and searching is not None and not searching.all():
+            # the finished elements get NaN, which every update below leaves unused
+            idx = np.flatnonzero(searching)
+            part = fun_at(x[idx], idx)
+            out: Any = _spread(part, idx, x.shape, newton)
+        else:
+            out = fun(x)
         if newton:
             return np.asarray(out[0], dtype=float), np.asarray(out[1], dtype=float)
         return np.asarray(out, dtype=float), None
@@ -92,8 +104,8 @@ def bracketed_root(fun: Callable[[np.ndarray], Any], lo: np.ndarray, hi: np.ndar
         # only fast (non-midpoint) steps count for the "two successive points" test: a
         # forced bisection in between must not hide that they have converged
         fast = x != mid
-        fx, dx = evaluate(x)
         active = ~done
+        fx, dx = evaluate(x, active)
         if dx is not None:
             bisect_next = ~(np.abs(fx) <= 0.5 * np.abs(f_n))
             x_n, f_n, d_n = x, fx, dx
@@ -118,3 +130,14 @@ def bracketed_root(fun: Callable[[np.ndarray], Any], lo: np.ndarray, hi: np.ndar
         previous = np.where(fast, x, previous)
         widths.append(hi - lo)
     return best
+
+
+def _spread(part: Any, idx: np.ndarray, shape: tuple[int, ...], newton: bool) -> Any:
+    """The values of the elements `idx`, in arrays of the whole shape (NaN elsewhere)."""
+
+    def whole(values: Any) -> np.ndarray:
+        out = np.full(shape, np.nan)
+        out[idx] = values
+        return out
+
+    return (whole(part[0]), whole(part[1])) if newton else whole(part)
