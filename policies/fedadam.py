@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
+from simfl.learning.portable_math import sqrt
 from simfl.learning.protocol import LocalUpdate, Server
 from simfl.network import RoundState
 from simfl.policies.tfl import Tfl
@@ -67,7 +68,7 @@ class FedAdam(TrainingAlgorithm, Tfl):
         v = self.second or [torch.full_like(d, self.tau ** 2) for d in delta]
         self.first = [self.beta1 * a + (1.0 - self.beta1) * d for a, d in zip(m, delta)]
         self.second = self.second_moment(v, [d * d for d in delta])
-        direction = [a / (b.sqrt() + self.tau) for a, b in zip(self.first, self.second)]
+        direction = [a / (sqrt(b) + self.tau) for a, b in zip(self.first, self.second)]
         return server.step(server.global_params(), direction, self.server_lr)
 
     def tensor_state(self) -> dict[str, Any]:

@@ -21,6 +21,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from simfl.learning.portable_math import cos, sqrt
+
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t, t) -> eps
 
 
@@ -64,7 +66,7 @@ def cosine_schedule(n_steps: int, s: float = 0.008, max_beta: float = 0.999) -> 
     Gentler than the linear schedule at low resolution, where the linear one destroys the
     image in the first few steps."""
     steps = torch.arange(n_steps + 1, dtype=torch.float64)
-    f = torch.cos(((steps / n_steps + s) / (1 + s)) * math.pi / 2) ** 2
+    f = cos(((steps / n_steps + s) / (1 + s)) * math.pi / 2) ** 2
     alpha_bar = f / f[0]
     betas = (1.0 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=max_beta)
     return Schedule(betas)
@@ -86,13 +88,13 @@ def _at(values: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 def q_sample(schedule: Schedule, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """Draw from q(x_t | x_0) = N(sqrt(ab_t) x_0, (1 - ab_t) I), eq. (4) of Ho et al."""
     ab = _at(schedule.alpha_bar, t)
-    return ab.sqrt() * x0 + (1.0 - ab).sqrt() * noise
+    return sqrt(ab) * x0 + sqrt(1.0 - ab) * noise
 
 
 def q_mean_variance(schedule: Schedule, x0: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and variance of q(x_t | x_0)."""
     ab = _at(schedule.alpha_bar, t)
-    return ab.sqrt() * x0, (1.0 - ab).expand_as(x0)
+    return sqrt(ab) * x0, (1.0 - ab).expand_as(x0)
 
 
 def diffusion_loss(model: nn.Module, schedule: Schedule, x0: torch.Tensor, y: torch.Tensor, null_label: int,
@@ -124,7 +126,7 @@ def guided_eps(model: nn.Module, y: torch.Tensor, null_label: int, guidance: flo
 
 def _predict_x0(schedule: Schedule, x: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     ab = _at(schedule.alpha_bar, t)
-    return ((x - (1.0 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1.0, 1.0)
+    return ((x - sqrt(1.0 - ab) * eps) / sqrt(ab)).clamp(-1.0, 1.0)
 
 
 @torch.no_grad()
@@ -132,9 +134,9 @@ def ddpm_sample(eps_fn: EpsFn, schedule: Schedule, shape: tuple[int, ...], gener
     """Ancestral sampling over all T steps (Algorithm 2 of Ho et al.), x_0 clipped to [-1, 1]
     and the posterior mean taken from the clipped x_0 (eq. 7)."""
     ab, ab_prev, betas = schedule.alpha_bar, schedule.alpha_bar_prev, schedule.betas
-    coef_x0 = betas * ab_prev.sqrt() / (1.0 - ab)
-    coef_xt = (1.0 - ab_prev) * (1.0 - betas).sqrt() / (1.0 - ab)
-    sigma = schedule.posterior_variance.sqrt()
+    coef_x0 = betas * sqrt(ab_prev) / (1.0 - ab)
+    coef_xt = (1.0 - ab_prev) * sqrt(1.0 - betas) / (1.0 - ab)
+    sigma = sqrt(schedule.posterior_variance)
     x = torch.randn(shape, generator=generator)
     for step in reversed(range(schedule.n_steps)):
         t = torch.full((shape[0],), step, dtype=torch.long)
@@ -166,9 +168,9 @@ def ddim_sample(eps_fn: EpsFn, schedule: Schedule, shape: tuple[int, ...], n_ste
         if i == len(steps) - 1:
             return x0
         a_t = _at(ab, t)
-        eps = (x - a_t.sqrt() * x0) / (1.0 - a_t).sqrt()
+        eps = (x - sqrt(a_t) * x0) / sqrt(1.0 - a_t)
         a_prev = _at(ab, torch.full_like(t, steps[i + 1]))
-        x = a_prev.sqrt() * x0 + (1.0 - a_prev).sqrt() * eps
+        x = sqrt(a_prev) * x0 + sqrt(1.0 - a_prev) * eps
     return x
 
 

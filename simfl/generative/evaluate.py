@@ -30,6 +30,7 @@ from torch.nn import functional as F
 from simfl.generative.pool import SynthesisService
 from simfl.generative.train import TrainedGenerator, public_data, to_model_space, to_uint8
 from simfl.learning.data import load_dataset
+from simfl.learning.portable_math import adam
 
 Progress = Callable[[str], None]
 
@@ -86,7 +87,7 @@ def train_judge(train_images: np.ndarray, train_labels: np.ndarray, held_out_ima
         torch.manual_seed(seed)
         model = FeatureClassifier(c, h, n_classes)
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = adam(model.parameters(), lr=1e-3)
     x_all, y_all = _to_input(train_images), torch.as_tensor(np.asarray(train_labels, dtype=np.int64))
     for _epoch in range(epochs):
         model.train()

@@ -14,6 +14,7 @@ from torch.nn import functional as F
 from torch.nn.utils import spectral_norm
 
 from simfl.generative.configs import GANConfig
+from simfl.learning.portable_math import Tanh
 
 
 def _levels(resolution: int) -> int:
@@ -44,7 +45,7 @@ class Generator(nn.Module):
         for _ in range(levels):
             layers += [nn.ConvTranspose2d(c, c // 2, 4, stride=2, padding=1), nn.BatchNorm2d(c // 2), nn.ReLU()]
             c //= 2
-        layers += [nn.Conv2d(c, config.in_channels, 3, padding=1), nn.Tanh()]
+        layers += [nn.Conv2d(c, config.in_channels, 3, padding=1), Tanh()]
         self.body = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

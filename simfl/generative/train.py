@@ -34,6 +34,7 @@ from simfl.generative.checkpoint import (DamagedCheckpoint, checkpoint_path, che
 from simfl.generative.gan import Discriminator, Generator, gan_sample, gan_step
 from simfl.generative.unet import UNet
 from simfl.learning.data import load_dataset, public_private_split
+from simfl.learning.portable_math import adam
 from simfl.numerics import pin_torch
 from simfl.streams import rng
 
@@ -91,7 +92,7 @@ class GeneratorKind:
 class _DiffusionOptimisation(_Optimisation):
     def __init__(self, cfg: Any, n_classes: int, model: nn.Module) -> None:
         self.cfg, self.n_classes = cfg, n_classes
-        self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        self.opt = adam(model.parameters(), lr=cfg.lr)
         self.schedule = dm.make_schedule(cfg.schedule, cfg.n_timesteps)
 
     def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: torch.Generator, step: int) -> tuple[float, str]:
@@ -138,8 +139,8 @@ class Diffusion(GeneratorKind):
 class _GANOptimisation(_Optimisation):
     def __init__(self, cfg: Any, n_classes: int, model: nn.Module) -> None:
         self.disc = Discriminator(cfg.gan, n_classes)
-        self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr_g, betas=cfg.betas)
-        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+        self.opt = adam(model.parameters(), lr=cfg.lr_g, betas=cfg.betas)
+        self.opt_d = adam(self.disc.parameters(), lr=cfg.lr_d, betas=cfg.betas)
 
     def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: torch.Generator, step: int) -> tuple[float, str]:
         assert isinstance(model, Generator)

@@ -14,14 +14,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from simfl.generative.configs import UNetConfig
+from simfl.learning.portable_math import cos, exp, sin
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal embedding of integer timesteps (Vaswani et al. 2017, as used by Ho et al. 2020)."""
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+    freqs = exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
     args = t.float()[:, None] * freqs[None, :]
-    return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+    return torch.cat([sin(args), cos(args)], dim=1)
 
 
 class ResBlock(nn.Module):
