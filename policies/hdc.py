@@ -16,7 +16,7 @@ class Hdc(Fimi):
     name = "hdc"
 
     def spread(self, world: World, d_gen: np.ndarray) -> np.ndarray:
-        per_class = np.zeros_like(world.d_loc_per_class)
+        per_class = np.zeros(world.d_loc_per_class.shape, dtype=np.int64)
         rarest = np.argmin(world.d_loc_per_class, axis=1)
         per_class[np.arange(world.n_devices), rarest] = d_gen
         return per_class

@@ -38,7 +38,7 @@ class Plan:
 
     @staticmethod
     def no_synthesis(world: World, f_hz: np.ndarray, b_hz: np.ndarray, p_w: np.ndarray, **kwargs: Any) -> Plan:
-        zeros = np.zeros_like(world.d_loc_per_class)
+        zeros = np.zeros(world.d_loc_per_class.shape, dtype=np.int64)
         return Plan(d_gen_per_class=zeros, f_hz=np.asarray(f_hz, float), b_hz=np.asarray(b_hz, float),
                     p_w=np.asarray(p_w, float), **kwargs)
 

@@ -73,7 +73,7 @@ class World:
     f_max_hz: np.ndarray  # (I,)
     eps: np.ndarray  # (I,)
     p_max_w: np.ndarray  # (I,)
-    d_loc_per_class: np.ndarray  # (I, C) int
+    d_loc_per_class: np.ndarray  # (I, C) int32 (int64 where a count needs it): a million phones x 10 classes
     constants: Constants
     # Dynamics (simfl.dynamics); the defaults are the paper's static world.
     bs_position_m: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (n_cells, 2)
@@ -150,13 +150,26 @@ class World:
         N_c / E_c, where E_c = max(1, K N_c / N) of the cell's N_c devices are expected
         to transmit in a round. Each planned sub-band is then the share of the band a
         device would have among the expected transmitters, and the round's K-of-N rule
-        (plan.shared_among_selected) shares the real band among the actual ones."""
+        (plan.shared_among_selected) shares the real band among the actual ones.
+
+        A cell's transmitters are a draw, Binomial(K, N_c / N), and a plan that meets T_max
+        exactly misses it wherever more than E_c come (about half the cells). With
+        `outage` q > 0, E_c is the count's (1 - q)-quantile instead, so a cell's share holds
+        in a fraction 1 - q of rounds, as the fading's q-quantile holds the gain."""
         if not self.plans_for_expected_transmitters:
             return self.bandwidth_hz
         k = self.constants.participants_per_round
         assert k is not None
         in_cell = np.bincount(self.cell_of, minlength=self.n_cells).astype(float)
-        expected = np.maximum(1.0, k * in_cell / self.n_devices)
+        q = self.constants.outage
+        share = in_cell / self.n_devices
+        if q <= 0:
+            counted = k * share
+        else:
+            from scipy.stats import binom  # deferred: scipy.stats takes half a second to load
+
+            counted = binom.ppf(1.0 - q, k, share)
+        expected = np.maximum(1.0, counted)
         return self.bandwidth_hz * np.where(in_cell > 0, in_cell / expected, 1.0)
 
     def with_planning_band(self) -> World:
@@ -198,6 +211,14 @@ class World:
             intercept, slope, std = self.path_loss_params[cell_of].T
             return cell_of, distance, mean_gain(distance, intercept, slope, self.shadowing_z, std)
         return cell_of, distance, links.gain_to(cell_of, position_m, walked_m=walked_m)[1]
+
+
+def _counts(d_loc_per_class: np.ndarray) -> np.ndarray:
+    """Class counts as int32, half of int64's 80 bytes per device at 10 classes (a million
+    phones), or int64 if one needs it; arithmetic on them goes to int64 (sums) or float."""
+    counts = np.asarray(d_loc_per_class)
+    fits = counts.size == 0 or int(counts.max()) < np.iinfo(np.int32).max
+    return counts.astype(np.int32 if fits else np.int64, copy=False)
 
 
 def attach(position_m: np.ndarray, links: Links, walked_m: np.ndarray | None = None
@@ -317,7 +338,7 @@ def build_world(scenario: Scenario, model_bits: float, d_loc_per_class: np.ndarr
         f_max_hz=np.concatenate(f_max),
         eps=np.concatenate(eps),
         p_max_w=dbm_to_w(np.concatenate(p_max_dbm)),
-        d_loc_per_class=np.asarray(d_loc_per_class, dtype=np.int64),
+        d_loc_per_class=_counts(d_loc_per_class),
         constants=constants,
         bs_position_m=bs,
         cell_radius_m=np.array([c.radius_m for c in cells], dtype=float),

@@ -109,3 +109,18 @@ def test_fimi_planned_for_the_expected_transmitters_gives_equal_shares_and_meets
     raw["optimisation"]["plan_for"] = "all"  # planned for all N, the sub-bands are optimised and unequal
     everyone = make_plan(prepare(scenario_from_dict(raw)), create("fimi"), "exact")
     assert np.ptp(everyone.b_hz[world.cell_of == 0]) > 0
+
+
+def test_with_an_outage_the_band_is_shared_among_a_quantile_of_the_transmitters():
+    """A cell's transmitters are Binomial(K, N_c / N); with outage q the planning band uses
+    their (1 - q)-quantile: K = 8 of 40, cell a (30 devices) Binomial(8, 0.75), cell b
+    Binomial(8, 0.25). By hand: P(X_a <= 7) = 1 - 0.75^8 = 0.8999 < 0.95 <= P(X_a <= 8) = 1,
+    so E_a = 8; P(X_b <= 3) = 0.8862 < 0.95 <= P(X_b <= 4) = 0.9727, so E_b = 4."""
+    raw = scenario_dict(
+        cells=TWO_CELLS,
+        devices=[{"count": 30, "cell": "a", "f_max_hz": 1e9, "eps": 5e-27, "p_max_dbm": 20},
+                 {"count": 10, "cell": "b", "f_max_hz": 1e9, "eps": 5e-27, "p_max_dbm": 20}],
+        task={"participants_per_round": 8, "samples_per_device": 100},
+        optimisation={"t_max_s": 60, "plan_for": "expected_transmitters", "outage": 0.05})
+    world = build_world(scenario_from_dict(raw), 1e6)
+    assert np.allclose(world.planning_band_hz, [1e6 * 30 / 8, 2e6 * 10 / 4])

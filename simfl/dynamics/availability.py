@@ -190,7 +190,8 @@ class AvailabilityTimeline:
         # whose component draws many devices' periods at once (`periods`) is drawn in one call
         groups: dict[int, int] = {}
         self._groups: list[Any] = []
-        self._group = np.fromiter((groups.setdefault(id(s), len(groups)) for s in self.specs), dtype=np.int64, count=n)
+        group = np.fromiter((groups.setdefault(id(s), len(groups)) for s in self.specs), dtype=np.int64, count=n)
+        self._group = group.astype(np.min_scalar_type(max(len(groups) - 1, 0)))  # a byte for up to 256 groups
         for g, spec in zip(self._group.tolist(), self.specs):
             if g == len(self._groups):
                 self._groups.append(spec)

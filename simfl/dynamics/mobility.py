@@ -123,9 +123,18 @@ class MobilityTimeline:
         if not len(self.cell_centre) and any(getattr(s, "region", "home") == "all" for s in self.specs):
             raise ValueError("random_waypoint with region `all` needs every cell's disk: pass cell_centre_m and "
                              "cell_radius_m (World.bs_position_m and World.cell_radius_m)")
-        self.start_m = np.array(start_m, dtype=float)
-        self.moving = np.array([isinstance(s, RandomWaypoint) for s in self.specs], dtype=bool)
         n = len(self.specs)
+        self.moving = np.fromiter((isinstance(s, RandomWaypoint) for s in self.specs), dtype=bool, count=n)
+        if not self.moving.any():
+            # nobody walks: the legs are read-only broadcasts of one value and the positions
+            # are the world's own array, so a million static phones cost no bytes here
+            self.start_m = np.asarray(start_m, dtype=float)
+            self.centre, self.radius = np.zeros((0, 2)), np.zeros(0)  # only walkers draw waypoints
+            self.origin = self.target = self.start_m
+            self.leg = np.broadcast_to(np.int64(0), (n,))
+            self.depart_s = self.arrive_s = self.walked_s = self.walk_speed_mps = np.broadcast_to(0.0, (n,))
+            return
+        self.start_m = np.array(start_m, dtype=float)
         self.leg = np.zeros(n, dtype=np.int64)
         self.origin = self.start_m.copy()
         self.target = self.start_m.copy()
@@ -223,6 +232,9 @@ class MobilityTimeline:
         return leg.arrive_s if t_s < leg.arrive_s else leg.pause_until_s
 
     def state_dict(self) -> dict:
+        if self.static:  # nothing moves: the read-only arrays are their own snapshot
+            return {"leg": self.leg, "origin": self.origin, "target": self.target, "depart_s": self.depart_s,
+                    "arrive_s": self.arrive_s, "walked_s": self.walked_s}
         return {"leg": self.leg.copy(), "origin": self.origin.copy(), "target": self.target.copy(),
                 "depart_s": self.depart_s.copy(), "arrive_s": self.arrive_s.copy(), "walked_s": self.walked_s.copy()}
 

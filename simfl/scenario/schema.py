@@ -228,7 +228,8 @@ class Optimisation:
     """ce (the paper's cross-entropy search, Algorithm 3) or exact (the global optimum)."""
     outage: float = 0.0
     """q > 0: plan on the fading's q-quantile gain instead of the mean, so that about a
-    fraction q of the updates miss T_max."""
+    fraction q of the updates miss T_max; with plan_for expected_transmitters, also on
+    the (1 - q)-quantile of a cell's transmitter count instead of its mean."""
     plan_for: str = "all"
     """Whom a static plan shares each cell's band among: all (every device of the cell,
     the paper's problem) or expected_transmitters (the K N_c / N of them expected to
