@@ -53,3 +53,31 @@ def test_random_setups_solve_or_say_why(seed):
         check_plan(world, plan)
         assert sol.global_error <= k.err_max * (1 + 1e-9)
         assert np.all(sol.t_cmp_s + sol.t_com_s <= k.t_max_s * (1 + 1e-12))
+
+
+@pytest.mark.parametrize("method", ["secant", "illinois", "bisection", "newton"])
+def test_searching_only_the_unfinished_elements_finds_the_same_roots_and_evaluates_fewer(method):
+    """bracketed_root with `fun_at` evaluates only the elements still searching: the roots
+    are the same, bit for bit, and every element of x^3 - c = 0 is at its cube root c^(1/3)
+    (checked to 1e-12), while fewer element evaluations are made than with `fun` alone."""
+    from simfl.optim.roots import bracketed_root
+
+    c = np.random.default_rng(3).uniform(0.001, 8.0, 2000)
+    c[:5] = [1e-6, 7.999, 2.0, 0.5, 1.0]
+    counted = {"all": 0, "some": 0}
+
+    def fun(x):
+        counted["all"] += x.size
+        return (x**3 - c, 3 * x**2) if method == "newton" else x**3 - c
+
+    def fun_at(x, idx):
+        counted["some"] += x.size
+        return (x**3 - c[idx], 3 * x**2) if method == "newton" else x**3 - c[idx]
+
+    lo, hi = np.zeros_like(c), np.full_like(c, 2.0)
+    plain = bracketed_root(fun, lo, hi, xtol=1e-14, method=method)
+    before = counted["all"]
+    searched = bracketed_root(fun, lo, hi, xtol=1e-14, method=method, fun_at=fun_at)
+    assert np.array_equal(plain, searched)
+    assert np.allclose(plain, np.cbrt(c), rtol=1e-12, atol=1e-14)
+    assert counted["all"] - before + counted["some"] < before
