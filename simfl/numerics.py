@@ -114,8 +114,8 @@ def configure(requested: str | None = None, *, where: str = "--numerics") -> str
     if late:
         libraries, one = " and ".join(late), len(late) == 1
         raise SimflError(f"{where}: numerics {requested!r} must be chosen before {libraries} "
-                         f"{'is' if one else 'are'} loaded, and this process loaded {'it' if one else 'them'} in "
-                         f"{mode()!r} mode; run `simfl --numerics {requested} ...`, set {ENV_VAR}={requested} in the "
+                         f"{'is' if one else 'are'} loaded, and this process loaded {'it' if one else 'them'} without "
+                         f"its settings; run `simfl --numerics {requested} ...`, set {ENV_VAR}={requested} in the "
                          f"environment, or call simfl.numerics.configure({requested!r}) before importing numpy or torch")
     for key, value in changes.items():
         if value is None:
