@@ -28,7 +28,7 @@ class Fimi(Policy):
         """The optimiser's plan (Section IV). Planned for the expected transmitters of K of
         N (`optimisation.plan_for`), each device's sub-band is its equal share of its cell's
         band among them: the cells then decouple, and the devices are tied only by the
-        learning target (12a)'s one multiplier, so a million phones plan in a minute (the
+        learning target (12a)'s one multiplier, so a million phones plan in 1.5 minutes (the
         band among the round's actual devices is the round's decision: shared by the
         K-of-N rule, or re-solved by fimi-online)."""
         equal_bandwidth = self.equal_bandwidth or world.plans_for_expected_transmitters

@@ -6,7 +6,7 @@ minute. Here the hashing runs once over all the keys in uint32 numpy arithmetic 
 algorithm of numpy.random.SeedSequence: O'Neill's seed_seq_fe with its mixing constants),
 and each key's PCG64 state follows from its four seed words by the generator's own
 seeding recurrence, so one Generator re-seeded per key draws exactly what `keyed_rng`
-would: the same numbers, bit for bit (tests/test_streams.py checks it against numpy).
+would: the same numbers, bit for bit (tests/test_seedseq.py checks it against numpy).
 """
 
 from __future__ import annotations

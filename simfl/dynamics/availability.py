@@ -189,12 +189,10 @@ class AvailabilityTimeline:
         # device group shares one, and a trace's is too big to hash per device); a group
         # whose component draws many devices' periods at once (`periods`) is drawn in one call
         groups: dict[int, int] = {}
-        self._groups: list[Any] = []
         group = np.fromiter((groups.setdefault(id(s), len(groups)) for s in self.specs), dtype=np.int64, count=n)
         self._group = group.astype(np.min_scalar_type(max(len(groups) - 1, 0)))  # a byte for up to 256 groups
-        for g, spec in zip(self._group.tolist(), self.specs):
-            if g == len(self._groups):
-                self._groups.append(spec)
+        # group g is numbered where its first device stands
+        self._groups: list[Any] = [self.specs[i] for i in np.unique(group, return_index=True)[1].tolist()]
         always = np.isin(self._group, [g for g, s in enumerate(self._groups) if isinstance(s, AlwaysOn)])
         # always-on devices need no draw: online for good, set at once (a million phones)
         self.online = always.copy()

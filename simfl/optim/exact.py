@@ -125,25 +125,18 @@ def _upload_part(p: DeviceProblem, eta: np.ndarray, varpi: np.ndarray) -> tuple[
 def device_choice(p: DeviceProblem, nu: float, varpi: np.ndarray) -> DeviceChoice:
     """Each device's minimiser of its Lagrangian term phi_i over eta (convex in eta)."""
 
-    def slope(eta: np.ndarray) -> np.ndarray:
-        return _compute_part(p, eta, nu)[2] + _upload_part(p, eta, varpi)[2]
+    def slope(part: DeviceProblem, eta: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return _compute_part(part, eta, nu)[2] + _upload_part(part, eta, w)[2]
 
-    s_lo, s_hi = slope(p.eta_lo), slope(p.eta_hi)
+    s_lo, s_hi = slope(p, p.eta_lo, varpi), slope(p, p.eta_hi, varpi)
     eta = np.where(s_lo >= 0, p.eta_lo, p.eta_hi)
     inner = (s_lo < 0) & (s_hi > 0)
     if inner.any():
         sub = _subset(p, inner)
         vw = varpi[inner]
-
-        def sub_slope(e: np.ndarray) -> np.ndarray:
-            return _compute_part(sub, e, nu)[2] + _upload_part(sub, e, vw)[2]
-
-        def slope_at(e: np.ndarray, idx: np.ndarray) -> np.ndarray:
-            part = _subset(sub, idx)
-            return _compute_part(part, e, nu)[2] + _upload_part(part, e, vw[idx])[2]
-
-        eta[inner] = bracketed_root(sub_slope, sub.eta_lo, sub.eta_hi, xtol=ETA_XTOL, method="secant",
-                                    f_lo=s_lo[inner], f_hi=s_hi[inner], fun_at=slope_at)
+        eta[inner] = bracketed_root(lambda e: slope(sub, e, vw), sub.eta_lo, sub.eta_hi, xtol=ETA_XTOL,
+                                    method="secant", f_lo=s_lo[inner], f_hi=s_hi[inner],
+                                    fun_at=lambda e, idx: slope(_subset(sub, idx), e, vw[idx]))
     d, vc, _ = _compute_part(p, eta, nu)
     b, vu, _ = _upload_part(p, eta, varpi)
     return DeviceChoice(eta=eta, d_mix=d, b_hz=b, value=vc + vu)
