@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from simfl import guard, numerics, runfolder
-from simfl.dynamics.availability import AlwaysOn, online_intervals
+from simfl.dynamics.availability import AlwaysOn, online_interval_arrays
 from simfl.engine import DeviceRecord, EngineState, RoundRecord, run
 from simfl.errors import DataNotFound, SimflError
 from simfl.learning.data import ImageDataset, load_dataset, public_private_split
@@ -158,6 +158,8 @@ def _train(setup: Setup, world: World, policy: Policy, out_dir: Path, plan: Plan
            server_set: SyntheticData, downlink: np.ndarray, *, resume: bool, solver: str | None,
            progress: TextIO | None, train_workers: int) -> pd.DataFrame:
     """The rounds of `run_policy`, on `world` (the policy's uplink world)."""
+    import torch  # deferred: only when a run trains
+
     from simfl.generative.pool import LazySynthesis  # deferred: torch, only when a run synthesises
     from simfl.learning.trainer import TorchTrainer  # deferred: torch, only when a run trains
 
@@ -188,7 +190,8 @@ def _train(setup: Setup, world: World, policy: Policy, out_dir: Path, plan: Plan
         if ENGINE_KEY in saved:
             trainer.load_global_state(saved[MODEL_KEY])
             hooks.load_tensor_state(saved.get(POLICY_KEY, {}))
-            state = EngineState.from_json(saved[ENGINE_KEY], saved.get(BASES_KEY))
+            arrays = {key: tensor.numpy() for key, tensor in saved.get(ARRAYS_KEY, {}).items()}
+            state = EngineState.from_json(saved[ENGINE_KEY], saved.get(BASES_KEY), arrays)
         else:  # a folder written before snapshots existed: its runs had no dynamics to restore
             trainer.load_global_state(saved)
             last = done.iloc[-1]
@@ -211,8 +214,10 @@ def _train(setup: Setup, world: World, policy: Policy, out_dir: Path, plan: Plan
     def on_round(record: RoundRecord, devices: list[DeviceRecord], snapshot: EngineState) -> None:
         # The checkpoint (model and snapshot) first, then the row: a round in rounds.csv
         # always has it on disk, and the previous one is dropped only once the new row is written.
-        saved = {MODEL_KEY: trainer.global_state(), ENGINE_KEY: snapshot.to_json(),
-                 BASES_KEY: dict(snapshot.models), POLICY_KEY: hooks.tensor_state()}
+        arrays: dict[str, np.ndarray] = {}
+        saved = {MODEL_KEY: trainer.global_state(), ENGINE_KEY: snapshot.to_json(arrays),
+                 BASES_KEY: dict(snapshot.models), POLICY_KEY: hooks.tensor_state(),
+                 ARRAYS_KEY: {key: torch.from_numpy(array.copy()) for key, array in arrays.items()}}
         if isinstance(synthetic, LazySynthesis):
             saved[SYNTHESIS_KEY] = list(synthetic.order)
         runfolder.save_checkpoint(saved, round_checkpoint(out_dir, policy.name, record.round))  # atomic, with its sum
@@ -254,8 +259,8 @@ def _write_availability(setup: Setup, out_dir: Path, until_s: float) -> None:
     specs = setup.world.availability
     if all(isinstance(spec, AlwaysOn) for spec in specs):
         return
-    rows = online_intervals(specs, setup.scenario.seed, until_s)
-    pd.DataFrame(rows, columns=["device", "start_s", "end_s"]).to_csv(out_dir / AVAILABILITY_FILE, index=False)
+    device, start_s, end_s = online_interval_arrays(specs, setup.scenario.seed, until_s)
+    pd.DataFrame({"device": device, "start_s": start_s, "end_s": end_s}).to_csv(out_dir / AVAILABILITY_FILE, index=False)
 
 
 SIMILARITY_PER_CLASS = 100  # images per class of the virtual IID device of Fig. 5(h)
@@ -292,6 +297,8 @@ def _record_similarity(setup: Setup, policy: str, trainer: TorchTrainer, plan: P
 # and, in the asynchronous modes, the older global models that jobs in flight and
 # buffered updates started from (by version), together under one checksum.
 MODEL_KEY, ENGINE_KEY, BASES_KEY = "simfl_global_model", "simfl_engine_state", "simfl_base_models"
+# ... and the snapshot's per-device arrays, as tensors (bit for bit; the JSON names them)
+ARRAYS_KEY = "simfl_engine_arrays"
 # ... and the policy's tensors (Policy.tensor_state: server momentum, Adam moments,
 # control variates), saved with torch.save like the model so they resume bit for bit.
 POLICY_KEY = "simfl_policy_tensors"

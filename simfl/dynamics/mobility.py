@@ -232,13 +232,14 @@ class MobilityTimeline:
         return leg.arrive_s if t_s < leg.arrive_s else leg.pause_until_s
 
     def state_dict(self) -> dict:
-        if self.static:  # nothing moves: the read-only arrays are their own snapshot
-            return {"leg": self.leg, "origin": self.origin, "target": self.target, "depart_s": self.depart_s,
-                    "arrive_s": self.arrive_s, "walked_s": self.walked_s}
+        if self.static:  # nothing moves: the world as built is the state, and a snapshot holds nothing
+            return {}
         return {"leg": self.leg.copy(), "origin": self.origin.copy(), "target": self.target.copy(),
                 "depart_s": self.depart_s.copy(), "arrive_s": self.arrive_s.copy(), "walked_s": self.walked_s.copy()}
 
     def load_state_dict(self, state: dict) -> None:
+        if not state:  # a static world's snapshot (a static world's older snapshots hold its arrays)
+            return
         self.leg = np.array(state["leg"], dtype=np.int64)
         self.origin = np.array(state["origin"], dtype=float).reshape(-1, 2)
         self.target = np.array(state["target"], dtype=float).reshape(-1, 2)

@@ -87,14 +87,39 @@ class EngineState:
     # (the trainer's own tensors: saved beside the JSON in the checkpoint, not in it).
     models: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def to_json(self) -> str:
+    def to_json(self, arrays: dict[str, np.ndarray] | None = None) -> str:
+        """The snapshot as JSON. Given `arrays`, the dynamics' numeric arrays are put there
+        instead, each named in the JSON by its key: a checkpoint keeps them as binary
+        beside the text, where a million devices' state written as JSON lists would be a
+        hundred MB of digits every round."""
         data = asdict(replace(self, models={}))
         del data["models"]
+        if arrays is not None:
+            data["network"] = _set_aside(data["network"], arrays)
         return json.dumps(data, default=_plain)
 
     @staticmethod
-    def from_json(text: str, models: dict[int, Any] | None = None) -> EngineState:
-        return EngineState(**json.loads(text), models=dict(models or {}))
+    def from_json(text: str, models: dict[int, Any] | None = None,
+                  arrays: dict[str, np.ndarray] | None = None) -> EngineState:
+        """The snapshot `to_json` wrote; `arrays` are the ones it set aside."""
+        def restore(obj: dict) -> Any:
+            return arrays[obj[ARRAY_KEY]] if arrays and len(obj) == 1 and ARRAY_KEY in obj else obj
+
+        return EngineState(**json.loads(text, object_hook=restore), models=dict(models or {}))
+
+
+ARRAY_KEY = "__array__"  # {"__array__": key}: an array `to_json` set aside under `key`
+
+
+def _set_aside(value: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """`value` with its numeric arrays moved into `arrays` (under keys in the order met)."""
+    if isinstance(value, dict):
+        return {k: _set_aside(v, arrays) for k, v in value.items()}
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        key = str(len(arrays))
+        arrays[key] = value
+        return {ARRAY_KEY: key}
+    return value
 
 
 def _plain(value: Any) -> Any:
