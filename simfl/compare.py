@@ -43,7 +43,7 @@ def compare(scenario: Scenario, out_dir: Path, policies: Sequence[PolicyLike] | 
     existing = opening.rounds
     if not existing.empty and not resume:
         raise SimflError(f"{out_dir}: already holds a comparison; pass --resume to continue it or choose another --out")
-    setup = prepare(scenario)
+    setup = prepare(scenario, progress)
     rounds = scenario.task.rounds
     over = runfolder.ended(out_dir)  # runs that ended early for good: nothing to resume
     todo = [p for p in instances if p.name not in over
@@ -53,7 +53,7 @@ def compare(scenario: Scenario, out_dir: Path, policies: Sequence[PolicyLike] | 
         opening = runfolder.check_run(opening, policy.name, resume=resume)
     # every policy plans before any trains: a policy whose plan fails (a user's file) is
     # named now, not after the others have trained for an hour
-    plans = {p.name: make_plan(setup, p, solver) for p in todo}
+    plans = {p.name: make_plan(setup, p, solver, progress) for p in todo}
     if resume:
         for policy in todo:
             check_plan_unchanged(out_dir, policy.name, plans[policy.name], opening.rounds)
@@ -77,7 +77,7 @@ def run_one(scenario: Scenario, policy: Policy, out_dir: Path, *, resume: bool =
     """`simfl run`: train `policy` alone on the scenario into out_dir (rounds.csv,
     events.csv, its plan; `run_policy`), then draw the folder's participation and
     timeline figures. Returns the folder's rounds.csv."""
-    frame = run_policy(prepare(scenario), policy, Path(out_dir), resume=resume, solver=solver, progress=progress)
+    frame = run_policy(prepare(scenario, progress), policy, Path(out_dir), resume=resume, solver=solver, progress=progress)
     dynamics_figures(Path(out_dir), scenario.name)  # the folder's participation.png and timeline-<policy>.png
     return frame
 

@@ -27,6 +27,7 @@ from simfl.learning.models import build_model, model_bits
 from simfl.learning.partition import LocalData, class_counts, local_data
 from simfl.plan import Plan, check_plan, plan_costs
 from simfl.policy import Policy, PlanContext
+from simfl.progress import Heartbeat
 from simfl.records import AVAILABILITY_FILE, SIMILARITY_FILE, CsvAppender, RunRecorder, read_rounds
 from simfl.registry import check_policies
 from simfl.runfolder import round_checkpoint, truncate_events
@@ -52,14 +53,19 @@ class Setup:
     public_idx: np.ndarray  # the server's public images, indices into the training split
 
 
-def prepare(scenario: Scenario) -> Setup:
+def prepare(scenario: Scenario, progress: TextIO | None = None) -> Setup:
     """Load the data, split public/private, partition the private part over the devices
     with Dir(z) (with replacement across devices where N x samples_per_device exceeds
     it: simfl.learning.partition.local_data), and build the world with the real model's
     uplink size. A scenario whose policies or policy settings are wrong is refused first
-    (simfl.registry.check_policies)."""
+    (simfl.registry.check_policies). Building a large world says so on `progress`."""
 
     scenario = check_policies(scenario)
+    with Heartbeat(progress, f"building {scenario.name}: {scenario.n_devices:,} devices' data and links"):
+        return _build(scenario)
+
+
+def _build(scenario: Scenario) -> Setup:
     task = scenario.task
     numerics.precision(task.precision)  # a precision this numerics mode refuses fails before any work
     dataset = load_dataset(task.dataset, task.data_dir)
@@ -105,16 +111,18 @@ def in_mode(setup: Setup, policy: Policy) -> Setup:
     return replace(setup, scenario=replace(setup.scenario, aggregation=aggregation), world=world)
 
 
-def make_plan(setup: Setup, policy: Policy, solver: str | None = None) -> Plan:
+def make_plan(setup: Setup, policy: Policy, solver: str | None = None, progress: TextIO | None = None) -> Plan:
     """The policy's plan, made on the world as planners see it (`World.for_planning`:
     the mean channel, or its outage quantile) and checked against the world's limits.
     The policy's code is called through simfl.guard, which names it when it fails. The
     world is in the policy's aggregation mode (`in_mode`) and its uplink payload is what
-    the policy's devices send (`uplink_world`)."""
+    the policy's devices send (`uplink_world`). A plan that takes long says so on
+    `progress` while it is made."""
     setup = in_mode(setup, policy)
     guard.call(policy, "configure", setup.scenario)
     world = uplink_world(setup.world, policy)
-    plan = guard.call(policy, "plan", world.for_planning(), plan_context(setup, solver), expect=Plan)
+    with Heartbeat(progress, f"[{policy.name}] planning for {world.n_devices:,} devices"):
+        plan = guard.call(policy, "plan", world.for_planning(), plan_context(setup, solver), expect=Plan)
     guard.check_result(policy, "plan", check_plan, world, plan)
     return plan
 
@@ -140,7 +148,7 @@ def run_policy(setup: Setup, policy: Policy, out_dir: Path, *, resume: bool = Fa
     setup = in_mode(setup, policy)
     guard.call(policy, "configure", setup.scenario)
     scenario, world = setup.scenario, uplink_world(setup.world, policy)
-    plan = plan if plan is not None else make_plan(setup, policy, solver)
+    plan = plan if plan is not None else make_plan(setup, policy, solver, progress)
     if resume:
         check_plan_unchanged(out_dir, policy.name, plan, opening.rounds)
     runfolder.commit(opening)

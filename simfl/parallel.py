@@ -205,7 +205,7 @@ def run_unit(scenarios: tuple[Scenario, ...], index: int, policy: str, folder: s
     sys.path[:0] = [p for p in path if p not in sys.path]
     stream = cast(TextIO, _Prefixed(sys.stderr, label))
     try:
-        run_policy(prepare(scenarios[index]), create(policy), Path(folder), resume=resume, solver=solver,
+        run_policy(prepare(scenarios[index], stream), create(policy), Path(folder), resume=resume, solver=solver,
                    progress=stream, train_workers=1)
     except SimflError as exc:
         raise RuntimeError(str(exc)) from None  # the message is the story; Ray adds the traceback otherwise
@@ -297,7 +297,7 @@ def compare_parallel(runs: Sequence[tuple[Scenario, Path]], policies: Sequence[s
     failed = {u.folder.parent.parent for u, _ in failures}
     for scenario, folder, spec in local:
         if folder not in failed:
-            run_policy(prepare(scenario), create(spec), folder, resume=True, solver=solver, progress=progress)
+            run_policy(prepare(scenario, progress), create(spec), folder, resume=True, solver=solver, progress=progress)
     for scenario, folder in runs:
         if folder not in failed:
             write_report(folder, scenario, order[folder], sys.stdout if progress else None)
@@ -322,7 +322,7 @@ def _stage_seed(scenario: Scenario, folder: Path, names: Sequence[str], *, resum
     if not resume and (not existing.empty or any(s.exists() for s in staged)):
         raise SimflError(f"{folder}: already holds a comparison; pass --resume to continue it or choose another --out")
     over = runfolder.ended(folder)
-    setup = prepare(scenario)
+    setup = prepare(scenario, progress)
     units: list[Unit] = []
     local: list[str] = []
     for spec, policy, stage in zip(names, instances, staged):
@@ -331,7 +331,7 @@ def _stage_seed(scenario: Scenario, folder: Path, names: Sequence[str], *, resum
             if stage.exists():  # adopted, and the driver stopped before it could delete the copy
                 shutil.rmtree(stage)
             continue
-        plan = make_plan(setup, policy, solver)  # a bad plan is named before anything trains
+        plan = make_plan(setup, policy, solver, progress)  # a bad plan is named before anything trains
         if not mine.empty:  # continued here, in the folder: checked before it changes
             opening = runfolder.check_run(opening, policy.name, resume=True)
             check_plan_unchanged(folder, policy.name, plan, opening.rounds)
@@ -370,8 +370,8 @@ def _plan_and_prefill(scenario: Scenario, spec: str, solver: str | None, progres
     """Plan `spec` on the scenario (a bad plan is named before anything trains) and fill
     the pools its run will read; its world is freed on return, not held while the tasks
     run."""
-    setup, policy = prepare(scenario), create(spec)
-    prefill_synthesis(setup, policy, make_plan(setup, policy, solver), progress)
+    setup, policy = prepare(scenario, progress), create(spec)
+    prefill_synthesis(setup, policy, make_plan(setup, policy, solver, progress), progress)
 
 
 def _raise_failures(failures: Sequence[tuple[Unit, str]]) -> None:

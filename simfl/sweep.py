@@ -98,7 +98,7 @@ def sweep(runs: Sequence[tuple[str, Scenario]], policy_name: str, out_dir: Path,
             continue
         if progress:
             print(f"== {index + 1}/{len(runs)}: {policy.name} with {label}", file=progress)
-        run_policy(prepare(scenario), policy, run_dir, resume=resume, solver=solver, progress=progress)
+        run_policy(prepare(scenario, progress), policy, run_dir, resume=resume, solver=solver, progress=progress)
     return write_sweep_report(out_dir, runs, policy.name, sys.stdout if progress else None)
 
 

@@ -446,6 +446,20 @@ def test_the_default_path_loss_leaves_the_fingerprint_as_it_was_and_a_model_ente
     assert umi["cells.0.path_loss.model.kind"] == "umi"
 
 
+def test_components_without_fields_are_told_apart_by_their_kind():
+    from simfl.runfolder import fingerprint
+
+    def fading(kind):
+        raw = scenario_dict()
+        raw["cells"][0]["path_loss"] = {"fading": kind}
+        return fingerprint(scenario_from_dict(raw))
+
+    (none, _), (rayleigh, fields) = fading("none"), fading("rayleigh")
+    assert none == fingerprint(scenario_from_dict(scenario_dict()))[0]  # none is the default: as it was
+    assert rayleigh != none and fields["cells.0.path_loss.fading"] == "rayleigh"
+    assert fading({"gauss_markov": {"rho": 0.5}})[0] not in (none, rayleigh)
+
+
 def test_task_device_is_a_choice_left_out_of_the_fingerprint_at_cpu():
     from simfl.runfolder.manifest import fingerprint
 

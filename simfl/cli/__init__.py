@@ -89,8 +89,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     scenario = _load(args)
     policy = create(args.policy)
-    setup = prepare(scenario)
-    plan = make_plan(setup, policy, args.solver)
+    setup = prepare(scenario, sys.stderr)
+    plan = make_plan(setup, policy, args.solver, sys.stderr)
     document = plan_json(setup.world, plan, None, policy=policy.name, solver=args.solver or scenario.optimisation.solver)
     document["info"] = json.loads(json.dumps(plan.info, default=jsonable))
     if args.json:

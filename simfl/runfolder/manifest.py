@@ -53,6 +53,10 @@ _OMITTED_AT_DEFAULT: dict[tuple[str, ...], Any] = {
     ("optimisation", "plan_for"): "all",
 }
 
+# A component without fields entered the fingerprint by nothing until its kind did; the
+# defaults' kinds are still left out, so folders written with them stay resumable (a
+# folder of fading `rayleigh` written before is refused, as it should have been).
+_FIELDLESS_DEFAULTS = {"none", "always", "static"}
 _WARNED: set[Path] = set()  # folders whose numerics this process has warned about
 
 
@@ -72,7 +76,10 @@ def fingerprint(scenario: Any) -> tuple[str, dict[str, Any]]:
         if path == ("task", "precision"):
             value = numerics.precision(value)  # what the rounds compute in: "auto" resolved on this CPU and mode
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            for f in dataclasses.fields(value):
+            fields = dataclasses.fields(value)
+            if not fields and getattr(value, "kind", None) not in _FIELDLESS_DEFAULTS:
+                flat[".".join(path)] = value.kind  # `rayleigh` against `none`: no field tells them apart
+            for f in fields:
                 walk(getattr(value, f.name), (*path, f.name))
         elif isinstance(value, (list, tuple)) and any(dataclasses.is_dataclass(v) for v in value):
             for i, v in enumerate(value):
