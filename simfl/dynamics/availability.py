@@ -248,8 +248,8 @@ def online_intervals(specs: Sequence[Any], seed: int, until_s: float) -> list[tu
 def online_interval_arrays(specs: Sequence[Any], seed: int,
                            until_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`online_intervals` as three columns (device, start_s, end_s): the periods are walked
-    for all devices at once, period by period, as the run's `AvailabilityTimeline` draws
-    them (a million phones' intervals in seconds, not a Python loop per period)."""
+    for all devices at once, period by period, by an `AvailabilityTimeline` (the run's own
+    draws), and a million phones' intervals are three arrays, not millions of tuples."""
     timeline = AvailabilityTimeline(specs, seed)
     start = np.zeros(len(timeline.online))
     live = np.arange(len(start) if until_s > 0 else 0)
