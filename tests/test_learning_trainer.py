@@ -288,6 +288,23 @@ def test_a_lazy_synthetic_source_trains_like_the_sets_and_is_asked_only_for_trai
         lazy.close()
 
 
+def test_a_worker_keeps_a_lazily_made_set_only_for_its_job(fmnist: ImageDataset) -> None:
+    # the parent sends the set with every job of that device (above), so the worker's copy
+    # would only be memory that grows with the run
+    from simfl.learning import workers
+
+    sets = [_synthetic(fmnist, 16 + 8 * i) for i in range(2)]
+    trainer = TorchTrainer(TASK, fmnist, _parts(2, 32), synthetic=_AskedFor(sets), seed=3, workers=1)
+    base = [p.detach().numpy().copy() for p in trainer.global_params()]
+    workers._WORKER = trainer  # train_job as a forked worker runs it, in this process
+    try:
+        params, loss, _ = workers.train_job((0, 1, 0, base, None, sets[1]))
+    finally:
+        workers._WORKER = None
+    assert 1 not in trainer._synthetic and np.isfinite(loss)
+    assert any(not np.array_equal(a, b) for a, b in zip(params, base))  # it did train on the set
+
+
 # ---------------------------------------------------------------- task.device
 
 

@@ -71,10 +71,16 @@ def train_job(job: tuple[int, int, int, list[np.ndarray], LocalRule | None, Labe
     assert trainer is not None
     if synthetic is not None:
         trainer._synthetic[client] = synthetic
-    trainer._load([torch.from_numpy(a) for a in base_arrays])
-    x, y = trainer._training_set(client)
-    loss, extras = trainer._train_loaded(x, y, key, client, repeat, rule)
-    return [p.detach().numpy() for p in trainer._params], loss, extras_to_arrays(extras)
+    try:
+        trainer._load([torch.from_numpy(a) for a in base_arrays])
+        x, y = trainer._training_set(client)
+        loss, extras = trainer._train_loaded(x, y, key, client, repeat, rule)
+        return [p.detach().numpy() for p in trainer._params], loss, extras_to_arrays(extras)
+    finally:
+        if synthetic is not None:
+            # for this job only: the parent sends a lazily made set with each of its jobs,
+            # and a worker that kept them would hold half of a run's synthetic images
+            del trainer._synthetic[client]
 
 
 def eval_job(job: tuple[list[np.ndarray], int, int]) -> tuple[float, int]:
