@@ -76,9 +76,9 @@ def fingerprint(scenario: Any) -> tuple[str, dict[str, Any]]:
         if path == ("task", "precision"):
             value = numerics.precision(value)  # what the rounds compute in: "auto" resolved on this CPU and mode
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            fields = dataclasses.fields(value)
-            if not fields and getattr(value, "kind", None) not in _FIELDLESS_DEFAULTS:
-                flat[".".join(path)] = value.kind  # `rayleigh` against `none`: no field tells them apart
+            fields, kind = dataclasses.fields(value), getattr(value, "kind", None)
+            if not fields and kind not in _FIELDLESS_DEFAULTS:
+                flat[".".join(path)] = kind  # `rayleigh` against `none`: no field tells them apart
             for f in fields:
                 walk(getattr(value, f.name), (*path, f.name))
         elif isinstance(value, (list, tuple)) and any(dataclasses.is_dataclass(v) for v in value):
