@@ -25,7 +25,7 @@ class Heartbeat:
     plan). For steps whose length is not known in advance (a solver's search), so that a
     user sees at once what the program is doing and that it is alive."""
 
-    def __init__(self, stream: TextIO | None, what: str, *, quiet_s: float = 2.0, every_s: float = 30.0) -> None:
+    def __init__(self, stream: TextIO | None, what: str, *, quiet_s: float = 10.0, every_s: float = 30.0) -> None:
         self.stream, self.what, self.quiet_s, self.every_s = stream, what, quiet_s, every_s
         self.spoke = False
         self._done = threading.Event()
